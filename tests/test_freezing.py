@@ -1,0 +1,120 @@
+"""Every freeze policy: which blocks train, that frozen means frozen, and layer-wise lr decay."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tunelab import freezing
+from tunelab.errors import ConfigError
+from tunelab.models import load_model
+
+POLICIES = {
+    # policy overrides -> blocks that must be frozen (tiny has 2 layers)
+    ("freeze=none",): set(),
+    ("freeze=all",): {"embeddings", "layer.0", "layer.1", "pooler"},
+    ("freeze=last2",): {"embeddings"},
+    ("freeze=last_n", "freeze.n=1"): {"embeddings", "layer.0"},
+    ("freeze=first_n", "freeze.n=1"): {"embeddings", "layer.0"},
+    ("freeze=embeddings",): {"embeddings"},
+    ("freeze=gradual",): {"embeddings", "layer.0", "layer.1", "pooler"},
+}
+
+
+def _tiny(compose, *overrides, task="seq_cls"):
+    cfg = compose(["model=tiny", *overrides])
+    model, _ = load_model(cfg.model, task, num_labels=2 if task != "mlm" else None)
+    return cfg, model
+
+
+@pytest.mark.parametrize("overrides,frozen", list(POLICIES.items()), ids=lambda x: ",".join(x) if isinstance(x, tuple) else None)
+def test_policy_freezes_exactly_these_blocks(compose, overrides, frozen):
+    cfg, model = _tiny(compose, *overrides)
+    blocks = freezing.blocks_of(model)
+    assert [b.name for b in blocks] == ["embeddings", "layer.0", "layer.1", "pooler", "head"]
+    got = freezing.frozen_block_names(blocks, cfg.freeze)
+    assert got == frozen
+    freezing.apply_freeze(blocks, got)
+    for b in blocks:
+        assert all(p.requires_grad == (b.name not in frozen) for p in b.params), b.name
+    # The head always trains.
+    assert all(p.requires_grad for p in blocks[-1].params)
+
+
+def test_blocks_cover_every_parameter_once(compose):
+    _, model = _tiny(compose, task="mlm")  # MLM ties its decoder to the word embeddings
+    blocks = freezing.blocks_of(model)
+    ids = [id(p) for b in blocks for p in b.params]
+    assert len(ids) == len(set(ids))
+    assert set(ids) == {id(p) for p in model.parameters()}
+
+
+@pytest.mark.parametrize("policy", ["freeze=all", "freeze=last2", "freeze=embeddings"])
+def test_frozen_params_get_no_grad_no_update_and_no_dropout(compose, policy):
+    from tunelab.modules import SequenceClassifier
+
+    cfg, model = _tiny(compose, policy, "model.dropout=0.5")
+    module = SequenceClassifier(model, num_labels=2, optim_cfg=cfg.optim, freeze_cfg=cfg.freeze,
+                                label_names=["a", "b"], log=lambda *_: None)
+    module.trainer = None
+    frozen_before = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
+    assert frozen_before
+    # Optimizer holds only trainable parameters.
+    groups = freezing.param_groups(module.blocks, cfg.optim, named=freezing.named_ids(model))
+    opt = torch.optim.AdamW(groups, lr=1e-2, weight_decay=0.1)
+    in_opt = {id(p) for g in opt.param_groups for p in g["params"]}
+    assert all(id(p) not in in_opt for p in model.parameters() if not p.requires_grad)
+    module.train()
+    for b in module.blocks:
+        if b.params and not any(p.requires_grad for p in b.params):
+            assert all(not m.training for m in b.modules), f"{b.name} is frozen but in train mode"
+    batch = {"input_ids": torch.randint(1000, 2000, (4, 12)), "attention_mask": torch.ones(4, 12, dtype=torch.long),
+             "labels": torch.tensor([0, 1, 0, 1])}
+    for _ in range(2):
+        opt.zero_grad()
+        model(**batch).loss.backward()
+        opt.step()
+    freezing.assert_frozen_state(model, opt)
+    for n, p in model.named_parameters():
+        if n in frozen_before:
+            assert torch.equal(p, frozen_before[n]), f"frozen {n} changed"
+    # Something did train.
+    assert any(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
+def test_asking_for_more_layers_than_the_model_has_is_a_clear_error(compose):
+    cfg, model = _tiny(compose, "freeze=last_n", "freeze.n=5")
+    with pytest.raises(ConfigError, match=r"freeze.n=5 but the model has only 2 encoder layers"):
+        freezing.frozen_block_names(freezing.blocks_of(model), cfg.freeze)
+
+
+def test_layer_decay_lrs_shrink_downwards(compose):
+    cfg, model = _tiny(compose, "optim.layer_decay=0.5", "optim.lr=1.0", "optim.head_lr=2.0")
+    lrs = freezing.block_lrs(freezing.blocks_of(model), cfg.optim)
+    assert lrs == {"embeddings": 0.25, "layer.0": 0.5, "layer.1": 1.0, "pooler": 1.0, "head": 2.0}
+    groups = freezing.param_groups(freezing.blocks_of(model), cfg.optim, named=freezing.named_ids(model))
+    assert {g["block"]: g["lr"] for g in groups}["layer.0"] == 0.5
+    # Biases and LayerNorm weights get no weight decay.
+    named = freezing.named_ids(model)
+    for g in groups:
+        for p in g["params"]:
+            if "LayerNorm" in named[id(p)] or named[id(p)].endswith("bias"):
+                assert g["weight_decay"] == 0.0
+
+
+def test_gradual_unfreezing_adds_blocks_to_optimizer_top_down(compose):
+    cfg, model = _tiny(compose, "freeze=gradual")
+    blocks = freezing.blocks_of(model)
+    freezing.apply_freeze(blocks, freezing.frozen_block_names(blocks, cfg.freeze))
+    groups = freezing.param_groups(blocks, cfg.optim, named=freezing.named_ids(model))
+    opt = torch.optim.AdamW(groups, lr=cfg.optim.lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5)
+    assert {g["block"] for g in opt.param_groups} == {"head"}
+    u = freezing.GradualUnfreezer(blocks, cfg.optim, cfg.freeze, freezing.named_ids(model))
+    assert u.step(opt, sched, epoch=0, global_step=0) == []
+    assert sorted(u.step(opt, sched, epoch=1, global_step=10)) == ["layer.1", "pooler"]
+    assert {g["block"] for g in opt.param_groups} == {"head", "layer.1", "pooler"}
+    assert len(sched.base_lrs) == len(opt.param_groups)
+    u.step(opt, sched, epoch=3, global_step=30)
+    assert {g["block"] for g in opt.param_groups} == {"head", "layer.1", "pooler", "layer.0", "embeddings"}
+    assert all(p.requires_grad for p in model.parameters())
