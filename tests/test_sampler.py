@@ -254,6 +254,13 @@ def test_accepts_lists_tensors_and_columns():
     assert list(LengthGroupedBatchSampler([], 2, shuffle=True, seed=0)) == []
 
 
+def test_accepts_a_datasets_column():
+    """The data module passes ``ds["length"]``: a lazy Column in datasets >= 4."""
+    datasets = pytest.importorskip("datasets")
+    column = datasets.Dataset.from_dict({"length": [3, 1, 2]})["length"]
+    assert list(LengthGroupedBatchSampler(column, 2, shuffle=False, seed=0)) == [[0, 2], [1]]
+
+
 @pytest.mark.parametrize(
     ("kwargs", "field"),
     [

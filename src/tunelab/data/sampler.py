@@ -64,7 +64,13 @@ def _as_lengths(lengths: Any) -> np.ndarray:
         arr = lengths
     elif hasattr(lengths, "detach") and hasattr(lengths, "cpu"):  # a torch tensor
         arr = lengths.detach().cpu().numpy()
-    else:  # list, tuple, or a lazy column (datasets >= 4 returns Column objects)
+    elif isinstance(lengths, (list, tuple)):
+        arr = np.asarray(lengths)
+    elif hasattr(lengths, "__getitem__") and hasattr(lengths, "__len__"):
+        # A lazy column (datasets >= 4 returns ``Column`` for ``ds["length"]``): slicing reads it
+        # in one go, iterating it reads row by row (~2 s for 38k rows).
+        arr = np.asarray(lengths[:])
+    else:  # any other iterable
         arr = np.asarray(list(lengths))
     if arr.ndim != 1:
         raise ValueError(f"lengths must be one-dimensional, got shape {arr.shape}")
