@@ -18,6 +18,10 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 from tunelab.errors import ConfigError
+from tunelab.schemas.adaptation import AdaptConfig, AugmentConfig, ZeroShotConfig
+from tunelab.schemas.baselines import FeaturesConfig, SparseConfig
+from tunelab.schemas.curriculum import CurriculumConfig, StrategyConfig
+from tunelab.schemas.ops import ResumeConfig
 
 
 @dataclass
@@ -174,6 +178,15 @@ class RunConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
+    # study-level groups (schemas in tunelab.schemas.*)
+    sparse: SparseConfig = field(default_factory=SparseConfig)
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    adapt: AdaptConfig = field(default_factory=AdaptConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    zeroshot: ZeroShotConfig = field(default_factory=ZeroShotConfig)
+    resume: ResumeConfig = field(default_factory=ResumeConfig)
     seed: int = 0
     # Resume from this Lightning checkpoint.
     ckpt_path: Optional[str] = None

@@ -97,7 +97,7 @@ def select_runner(cfg: DictConfig) -> Runner:
         raise TunelabError(f"task.name={cfg.task.name!r} has no runner; known: {sorted(RUNNERS)}") from None
 
 
-PLUGIN_MODULES: list[str] = []
+PLUGIN_MODULES: list[str] = ["tunelab.baselines", "tunelab.curriculum", "tunelab.adapt", "tunelab.zeroshot"]
 
 
 def _import_plugins() -> None:
@@ -204,13 +204,17 @@ def build_trainer(cfg: DictConfig, out_dir: Path, logger, *, monitor: Optional[s
 def fit_and_test(cfg: DictConfig, trainer, module, dm, *, ckpt_path=None) -> dict:
     """Train, then test the best checkpoint (or the final weights when there is none)."""
     trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
+    # Validation metrics of the last epoch; the test below replaces callback_metrics.
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
     best = None
     for cb in trainer.checkpoint_callbacks:
         if getattr(cb, "best_model_path", ""):
             best = cb.best_model_path
+            if cb.monitor and cb.best_model_score is not None:
+                metrics[f"{cb.monitor}_best"] = float(cb.best_model_score)
     trainer.test(module, datamodule=dm, ckpt_path=best if best else None, verbose=False)
-    return {k: float(v) for k, v in trainer.callback_metrics.items()
-            if k.startswith(("test/", "val/"))}
+    metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
+    return metrics
 
 
 def tidy_checkpoints(cfg: DictConfig, out_dir: Path, subdir: str = "checkpoints") -> None:
@@ -269,12 +273,29 @@ def run_encoder(cfg: DictConfig, ctx: RunContext) -> dict:
         "params": module.param_counts(),
         "extra": {
             "dropped_rows": splits.dropped,
+            **label_counts(splits),
             "data_notes": splits.notes,
             "tokenization_cache_hits": dm.cache_hits,
             "model_load": {"missing": report.missing, "notes": report.notes} if report else None,
             "epochs_run": trainer.current_epoch,
             "steps_run": trainer.global_step,
         },
+    }
+
+
+def label_counts(splits) -> dict:
+    """Class counts the report needs to score the majority-class baseline's F1 exactly."""
+    names = splits.label_names
+    if not names or "label" not in splits.train:
+        return {}
+    import numpy as np
+
+    train = np.bincount(splits.train["label"], minlength=len(names))
+    test = np.bincount(splits.test["label"], minlength=len(names))
+    return {
+        "majority_label": names[int(train.argmax())],
+        "train_label_counts": {n: int(c) for n, c in zip(names, train)},
+        "test_label_counts": {n: int(c) for n, c in zip(names, test)},
     }
 
 
@@ -341,6 +362,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict:
     record = base_record(cfg, ctx)
     write_results(ctx.out_dir, record)
     try:
+        _import_plugins()
         validate(cfg)
         import lightning as L
 

@@ -1,0 +1,132 @@
+"""One short fit + test per task on the tiny model, through the real builders used by train.py."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tunelab.run import RunContext, run
+
+
+def _run(compose, tmp_path, *overrides):
+    cfg = compose(["model=tiny", "logger=none", "data.max_train_samples=48", "data.max_eval_samples=24",
+                   "optim.epochs=1", "optim.batch_size=16", "trainer.enable_progress_bar=false",
+                   f"cache_dir={tmp_path}/cache", *overrides])
+    return run(cfg, RunContext(out_dir=tmp_path / "out", overrides=list(overrides)))
+
+
+def test_seq_cls_binary_metrics_and_record(compose, tmp_path):
+    rec = _run(compose, tmp_path)
+    m = rec["metrics"]
+    for k in ("test/acc", "test/f1", "test/f1_macro", "test/loss", "val/acc"):
+        assert k in m and math.isfinite(m[k]), k
+    assert 0 <= m["test/acc"] <= 1
+    assert rec["status"] == "ok" and rec["label_names"] == ["negative", "positive"]
+    assert sum(rec["pred_class_counts"].values()) == rec["n_examples"]["test"] == 24
+    assert 0.5 <= rec["majority_rate"] <= 1
+    assert rec["params"]["trainable"] == rec["params"]["total"] > 0
+    saved = (tmp_path / "out" / "results.json").read_text()
+    assert '"status": "ok"' in saved
+
+
+def test_seq_cls_f1_is_positive_class_f1(compose, tmp_path):
+    """The reported F1 must equal sklearn's F1 of the positive class on the same predictions."""
+    import torch
+    from sklearn.metrics import f1_score
+
+    from tunelab.modules import SequenceClassifier
+
+    cfg = compose(["model=tiny"])
+    from tunelab.models import load_model
+
+    model, _ = load_model(cfg.model, "seq_cls", num_labels=2)
+    mod = SequenceClassifier(model, num_labels=2, positive_index=1, optim_cfg=cfg.optim,
+                             freeze_cfg=cfg.freeze, label_names=["neg", "pos"], log=lambda *_: None)
+    preds = torch.tensor([1, 1, 0, 0, 1, 0, 1, 1])
+    labels = torch.tensor([1, 0, 0, 1, 1, 0, 0, 1])
+    mod.test_f1_each.update(preds, labels)
+    assert mod.test_f1_each.compute()[1].item() == pytest.approx(f1_score(labels, preds, pos_label=1))
+    mod.test_f1_macro.update(preds, labels)
+    assert mod.test_f1_macro.compute().item() == pytest.approx(f1_score(labels, preds, average="macro"))
+
+
+def test_multiclass_bbc(compose, tmp_path):
+    rec = _run(compose, tmp_path, "data=bbc_news")
+    assert len(rec["label_names"]) == 5
+    assert rec["metrics"]["test/f1"] == pytest.approx(rec["metrics"]["test/f1_macro"])
+
+
+def test_token_cls_entity_f1_and_alignment(compose, tmp_path):
+    rec = _run(compose, tmp_path, "data=wnut_ner", "task=token_cls")
+    m = rec["metrics"]
+    for k in ("test/f1", "test/precision", "test/recall", "test/loss"):
+        assert k in m and math.isfinite(m[k])
+    assert rec["label_names"][0] == "O" and "B-person" in rec["label_names"]
+
+
+@pytest.mark.parametrize("label_all", [False, True])
+def test_word_to_subword_label_alignment(compose, label_all):
+    from tunelab.data.datamodule import TextDataModule
+    from tunelab.data.splits import Splits
+    from tunelab.models import load_tokenizer
+
+    cfg = compose(["model=tiny", "task=token_cls", f"task.label_all_tokens={label_all}"])
+    tok = load_tokenizer(cfg.model)
+    names = ["O", "B-loc", "I-loc"]
+    df = pd.DataFrame({"tokens": [["visit", "Timbuktuville", "now"]], "tags": [["O", "B-loc", "O"]]})
+    df["labels"] = df["tags"].map(lambda ts: [names.index(t) for t in ts])
+    splits = Splits(train=df, val=df.iloc[:0], test=df, label_names=names)
+    dm = TextDataModule(cfg.data, cfg.task, tok, max_length=32, batch_size=2, eval_batch_size=2, seed=0,
+                        cache_dir=None, splits=splits)
+    dm.setup()
+    ids = dm.tokenized["train"][0]["input_ids"]
+    labels = dm.tokenized["train"][0]["labels"]
+    pieces = tok.convert_ids_to_tokens(ids)
+    assert len(pieces) > 5  # "Timbuktuville" splits into several word pieces
+    assert labels[0] == -100 and labels[-1] == -100           # [CLS], [SEP]
+    assert labels[1] == 0 and labels[2] == 1                  # visit, first piece of the entity
+    inner = labels[3:-2]                                      # the entity's other pieces
+    assert inner and all(x == (2 if label_all else -100) for x in inner)
+    assert labels[-2] == 0                                    # now
+
+
+def test_mlm_perplexity_and_fresh_head_note(compose, tmp_path):
+    rec = _run(compose, tmp_path, "task=mlm")
+    m = rec["metrics"]
+    assert m["test/perplexity"] == pytest.approx(math.exp(m["test/loss"]), rel=1e-4)
+    assert m["test/perplexity"] > 1
+
+
+def test_mlm_masking_statistics(compose):
+    """15% of tokens selected; of those ~80% [MASK], ~10% random, ~10% kept; specials never."""
+    import torch
+
+    from tunelab.data.datamodule import TextDataModule
+    from tunelab.data.splits import Splits
+    from tunelab.models import load_tokenizer
+
+    cfg = compose(["model=tiny", "task=mlm"])
+    tok = load_tokenizer(cfg.model)
+    text = " ".join(["the cat sat on the mat with another small dog"] * 6)
+    df = pd.DataFrame({"text": [text] * 200, "label": None})
+    splits = Splits(train=df, val=df.iloc[:0], test=df, label_names=None)
+    dm = TextDataModule(cfg.data, cfg.task, tok, max_length=64, batch_size=200, eval_batch_size=200, seed=0,
+                        cache_dir=None, splits=splits)
+    dm.setup()
+    batch = next(iter(dm.test_dataloader()))
+    labels, ids = batch["labels"], batch["input_ids"]
+    selected = labels != -100
+    special = (labels == -100) & False
+    rate = selected.float().mean().item()
+    assert 0.13 < rate < 0.17
+    masked = (ids == tok.mask_token_id) & selected
+    kept = (ids == labels) & selected
+    assert 0.75 < masked.sum() / selected.sum() < 0.85
+    assert 0.06 < kept.sum() / selected.sum() < 0.14
+    assert not selected[:, 0].any()  # [CLS] is never masked
+    # Evaluation masks are seeded: the same batch twice gives the same masks.
+    again = next(iter(dm.test_dataloader()))
+    assert torch.equal(again["input_ids"], ids)
