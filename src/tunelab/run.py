@@ -97,7 +97,8 @@ def select_runner(cfg: DictConfig) -> Runner:
         raise TunelabError(f"task.name={cfg.task.name!r} has no runner; known: {sorted(RUNNERS)}") from None
 
 
-PLUGIN_MODULES: list[str] = ["tunelab.baselines", "tunelab.curriculum", "tunelab.adapt", "tunelab.zeroshot"]
+PLUGIN_MODULES: list[str] = ["tunelab.baselines", "tunelab.curriculum", "tunelab.adapt", "tunelab.zeroshot",
+                              "tunelab.frozen"]
 
 
 def _import_plugins() -> None:
