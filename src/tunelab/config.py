@@ -154,6 +154,9 @@ class TrainerConfig:
     limit_train_batches: float = 1.0
     limit_val_batches: float = 1.0
     limit_test_batches: float = 1.0
+    # freeze=all: compute the frozen encoder's output once per (model, data, max length) and
+    # train only the head on the cached features (same metrics; tunelab.frozen).
+    feature_cache: bool = True
 
 
 @dataclass

@@ -63,6 +63,11 @@ class EncoderModule(L.LightningModule):
             self._log_fn(f"[tunelab] gradual unfreezing: now training {', '.join(newly)} "
                          f"(epoch {self.current_epoch}, step {self.global_step})")
 
+    def on_train_start(self) -> None:
+        # Lightning 2.x never calls .train() and from_pretrained returns an eval() model: without
+        # this the head's dropout is off (pretrained) or frozen blocks run dropout (random init).
+        self.train()
+
     def on_train_epoch_start(self) -> None:
         self._thaw()
 
