@@ -118,3 +118,17 @@ def test_gradual_unfreezing_adds_blocks_to_optimizer_top_down(compose):
     u.step(opt, sched, epoch=3, global_step=30)
     assert {g["block"] for g in opt.param_groups} == {"head", "layer.1", "pooler", "layer.0", "embeddings"}
     assert all(p.requires_grad for p in model.parameters())
+
+
+def test_module_starts_in_train_mode_except_frozen_blocks(compose):
+    """Lightning keeps the mode it finds at fit start; from_pretrained gives eval mode."""
+    from tunelab.modules import SequenceClassifier
+
+    cfg = compose(["model=minilm", "freeze=last2"])
+    model, _ = load_model(cfg.model, "seq_cls", num_labels=2)  # real checkpoint: loads in eval mode
+    module = SequenceClassifier(model, num_labels=2, optim_cfg=cfg.optim, freeze_cfg=cfg.freeze,
+                                label_names=["a", "b"], log=lambda *_: None)
+    by_name = {b.name: b for b in module.blocks}
+    assert all(m.training for m in by_name["layer.5"].modules)
+    assert all(not m.training for m in by_name["layer.0"].modules)
+    assert model.classifier.training and model.dropout.training

@@ -38,6 +38,10 @@ class EncoderModule(L.LightningModule):
             self.unfreezer = freezing.GradualUnfreezer(self.blocks, optim_cfg, freeze_cfg,
                                                        freezing.named_ids(model))
         self.test_outputs: dict[str, Any] = {}
+        # from_pretrained returns a model in eval mode, and Lightning >= 2.5 keeps the mode it
+        # finds at fit start: without this the whole model would train with dropout off.
+        # (Our train() override then puts the frozen blocks back into eval mode.)
+        self.train()
 
     # -- freezing -----------------------------------------------------------------------
     def train(self, mode: bool = True):
