@@ -1,0 +1,252 @@
+"""Curricula (issue 4): R/ACC/BWT/FWT from a hand-built matrix, replay buffers, bad input, and a
+tiny two-stage curriculum per strategy (model=tiny, ~48 examples per stage, 1 epoch)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tunelab.errors import ConfigError, DataError
+
+# drug reviews (negative/positive) -> BBC topics (5 classes): two label spaces, two heads.
+TWO = "curriculum.stages=[{data: drug_reviews, name: drugs}, {data: bbc_news, name: bbc}]"
+FAST = ["model=tiny", "logger=none", "curriculum=custom", "curriculum.max_train_samples=48",
+        "curriculum.max_eval_samples=24", "optim.epochs=1", "optim.batch_size=16", "trainer.num_threads=1",
+        "trainer.enable_progress_bar=false"]
+
+
+def _run(compose, tmp_path, *overrides, stages=TWO, name="out"):
+    from tunelab.run import RunContext, run
+
+    cfg = compose([*FAST, f"cache_dir={tmp_path}/cache", stages, *overrides])
+    return run(cfg, RunContext(out_dir=tmp_path / name, overrides=list(overrides)))
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def test_metrics_from_hand_built_matrix():
+    from tunelab.continual.metrics import continual_metrics
+
+    R = [[0.9, 0.5, 0.3],
+         [0.8, 0.85, 0.4],
+         [0.7, 0.8, 0.9]]
+    m = continual_metrics(R, alone=[0.9, 0.8, 0.85], initial=[0.5, 0.4, 0.2])
+    assert m["ACC"] == pytest.approx(0.8)
+    assert m["BWT"] == pytest.approx(((0.7 - 0.9) + (0.8 - 0.85)) / 2)          # -0.125: forgetting
+    assert m["FWT"] == pytest.approx(((0.85 - 0.8) + (0.9 - 0.85)) / 2)         # vs each task alone
+    assert m["FWT_zeroshot"] == pytest.approx(((0.5 - 0.4) + (0.4 - 0.2)) / 2)  # R[j-1][j] - initial
+    assert m["forgetting_per_task"] == pytest.approx([0.2, 0.05])
+    assert m["forgetting"] == pytest.approx(0.125)
+    # no forgetting at all: BWT 0; a task that improved later has negative forgetting
+    m2 = continual_metrics([[0.6, 0.1], [0.7, 0.9]])
+    assert m2["BWT"] == pytest.approx(0.1) and m2["forgetting_per_task"] == pytest.approx([-0.1])
+    assert "FWT" not in m2
+    # joint training: one row, ACC only
+    assert continual_metrics([[0.8, 0.6]]) == {"ACC": pytest.approx(0.7), "T": 2}
+
+
+def test_heatmap_png(tmp_path):
+    from tunelab.continual.metrics import plot_matrix
+
+    p = plot_matrix([[0.9, 0.2], [0.5, 0.8]], tmp_path / "R.png", tasks=["a", "b"], title="t")
+    assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# --------------------------------------------------------------------------- replay, routing
+
+
+def test_replay_buffer_sizes_and_seeding():
+    from tunelab.curriculum import replay_sample
+
+    df = pd.DataFrame({"text": [f"t{i}" for i in range(48)], "label": [i % 2 for i in range(48)]})
+    assert len(replay_sample(df, size=5, fraction=None, seed=0, stage_index=0)) == 5
+    assert len(replay_sample(df, size=None, fraction=0.25, seed=0, stage_index=0)) == 12
+    assert len(replay_sample(df, size=500, fraction=None, seed=0, stage_index=0)) == 48
+    a = replay_sample(df, size=10, fraction=None, seed=3, stage_index=1)
+    assert a.equals(replay_sample(df, size=10, fraction=None, seed=3, stage_index=1))
+    assert not a.equals(replay_sample(df, size=10, fraction=None, seed=4, stage_index=1))
+    assert not a.equals(replay_sample(df, size=10, fraction=None, seed=3, stage_index=2))
+    assert a["text"].is_unique and set(a["text"]) <= set(df["text"])
+    for bad in (dict(size=None, fraction=None), dict(size=3, fraction=0.1), dict(size=0, fraction=None),
+                dict(size=None, fraction=1.5)):
+        with pytest.raises(ConfigError, match="replay"):
+            replay_sample(df, seed=0, stage_index=0, **bad)
+
+
+def _stage(i, name, labels, head_hint=None, n=4):
+    from tunelab.curriculum import Stage
+    from tunelab.data.splits import Splits
+
+    df = pd.DataFrame({"text": [f"{name}{k}" for k in range(n)], "label": [k % len(labels) for k in range(n)]})
+    return Stage(i, name, "x", None, 1, 1e-3, head_hint, Splits(df, df.iloc[:0], df, list(labels)))
+
+
+def test_heads_shared_by_label_space_and_global_labels():
+    from tunelab.curriculum import assign_heads, mixed_frame
+
+    a, b, c = _stage(0, "a", ["neg", "pos"]), _stage(1, "b", ["x", "y", "z"]), _stage(2, "c", ["neg", "pos"])
+    heads = assign_heads([a, b, c], per_task=False)
+    assert a.head == c.head != b.head and len(heads) == 2
+    df, routes = mixed_frame([(b, b.splits.train), (a, a.splits.train), (c, c.splits.train)])
+    assert routes == [(b.head, 0, 3), (a.head, 3, 2)]
+    assert df["label"].tolist() == [0, 1, 2, 0] + [3, 4, 3, 4] * 2
+    assert len(assign_heads([a, b, c], per_task=True)) == 3 and a.head == "task0"
+
+
+def test_clashing_labels_in_shared_head_name_the_stage():
+    from tunelab.curriculum import assign_heads
+
+    a, b = _stage(0, "tweets", ["negative", "positive"]), _stage(1, "flipped", ["positive", "negative"])
+    with pytest.raises(ConfigError, match="stage 2 'flipped'.*clash.*stage 1 'tweets'"):
+        assign_heads([a, b], per_task=False)
+    c = _stage(1, "topics", ["a", "b", "c"], head_hint="shared")
+    d = _stage(0, "s", ["negative", "positive"], head_hint="shared")
+    with pytest.raises(ConfigError, match="stage 2 'topics'"):
+        assign_heads([d, c], per_task=False)
+
+
+def test_selector_and_ddp_strategy(compose):
+    from omegaconf import OmegaConf
+
+    from tunelab.curriculum import ddp_strategy, run_curriculum, select_curriculum_runner
+    from tunelab.run import RUNNER_SELECTORS
+
+    assert select_curriculum_runner in RUNNER_SELECTORS
+    assert select_curriculum_runner(compose([])) is None
+    assert select_curriculum_runner(compose(["curriculum=related"])) is run_curriculum
+    t = lambda **kw: OmegaConf.create({"strategy": "auto", "devices": 1, "num_nodes": 1, **kw})  # noqa: E731
+    assert ddp_strategy(t(strategy="ddp")) == "ddp_find_unused_parameters_true"
+    assert ddp_strategy(t(strategy="ddp_spawn")) == "ddp_spawn_find_unused_parameters_true"
+    assert ddp_strategy(t(devices=2)) == "ddp_find_unused_parameters_true"
+    assert ddp_strategy(t()) == "auto"
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def test_bad_stages(compose, tmp_path):
+    from tunelab.curriculum import load_stages, stage_specs
+
+    with pytest.raises(ConfigError, match="no stages"):
+        stage_specs(compose(["curriculum=custom"]))
+    with pytest.raises(ConfigError, match="curriculum stage 2 is empty"):
+        stage_specs(compose(["curriculum=custom", "curriculum.stages=[{data: drug_reviews}, {}]"]))
+    with pytest.raises(ConfigError, match="stage 1 'nope'.*not found"):
+        load_stages(compose(["curriculum=custom", "curriculum.stages=[{data: nope}]"]))
+    with pytest.raises(ConfigError, match="stage 1 'drug_reviews'.*bogus"):
+        load_stages(compose(["curriculum=custom", "curriculum.stages=[{data: drug_reviews, bogus: 1}]"]))
+    # a domain filter that leaves nothing: the stage is empty
+    with pytest.raises(DataError, match="stage 2 'empty'.*no rows"):
+        load_stages(compose(["curriculum=custom", "curriculum.max_train_samples=20",
+                             "curriculum.stages=[{data: drug_reviews}, {data: drug_reviews, domain: coachella, name: empty}]"]))
+
+
+def test_adapters_cannot_wrap_unsupported_model():
+    from transformers import SqueezeBertConfig, SqueezeBertModel
+
+    from tunelab.continual.model import init_bottleneck
+
+    m = SqueezeBertModel(SqueezeBertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                           intermediate_size=64, embedding_size=32, vocab_size=100))
+    with pytest.raises(ConfigError, match="curriculum stage 1 'tweets'.*squeeze.*not support"):
+        init_bottleneck(m, "curriculum stage 1 'tweets'", "squeezebert-tiny")
+
+
+# --------------------------------------------------------------------------- two-stage runs
+
+
+def _check_record(rec, out: Path, n_rows=2):
+    c = rec["extra"]["curriculum"]
+    assert rec["status"] == "ok"
+    assert len(c["R"]) == n_rows and all(len(r) == 2 for r in c["R"])
+    assert all(0 <= v <= 1 for r in c["R"] for v in r)
+    m = rec["metrics"]
+    assert m["test/ACC"] == pytest.approx(sum(c["R"][-1]) / 2)
+    assert m["params/trainable"] > 0 and m["params/bytes_per_task"] > 0
+    assert (out / "R_heatmap.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "results.json").exists()
+    return c
+
+
+def test_sequential_two_stages_with_baselines(compose, tmp_path):
+    rec = _run(compose, tmp_path)
+    c = _check_record(rec, tmp_path / "out")
+    m = rec["metrics"]
+    assert {"test/BWT", "test/FWT", "test/FWT_zeroshot", "test/forgetting"} <= set(m)
+    assert m["test/BWT"] == pytest.approx(c["R"][1][0] - c["R"][0][0])
+    assert m["test/FWT"] == pytest.approx(c["R"][1][1] - c["alone"][1])
+    assert len(c["alone"]) == 2 and len(c["baseline_runs"]) == 2
+    # different label spaces: one head each; every evaluation uses its task's head
+    assert c["stages"][0]["head"] != c["stages"][1]["head"]
+    for row in c["eval_routes"]:
+        assert [e["head"] for e in row] == [s["head"] for s in c["stages"]]
+    # full fine-tuning stores the whole encoder per task
+    assert c["bytes_per_task_each"][0] > 4 * 500_000
+    assert rec["n_examples"]["train"] == 96
+
+
+def test_joint(compose, tmp_path):
+    rec = _run(compose, tmp_path, "strategy=joint")
+    c = _check_record(rec, tmp_path / "out", n_rows=1)
+    assert "test/BWT" not in rec["metrics"] and c["alone"] is None
+    assert c["runs"][0]["train_examples"] == 96
+
+
+def test_replay_mixes_past_stages(compose, tmp_path):
+    rec = _run(compose, tmp_path, "strategy=replay", "strategy.replay_size=10", "strategy.replay_fraction=null",
+               "curriculum.baselines=false")
+    c = _check_record(rec, tmp_path / "out")
+    assert [r["replayed_examples"] for r in c["runs"]] == [0, 10]
+    assert [r["train_examples"] for r in c["runs"]] == [48, 58]
+
+
+@pytest.mark.parametrize("strategy", ["adapters", "lora"])
+def test_parameter_efficient_strategies(compose, tmp_path, strategy):
+    rec = _run(compose, tmp_path, f"strategy={strategy}", "curriculum.baselines=false")
+    c = _check_record(rec, tmp_path / "out")
+    # the base encoder is bit-identical after both stages
+    assert c["checks"]["base_weights_unchanged"] is True
+    # each task: its own adapter and head; not-yet-trained tasks are evaluated without theirs
+    assert c["eval_routes"][0][0] == {"task": "drugs", "head": "task0", "adapter": "task0"}
+    assert c["eval_routes"][1][1] == {"task": "bbc", "head": "task1", "adapter": "task1"}
+    if strategy == "adapters":
+        assert c["eval_routes"][0][1]["adapter"] is None
+    # training task 1 cannot touch task 0: its accuracy is exactly the same -> BWT = 0
+    assert c["R"][1][0] == c["R"][0][0] and rec["metrics"]["test/BWT"] == 0
+    # saved adapter + head reload (from a fresh base) to the same predictions
+    for task, chk in c["checks"]["reload"].items():
+        assert chk["same_predictions"] and chk["max_abs_diff"] < 1e-5, task
+    for t in ("task0", "task1"):
+        assert (tmp_path / "out" / "task_adapters" / t / "head.pt").exists()
+    # far fewer trainable parameters and bytes than the whole encoder
+    assert c["trainable_per_stage"][0] < 60_000
+    assert 0 < c["bytes_per_task_each"][0] < 400_000
+
+
+def test_adapters_train_only_own_adapter_and_head(compose):
+    """A backward pass for task 1 gives gradients to task 1's adapter and head only."""
+    import torch
+
+    from tunelab.continual.model import MultiHeadClassifier, add_bottleneck, init_bottleneck, set_trainable
+    from tunelab.models import load_model
+
+    cfg = compose(["model=tiny"])
+    enc, _ = load_model(cfg.model, "encoder")
+    init_bottleneck(enc, "stage 1", "tiny")
+    for name in ("task0", "task1"):
+        add_bottleneck(enc, name, 4, "stage", "tiny")
+    model = MultiHeadClassifier(enc, {"task0": 2, "task1": 5}, head_seeds={"task0": 1, "task1": 2})
+    set_trainable(model, "adapters", {"task1"}, "task1")
+    model.train()
+    model.active = "task1"
+    out = model(input_ids=torch.randint(5, 1000, (3, 7)), labels=torch.tensor([0, 4, 2]))
+    out.loss.backward()
+    with_grad = {n for n, p in model.named_parameters() if p.grad is not None}
+    assert with_grad and all(("adapters.task1." in n) or n.startswith("heads.h1.") for n in with_grad)
+    assert any(n.startswith("heads.h1.") for n in with_grad)
+    assert not any(p.requires_grad for n, p in model.named_parameters()
+                   if "adapters." not in n and not n.startswith("heads."))
