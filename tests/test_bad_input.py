@@ -29,31 +29,63 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_bad_csv_inputs(cli, tmp_path, case):
-    make, extra, pattern = CASES[case]
-    path = make(tmp_path)
-    r = cli(*FAST, "data=csv", f"data.path={path}", *extra)
-    assert r.returncode == 2, r.stderr[-2000:]
-    import re
+def test_bad_csv_inputs(compose, tmp_path, monkeypatch, case):
+    """In-process (fast): the same run() train.py calls; the CLI path is covered below."""
+    from tunelab.errors import DataError
+    from tunelab.run import RunContext, run
 
-    assert re.search(pattern, r.stderr), r.stderr[-2000:]
-    assert "Traceback" not in r.stderr
+    make, extra, pattern = CASES[case]
+    monkeypatch.chdir(tmp_path)
+    path = make(tmp_path)
+    cfg = compose([*FAST, "data=csv", f"data.path={path}", *extra])
+    with pytest.raises(DataError, match=pattern):
+        run(cfg, RunContext(out_dir=tmp_path / "run"))
+    res = load_results(tmp_path / "run" / "results.json")
+    assert res["status"] == "failed" and res["error"]["type"] == "DataError"
+
+
+def test_bad_csv_through_the_cli_exits_2_without_traceback(cli, tmp_path):
+    p = _csv(tmp_path, "txt,label\nhello,pos\nbye,neg\n")
+    r = cli(*FAST, "data=csv", f"data.path={p}")
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert r.stderr.strip().splitlines()[-1].startswith("error: ")
+    assert "no column 'text'" in r.stderr and "Traceback" not in r.stderr
     assert load_results(tmp_path / "run" / "results.json")["status"] == "failed"
 
 
-def test_ner_token_tag_mismatch_names_the_line(cli, tmp_path):
+def _load(compose, *overrides):
+    from tunelab.data.sources import load_raw
+    from tunelab.data.splits import make_splits
+
+    cfg = compose(["model=tiny", *overrides])
+    return make_splits(load_raw(cfg.data, cfg.task.name), cfg.data, cfg.task.name)
+
+
+def test_ner_token_tag_mismatch_names_the_line(compose, tmp_path):
+    from tunelab.errors import DataError
+
     p = tmp_path / "ner.txt"
     p.write_text("Paris\tB-loc\nis\tO\n\nBerlin\nrocks\tO\n")
-    r = cli(*FAST, "task=token_cls", "data=conll", f"data.path={p}")
-    assert r.returncode == 2
-    assert f"{p}: line 4: expected 'token<TAB>tag'" in r.stderr
+    with pytest.raises(DataError, match=r"ner.txt: line 4: expected 'token<TAB>tag'"):
+        _load(compose, "task=token_cls", "data=conll", f"data.path={p}")
 
 
-def test_jsonl_bad_line(cli, tmp_path):
+def test_ner_tag_that_is_not_bio(compose, tmp_path):
+    from tunelab.errors import DataError
+
+    p = tmp_path / "ner.txt"
+    p.write_text("Paris\tLOCATION\nis\tO\n")
+    with pytest.raises(DataError, match=r"sentence at line 1: tag 'LOCATION' is not BIO"):
+        _load(compose, "task=token_cls", "data=conll", f"data.path={p}")
+
+
+def test_jsonl_bad_line(compose, tmp_path):
+    from tunelab.errors import DataError
+
     p = tmp_path / "d.jsonl"
     p.write_text('{"text": "a", "label": "x"}\n{"text": "b", "label": \n')
-    r = cli(*FAST, "data=jsonl", f"data.path={p}")
-    assert r.returncode == 2 and "line 2: not valid JSON" in r.stderr
+    with pytest.raises(DataError, match=r"d.jsonl: line 2: not valid JSON"):
+        _load(compose, "data=jsonl", f"data.path={p}")
 
 
 def test_unknown_group_option(cli):
@@ -62,15 +94,15 @@ def test_unknown_group_option(cli):
     assert "last3" in r.stderr and "Available options" in r.stderr
 
 
-def test_too_many_layers(cli, tmp_path):
-    r = cli(*FAST, "freeze=last_n", "freeze.n=9")
-    assert r.returncode == 2 and "freeze.n=9 but the model has only 2 encoder layers" in r.stderr
+def test_dropped_rows_are_counted_not_silent(compose, tmp_path, caplog):
+    import logging
 
+    from tunelab.run import RunContext, run
 
-def test_dropped_rows_are_counted_not_silent(cli, tmp_path):
     p = _csv(tmp_path, "text,label\n" + "good day,pos\nbad day,neg\nok day,neutral\n" * 12)
-    r = cli(*FAST, "data=csv", f"data.path={p}", "data.labels=[neg,pos]", "data.drop_labels=[neutral]")
-    assert r.returncode == 0, r.stderr[-2000:]
-    res = load_results(tmp_path / "run" / "results.json")
-    assert res["extra"]["dropped_rows"] == {"train: label in data.drop_labels ['neutral']": 12}
-    assert "dropped 12 rows" in r.stdout + r.stderr
+    cfg = compose([*FAST, "data=csv", f"data.path={p}", "data.labels=[neg,pos]", "data.drop_labels=[neutral]",
+                   "trainer.enable_checkpointing=false"])
+    with caplog.at_level(logging.INFO, logger="tunelab"):
+        rec = run(cfg, RunContext(out_dir=tmp_path / "run"))
+    assert rec["extra"]["dropped_rows"] == {"train: label in data.drop_labels ['neutral']": 12}
+    assert "dropped 12 rows" in caplog.text
