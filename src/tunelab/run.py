@@ -174,12 +174,28 @@ def build_trainer(cfg: DictConfig, out_dir: Path, logger, *, monitor: Optional[s
     import lightning as L
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
+    from tunelab import ops
+
     t, o = cfg.trainer, cfg.optim
     callbacks = list(extra_callbacks or [])
+    plugins = []
     if t.enable_checkpointing:
         callbacks.append(ModelCheckpoint(
             dirpath=str(out_dir / ckpt_subdir), filename="best", monitor=monitor, mode=mode,
-            save_top_k=1, save_last=True, auto_insert_metric_name=False))
+            save_top_k=1, save_last=True, auto_insert_metric_name=False, enable_version_counter=False))
+        resume = cfg.get("resume")
+        if resume is not None and resume.mode == "auto" and resume.every_n_steps > 0:
+            # last.ckpt also every N optimiser steps, so a kill loses at most N steps.
+            callbacks.append(ModelCheckpoint(
+                dirpath=str(out_dir / ckpt_subdir), monitor=None, save_top_k=0, save_last=True,
+                every_n_train_steps=int(resume.every_n_steps), enable_version_counter=False))
+        # Sampler position and RNG states in every checkpoint: a resumed run continues exactly.
+        callbacks.append(ops.resume_callback())
+        # Checkpoints are written atomically and loaded with torch.load(weights_only=True).
+        plugins.append(ops.atomic_checkpoint_io())
+    fault = ops.fault_injection_callback()
+    if fault is not None:
+        callbacks.append(fault)
     if monitor and o.early_stopping_patience:
         callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=o.early_stopping_patience))
     if t.num_threads:
@@ -199,6 +215,7 @@ def build_trainer(cfg: DictConfig, out_dir: Path, logger, *, monitor: Optional[s
         # Our length-grouped sampler shards itself across ranks; Lightning must not wrap it.
         use_distributed_sampler=False,
         num_sanity_val_steps=0,
+        plugins=plugins or None,
     )
 
 
@@ -222,7 +239,7 @@ def tidy_checkpoints(cfg: DictConfig, out_dir: Path, subdir: str = "checkpoints"
     """After a run ends well, ``last.ckpt`` (kept for resuming) is no longer needed."""
     keep = cfg.trainer.get("keep_checkpoints", "best")
     ck = out_dir / subdir
-    if not ck.exists() or keep == "all":
+    if not ck.exists() or keep == "all" or not _is_rank_zero():
         return
     if keep == "none":
         shutil.rmtree(ck, ignore_errors=True)
@@ -310,8 +327,17 @@ def train_transform_of(cfg: DictConfig):
     return train_transform(aug)
 
 
-def resolve_ckpt(cfg: DictConfig, ctx: RunContext) -> Optional[str]:
+def resolve_ckpt(cfg: DictConfig, ctx: RunContext, subdir: str = "checkpoints") -> Optional[str]:
+    """``ckpt_path`` if given; with ``resume=auto`` the job's own last checkpoint, if any."""
     if not cfg.ckpt_path:
+        resume = cfg.get("resume")
+        if resume is not None and resume.mode == "auto":
+            from tunelab.ops import last_checkpoint
+
+            last = last_checkpoint(ctx.out_dir, subdir)
+            if last is not None:
+                log.info(f"[tunelab] resume=auto: continuing from {last}")
+                return str(last)
         return None
     from tunelab.locate import require_file
 
@@ -358,10 +384,25 @@ def base_record(cfg: DictConfig, ctx: RunContext) -> dict:
 
 def run(cfg: DictConfig, ctx: RunContext) -> dict:
     """Run one job and write its results.json; raises what went wrong after recording it."""
+    from tunelab import ops
+
     t0 = time.time()
-    ctx.out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        ctx.out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise TunelabError(f"cannot create the output dir {ctx.out_dir}: {e.strerror}. Choose a writable "
+                           f"dir (hydra.run.dir / hydra.sweep.dir).") from None
+    resume = cfg.get("resume")
+    if resume is not None and resume.get("mode") == "auto":
+        done = ops.job_already_ok(ctx.out_dir)
+        if done is not None:
+            log.info(f"[tunelab] resume=auto: {ctx.out_dir / 'results.json'} already says ok; skipping the job")
+            return done
     record = base_record(cfg, ctx)
-    write_results(ctx.out_dir, record)
+    if _is_rank_zero():
+        write_results(ctx.out_dir, record)
+    if _is_rank_zero() and "trainer" in cfg and ops.is_multiprocess_strategy(cfg.trainer):
+        ops.prepare_ddp_children(ctx.out_dir, ctx.overrides)
     try:
         _import_plugins()
         validate(cfg)
@@ -369,7 +410,10 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict:
 
         L.seed_everything(int(cfg.seed), workers=True, verbose=False)
         runner = select_runner(cfg)
-        record.update(runner(cfg, ctx))
+        try:
+            record.update(runner(cfg, ctx))
+        except FloatingPointError as e:  # modules.py: non-finite training loss
+            raise ops.NonFiniteLossError(str(e)) from e
         record["status"] = "ok"
     except BaseException as e:  # KeyboardInterrupt too: the file must not say "running"
         record["status"] = "failed"
@@ -391,8 +435,9 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict:
 
 
 def _is_rank_zero() -> bool:
-    return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")) or 0) == 0 and \
-        int(os.environ.get("LOCAL_RANK", "0") or 0) == 0
+    from tunelab.ops import is_rank_zero
+
+    return is_rank_zero()
 
 
 def _quiet_libraries() -> None:
@@ -401,7 +446,9 @@ def _quiet_libraries() -> None:
 
     for pattern in (".*does not have many workers.*", ".*The number of training batches.*",
                     ".*`isinstance\\(treespec, LeafSpec\\)`.*", ".*predict_dataloader.*",
-                    ".*LeafSpec.*", ".*srun.*", ".*Checkpoint directory.*exists and is not empty.*"):
+                    ".*LeafSpec.*", ".*srun.*", ".*Checkpoint directory.*exists and is not empty.*",
+                    # resume: ops.ResumeStateCallback restores the sampler position itself.
+                    ".*dataloader is\\s+not resumable.*", ".*ended before the epoch ended.*"):
         warnings.filterwarnings("ignore", message=pattern)
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero",
                  "lightning.pytorch.accelerators.cuda"):
@@ -433,6 +480,10 @@ def hydra_main(cfg: DictConfig) -> Optional[float]:
     if record.get("majority_rate") is not None:
         log.info(f"[tunelab] majority-class accuracy on the same test split: {record['majority_rate']:.4f}")
     log.info(f"[tunelab] results: {ctx.out_dir / 'results.json'} ({record['duration_s']:.1f} s)")
+    # For sweepers (Optuna): the best monitored value (the tested checkpoint's), else the last.
+    # None (a failed job, a non-finite value) makes the Optuna sweeper mark the trial failed.
     monitor = cfg.task.get("monitor")
-    value = m.get(monitor) if monitor else None
-    return float(value) if value is not None else None
+    value = (m.get(f"{monitor}_best", m.get(monitor))) if monitor else None
+    if value is None or not isinstance(value, (int, float)) or value != value or value in (float("inf"), float("-inf")):
+        return None
+    return float(value)

@@ -20,6 +20,7 @@ from typing import Any, Optional
 import datasets
 import lightning as L
 import pandas as pd
+import torch
 from torch.utils.data import DataLoader
 
 from tunelab.data.sampler import LengthGroupedBatchSampler
@@ -40,6 +41,29 @@ def _hash_frame(df: pd.DataFrame) -> str:
 
 def tokenizer_fingerprint(tokenizer) -> str:
     return f"{tokenizer.name_or_path}|{type(tokenizer).__name__}|{len(tokenizer)}|{tokenizer.do_lower_case if hasattr(tokenizer, 'do_lower_case') else ''}"
+
+
+class ResumableDataLoader(DataLoader):
+    """The training loader, with a position Lightning saves in every checkpoint.
+
+    Lightning checkpoints the state of loaders that have ``state_dict``/``load_state_dict``
+    and restores it *before* it creates the iterator of the resumed epoch, so a run resumed
+    from a mid-epoch checkpoint continues with exactly the batches it had not trained on yet.
+    The position is the length-grouped batch sampler's (epoch, batches trained); the batches
+    are recomputed from (seed, epoch). ``consumed_fn`` gives the batches actually trained (the
+    data fetcher runs one batch ahead, so the sampler's own count is one too many).
+    """
+
+    def __init__(self, *args, consumed_fn=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._consumed_fn = consumed_fn
+
+    def state_dict(self) -> dict:
+        consumed = self._consumed_fn() if self._consumed_fn is not None else None
+        return self.batch_sampler.state_dict(consumed=consumed)
+
+    def load_state_dict(self, state: dict) -> None:
+        self.batch_sampler.load_state_dict(state)
 
 
 class TextDataModule(L.LightningDataModule):
@@ -209,11 +233,23 @@ class TextDataModule(L.LightningDataModule):
                                                 bucket_size_multiplier=1)
         else:
             sampler = LengthGroupedBatchSampler(lengths, bs, shuffle=train, seed=self.seed)
-        return DataLoader(
-            ds.select_columns(keep), batch_sampler=sampler, collate_fn=self.collator(train),
-            num_workers=getattr(self.data_cfg, "num_workers", 0),
-            persistent_workers=getattr(self.data_cfg, "num_workers", 0) > 0,
-        )
+        # A generator of its own: creating an iterator then draws its worker base seed from it,
+        # not from torch's global RNG, so dropout masks do not depend on when loaders are
+        # (re)created, which makes a resumed run's random stream match an uninterrupted one.
+        gen = torch.Generator().manual_seed(int(self.seed))
+        kw = dict(batch_sampler=sampler, collate_fn=self.collator(train), generator=gen,
+                  num_workers=getattr(self.data_cfg, "num_workers", 0),
+                  persistent_workers=getattr(self.data_cfg, "num_workers", 0) > 0)
+        if train:
+            return ResumableDataLoader(ds.select_columns(keep), consumed_fn=self._batches_trained, **kw)
+        return DataLoader(ds.select_columns(keep), **kw)
+
+    def _batches_trained(self) -> Optional[int]:
+        """Batches of the current epoch the trainer has trained on (None outside fit)."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return None
+        return int(trainer.fit_loop.epoch_loop.batch_progress.current.processed)
 
     def train_dataloader(self):
         return self._loader("train", train=True)

@@ -109,10 +109,12 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
             ``torch.distributed`` is initialised they are read from it, else 1 and 0.
 
     Under DDP every rank builds the same global list of batches and takes every
-    ``num_replicas``-th batch starting at ``rank``. Without ``drop_last`` the list is padded by
-    repeating batches from its start until it divides evenly (as ``DistributedSampler`` pads
-    indices), so all ranks run the same number of steps and no collective waits forever;
-    evaluation metrics then count up to ``num_replicas - 1`` batches twice.
+    ``num_replicas``-th batch starting at ``rank``. For training without ``drop_last`` the list
+    is padded by repeating batches from its start until it divides evenly (as
+    ``DistributedSampler`` pads indices), so all ranks run the same number of steps and no
+    collective waits forever. Evaluation (``shuffle=False``) is never padded: each rank takes
+    every ``num_replicas``-th example of the length-sorted order, so every example is counted
+    exactly once (shards may differ by one example; ``drop_last`` is ignored there).
     """
 
     def __init__(
@@ -161,6 +163,8 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
 
     def __len__(self) -> int:
         """Batches this rank yields in one full epoch (independent of any resume skip)."""
+        if not self.shuffle and self.num_replicas > 1:
+            return math.ceil(len(self._eval_indices()) / self.batch_size)
         total = self._num_global_batches()
         if self.drop_last:
             return total // self.num_replicas
@@ -203,8 +207,21 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
             batches.extend(part[i : i + bs].tolist() for i in range(0, len(part), bs))
         return [batches[i] for i in rng.permutation(len(batches))]
 
+    def _eval_indices(self) -> np.ndarray:
+        # Evaluation under DDP: every example exactly once. Ranks take every num_replicas-th
+        # example of the length-sorted order (so their batches have similar lengths and sizes),
+        # with no padding: shards differ by at most one example, which Lightning's evaluation
+        # loop tolerates (metrics are reduced once, at the end). Repeating batches to even them
+        # out, as training does, would count some test examples twice.
+        order = np.argsort(-self.lengths, kind="stable")
+        return order[self.rank :: self.num_replicas]
+
     def rank_batches(self) -> list[list[int]]:
         """This rank's batches for the current epoch, in order (before any resume skip)."""
+        if not self.shuffle and self.num_replicas > 1:
+            mine = self._eval_indices()
+            bs = self.batch_size
+            return [mine[i : i + bs].tolist() for i in range(0, len(mine), bs)]
         batches = self.global_batches()
         if self.num_replicas == 1:
             return batches

@@ -1,0 +1,128 @@
+"""Bad-input suite: malformed files, columns, labels, encodings, configs and CLI overrides.
+
+Each case asserts its own message and the exit code (2: a user error, printed without a stack
+trace; 1: Hydra's own config errors) and that no results.json says "ok". Together with
+tests/test_bad_input.py (9 cases) this covers well over 15 distinct inputs. Most cases call
+``tunelab.run.run`` in-process (what ``train.py`` runs; ``hydra_main`` maps a ``TunelabError``
+to exit code 2), a few go through the real CLI.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from conftest import FAST, load_results, run_cli
+from tunelab.errors import ConfigError, DataError, TunelabError
+
+
+def _w(tmp_path: Path, name: str, data: bytes) -> Path:
+    p = tmp_path / name
+    p.write_bytes(data)
+    return p
+
+
+def _two_class(n=20) -> bytes:
+    return ("text,label\n" + "".join(f"good day {i},pos\nbad day {i},neg\n" for i in range(n))).encode()
+
+
+# name -> (files to write {name: bytes}, overrides (with {dir}), exception type, message regex)
+CASES = {
+    "header only, no rows": ({"d.csv": b"text,label\n"}, ["data=csv", "data.path={dir}/d.csv"],
+                             DataError, r"d\.csv: the file has a header but no rows"),
+    "only one class": ({"d.csv": ("text,label\n" + "".join(f"good {i},pos\n" for i in range(20))).encode()},
+                       ["data=csv", "data.path={dir}/d.csv"], DataError,
+                       r"only one class \(\['pos'\]\); classification needs at least two"),
+    "binary file as csv": ({"d.csv": bytes(range(256)) * 8}, ["data=csv", "data.path={dir}/d.csv"],
+                           DataError, r"d\.csv: not valid utf-8 .*Set `data.encoding=latin-1`"),
+    "wrong delimiter": ({"d.csv": b"text;label\ngood;pos\nbad;neg\n"}, ["data=csv", "data.path={dir}/d.csv"],
+                        DataError, r"no column 'text' .*Columns in the file: \['text;label'\]"),
+    "jsonl without the text key": ({"d.jsonl": b'{"txt": "a", "label": "x"}\n{"txt": "b", "label": "y"}\n'},
+                                   ["data=jsonl", "data.path={dir}/d.jsonl"], DataError,
+                                   r"no column 'text' .*Columns in the file: \['txt', 'label'\]"),
+    "missing label column": ({"d.csv": _two_class().replace(b"label", b"lbl")},
+                             ["data=csv", "data.path={dir}/d.csv"], DataError,
+                             r"no column 'label' \(asked for by data.label_column\).*\['text', 'lbl'\]"),
+    "duplicate labels": ({"d.csv": _two_class()}, ["data=csv", "data.path={dir}/d.csv", "data.labels=[pos,pos]"],
+                         DataError, r"data.labels has duplicates: \['pos', 'pos'\]"),
+    "positive label not a label": ({"d.csv": _two_class()},
+                                   ["data=csv", "data.path={dir}/d.csv", "data.positive_label=great"],
+                                   TunelabError, r"data.positive_label='great' is not one of the labels \['neg', 'pos'\]"),
+    "missing checkpoint": ({}, ["ckpt_path={dir}/nope.ckpt"], DataError, r"ckpt_path: file not found: '.*nope.ckpt'"),
+    "val+test leave no training data": ({}, ["data.val_size=0.5", "data.test_size=0.5"], ConfigError,
+                                        r"data.val_size \+ data.test_size must leave some training data"),
+    "negative test size": ({}, ["data.test_size=-0.1"], ConfigError, r"data.test_size=-0.1 must be in \[0, 1\)"),
+    "warmup ratio >= 1": ({}, ["optim.warmup_ratio=1.5"], ConfigError, r"optim.warmup_ratio=1.5 must be in \[0, 1\)"),
+    "batch size 0": ({}, ["optim.batch_size=0"], ConfigError, r"optim.batch_size and optim.eval_batch_size must be >= 1"),
+    "max_length too small": ({}, ["model.max_length=4"], ConfigError, r"model.max_length=4 is too small"),
+    "max_train_samples 0": ({}, ["data.max_train_samples=0"], ConfigError,
+                            r"data.max_train_samples=0 must be a positive number"),
+    "layer decay 0": ({}, ["optim.layer_decay=0"], ConfigError, r"optim.layer_decay=0.0 must be in \(0, 1\]"),
+    "unknown data source": ({}, ["data.source=xml"], ConfigError, r"data.source='xml' is not one of \["),
+    "unknown resume mode": ({}, ["resume.mode=sometimes"], ConfigError,
+                            r"resume.mode='sometimes' is not one of \['auto', 'never'\]"),
+    "zero epochs": ({}, ["optim.epochs=0"], ConfigError, r"optim.epochs must be >= 1 \(or set optim.max_steps\)"),
+    "first_n beyond the model": ({}, ["freeze=first_n", "freeze.n=5"], ConfigError,
+                                 r"freeze.n=5 but the model has only 2 encoder layers"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input_in_process(compose, tmp_path, case):
+    from tunelab.run import RunContext, run
+
+    files, overrides, exc, pattern = CASES[case]
+    for name, data in files.items():
+        _w(tmp_path, name, data)
+    cfg = compose([*FAST, *(o.replace("{dir}", str(tmp_path)) for o in overrides)])
+    out = tmp_path / "run"
+    with pytest.raises(exc) as info:
+        run(cfg, RunContext(out_dir=out))
+    # a TunelabError: train.py prints the message alone and exits 2
+    assert isinstance(info.value, TunelabError)
+    assert re.search(pattern, str(info.value)), str(info.value)
+    res = load_results(out / "results.json")
+    assert res["status"] == "failed" and res["error"]["type"] == exc.__name__
+    assert not list(out.rglob("*.ckpt"))
+
+
+def test_corrupt_checkpoint_file_cli(cli, tmp_path):
+    p = _w(tmp_path, "bad.ckpt", b"this is not a checkpoint")
+    r = cli(*FAST, f"ckpt_path={p}")
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert "bad.ckpt is not a readable PyTorch checkpoint" in r.stderr and "Traceback" not in r.stderr
+    assert load_results(tmp_path / "run" / "results.json")["status"] == "failed"
+
+
+def test_cli_wrong_type_override(cli, tmp_path):
+    r = cli(*FAST, "optim.lr=fast")
+    assert r.returncode == 1
+    assert "optim.lr" in r.stderr and "fast" in r.stderr
+    assert not (tmp_path / "run" / "results.json").exists()
+
+
+def test_cli_resume_auto_without_name(cli, tmp_path):
+    # no hydra.run.dir given: the dir must come from resume.name, which is missing
+    from conftest import ROOT
+    import os
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, str(ROOT / "train.py"), *FAST, "resume=auto"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=300, env=dict(os.environ))
+    assert r.returncode == 1
+    assert "resume.name" in r.stderr
+    assert not list(tmp_path.rglob("results.json"))
+
+
+def test_cli_bad_csv_in_a_sweep_fails_every_job_and_exits_0(cli, tmp_path):
+    p = _w(tmp_path, "d.csv", b"text,label\n")
+    r = cli("-m", *FAST, "data=csv", f"data.path={p}", "seed=0,1")
+    assert r.returncode == 0, r.stderr[-2000:]
+    runs = [load_results(f) for f in (tmp_path / "sweep").glob("*/results.json")]
+    assert len(runs) == 2 and all(x["status"] == "failed" for x in runs)
+    assert all("header but no rows" in x["error"]["message"] for x in runs)
+    assert "failed 2" in (tmp_path / "sweep" / "report.md").read_text()

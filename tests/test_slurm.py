@@ -1,0 +1,65 @@
+"""A real SLURM cluster (scripts/slurm/up.sh: slurmctld + slurmd + slurmdbd on this machine)
+runs a 4-job sweep through Hydra's submitit launcher. Marker ``slurm``."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import FAST, ROOT, load_results, run_cli
+
+pytestmark = pytest.mark.slurm
+
+
+@pytest.fixture(scope="session")
+def slurm():
+    """Start (or find running) the one-node cluster; skip only if it cannot be installed/started."""
+    if os.geteuid() != 0 and not shutil.which("sbatch"):
+        pytest.skip("SLURM is not installed and scripts/slurm/up.sh needs root to install it")
+    if os.geteuid() != 0:
+        r = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True)
+        if r.returncode != 0 or not r.stdout.strip():
+            pytest.skip("not root, and no running SLURM found (run: sudo bash scripts/slurm/up.sh)")
+        return
+    r = subprocess.run(["bash", str(ROOT / "scripts/slurm/up.sh")], capture_output=True, text=True, timeout=600)
+    if r.returncode != 0:
+        msg = r.stderr[-1500:]
+        if "apt-get install failed" in msg:
+            pytest.skip(f"SLURM packages cannot be installed here (no Debian mirror):\n{msg}")
+        pytest.fail(f"scripts/slurm/up.sh failed:\n{r.stdout[-1500:]}\n{msg}")
+
+
+def test_sweep_on_slurm_through_submitit(slurm, tmp_path):
+    t0 = time.time()
+    r = run_cli(["-m", *FAST, "hydra/launcher=slurm", "hydra.launcher.partition=debug",
+                 "hydra.launcher.timeout_min=10", "hydra.launcher.signal_delay_s=5",
+                 "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1",
+                 "freeze=none,all", "seed=range(2)"], tmp_path, timeout=900,
+                env={"PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")})
+    wall = time.time() - t0
+    print(f"\nSLURM sweep of 4 jobs: {wall:.1f} s wall")
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    sweep = tmp_path / "sweep"
+    runs = {p.parent.name: load_results(p) for p in sweep.glob("*/results.json")}
+    assert sorted(runs) == ["0", "1", "2", "3"]
+    assert all(x["status"] == "ok" for x in runs.values()), {k: x["error"] for k, x in runs.items()}
+    assert {(x["freeze"], x["seed"]) for x in runs.values()} == {(f, s) for f in ("none", "all") for s in (0, 1)}
+    # the jobs really ran under SLURM: submitit's per-job folders with SLURM job ids
+    job_ids = sorted(p.name for p in (sweep / ".submitit").iterdir() if p.is_dir())
+    assert len(job_ids) == 4, job_ids
+    acct = ""
+    for _ in range(20):  # sacct lags a second or two behind the end of a job
+        acct = subprocess.run(["sacct", "-X", "-n", "-P", "-o", "JobID,State", "-j", ",".join(job_ids)],
+                              capture_output=True, text=True).stdout
+        if acct.count("COMPLETED") >= 4:
+            break
+        time.sleep(1)
+    assert acct.count("COMPLETED") == 4, acct
+    report = (sweep / "report.md").read_text()
+    assert "`freeze=none`" in report and "`freeze=all`" in report
+    (tmp_path / "wall_s.txt").write_text(f"{wall:.1f}\n")
