@@ -598,3 +598,67 @@ class AugmentSettings:
             alpha_sr=self.alpha_sr, alpha_ri=self.alpha_ri, alpha_rs=self.alpha_rs,
             p_rd=self.p_rd, wordnet=wordnet, clean=self.clean,
         )  # fmt: skip
+
+
+def settings_from_config(aug_cfg: Any) -> AugmentSettings:
+    """``AugmentSettings`` from an ``augment`` config node (or a mapping); bad values raise
+    ``tunelab.errors.ConfigError`` naming the ``augment.<field>`` key."""
+    from dataclasses import fields
+
+    from tunelab.errors import ConfigError
+
+    try:
+        from omegaconf import OmegaConf
+
+        if OmegaConf.is_config(aug_cfg):
+            aug_cfg = OmegaConf.to_container(aug_cfg, resolve=True)
+    except ImportError:  # pragma: no cover
+        pass
+    known = {f.name for f in fields(AugmentSettings)}
+    values = {k: v for k, v in dict(aug_cfg).items() if k in known}
+    try:
+        return AugmentSettings(**values)
+    except ValueError as e:
+        raise ConfigError(f"augment: {e}.") from None
+
+
+def train_transform(aug_cfg: Any) -> Callable[[Any, int], Any] | None:
+    """The training-split transform for ``run.train_transform_of``: ``fn(train_df, seed) -> df``.
+
+    ``train_df`` has ``text`` and ``label`` columns (the TRAIN split only; the data module never
+    passes validation or test); the result has the originals first, then ``num_aug`` EDA copies
+    of each with its label repeated, ``(num_aug + 1) * len(train_df)`` rows in all. The draws
+    depend on ``seed + augment.seed_offset`` only (the run seed is passed in). ``augment=none``
+    returns None. WordNet is loaded here, so a missing install fails before the model loads.
+    """
+    settings = settings_from_config(aug_cfg)
+    if not settings.enabled:
+        return None
+    wordnet = None
+    if settings.alpha_sr > 0 or settings.alpha_ri > 0:
+        from tunelab.errors import ConfigError
+
+        try:
+            wordnet = load_wordnet()
+        except WordNetMissingError as e:
+            raise ConfigError(f"augment={settings.name} needs WordNet: {e}") from None
+
+    def transform(train_df: Any, seed: int) -> Any:
+        import pandas as pd
+
+        from tunelab.errors import ConfigError
+
+        if "tokens" in train_df.columns or "text" not in train_df.columns:
+            raise ConfigError(
+                f"augment={settings.name} works on sentence-level text classification only: it "
+                f"changes words, so token-level tags (NER) would no longer line up. Use augment=none."
+            )
+        labels = train_df["label"].tolist() if "label" in train_df.columns else [None] * len(train_df)
+        texts, out_labels = settings.apply(train_df["text"].astype(str).tolist(), labels,
+                                           seed=int(seed), wordnet=wordnet)
+        out = pd.DataFrame({"text": texts})
+        if "label" in train_df.columns:
+            out["label"] = pd.Series(out_labels, dtype=train_df["label"].dtype)
+        return out
+
+    return transform

@@ -1,0 +1,210 @@
+"""adapt=tapt|dapt (issue 5): MLM stage on unlabelled text, saved encoder, stage-2 fine-tuning.
+
+Everything on a tiny BERT saved to a folder first, so "the original weights" are a real
+checkpoint (model.path) that the adapted encoder can be compared with.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from omegaconf import OmegaConf
+
+from tunelab.run import RunContext, run
+
+TINY_RUN = ["logger=none", "data.max_train_samples=48", "data.max_eval_samples=24", "optim.epochs=1",
+            "optim.batch_size=16", "trainer.enable_progress_bar=false", "adapt.head_warmup_steps=2",
+            "adapt.epochs=1"]
+
+
+@pytest.fixture(scope="module")
+def small_csv(tmp_path_factory):
+    """120 labelled texts (a CSV is read in milliseconds; the packaged tweets take seconds)."""
+    words = ["great", "awful", "flight", "delay", "crew", "bag", "seat", "service", "late", "friendly"]
+    rows = [(f"{words[i % 10]} {words[(i * 3) % 10]} text {i} about the {words[(i * 7) % 10]} today",
+             "positive" if i % 3 else "negative") for i in range(120)]
+    path = tmp_path_factory.mktemp("data") / "small.csv"
+    pd.DataFrame(rows, columns=["text", "label"]).to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory):
+    """A tiny BERT (random weights, no MLM head) saved as a Hugging Face folder."""
+    import torch
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from tunelab.config import register_configs
+    from tunelab.models import load_model, load_tokenizer
+
+    register_configs()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(Path(__file__).resolve().parents[1] / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=["model=tiny"])
+    GlobalHydra.instance().clear()
+    torch.manual_seed(0)
+    model, _ = load_model(cfg.model, "encoder")
+    out = tmp_path_factory.mktemp("tiny_bert")
+    model.save_pretrained(str(out), safe_serialization=True)
+    load_tokenizer(cfg.model).save_pretrained(str(out))
+    return out
+
+
+def _cfg(compose, tmp_path, folder, *overrides, data=None):
+    data = [] if data is None else ["data=csv", f"data.path={data}", "data.labels=[negative,positive]"]
+    return compose([f"model.path={folder}", "model.max_length=48", f"cache_dir={tmp_path}/cache",
+                    *TINY_RUN, *data, *overrides])
+
+
+def _tensors(path):
+    from safetensors.torch import load_file
+
+    return load_file(str(Path(path) / "model.safetensors"))
+
+
+def test_tapt_pipeline_saves_an_encoder_that_stage2_loads(compose, tmp_path, tiny_folder, small_csv):
+    cfg = _cfg(compose, tmp_path, tiny_folder, "adapt=tapt", "adapt.eval_original=csv", data=small_csv)
+    rec = run(cfg, RunContext(out_dir=tmp_path / "job", overrides=["adapt=tapt"]))
+    assert rec["status"] == "ok"
+    m, ad = rec["metrics"], rec["extra"]["adapt"]
+    for k in ("adapt/ppl_before", "adapt/ppl_after_warmup", "adapt/ppl_after",
+              "adapt/ppl_original_before", "adapt/ppl_original_after", "test/acc", "test/f1"):
+        assert k in m and math.isfinite(m[k]), k
+    assert ad["corpus"] == "tapt:csv:train" and ad["fresh_mlm_head"]
+    assert ad["n_texts"] + ad["n_heldout"] + ad["n_removed_overlap"] == 48
+    assert ad["warmup_steps"] == 2 and ad["steps"] > 0
+    for key in ("corpus", "n_texts", "ppl_before", "ppl_after_warmup", "ppl_after", "steps", "path"):
+        assert key in ad, key
+    # The record names the user's model, not the temporary folder of stage 2.
+    assert rec["config"]["model"]["path"] == str(tiny_folder)
+
+    enc = Path(ad["path"])
+    assert enc == tmp_path / "job" / "adapted_encoder"
+    assert (enc / "model.safetensors").is_file() and (enc / "config.json").is_file()
+    assert (enc / "tokenizer.json").is_file() or (enc / "vocab.txt").is_file()
+    assert not list(enc.glob("*.bin"))                      # safetensors only
+    # The encoder moved away from the original checkpoint.
+    orig, new = _tensors(tiny_folder), _tensors(enc)
+    key = "encoder.layer.0.attention.self.query.weight"
+    assert not new[f"bert.{key}"].equal(orig[key])
+    assert new["bert.embeddings.word_embeddings.weight"].shape == orig["embeddings.word_embeddings.weight"].shape
+    # The original pooler was copied in (stage 2's classifier input is comparable with adapt=none).
+    assert new["bert.pooler.dense.weight"].equal(orig["pooler.dense.weight"])
+    # Stage 2 loaded that folder: only the classifier is new.
+    assert rec["extra"]["model_load"]["missing"] == ["classifier.bias", "classifier.weight"]
+    assert not (tmp_path / "job" / "adapt_checkpoints").exists()
+
+    # Any later run can use it with model.path=<job dir>/adapted_encoder (item 4 of the issue).
+    from tunelab.models import load_model
+
+    later = _cfg(compose, tmp_path, enc, data=small_csv)
+    model, report = load_model(later.model, "seq_cls", num_labels=2)
+    assert report.source == str(enc) and report.missing == ["classifier.bias", "classifier.weight"]
+    assert model.bert.encoder.layer[0].attention.self.query.weight.equal(new[f"bert.{key}"])
+    mlm, report = load_model(later.model, "mlm")
+    assert not [k for k in report.missing if k.startswith("cls.")]   # the trained MLM head comes too
+
+
+def test_tapt_corpus_has_no_val_or_test_text(compose, tmp_path, tiny_folder):
+    """Training texts only; a text duplicated into val/test is removed from the MLM corpus."""
+    from tunelab.adapt import corpus_texts, prepare_corpus, task_splits, texts_of, _norm
+
+    rows = [(f"unique tweet number {i} about flights", "positive" if i % 2 else "negative") for i in range(80)]
+    rows += [("the very same retweet", "negative")] * 20          # lands in train, val and test
+    csv = tmp_path / "d.csv"
+    pd.DataFrame(rows, columns=["text", "label"]).to_csv(csv, index=False)
+    cfg = _cfg(compose, tmp_path, tiny_folder, "adapt=tapt", "data=csv", f"data.path={csv}",
+               "data.max_train_samples=null", "data.max_eval_samples=null")
+    splits = task_splits(cfg)
+    held = {_norm(t) for df in (splits.val, splits.test) for t in texts_of(df)}
+    assert "the very same retweet" in held
+    texts, source = corpus_texts(cfg)
+    assert sorted(texts) == sorted(texts_of(splits.train))          # exactly the training texts
+    corpus = prepare_corpus(texts, cfg, held)
+    used = corpus["train"] + corpus["heldout"]
+    assert not {_norm(t) for t in used} & held
+    assert corpus["n_removed_overlap"] > 0
+    assert {_norm(t) for t in used} <= {_norm(t) for t in texts_of(splits.train)}
+
+
+def test_dapt_on_a_text_file_stops_after_stage1(compose, tmp_path, tiny_folder, small_csv):
+    corpus = tmp_path / "domain.txt"
+    corpus.write_text("\n".join(f"the patient took {i} mg of the drug and felt better" for i in range(40)) + "\n\n")
+    cfg = _cfg(compose, tmp_path, tiny_folder, "adapt=dapt", f"adapt.corpus={corpus}", "adapt.skip_finetune=true",
+               "adapt.head_warmup_steps=0", "adapt.whole_word_mask=true", "adapt.mlm_probability=0.3",
+               data=small_csv)
+    rec = run(cfg, RunContext(out_dir=tmp_path / "job"))
+    ad = rec["extra"]["adapt"]
+    assert rec["status"] == "ok" and ad["corpus"] == f"file:{corpus}"
+    assert ad["n_texts"] + ad["n_heldout"] == 40 and ad["n_heldout"] == 4
+    assert ad["masking"]["whole_word_mask"] is True and ad["masking"]["mlm_probability"] == 0.3
+    # dapt's default eval_original is the task's own data: forgetting is measured.
+    assert ad["original"]["data"] == "csv" and ad["original"]["n_texts"] == 12
+    assert "adapt/ppl_original_after" in rec["metrics"] and "test/acc" not in rec["metrics"]
+    assert (tmp_path / "job" / "adapted_encoder" / "model.safetensors").is_file()
+
+
+def test_heldout_perplexity_uses_fixed_masks(compose, tmp_path, tiny_folder):
+    from tunelab.adapt import heldout_loss, mlm_datamodule
+    from tunelab.models import load_model, load_tokenizer
+
+    cfg = _cfg(compose, tmp_path, tiny_folder, "adapt=tapt")
+    texts = [f"a short text about topic {i} and another word" for i in range(20)]
+    dm = mlm_datamodule(cfg, load_tokenizer(cfg.model), texts, texts[:10])
+    model, _ = load_model(cfg.model, "mlm")
+    a, b = heldout_loss(model, dm.val_dataloader()), heldout_loss(model, dm.val_dataloader())
+    assert a == pytest.approx(b, rel=1e-6)
+
+
+def test_selector_and_config_errors(compose, tmp_path, tiny_folder, small_csv):
+    from tunelab.adapt import _select, run_adapt
+    from tunelab.errors import ConfigError, TunelabError
+
+    assert _select(compose(["model=tiny"])) is None
+    assert _select(compose(["model=tiny", "adapt=tapt"])) is run_adapt
+    c = compose(["model=tiny", "adapt=tapt"])
+    c.curriculum.name = "related"
+    assert _select(c) is None                       # a curriculum runs its own stages
+    for overrides, words in ((["adapt=dapt", "adapt.corpus=null"], "needs a domain corpus"),
+                             (["adapt=dapt", "adapt.corpus=/nope/corpus.txt"], "file not found"),
+                             (["adapt=dapt", "adapt.corpus=no_such_data"], "no data config"),
+                             (["adapt=tapt", "adapt.corpus=drug_reviews"], "tapt uses the task")):
+        cfg = _cfg(compose, tmp_path, tiny_folder, *overrides, data=small_csv)
+        with pytest.raises(TunelabError, match=words):
+            run(cfg, RunContext(out_dir=tmp_path / "bad"))
+    with pytest.raises(ConfigError, match="adapt.name"):
+        run(_cfg(compose, tmp_path, tiny_folder, "adapt.name=mlm", data=small_csv), RunContext(out_dir=tmp_path / "bad2"))
+
+
+def test_whole_word_masking_masks_every_piece_of_a_word(compose):
+    import torch
+
+    from tunelab.adapt import WholeWordMaskCollator
+    from tunelab.models import load_tokenizer
+
+    tok = load_tokenizer(compose(["model=tiny"]).model)
+    text = "unbelievably tokenization of antidisestablishmentarianism is hilarious " * 4
+    enc = tok([text] * 64, truncation=True, max_length=64, return_special_tokens_mask=True)
+    examples = [{k: enc[k][i] for k in enc} for i in range(64)]
+    coll = WholeWordMaskCollator(tok, mlm_probability=0.3, mask_replace_prob=0.8, random_replace_prob=0.1, seed=1)
+    batch = coll(examples)
+    sel = batch["labels"] != -100
+    pieces = tok.convert_ids_to_tokens(enc["input_ids"][0])
+    word, words = -1, []
+    for p in pieces:
+        word += 0 if p.startswith("##") else 1
+        words.append(word)
+    words = torch.tensor(words)
+    for row in sel:
+        for w in words.unique():
+            assert row[words == w].all() or not row[words == w].any()   # all pieces or none
+    assert not sel[:, 0].any() and not sel[:, len(pieces) - 1].any()     # [CLS]/[SEP] never
+    assert 0.15 < sel.float().mean() < 0.5
+    again = WholeWordMaskCollator(tok, mlm_probability=0.3, mask_replace_prob=0.8, random_replace_prob=0.1, seed=1)
+    assert torch.equal(again(examples)["input_ids"], batch["input_ids"])     # seeded masks repeat
+    masked = sel & (batch["input_ids"] == tok.mask_token_id)
+    assert 0.7 < masked.sum() / sel.sum() < 0.9
