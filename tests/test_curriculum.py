@@ -250,3 +250,25 @@ def test_adapters_train_only_own_adapter_and_head(compose):
     assert any(n.startswith("heads.h1.") for n in with_grad)
     assert not any(p.requires_grad for n, p in model.named_parameters()
                    if "adapters." not in n and not n.startswith("heads."))
+
+
+def test_sweep_summary_mean_sd_heatmap(tmp_path):
+    import json
+
+    from tunelab.continual.metrics import sweep_summary
+
+    for k, (seed, r00) in enumerate([(0, 0.8), (1, 0.6)]):
+        d = tmp_path / str(k)
+        d.mkdir()
+        cur = {"tasks": ["a", "b"], "rows": ["after a", "after b"], "R": [[r00, 0.5], [0.7, 0.9]],
+               "ACC": 0.8, "BWT": 0.7 - r00, "trainable_params": 100, "bytes_per_task": 400}
+        (d / "results.json").write_text(json.dumps({
+            "schema_version": 1, "status": "ok", "seed": seed, "metrics": {"test/ACC": 0.8},
+            "overrides": ["strategy=sequential", f"seed={seed}"], "extra": {"curriculum": cur}}))
+    out = sweep_summary(tmp_path)
+    (group, e), = out.items()
+    assert e["n"] == 2 and e["R_mean"][0][0] == pytest.approx(0.7)
+    assert e["R_sd"][0][0] == pytest.approx(0.1414, abs=1e-3)
+    assert e["BWT"]["mean"] == pytest.approx(0.0) and e["BWT"]["sd"] == pytest.approx(0.1414, abs=1e-3)
+    assert Path(e["heatmap"]).read_bytes()[:4] == b"\x89PNG"
+    assert "± " in (tmp_path / "curriculum_summary.md").read_text()

@@ -29,7 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from tunelab.config import allow
 from tunelab.errors import ConfigError, TunelabError
-from tunelab.run import RUNNER_SELECTORS, RunContext
+from tunelab.run import RUNNER_SELECTORS, RunContext, _is_rank_zero
 
 log = logging.getLogger("tunelab")
 
@@ -412,6 +412,9 @@ def run_curriculum(cfg: DictConfig, ctx: RunContext) -> dict:
     from tunelab.run import run_name
 
     t_start = time.time()
+    # "adapters available but none are activated": by design when a task is evaluated before
+    # its adapter is trained (the bare base encoder).
+    logging.getLogger("adapters.model_mixin").setLevel(logging.ERROR)
     strategy = str(cfg.strategy.name)
     if cfg.task.name != "seq_cls":
         raise ConfigError(f"curriculum={cfg.curriculum.name} supports task=seq_cls only (got task={cfg.task.name}).")
@@ -455,7 +458,7 @@ def run_curriculum(cfg: DictConfig, ctx: RunContext) -> dict:
                 buffers.append((s, replay_sample(s.splits.train, size=cfg.strategy.replay_size,
                                                  fraction=cfg.strategy.replay_fraction, seed=int(cfg.seed),
                                                  stage_index=s.index)))
-            if strategy in PER_TASK_STRATEGIES and cfg.strategy.save_adapters:
+            if strategy in PER_TASK_STRATEGIES and cfg.strategy.save_adapters and _is_rank_zero():
                 d = ctx.out_dir / "task_adapters" / f"{s.adapter}"
                 bytes_per_task.append(save_task(model, strategy, s.adapter, s.head, s.labels, d))
                 saved.append((s, d))
@@ -506,7 +509,7 @@ def run_curriculum(cfg: DictConfig, ctx: RunContext) -> dict:
     cm = continual_metrics(R, alone=alone, initial=initial)
     tasks = [s.name for s in stages]
     heatmap = None
-    if cfg.curriculum.heatmap:
+    if cfg.curriculum.heatmap and _is_rank_zero():
         title = f"{cfg.curriculum.name} / {strategy} (seed {cfg.seed}): ACC {cm['ACC']:.3f}" + \
             (f", BWT {cm['BWT']:+.3f}" if "BWT" in cm else "") + (f", FWT {cm['FWT']:+.3f}" if "FWT" in cm else "")
         heatmap = str(plot_matrix(R, ctx.out_dir / "R_heatmap.png", tasks=tasks, rows=rows, title=title))
@@ -537,6 +540,7 @@ def run_curriculum(cfg: DictConfig, ctx: RunContext) -> dict:
         "timings": {"train_s": metrics["time/train_s"], **env.timings, "total_s": round(time.time() - t_start, 2)},
     }
     return {
+        "data": ">".join(s.data for s in stages),
         "metrics": metrics,
         "majority_rate": None,
         "pred_class_counts": None,
