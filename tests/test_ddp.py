@@ -19,13 +19,14 @@ DDP = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.p
 @pytest.mark.parametrize("n", [1, 7, 27, 64])
 def test_eval_shards_count_every_example_once(world, n):
     lengths = [(i * 7919) % 50 + 1 for i in range(n)]
-    shards = [list(LengthGroupedBatchSampler(lengths, 4, shuffle=False, seed=0, num_replicas=world, rank=r))
+    shards = [list(LengthGroupedBatchSampler(lengths, 4, shuffle=False, seed=0, num_replicas=world, rank=r,
+                                                     even_shards=False))
               for r in range(world)]
     flat = sorted(i for s in shards for b in s for i in b)
     assert flat == list(range(n))  # no example twice (no padding), none missing
     for r, s in enumerate(shards):
         assert len(s) == len(LengthGroupedBatchSampler(lengths, 4, shuffle=False, seed=0, num_replicas=world,
-                                                       rank=r))
+                                                       rank=r, even_shards=False))
         lens = [lengths[i] for b in s for i in b]
         assert lens == sorted(lens, reverse=True)  # still length-sorted within a rank
 

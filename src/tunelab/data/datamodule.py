@@ -232,7 +232,9 @@ class TextDataModule(L.LightningDataModule):
             sampler = LengthGroupedBatchSampler(lengths, bs, shuffle=True, seed=self.seed,
                                                 bucket_size_multiplier=1)
         else:
-            sampler = LengthGroupedBatchSampler(lengths, bs, shuffle=train, seed=self.seed)
+            # Evaluation shards are not padded (even_shards=False): under DDP every val/test
+            # example is counted exactly once.
+            sampler = LengthGroupedBatchSampler(lengths, bs, shuffle=train, seed=self.seed, even_shards=train)
         # A generator of its own: creating an iterator then draws its worker base seed from it,
         # not from torch's global RNG, so dropout masks do not depend on when loaders are
         # (re)created, which makes a resumed run's random stream match an uninterrupted one.

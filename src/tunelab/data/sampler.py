@@ -101,6 +101,8 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
         bucket_size_multiplier: chunk size in batches. Larger chunks mean more homogeneous
             batches but less randomness in which examples share a batch; 50 is a common choice.
             1 gives plain random batching.
+        even_shards: False for evaluation under DDP: no padding, every example exactly once
+            (see below). True (default): every rank gets the same number of batches.
         drop_last: drop the final incomplete batch (when shuffling, the examples dropped are
             the tail of the epoch's permutation, so which ones is random, not "the shortest"),
             and under DDP drop the batches that do not divide evenly among ranks instead of
@@ -112,9 +114,11 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
     ``num_replicas``-th batch starting at ``rank``. For training without ``drop_last`` the list
     is padded by repeating batches from its start until it divides evenly (as
     ``DistributedSampler`` pads indices), so all ranks run the same number of steps and no
-    collective waits forever. Evaluation (``shuffle=False``) is never padded: each rank takes
-    every ``num_replicas``-th example of the length-sorted order, so every example is counted
-    exactly once (shards may differ by one example; ``drop_last`` is ignored there).
+    collective waits forever. That padding would make evaluation count some examples twice, so
+    for evaluation pass ``even_shards=False`` (with ``shuffle=False``; the datamodule does):
+    each rank then takes every ``num_replicas``-th example of the length-sorted order, every
+    example is counted exactly once, and shards may differ by one example (``drop_last`` is
+    ignored there).
     """
 
     def __init__(
@@ -128,6 +132,7 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
         drop_last: bool = False,
         num_replicas: int | None = None,
         rank: int | None = None,
+        even_shards: bool = True,
     ) -> None:
         self.lengths = _as_lengths(lengths)
         self.batch_size = _check_int("batch_size", batch_size, 1)
@@ -144,6 +149,10 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
         self.rank = _check_int("rank", rank, 0)
         if self.rank >= self.num_replicas:
             raise ValueError(f"rank must be < num_replicas ({self.num_replicas}), got {rank}")
+        self.even_shards = bool(even_shards)
+        if not self.even_shards and self.shuffle:
+            raise ValueError("even_shards=False is for evaluation (shuffle=False): training ranks "
+                             "must all run the same number of steps")
         self.epoch = 0
         # Resume bookkeeping: batches of `self.epoch` handed out by the running/last iterator,
         # and batches to skip at the start of the next iterator (set by load_state_dict).
@@ -163,7 +172,7 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
 
     def __len__(self) -> int:
         """Batches this rank yields in one full epoch (independent of any resume skip)."""
-        if not self.shuffle and self.num_replicas > 1:
+        if not self.even_shards and self.num_replicas > 1:
             return math.ceil(len(self._eval_indices()) / self.batch_size)
         total = self._num_global_batches()
         if self.drop_last:
@@ -218,7 +227,7 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
 
     def rank_batches(self) -> list[list[int]]:
         """This rank's batches for the current epoch, in order (before any resume skip)."""
-        if not self.shuffle and self.num_replicas > 1:
+        if not self.even_shards and self.num_replicas > 1:
             mine = self._eval_indices()
             bs = self.batch_size
             return [mine[i : i + bs].tolist() for i in range(0, len(mine), bs)]
