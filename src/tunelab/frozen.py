@@ -184,6 +184,7 @@ def _module_class():
 
 def _datamodule_class():
     import lightning as L
+    import numpy as np
     import torch
     from torch.utils.data import DataLoader
 
@@ -208,7 +209,8 @@ def _datamodule_class():
         def __init__(self, dm, features: dict, labels: dict, pin_memory: bool = False):
             super().__init__()
             self.dm = dm
-            self.data = {s: _Rows(torch.from_numpy(features[s]), torch.as_tensor(labels[s], dtype=torch.long))
+            self.data = {s: _Rows(torch.from_numpy(np.require(features[s], np.float32, ["C", "W"])),
+                                  torch.tensor(np.asarray(labels[s]), dtype=torch.long))
                          for s in features}
             self.pin_memory = pin_memory
 

@@ -1,0 +1,66 @@
+"""freeze=all fast path: cached and uncached runs give the same metrics for the same seed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import FAST
+
+# Dropout on, so equality also needs the same dropout masks (same RNG stream) in both paths.
+OVR = FAST + ["freeze=all", "seed=3", "model.dropout=0.3", "optim.epochs=2", "optim.lr=1e-2",
+              "trainer.enable_checkpointing=true"]
+
+
+def _run(compose, tmp_path: Path, name: str, *extra):
+    from tunelab.run import RunContext, run
+
+    cfg = compose(OVR + list(extra))
+    return run(cfg, RunContext(out_dir=tmp_path / name)), cfg
+
+
+def test_selector_picks_fast_path_only_when_it_applies(compose):
+    from tunelab import frozen
+    from tunelab.run import select_runner
+
+    assert select_runner(compose(OVR)) is frozen.run_frozen
+    for extra in (["trainer.feature_cache=false"], ["freeze=last2"], ["task=token_cls", "data=wnut_ner"],
+                  ["ckpt_path=/nonexistent.ckpt"]):
+        assert frozen.select(compose(OVR + extra)) is None, extra
+
+
+def test_cached_and_uncached_runs_agree(compose, tmp_path):
+    slow, _ = _run(compose, tmp_path, "uncached", "trainer.feature_cache=false")
+    first, _ = _run(compose, tmp_path, "cached1")
+    again, _ = _run(compose, tmp_path, "cached2")
+    assert slow["status"] == first["status"] == again["status"] == "ok"
+    assert "feature_cache" not in slow["extra"]
+    assert set(first["extra"]["feature_cache"]["hits"].values()) == {False}
+    assert set(again["extra"]["feature_cache"]["hits"].values()) == {True}
+    assert set(slow["metrics"]) == set(first["metrics"]) and "test/acc" in slow["metrics"]
+    for rec in (first, again):
+        for k, v in slow["metrics"].items():
+            assert rec["metrics"][k] == pytest.approx(v, abs=1e-5), k
+        for key in ("pred_class_counts", "params", "n_examples", "label_names", "majority_rate"):
+            assert rec[key] == slow[key], key
+        assert rec["extra"]["steps_run"] == slow["extra"]["steps_run"]
+        assert set(rec) == set(slow)
+        assert set(rec["extra"]) - set(slow["extra"]) == {"feature_cache"}
+    # The head-only checkpoint holds no frozen encoder weights.
+    import torch
+
+    sd = torch.load(tmp_path / "cached2" / "checkpoints" / "best.ckpt", weights_only=False)["state_dict"]
+    assert sd and all(k.startswith("model.classifier") for k in sd)
+    # A different seed is a different random-init encoder: not a hit.
+    other, _ = _run(compose, tmp_path, "seed4", "seed=4")
+    assert set(other["extra"]["feature_cache"]["hits"].values()) == {False}
+
+
+def test_pretrained_features_shared_across_seeds(compose, tmp_path, monkeypatch):
+    """A pretrained encoder's features do not depend on the seed: seed 2 reuses seed 1's."""
+    extra = ["model=minilm", "data.max_train_samples=32", "data.max_eval_samples=16", "optim.epochs=1"]
+    a, _ = _run(compose, tmp_path, "s1", *extra, "seed=1")
+    b, _ = _run(compose, tmp_path, "s2", *extra, "seed=2")
+    assert set(a["extra"]["feature_cache"]["hits"].values()) == {False}
+    assert set(b["extra"]["feature_cache"]["hits"].values()) == {True}
