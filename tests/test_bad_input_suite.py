@@ -105,7 +105,8 @@ def test_cli_wrong_type_override(cli, tmp_path):
 
 
 def test_cli_resume_auto_without_name(cli, tmp_path):
-    # no hydra.run.dir given: the dir must come from resume.name, which is missing
+    # no hydra.run.dir given: the dir must come from resume.name, which is missing; the job stops
+    # before it writes anything (exit 2: a user error)
     from conftest import ROOT
     import os
     import subprocess
@@ -113,8 +114,9 @@ def test_cli_resume_auto_without_name(cli, tmp_path):
 
     r = subprocess.run([sys.executable, str(ROOT / "train.py"), *FAST, "resume=auto"], cwd=tmp_path,
                        capture_output=True, text=True, timeout=300, env=dict(os.environ))
-    assert r.returncode == 1
-    assert "resume.name" in r.stderr
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert "resume=auto needs a stable output dir" in r.stderr and "resume.name=<name>" in r.stderr
+    assert "Traceback" not in r.stderr
     assert not list(tmp_path.rglob("results.json"))
 
 

@@ -87,8 +87,10 @@ def safe_torch_load(path: Any, map_location: Any = "cpu") -> Any:
 
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as e:
-        if "weights only" not in str(e).lower() and "weights_only" not in str(e):
+    except OSError:
+        raise
+    except Exception as e:  # garbage bytes fail in many ways (IndexError, EOFError, ...)
+        if not (isinstance(e, pickle.UnpicklingError) and "weights only" in str(e).lower()):
             raise TunelabError(f"{path} is not a readable PyTorch checkpoint (truncated or not a "
                                f"checkpoint at all): {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
         raise UnsafeCheckpointError(

@@ -455,11 +455,28 @@ def _quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+def _check_resume_dir(cfg: DictConfig) -> None:
+    """resume=auto must find the same dir next time: a name or an explicit dir is required."""
+    resume = cfg.get("resume")
+    if resume is None or resume.get("mode") != "auto" or resume.get("name"):
+        return
+    from hydra.core.hydra_config import HydraConfig
+
+    given = [o for o in HydraConfig.get().overrides.hydra if o.startswith(("hydra.run.dir=", "hydra.sweep.dir="))]
+    if not given:
+        from tunelab.errors import ConfigError
+
+        raise ConfigError("resume=auto needs a stable output dir, so that running the same command again "
+                          "finds it: add resume.name=<name> (dir outputs/resume/<name>, or "
+                          "multirun_outputs/resume/<name> for -m), or pass hydra.run.dir / hydra.sweep.dir.")
+
+
 def hydra_main(cfg: DictConfig) -> Optional[float]:
     """Entry from ``train.py``. Returns the monitored validation metric (for sweepers)."""
     _quiet_libraries()
     ctx = RunContext.from_hydra()
     try:
+        _check_resume_dir(cfg)
         record = run(cfg, ctx)
     except TunelabError as e:
         print(f"error: {e}", file=sys.stderr)
