@@ -1,5 +1,6 @@
 """A real SLURM cluster (scripts/slurm/up.sh: slurmctld + slurmd + slurmdbd on this machine)
-runs a 4-job sweep through Hydra's submitit launcher. Marker ``slurm``."""
+runs a 4-job sweep through Hydra's submitit launcher (marker ``slurm``); the submitit_local
+preset runs a sweep in separate processes on this machine (no marker)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,6 @@ import time
 import pytest
 
 from conftest import FAST, ROOT, load_results, run_cli
-
-pytestmark = pytest.mark.slurm
-
 
 @pytest.fixture(scope="session")
 def slurm():
@@ -34,6 +32,7 @@ def slurm():
         pytest.fail(f"scripts/slurm/up.sh failed:\n{r.stdout[-1500:]}\n{msg}")
 
 
+@pytest.mark.slurm
 def test_sweep_on_slurm_through_submitit(slurm, tmp_path):
     t0 = time.time()
     r = run_cli(["-m", *FAST, "hydra/launcher=slurm", "hydra.launcher.partition=debug",
@@ -64,3 +63,13 @@ def test_sweep_on_slurm_through_submitit(slurm, tmp_path):
     report = (sweep / "report.md").read_text()
     assert "`freeze=none`" in report and "`freeze=all`" in report
     (tmp_path / "wall_s.txt").write_text(f"{wall:.1f}\n")
+
+
+def test_sweep_through_submitit_local(tmp_path):
+    r = run_cli(["-m", *FAST, "hydra/launcher=local", "hydra.launcher.timeout_min=10", "seed=0,1"],
+                tmp_path, timeout=900)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    sweep = tmp_path / "sweep"
+    runs = [load_results(p) for p in sorted(sweep.glob("*/results.json"))]
+    assert [x["status"] for x in runs] == ["ok", "ok"] and {x["seed"] for x in runs} == {0, 1}
+    assert (sweep / ".submitit").is_dir() and (sweep / "report.md").is_file()
