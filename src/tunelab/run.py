@@ -447,7 +447,7 @@ def _quiet_libraries() -> None:
     for pattern in (".*does not have many workers.*", ".*The number of training batches.*",
                     ".*`isinstance\\(treespec, LeafSpec\\)`.*", ".*predict_dataloader.*",
                     ".*LeafSpec.*", ".*srun.*", ".*Checkpoint directory.*exists and is not empty.*",
-                    # resume: ops.ResumeStateCallback restores the sampler position itself.
+                    # resume: the training loader (ResumableDataLoader) restores its own position.
                     ".*dataloader is\\s+not resumable.*", ".*ended before the epoch ended.*"):
         warnings.filterwarnings("ignore", message=pattern)
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero",
