@@ -78,7 +78,9 @@ def plot_matrix(R, path, *, tasks: Sequence[str], rows: Optional[Sequence[str]] 
                     color="black" if math.isfinite(v) and v > 0.6 else "white")
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="test accuracy")
     if title:
-        ax.set_title(title, fontsize=9)
+        import textwrap
+
+        ax.set_title("\n".join(textwrap.wrap(title, 55)), fontsize=8)
     fig.tight_layout()
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp.png")
