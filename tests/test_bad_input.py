@@ -106,3 +106,18 @@ def test_dropped_rows_are_counted_not_silent(compose, tmp_path, caplog):
         rec = run(cfg, RunContext(out_dir=tmp_path / "run"))
     assert rec["extra"]["dropped_rows"] == {"train: label in data.drop_labels ['neutral']": 12}
     assert "dropped 12 rows" in caplog.text
+
+
+def test_directory_as_data_file(compose, tmp_path):
+    from tunelab.errors import DataError
+
+    with pytest.raises(DataError, match=r"is a directory; data.path must name a file"):
+        _load(compose, "data=csv", f"data.path={tmp_path}")
+
+
+def test_drug_zip_that_is_not_a_zip(compose, tmp_path):
+    from tunelab.errors import DataError
+
+    p = _csv(tmp_path, "review\trating\ngood\tpositive\n", name="reviews.tsv")
+    with pytest.raises(DataError, match=r"reviews.tsv: not a zip archive"):
+        _load(compose, "data=drug_reviews", f"data.path={p}")

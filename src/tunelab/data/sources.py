@@ -51,6 +51,9 @@ class Raw:
 
 
 def _read_text(path: Path, encoding: str, key: str = "data.encoding") -> str:
+    if path.is_dir():
+        raise DataError(f"{path} is a directory; data.path must name a file (data=bbc_news reads "
+                        f"one folder per class).")
     try:
         return path.read_text(encoding=encoding)
     except UnicodeDecodeError as e:
@@ -207,6 +210,8 @@ def load_files(cfg: Any, task: str) -> Raw:
 def load_bbc_dir(cfg: Any, task: str) -> Raw:
     """One folder per class, one article per .txt file (BBC News)."""
     root = require_file(cfg.path, "data.path")
+    if not root.is_dir():
+        raise DataError(f"{root}: data.source=bbc_dir expects a folder with one sub-folder per class.")
     rows, notes = [], []
     for class_dir in sorted(p for p in root.iterdir() if p.is_dir()):
         for f in sorted(class_dir.glob("*.txt")):
@@ -228,6 +233,9 @@ def load_bbc_dir(cfg: Any, task: str) -> Raw:
 def load_drug_zip(cfg: Any, task: str) -> Raw:
     """Drugs.com reviews: a zip with train and test TSVs; the sentiment is in ``rating``."""
     path = require_file(cfg.path, "data.path")
+    if not zipfile.is_zipfile(path):
+        raise DataError(f"{path}: not a zip archive; data.source=drug_zip expects the Drugs.com zip "
+                        f"with drugsComTrain.tsv/drugsComTest.tsv (use data=csv for a plain TSV).")
     frames = {}
     with zipfile.ZipFile(path) as z:
         for member in z.namelist():
