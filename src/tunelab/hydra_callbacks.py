@@ -44,6 +44,10 @@ class ReportCallback(Callback):
             rep = build_report(sweep_dir, reference=self.reference, metrics=self.metrics, aso=self.aso,
                                aso_iterations=self.aso_iterations)
             print(f"[tunelab] report: {rep['files']['md']}", flush=True)
+            # Curriculum sweeps: mean ± sd of the accuracy matrix R over seeds, per group.
+            from tunelab.continual.metrics import sweep_summary
+
+            sweep_summary(sweep_dir)
         except Exception as exc:  # noqa: BLE001 - logged with traceback, by design never raised
             log.error("tunelab report failed for this sweep: %s: %s (run `tunelab report <sweep_dir>` "
                       "to retry)", type(exc).__name__, exc, exc_info=True)

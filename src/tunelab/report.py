@@ -38,7 +38,10 @@ import numpy as np
 from tunelab import stats
 from tunelab.errors import TunelabError
 
-DEFAULT_METRICS = ("test/acc", "test/f1", "test/f1_macro")
+# Shown when present: classification metrics, then curriculum (forgetting) metrics and the
+# cost of a continual-learning strategy.
+DEFAULT_METRICS = ("test/acc", "test/f1", "test/f1_macro",
+                   "test/ACC", "test/BWT", "test/FWT", "params/trainable", "params/bytes_per_task")
 SEED_KEYS = ("seed",)
 SINGLE_GROUP = "all runs"
 LEVEL = 0.95
