@@ -182,7 +182,7 @@ def test_selector_and_config_errors(compose, tmp_path, tiny_folder, small_csv):
 def test_whole_word_masking_masks_every_piece_of_a_word(compose):
     import torch
 
-    from tunelab.adapt import WholeWordMaskCollator
+    from tunelab.data.masking import WholeWordMaskCollator
     from tunelab.models import load_tokenizer
 
     tok = load_tokenizer(compose(["model=tiny"]).model)

@@ -130,3 +130,22 @@ def test_mlm_masking_statistics(compose):
     # Evaluation masks are seeded: the same batch twice gives the same masks.
     again = next(iter(dm.test_dataloader()))
     assert torch.equal(again["input_ids"], ids)
+
+
+def test_mlm_whole_word_masking_runs_through_the_core_path(compose, tmp_path):
+    """transformers 4.57's whole-word option crashes here; ours masks every piece of a word."""
+    from tunelab.models import load_tokenizer
+
+    rec = _run(compose, tmp_path, "task=mlm", "task.whole_word_mask=true")
+    assert rec["status"] == "ok" and rec["metrics"]["test/perplexity"] > 1
+    from tunelab.data.masking import WholeWordMaskCollator
+
+    tok = load_tokenizer(compose(["model=tiny"]).model)
+    enc = [tok("unbelievably strange hyperparameters", return_special_tokens_mask=True)] * 64
+    batch = WholeWordMaskCollator(tok, mlm_probability=0.5, mask_replace_prob=1.0, random_replace_prob=0.0, seed=0)(enc)
+    pieces = tok.convert_ids_to_tokens(enc[0]["input_ids"])
+    for row in batch["labels"]:
+        chosen = (row != -100).tolist()
+        for i, p in enumerate(pieces):
+            if p.startswith("##"):
+                assert chosen[i] == chosen[i - 1], "a word piece was masked without the rest of its word"

@@ -192,74 +192,6 @@ def mlm_task_cfg(a: DictConfig) -> DictConfig:
         "whole_word_mask": a.whole_word_mask, "monitor": "val/loss", "monitor_mode": "min"})
 
 
-class WholeWordMaskCollator:
-    """BERT-style masking of whole words: a WordPiece continuation (``##xx``) is masked with the
-    word it belongs to. Words are selected with probability ``mlm_probability``; each token of a
-    selected word becomes [MASK] / a random token / itself with the 80/10/10 split.
-
-    (transformers' own ``whole_word_mask=True`` needs offset mappings the data module does not
-    produce, and in 4.57 crashes when ``mask_replace_prob < 1``.) ``seed`` fixes the masks
-    (held-out evaluation); None draws from torch's global RNG (training).
-    """
-
-    def __init__(self, tokenizer, *, mlm_probability: float, mask_replace_prob: float,
-                 random_replace_prob: float, seed: Optional[int] = None):
-        import torch
-
-        self.tok = tokenizer
-        self.p, self.p_mask, self.p_rand = mlm_probability, mask_replace_prob, random_replace_prob
-        self.generator = torch.Generator().manual_seed(seed) if seed is not None else None
-        vocab = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
-        self.continuation = torch.tensor([str(t).startswith("##") for t in vocab], dtype=torch.bool)
-
-    def __call__(self, examples):
-        import torch
-
-        batch = self.tok.pad(examples, return_tensors="pt")
-        ids = batch["input_ids"]
-        special = batch.pop("special_tokens_mask", None)
-        special = special.bool() if special is not None else torch.zeros_like(ids, dtype=torch.bool)
-        special |= ids == self.tok.pad_token_id
-        g = self.generator
-        cont = self.continuation[ids.clamp(max=len(self.continuation) - 1)] & ~special
-        starts = ~cont & ~special
-        word = torch.cumsum(starts.long(), dim=1)            # word index of each token (per row)
-        chosen_start = starts & (torch.rand(ids.shape, generator=g) < self.p)
-        # A token is masked when the start of its word was chosen.
-        chosen = torch.zeros(ids.shape[0], ids.shape[1] + 1, dtype=torch.bool)
-        chosen.scatter_(1, torch.where(chosen_start, word, torch.zeros_like(word)), chosen_start)
-        chosen[:, 0] = False
-        masked = torch.gather(chosen, 1, word) & ~special
-        labels = ids.clone()
-        labels[~masked] = -100
-        r = torch.rand(ids.shape, generator=g)
-        to_mask = masked & (r < self.p_mask)
-        to_rand = masked & (r >= self.p_mask) & (r < self.p_mask + self.p_rand)
-        ids = ids.clone()
-        ids[to_mask] = self.tok.mask_token_id
-        ids[to_rand] = torch.randint(len(self.tok), ids.shape, generator=g)[to_rand]
-        batch["input_ids"], batch["labels"] = ids, labels
-        return batch
-
-
-def _datamodule_class():
-    from tunelab.data.datamodule import TextDataModule
-
-    class MLMDataModule(TextDataModule):
-        """The project's data module; whole-word masking through WholeWordMaskCollator."""
-
-        def collator(self, train: bool):
-            t = self.task_cfg
-            if not t.whole_word_mask:
-                return super().collator(train)
-            return WholeWordMaskCollator(self.tokenizer, mlm_probability=t.mlm_probability,
-                                         mask_replace_prob=t.mask_replace_prob,
-                                         random_replace_prob=t.random_replace_prob,
-                                         seed=None if train else self.seed + 10_000)
-
-    return MLMDataModule
-
-
 def mlm_datamodule(cfg: DictConfig, tokenizer, train: list[str], heldout: list[str]):
     from tunelab.data.splits import Splits
 
@@ -268,7 +200,9 @@ def mlm_datamodule(cfg: DictConfig, tokenizer, train: list[str], heldout: list[s
 
     # Only train and val are tokenised (an empty test split is skipped).
     splits = Splits(train=frame(train), val=frame(heldout), test=frame([]), label_names=None)
-    dm = _datamodule_class()(cfg.data, mlm_task_cfg(cfg.adapt), tokenizer, max_length=cfg.model.max_length,
+    from tunelab.data.datamodule import TextDataModule
+
+    dm = TextDataModule(cfg.data, mlm_task_cfg(cfg.adapt), tokenizer, max_length=cfg.model.max_length,
                         batch_size=int(cfg.adapt.batch_size or cfg.optim.batch_size),
                         eval_batch_size=cfg.optim.eval_batch_size, seed=cfg.seed, cache_dir=cfg.cache_dir,
                         splits=splits)

@@ -211,13 +211,21 @@ class TextDataModule(L.LightningDataModule):
             return DataCollatorForTokenClassification(self.tokenizer)
         if self.task in UNLABELLED_TASKS:
             t = self.task_cfg
+            # Held-out perplexity must use the same masks every time it is measured, or
+            # "before" and "after" adaptation are not comparable.
+            seed = None if train else self.seed + 10_000
+            if t.whole_word_mask:
+                # transformers' whole-word option needs offset mappings and, in 4.57, breaks with
+                # mask_replace_prob < 1; ours masks every piece of a chosen word.
+                from tunelab.data.masking import WholeWordMaskCollator
+
+                return WholeWordMaskCollator(self.tokenizer, mlm_probability=t.mlm_probability,
+                                             mask_replace_prob=t.mask_replace_prob,
+                                             random_replace_prob=t.random_replace_prob, seed=seed)
             return DataCollatorForLanguageModeling(
                 self.tokenizer, mlm=True, mlm_probability=t.mlm_probability,
                 mask_replace_prob=t.mask_replace_prob, random_replace_prob=t.random_replace_prob,
-                whole_word_mask=t.whole_word_mask,
-                # Held-out perplexity must use the same masks every time it is measured, or
-                # "before" and "after" adaptation are not comparable.
-                seed=None if train else self.seed + 10_000,
+                seed=seed,
             )
         return DataCollatorWithPadding(self.tokenizer)
 
