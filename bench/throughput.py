@@ -150,6 +150,7 @@ class Timer:
         if self.i == self.warmup:
             self.dev.sync()
             self.t0 = time.perf_counter()
+            self.c0 = time.process_time()
 
     def after(self, attention_mask):
         if self.i >= self.warmup:
@@ -160,12 +161,16 @@ class Timer:
         if self.i == self.warmup + self.steps:
             self.dev.sync()
             self.t1 = time.perf_counter()
+            self.c1 = time.process_time()
             return True
         return False
 
     def result(self) -> dict:
         dt = self.t1 - self.t0
-        return {"seconds": dt, "samples_per_s": self.samples / dt, "tokens_per_s": self.real / dt,
+        cpu = max(self.c1 - self.c0, 1e-9)
+        # CPU seconds of this process: less sensitive than wall time to other processes' load.
+        return {"seconds": dt, "cpu_seconds": cpu, "samples_per_cpu_s": self.samples / cpu,
+                "samples_per_s": self.samples / dt, "tokens_per_s": self.real / dt,
                 "padded_tokens_per_s": self.padded / dt, "padding_fraction": 1 - self.real / self.padded,
                 "mean_padded_len": self.padded / self.samples}
 
@@ -333,9 +338,15 @@ print(json.dumps(dict(imports=t_imp, tokenizer=t_tok, data_load=t_data, tokenize
 
 
 _RSS_WRAPPER = """
-import atexit, resource, runpy, sys
+import atexit, runpy, sys
 out = sys.argv.pop(1)
-atexit.register(lambda: open(out, "w").write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)))
+def _peak():
+    # VmHWM (kB) is per address space, so it restarts at exec; ru_maxrss would also count the
+    # parent's pages copied at fork (a big benchmark process would inflate the figure).
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            open(out, "w").write(line.split()[1])
+atexit.register(_peak)
 sys.argv[0] = {train!r}
 runpy.run_path({train!r}, run_name="__main__")
 """
@@ -432,6 +443,7 @@ def main(argv=None) -> dict:
             res["rss_mb"] = rss_mb()
             runs[name].append(res)
             print(f"  repeat {r}: {name} {res['samples_per_s']:8.1f} samples/s  {res['tokens_per_s']:9.0f} tok/s  "
+                  f"{res['samples_per_cpu_s']:7.1f} samples/CPU-s  "
                   f"({res['seconds']:.2f} s, load {os.getloadavg()[0]:.1f})", flush=True)
 
     labels = {"A": "seed-style loop (pad to max_length, plain PyTorch)",
@@ -449,6 +461,9 @@ def main(argv=None) -> dict:
         ratios["C/B"] = summary["C"]["samples_per_s"] / summary["B"]["samples_per_s"]
     if "A" in summary and "B" in summary:
         ratios["B/A"] = summary["B"]["samples_per_s"] / summary["A"]["samples_per_s"]
+    for a, b in (("C", "A"), ("C", "B")):
+        if a in summary and b in summary:
+            ratios[f"{a}/{b} (per CPU-second)"] = summary[a]["samples_per_cpu_s"] / summary[b]["samples_per_cpu_s"]
 
     gpu = None
     if dev.cuda:
@@ -464,10 +479,10 @@ def main(argv=None) -> dict:
                 s["mfu"] = flops / 1e12 / peak
 
     print()
-    print(f"{'':3} {'samples/s':>10} {'tokens/s':>10} {'padded tok/s':>13} {'padding':>8} {'RSS MB':>8}  what")
+    print(f"{'':3} {'samples/s':>10} {'smp/CPU-s':>10} {'tokens/s':>10} {'padded tok/s':>13} {'padding':>8} {'RSS MB':>8}  what")
     for name, s in summary.items():
         extra = f"  MFU {s['mfu']:.1%}" if "mfu" in s else ""
-        print(f"{name:3} {s['samples_per_s']:10.1f} {s['tokens_per_s']:10.0f} {s['padded_tokens_per_s']:13.0f} "
+        print(f"{name:3} {s['samples_per_s']:10.1f} {s['samples_per_cpu_s']:10.1f} {s['tokens_per_s']:10.0f} {s['padded_tokens_per_s']:13.0f} "
               f"{s['padding_fraction']:8.1%} {s['rss_mb']:8.0f}  {labels[name]}{extra}")
     print("ratios: " + ", ".join(f"{k} = {v:.2f}" for k, v in ratios.items()))
     print(f"peak RSS of this process: {peak_rss_mb():.0f} MB")

@@ -186,9 +186,6 @@ def _datamodule_class():
     import lightning as L
     import numpy as np
     import torch
-    from torch.utils.data import DataLoader
-
-    from tunelab.data.sampler import LengthGroupedBatchSampler
 
     class _Rows(torch.utils.data.Dataset):
         def __init__(self, x, y):
@@ -223,16 +220,21 @@ def _datamodule_class():
             return collate
 
         def _loader(self, split: str, train: bool):
+            # The token loader of the normal path, with its batch sampler, generator and class
+            # (resumable for training) kept as they are: only the rows become cached features.
             dm = self.dm
-            lengths = dm.tokenized[split]["length"]
-            bs = dm.batch_size if train else dm.eval_batch_size
-            if train and not getattr(dm.data_cfg, "bucket_by_length", True):
-                sampler = LengthGroupedBatchSampler(lengths, bs, shuffle=True, seed=dm.seed,
-                                                    bucket_size_multiplier=1)
-            else:
-                sampler = LengthGroupedBatchSampler(lengths, bs, shuffle=train, seed=dm.seed)
-            return DataLoader(self.data[split], batch_sampler=sampler, collate_fn=self._collate(split),
-                              num_workers=0, pin_memory=self.pin_memory)
+            base = dm._loader(split, train)
+            kw = dict(batch_sampler=base.batch_sampler, collate_fn=self._collate(split),
+                      generator=base.generator, num_workers=0, pin_memory=self.pin_memory)
+            if hasattr(base, "_consumed_fn"):
+                kw["consumed_fn"] = self._batches_trained
+            return type(base)(self.data[split], **kw)
+
+        def _batches_trained(self):
+            trainer = getattr(self, "trainer", None)
+            if trainer is None:
+                return None
+            return int(trainer.fit_loop.epoch_loop.batch_progress.current.processed)
 
         def train_dataloader(self):
             return self._loader("train", True)
