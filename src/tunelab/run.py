@@ -448,7 +448,9 @@ def _quiet_libraries() -> None:
                     ".*`isinstance\\(treespec, LeafSpec\\)`.*", ".*predict_dataloader.*",
                     ".*LeafSpec.*", ".*srun.*", ".*Checkpoint directory.*exists and is not empty.*",
                     # resume: the training loader (ResumableDataLoader) restores its own position.
-                    ".*dataloader is\\s+not resumable.*", ".*ended before the epoch ended.*"):
+                    ".*dataloader is\\s+not resumable.*", ".*ended before the epoch ended.*",
+                    # Frozen blocks are kept in eval mode on purpose (no dropout on frozen features).
+                    ".*module\\(s\\) in eval mode at the start of training.*"):
         warnings.filterwarnings("ignore", message=pattern)
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero",
                  "lightning.pytorch.accelerators.cuda"):
