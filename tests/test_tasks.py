@@ -149,3 +149,9 @@ def test_mlm_whole_word_masking_runs_through_the_core_path(compose, tmp_path):
         for i, p in enumerate(pieces):
             if p.startswith("##"):
                 assert chosen[i] == chosen[i - 1], "a word piece was masked without the rest of its word"
+
+
+def test_max_steps_before_first_validation_still_tests(compose, tmp_path):
+    rec = _run(compose, tmp_path, "optim.max_steps=2", "optim.epochs=5", "optim.val_check_interval=1.0")
+    assert rec["status"] == "ok" and rec["extra"]["steps_run"] == 2
+    assert "test/acc" in rec["metrics"]

@@ -197,7 +197,10 @@ def build_trainer(cfg: DictConfig, out_dir: Path, logger, *, monitor: Optional[s
     if fault is not None:
         callbacks.append(fault)
     if monitor and o.early_stopping_patience:
-        callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=o.early_stopping_patience))
+        # With max_steps, training may end before the first validation: then the metric is
+        # legitimately missing, and early stopping must not fail the run.
+        callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=o.early_stopping_patience,
+                                       strict=o.max_steps <= 0))
     if t.num_threads:
         import torch
 
