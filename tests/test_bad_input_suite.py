@@ -9,13 +9,12 @@ to exit code 2), a few go through the real CLI.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 import pytest
 
-from conftest import FAST, load_results, run_cli
+from conftest import FAST, load_results
 from tunelab.errors import ConfigError, DataError, TunelabError
 
 

@@ -3,7 +3,6 @@ tiny two-stage curriculum per strategy (model=tiny, ~48 examples per stage, 1 ep
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import pandas as pd

@@ -71,7 +71,7 @@ def test_disk_full_leaves_no_truncated_results_file(tmp_path, monkeypatch):
     def full(fd):
         raise OSError(errno.ENOSPC, "No space left on device")
     monkeypatch.setattr(results.os, "fsync", full)
-    with pytest.raises(TunelabError, match="No space left on device .*nothing was left behind"):
+    with pytest.raises(TunelabError, match="No space left on device .*no partial file was left behind"):
         results.write_results(tmp_path, {"status": "ok", "metrics": {"x": 1.0}})
     # the previous complete file is still there, and no temp file
     assert load_results(tmp_path / "results.json") == {"status": "running"}

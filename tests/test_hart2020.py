@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pandas as pd
-import pytest
 
 from test_baselines import make_csv
 from tunelab.run import RunContext, run
@@ -23,7 +21,6 @@ ARMS = {
 
 def _sweep_values(spec: str) -> list:
     """The values a Hydra sweep override expands to (range(...) and a,b,c)."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     ov = OverridesParser.create().parse_overrides([f"k={spec}"])[0]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -119,7 +118,6 @@ def test_mlm_masking_statistics(compose):
     batch = next(iter(dm.test_dataloader()))
     labels, ids = batch["labels"], batch["input_ids"]
     selected = labels != -100
-    special = (labels == -100) & False
     rate = selected.float().mean().item()
     assert 0.13 < rate < 0.17
     masked = (ids == tok.mask_token_id) & selected

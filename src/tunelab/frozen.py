@@ -327,11 +327,10 @@ def run_frozen(cfg: DictConfig, ctx) -> dict:
     """``run_encoder`` for freeze=all seq_cls, training the head on cached encoder features."""
     from omegaconf import OmegaConf
 
-    from tunelab.data.splits import majority_rate
     from tunelab.loggers import build_logger
     from tunelab.models import load_model, load_tokenizer, print_load_report
     from tunelab.results import scrub_secrets
-    from tunelab.run import (build_datamodule, build_trainer, fit_and_test, label_counts, monitor_of,
+    from tunelab.run import (build_datamodule, build_trainer, encoder_record, fit_and_test, monitor_of,
                              positive_index, run_name, tidy_checkpoints, train_transform_of)
 
     tokenizer = load_tokenizer(cfg.model)
@@ -373,24 +372,9 @@ def run_frozen(cfg: DictConfig, ctx) -> dict:
     trainer = build_trainer(cfg, ctx.out_dir, logger, monitor=monitor, mode=mode)
     metrics = fit_and_test(cfg, trainer, module, fdm)
     tidy_checkpoints(cfg, ctx.out_dir)
-    return {
-        "metrics": metrics,
-        "majority_rate": majority_rate(splits),
-        "pred_class_counts": module.test_outputs.get("pred_class_counts"),
-        "label_names": splits.label_names,
-        "n_examples": splits.sizes(),
-        "params": module.param_counts(),
-        "extra": {
-            "dropped_rows": splits.dropped,
-            **label_counts(splits),
-            "data_notes": splits.notes,
-            "tokenization_cache_hits": dm.cache_hits,
-            "model_load": {"missing": report.missing, "notes": report.notes} if report else None,
-            "epochs_run": trainer.current_epoch,
-            "steps_run": trainer.global_step,
-            "feature_cache": {"hits": hits, "pooling": head_parts(model)[0], "seconds": round(secs, 3)},
-        },
-    }
+    return encoder_record(cfg, metrics=metrics, splits=splits, module=module, trainer=trainer, dm=dm,
+                          report=report, feature_cache={"hits": hits, "pooling": head_parts(model)[0],
+                                                        "seconds": round(secs, 3)})
 
 
 def _register() -> None:

@@ -14,13 +14,11 @@
 
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import os
 import random
 import signal
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -52,31 +50,11 @@ class UnsafeCheckpointError(TunelabError):
 def _atomic_torch_save(obj: Any, path: Path) -> None:
     import torch
 
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as e:
-        raise CheckpointWriteError(f"cannot write checkpoint {path}: {e.strerror}. Check that the output "
-                                   f"dir is writable and the disk has space.") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(e, OSError):
-            hint = " (disk full)" if e.errno == errno.ENOSPC else ""
-            raise CheckpointWriteError(
-                f"cannot write checkpoint {path}: {e.strerror or e}{hint}; no partial file was left "
-                f"behind. Free disk space, choose another output dir, or set "
-                f"trainer.enable_checkpointing=false.") from None
-        raise
+    from tunelab.results import atomic_write
+
+    atomic_write(path, lambda f: torch.save(obj, f), binary=True, error=CheckpointWriteError,
+                 what="checkpoint ", fix="Free disk space, choose another output dir, or set "
+                                         "trainer.enable_checkpointing=false.")
 
 
 def safe_torch_load(path: Any, map_location: Any = "cpu") -> Any:

@@ -7,6 +7,7 @@ directory, is flushed and fsynced, and then ``os.replace``d over the target (ato
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -52,27 +53,40 @@ def scrub_secrets(obj: Any) -> Any:
     return obj
 
 
-def atomic_write_text(path: Path, text: str) -> None:
+def atomic_write(path: Path, write, *, binary: bool = False, error=TunelabError, what: str = "",
+                 fix: str = "Free disk space or choose another output dir.") -> None:
+    """Write ``path`` through ``write(file)`` into a temp file beside it, fsync, then rename over it.
+
+    A kill or a full disk leaves either the old complete file or the new one, never a truncated
+    one, and no temp file behind. On OSError raises ``error`` naming ``what`` and ``fix``.
+    """
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as e:
-        raise TunelabError(f"cannot write {path}: {e.strerror}. Check the output dir is writable "
-                           f"(hydra.run.dir / hydra.sweep.dir) and the disk has space.") from None
+        raise error(f"cannot write {what}{path}: {e.strerror}. Check the output dir is writable "
+                    f"(hydra.run.dir / hydra.sweep.dir) and the disk has space.") from None
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb" if binary else "w") as f:
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except OSError as e:
+    except BaseException as e:  # a kill mid-write too: never leave the temp file
         try:
             os.unlink(tmp)
         except OSError:
             pass
-        raise TunelabError(f"cannot write {path}: {e.strerror} (nothing was left behind). "
-                           f"Free disk space or choose another output dir.") from None
+        if isinstance(e, OSError):
+            hint = " (disk full)" if e.errno == errno.ENOSPC else ""
+            raise error(f"cannot write {what}{path}: {e.strerror or e}{hint}; no partial file was left "
+                        f"behind. {fix}") from None
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda f: f.write(text))
 
 
 def write_results(out_dir: Path, record: dict) -> Path:

@@ -255,7 +255,6 @@ def tidy_checkpoints(cfg: DictConfig, out_dir: Path, subdir: str = "checkpoints"
 @register_runner("mlm")
 def run_encoder(cfg: DictConfig, ctx: RunContext) -> dict:
     """Fine-tune an encoder on one task: the core of every study."""
-    from tunelab.data.splits import majority_rate
     from tunelab.loggers import build_logger
     from tunelab.models import load_tokenizer
 
@@ -285,6 +284,14 @@ def run_encoder(cfg: DictConfig, ctx: RunContext) -> dict:
 
         metrics["test/perplexity"] = perplexity(metrics["test/loss"])
     tidy_checkpoints(cfg, ctx.out_dir)
+    return encoder_record(cfg, metrics=metrics, splits=splits, module=module, trainer=trainer, dm=dm,
+                          report=report)
+
+
+def encoder_record(cfg: DictConfig, *, metrics: dict, splits, module, trainer, dm, report, **extra) -> dict:
+    """The part of results.json a fine-tuning runner fills in (``extra`` adds task-specific keys)."""
+    from tunelab.data.splits import majority_rate
+
     return {
         "metrics": metrics,
         "majority_rate": majority_rate(splits) if cfg.task.name == "seq_cls" else None,
@@ -300,6 +307,7 @@ def run_encoder(cfg: DictConfig, ctx: RunContext) -> dict:
             "model_load": {"missing": report.missing, "notes": report.notes} if report else None,
             "epochs_run": trainer.current_epoch,
             "steps_run": trainer.global_step,
+            **extra,
         },
     }
 
