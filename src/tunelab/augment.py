@@ -66,6 +66,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 
+from tunelab.schemas.adaptation import AugmentConfig
+
 __all__ = [
     "AugmentSettings",
     "STOP_WORDS",
@@ -536,7 +538,7 @@ AUGMENT_NAMES = ("none", "eda")
 
 
 @dataclass
-class AugmentSettings:
+class AugmentSettings(AugmentConfig):
     """Which training-set augmentation to run (a Hydra/OmegaConf structured-config node).
 
     ``name``: ``"none"`` (default: the training data are used as they are) or ``"eda"``.
@@ -552,14 +554,7 @@ class AugmentSettings:
     fails at start-up, not after the model has loaded.
     """
 
-    name: str = "none"
-    num_aug: int = 4
-    alpha_sr: float = 0.1
-    alpha_ri: float = 0.1
-    alpha_rs: float = 0.1
-    p_rd: float = 0.1
-    seed_offset: int = 0
-    clean: bool = False
+    # The fields are the config schema's (tunelab.schemas.adaptation.AugmentConfig).
 
     def __post_init__(self) -> None:
         self.validate()
