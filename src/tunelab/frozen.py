@@ -128,8 +128,6 @@ def _loss(model, logits, labels):
 
 
 def _module_class():
-    import torch
-
     from tunelab.modules import SequenceClassifier
 
     class _Out:
@@ -158,17 +156,8 @@ def _module_class():
             self.log("train/loss", out.loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=bs)
             return out.loss
 
-        def _eval_step(self, batch, split: str):
-            out = self._head(batch)
-            preds = out.logits.argmax(-1)
-            labels = batch["labels"]
-            getattr(self, f"{split}_acc").update(preds, labels)
-            getattr(self, f"{split}_f1_macro").update(preds, labels)
-            getattr(self, f"{split}_f1_each").update(preds, labels)
-            getattr(self, f"{split}_loss").update(out.loss, weight=labels.numel())
-            if split == "test":
-                self.test_pred_counts += torch.bincount(preds, minlength=self.num_labels)
-            return preds
+        def _eval_forward(self, batch):
+            return self._head(batch)
 
         def on_save_checkpoint(self, checkpoint) -> None:
             frozen = {n for n, p in self.named_parameters() if not p.requires_grad}
@@ -330,20 +319,12 @@ def run_frozen(cfg: DictConfig, ctx) -> dict:
     from tunelab.loggers import build_logger
     from tunelab.models import load_model, load_tokenizer, print_load_report
     from tunelab.results import scrub_secrets
-    from tunelab.run import (build_datamodule, build_trainer, encoder_record, fit_and_test, monitor_of,
-                             positive_index, run_name, tidy_checkpoints, train_transform_of)
+    from tunelab.run import (build_trainer, encoder_record, fit_and_test, load_data, monitor_of,
+                             positive_index, run_name, tidy_checkpoints)
 
     tokenizer = load_tokenizer(cfg.model)
-    dm = build_datamodule(cfg, tokenizer, train_transform=train_transform_of(cfg))
-    splits = dm.load()
-    for reason, n in splits.dropped.items():
-        log.info(f"[tunelab] dropped {n} rows: {reason}")
-    for note in splits.notes:
-        log.info(f"[tunelab] note: {note}")
-    log.info(f"[tunelab] data '{cfg.data.name}': " +
-             ", ".join(f"{k} {v:,}" for k, v in splits.sizes().items()) +
-             (f"; labels {splits.label_names}" if splits.label_names else ""))
-    dm.setup("fit")  # token lengths: batches are formed exactly as in the normal path
+    # Tokenised too: token lengths form the batches exactly as in the normal path.
+    dm, splits = load_data(cfg, tokenizer)
     label_names = dm.label_names
     # Same call, same point of the seeded RNG stream as build_module: same head init.
     model, report = load_model(cfg.model, "seq_cls", num_labels=len(label_names), label_names=label_names)

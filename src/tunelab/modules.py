@@ -127,8 +127,12 @@ class SequenceClassifier(EncoderModule):
             setattr(self, f"{split}_loss", MeanMetric())
         self.register_buffer("test_pred_counts", torch.zeros(num_labels, dtype=torch.long), persistent=False)
 
+    def _eval_forward(self, batch):
+        """Model outputs for an evaluation batch (the cached-feature path runs only the head)."""
+        return self.model(**batch)
+
     def _eval_step(self, batch, split: str):
-        out = self.model(**batch)
+        out = self._eval_forward(batch)
         preds = out.logits.argmax(-1)
         labels = batch["labels"]
         getattr(self, f"{split}_acc").update(preds, labels)

@@ -259,16 +259,7 @@ def run_encoder(cfg: DictConfig, ctx: RunContext) -> dict:
     from tunelab.models import load_tokenizer
 
     tokenizer = load_tokenizer(cfg.model)
-    dm = build_datamodule(cfg, tokenizer, train_transform=train_transform_of(cfg))
-    splits = dm.load()
-    for reason, n in splits.dropped.items():
-        log.info(f"[tunelab] dropped {n} rows: {reason}")
-    for note in splits.notes:
-        log.info(f"[tunelab] note: {note}")
-    log.info(f"[tunelab] data '{cfg.data.name}': " +
-             ", ".join(f"{k} {v:,}" for k, v in splits.sizes().items()) +
-             (f"; labels {splits.label_names}" if splits.label_names and cfg.task.name == "seq_cls" else ""))
-    dm.setup("fit")
+    dm, splits = load_data(cfg, tokenizer)
     module, report = build_module(cfg, dm)
     for line in module.param_summary():
         log.info(f"[tunelab] {line}")
@@ -286,6 +277,21 @@ def run_encoder(cfg: DictConfig, ctx: RunContext) -> dict:
     tidy_checkpoints(cfg, ctx.out_dir)
     return encoder_record(cfg, metrics=metrics, splits=splits, module=module, trainer=trainer, dm=dm,
                           report=report)
+
+
+def load_data(cfg: DictConfig, tokenizer):
+    """Datamodule with its splits loaded, dropped rows and notes logged, tokenised for fit."""
+    dm = build_datamodule(cfg, tokenizer, train_transform=train_transform_of(cfg))
+    splits = dm.load()
+    for reason, n in splits.dropped.items():
+        log.info(f"[tunelab] dropped {n} rows: {reason}")
+    for note in splits.notes:
+        log.info(f"[tunelab] note: {note}")
+    log.info(f"[tunelab] data '{cfg.data.name}': " +
+             ", ".join(f"{k} {v:,}" for k, v in splits.sizes().items()) +
+             (f"; labels {splits.label_names}" if splits.label_names and cfg.task.name == "seq_cls" else ""))
+    dm.setup("fit")
+    return dm, splits
 
 
 def encoder_record(cfg: DictConfig, *, metrics: dict, splits, module, trainer, dm, report, **extra) -> dict:
