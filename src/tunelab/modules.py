@@ -110,6 +110,19 @@ class EncoderModule(L.LightningModule):
         self.log("train/loss", out.loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=bs)
         return out.loss
 
+    # Evaluation: each task implements _eval_step(batch, split) and _eval_epoch_end(split).
+    def validation_step(self, batch, batch_idx):
+        self._eval_step(batch, "val")
+
+    def on_validation_epoch_end(self):
+        self._eval_epoch_end("val")
+
+    def test_step(self, batch, batch_idx):
+        self._eval_step(batch, "test")
+
+    def on_test_epoch_end(self):
+        self._eval_epoch_end("test")
+
 
 class SequenceClassifier(EncoderModule):
     """Binary or multi-class classification; F1 is the positive class's for binary tasks."""
@@ -155,17 +168,8 @@ class SequenceClassifier(EncoderModule):
         for m in ("acc", "f1_macro", "f1_each", "loss"):
             getattr(self, f"{split}_{m}").reset()
 
-    def validation_step(self, batch, batch_idx):
-        self._eval_step(batch, "val")
-
-    def on_validation_epoch_end(self):
-        self._eval_epoch_end("val")
-
     def on_test_epoch_start(self):
         self.test_pred_counts.zero_()
-
-    def test_step(self, batch, batch_idx):
-        self._eval_step(batch, "test")
 
     def on_test_epoch_end(self):
         counts = self.test_pred_counts.clone()
@@ -220,18 +224,6 @@ class TokenClassifier(EncoderModule):
         }, prog_bar=(split == "val"))
         getattr(self, f"{split}_loss").reset()
 
-    def validation_step(self, batch, batch_idx):
-        self._eval_step(batch, "val")
-
-    def on_validation_epoch_end(self):
-        self._eval_epoch_end("val")
-
-    def test_step(self, batch, batch_idx):
-        self._eval_step(batch, "test")
-
-    def on_test_epoch_end(self):
-        self._eval_epoch_end("test")
-
 
 class MaskedLM(EncoderModule):
     """Masked-LM: loss averaged over masked tokens; perplexity = exp(that average)."""
@@ -264,18 +256,6 @@ class MaskedLM(EncoderModule):
         self.log_dict({f"{split}/loss": loss, f"{split}/perplexity": torch.exp(loss.clamp(max=50))},
                       prog_bar=(split == "val"))
         getattr(self, f"{split}_loss").reset()
-
-    def validation_step(self, batch, batch_idx):
-        self._eval_step(batch, "val")
-
-    def on_validation_epoch_end(self):
-        self._eval_epoch_end("val")
-
-    def test_step(self, batch, batch_idx):
-        self._eval_step(batch, "test")
-
-    def on_test_epoch_end(self):
-        self._eval_epoch_end("test")
 
 
 TASK_MODULES = {"seq_cls": SequenceClassifier, "token_cls": TokenClassifier, "mlm": MaskedLM}
