@@ -215,6 +215,28 @@ def test_resume_with_consumed_count_and_stale_epoch(lengths):
     assert len(list(fresh)) == len(full)
 
 
+@pytest.mark.parametrize("saved_at", [5, "epoch_end"])
+def test_iterator_made_before_restore_and_set_epoch_follows_them(lengths, saved_at):
+    """Lightning creates the training iterator *before* the checkpoint's position is applied
+    (when configure_optimizers reads trainer.estimated_stepping_batches) and before set_epoch
+    on an epoch-end resume. The batches must still follow the state as it is at the first
+    batch; an eager iterator replayed epoch 0's order (the cause of issue 7's resume drift)."""
+    ref = LengthGroupedBatchSampler(lengths, 16, shuffle=True, seed=4)
+    epochs = {e: (ref.set_epoch(e), list(ref))[1] for e in (0, 1, 2)}
+    n = len(epochs[1])
+    saved = {"epoch": 1, "batches_yielded": n if saved_at == "epoch_end" else saved_at,
+             "seed": 4, "num_replicas": 1}
+
+    s = LengthGroupedBatchSampler(lengths, 16, shuffle=True, seed=4)
+    it = iter(s)                 # made while the sampler still says epoch 0, position 0
+    s.load_state_dict(saved)     # the restore
+    resumed_epoch = 2 if saved_at == "epoch_end" else 1
+    s.set_epoch(resumed_epoch)   # the fit loop's set_epoch for the epoch it resumes in
+    want = epochs[2] if saved_at == "epoch_end" else epochs[1][saved_at:]
+    assert list(it) == want
+    assert s.state_dict()["batches_yielded"] == (len(epochs[2]) if saved_at == "epoch_end" else n)
+
+
 def test_resume_refuses_mismatched_setup(lengths):
     state = LengthGroupedBatchSampler(lengths, 16, shuffle=True, seed=0).state_dict()
     with pytest.raises(ValueError, match="seed"):

@@ -130,6 +130,35 @@ def test_mlm_masking_statistics(compose):
     assert torch.equal(again["input_ids"], ids)
 
 
+@pytest.mark.parametrize("whole_word", [False, True])
+def test_every_validation_pass_uses_the_same_masks(compose, whole_word):
+    """Lightning reuses one val loader for every epoch: each pass must mask the same tokens, or
+    the epochs' val/loss are not comparable and a resumed run (fresh collator) measures other
+    masks than the uninterrupted one. Training batches, by contrast, get new masks."""
+    import torch
+
+    from tunelab.data.datamodule import TextDataModule
+    from tunelab.data.splits import Splits
+    from tunelab.models import load_tokenizer
+
+    cfg = compose(["model=tiny", "task=mlm", f"task.whole_word_mask={whole_word}"])
+    tok = load_tokenizer(cfg.model)
+    df = pd.DataFrame({"text": [f"the cat number {i} sat on the mat with a dog" for i in range(40)],
+                       "label": None})
+    splits = Splits(train=df, val=df, test=df, label_names=None)
+    dm = TextDataModule(cfg.data, cfg.task, tok, max_length=32, batch_size=8, eval_batch_size=8, seed=0,
+                        cache_dir=None, splits=splits)
+    dm.setup()
+    val = dm.val_dataloader()
+    first, second = [b["input_ids"] for b in val], [b["input_ids"] for b in val]
+    assert len(first) == 5 and all(torch.equal(a, b) for a, b in zip(first, second))
+    train = dm.train_dataloader()
+    torch.manual_seed(0)
+    t1 = torch.cat([b["labels"] for b in train], 0)
+    t2 = torch.cat([b["labels"] for b in train], 0)
+    assert not torch.equal(t1, t2)
+
+
 def test_mlm_whole_word_masking_runs_through_the_core_path(compose, tmp_path):
     """transformers 4.57's whole-word option crashes here; ours masks every piece of a word."""
     from tunelab.models import load_tokenizer

@@ -137,35 +137,71 @@ def _set_rng_state(state: dict) -> None:
 
 
 def resume_callback():
-    """Saves the RNG states in every checkpoint and restores them on resume (see module doc).
+    """Saves the RNG states and the training sampler's position in every checkpoint and
+    restores them on resume (see module doc).
 
-    The sampler position is saved by the training loader itself (``ResumableDataLoader``).
+    The training loader (``ResumableDataLoader``) also hands its position to Lightning, but
+    Lightning 2.6 drops it on resume whenever ``configure_optimizers`` has read
+    ``trainer.estimated_stepping_batches`` (our linear schedule does): that sets up the loader
+    before the checkpoint is restored, and the stashed state is then never applied (Lightning
+    issue #20550, open). A run resumed mid-epoch then re-trained on epoch 0's batch order: the
+    final val/loss was 1e-5..4e-5 off an uninterrupted run. So this callback carries the
+    position itself and applies it in ``on_train_start``: after the restore, before the first
+    batch is drawn (the sampler reads its position lazily, at the first batch).
     """
     import lightning as L
 
     class ResumeStateCallback(L.Callback):
         def __init__(self):
             self._pending: Optional[dict] = None
+            self._trainer = None
 
         @property
         def state_key(self) -> str:
             return "tunelab.ResumeState"
 
+        def setup(self, trainer, pl_module, stage):
+            self._trainer = trainer
+
         def state_dict(self) -> dict:
-            return {"rng": _rng_state()}
+            state = {"rng": _rng_state()}
+            loader = _train_loader(self._trainer)
+            if loader is not None:
+                state["train_loader"] = loader.state_dict()
+            return state
 
         def load_state_dict(self, state: dict) -> None:
             self._pending = state
 
-        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-            # Restored here, after the resumed epoch's data iterator exists (creating one draws
-            # from torch's RNG), so the next step sees exactly the state saved after the last.
-            if self._pending is not None:
-                _set_rng_state(self._pending["rng"])
-                log.info(f"[tunelab] resumed at step {trainer.global_step} (epoch {trainer.current_epoch})")
-                self._pending = None
+        def on_train_start(self, trainer, pl_module):
+            # After the restore and before the first batch is drawn. The RNG states go back
+            # here, not at the first training step: drawing a batch may itself use torch's RNG
+            # (the masked-LM collator picks its masks then), and the saved state is the one that
+            # draw saw in the uninterrupted run. (Nothing else draws from the global RNG in
+            # between: every loader has its own generator.) The fit loop calls
+            # set_epoch(<next epoch>) after this, so a position saved at the end of an epoch is
+            # discarded by the sampler, as it should be.
+            if self._pending is None:
+                return
+            loader = _train_loader(trainer)
+            if loader is not None and "train_loader" in self._pending:
+                loader.load_state_dict(self._pending["train_loader"])
+            _set_rng_state(self._pending["rng"])
+            log.info(f"[tunelab] resumed at step {trainer.global_step} (epoch {trainer.current_epoch})")
+            self._pending = None
 
     return ResumeStateCallback()
+
+
+def _train_loader(trainer) -> Optional[Any]:
+    """The training loader if it can save its position (``ResumableDataLoader``), else None."""
+    if trainer is None:
+        return None
+    try:
+        loader = trainer.train_dataloader
+    except Exception:  # no fit loop yet (e.g. testing only)
+        return None
+    return loader if hasattr(loader, "state_dict") and hasattr(loader, "load_state_dict") else None
 
 
 # --------------------------------------------------------------------------- fault injection

@@ -66,6 +66,23 @@ class ResumableDataLoader(DataLoader):
         self.batch_sampler.load_state_dict(state)
 
 
+class EvalDataLoader(DataLoader):
+    """An evaluation loader whose every pass starts the collator's mask RNG afresh.
+
+    Lightning reuses one validation loader for every epoch. A seeded masked-LM collator keeps
+    one generator for its lifetime, so each validation pass would see *different* masks: the
+    epochs' val/loss would not be comparable, and a run resumed from a checkpoint (with a
+    fresh collator) would measure other masks than the uninterrupted run. Resetting the
+    generator at ``iter()`` makes every pass use the masks of the first. (Both collators
+    re-create it from their ``seed`` when it is None; collators without a seed are untouched.)
+    """
+
+    def __iter__(self):
+        if getattr(self.collate_fn, "seed", None) is not None and hasattr(self.collate_fn, "generator"):
+            self.collate_fn.generator = None
+        return super().__iter__()
+
+
 class TextDataModule(L.LightningDataModule):
     """Data for seq_cls, token_cls and mlm.
 
@@ -252,7 +269,7 @@ class TextDataModule(L.LightningDataModule):
                   persistent_workers=getattr(self.data_cfg, "num_workers", 0) > 0)
         if train:
             return ResumableDataLoader(ds.select_columns(keep), consumed_fn=self._batches_trained, **kw)
-        return DataLoader(ds.select_columns(keep), **kw)
+        return EvalDataLoader(ds.select_columns(keep), **kw)
 
     def _batches_trained(self) -> Optional[int]:
         """Batches of the current epoch the trainer has trained on (None outside fit)."""

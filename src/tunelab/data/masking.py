@@ -21,7 +21,9 @@ class WholeWordMaskCollator:
 
         self.tok = tokenizer
         self.p, self.p_mask, self.p_rand = mlm_probability, mask_replace_prob, random_replace_prob
-        self.generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        # Created from ``seed`` at the first batch; setting it back to None restarts the masks
+        # (the evaluation loader does, so every evaluation pass uses the same masks).
+        self.seed, self.generator = seed, None
         vocab = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
         self.continuation = torch.tensor([str(t).startswith("##") for t in vocab], dtype=torch.bool)
 
@@ -33,6 +35,8 @@ class WholeWordMaskCollator:
         special = batch.pop("special_tokens_mask", None)
         special = special.bool() if special is not None else torch.zeros_like(ids, dtype=torch.bool)
         special |= ids == self.tok.pad_token_id
+        if self.seed is not None and self.generator is None:
+            self.generator = torch.Generator().manual_seed(self.seed)
         g = self.generator
         cont = self.continuation[ids.clamp(max=len(self.continuation) - 1)] & ~special
         starts = ~cont & ~special

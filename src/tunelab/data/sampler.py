@@ -244,15 +244,22 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
         return batches[self.rank : total : self.num_replicas]
 
     def __iter__(self) -> Iterator[list[int]]:
-        # Set-up runs eagerly (not inside the generator), so the position is reset as soon as
-        # an iterator exists, even before its first batch is requested.
-        batches = self.rank_batches()
-        skip = min(self._skip, len(batches))
-        self._skip = 0
-        self._yielded = skip
-        return self._generate(batches, skip)
+        # Lazy: the epoch's batch list and the resume skip are read at the *first* ``next()``,
+        # not when the iterator is created. Lightning creates the training iterator before it
+        # calls ``set_epoch`` on some paths (resuming from an epoch-end checkpoint), and before
+        # a checkpoint's position is restored when ``configure_optimizers`` reads
+        # ``trainer.estimated_stepping_batches``; an eager iterator would then replay a stale
+        # epoch's order. Lightning fetches nothing ahead for sized loaders, so reading the state
+        # at the first batch sees every set_epoch/load_state_dict made before training starts.
+        # The count restarts now, though: a fresh iterator has handed out nothing beyond the skip.
+        self._yielded = self._skip
+        return self._generate()
 
-    def _generate(self, batches: list[list[int]], start: int) -> Iterator[list[int]]:
+    def _generate(self) -> Iterator[list[int]]:
+        batches = self.rank_batches()
+        start = min(self._skip, len(batches))
+        self._skip = 0
+        self._yielded = start
         for i in range(start, len(batches)):
             self._yielded = i + 1  # counted when handed out
             yield batches[i]
