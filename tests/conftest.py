@@ -21,10 +21,25 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
+# One compute thread per test process: `make test` runs two pytest workers on a 2-core machine,
+# and most of a test's time is single-threaded start-up (importing transformers takes ~10 s here).
+# With torch's default of one thread per core, two workers' OpenMP pools fight over the cores.
+# Tests compare runs made under the same setting, so their assertions do not depend on it.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 # Overrides that make a CLI run take seconds: tiny model, few examples, no W&B.
 FAST = ["model=tiny", "logger=none", "data.max_train_samples=64", "data.max_eval_samples=32",
         "optim.epochs=1", "optim.batch_size=16", "trainer.enable_progress_bar=false"]
+
+
+# The longest tests (minutes: packaged model, SLURM, DDP, kill-and-resume, sweeps) go first, so
+# that with two workers (pytest-xdist) the short ones fill in around them and both finish together.
+_LONG_FILES = ("test_end_to_end.py", "test_slurm.py", "test_resume.py", "test_ddp.py", "test_faults.py")
+
+
+def pytest_collection_modifyitems(items):
+    items.sort(key=lambda it: 0 if it.nodeid.split("::")[0].endswith(_LONG_FILES) else 1)
 
 
 @pytest.fixture(autouse=True)
