@@ -314,13 +314,8 @@ class _OnDevice:
 
 def run_frozen(cfg: DictConfig, ctx) -> dict:
     """``run_encoder`` for freeze=all seq_cls, training the head on cached encoder features."""
-    from omegaconf import OmegaConf
-
-    from tunelab.loggers import build_logger
     from tunelab.models import load_model, load_tokenizer, print_load_report
-    from tunelab.results import scrub_secrets
-    from tunelab.run import (build_trainer, encoder_record, fit_and_test, load_data, monitor_of,
-                             positive_index, run_name, tidy_checkpoints)
+    from tunelab.run import encoder_record, load_data, positive_index, train_and_test
 
     tokenizer = load_tokenizer(cfg.model)
     # Tokenised too: token lengths form the batches exactly as in the normal path.
@@ -331,7 +326,7 @@ def run_frozen(cfg: DictConfig, ctx) -> dict:
     print_load_report(report, log.info)
     feats, hits, secs = encode_splits(cfg, model, tokenizer, splits, report,
                                       batch_size=max(int(cfg.optim.eval_batch_size), 64))
-    log.info(f"[tunelab] frozen-encoder features: "
+    log.info("[tunelab] frozen-encoder features: "
              + ", ".join(f"{s} {'cached' if h else 'computed'}" for s, h in hits.items())
              + f" ({secs:.1f} s); training the head only")
     labels = {s: getattr(splits, s)["label"].to_numpy() for s in feats}
@@ -343,16 +338,7 @@ def run_frozen(cfg: DictConfig, ctx) -> dict:
         model, head_fn=head_fn, num_labels=len(label_names),
         positive_index=positive_index(label_names, cfg.data), optim_cfg=cfg.optim,
         freeze_cfg=cfg.freeze, label_names=label_names, log=log.info)
-    for line in module.param_summary():
-        log.info(f"[tunelab] {line}")
-    monitor, mode = monitor_of(cfg, len(splits.val) > 0)
-    logger = build_logger(cfg.logger, ctx.out_dir, run_name=run_name(ctx), group=ctx.group,
-                          tags=ctx.swept_tags, config=scrub_secrets(OmegaConf.to_container(cfg, resolve=True)),
-                          job_type=cfg.task.name)
-    ctx.logger = logger
-    trainer = build_trainer(cfg, ctx.out_dir, logger, monitor=monitor, mode=mode)
-    metrics = fit_and_test(cfg, trainer, module, fdm)
-    tidy_checkpoints(cfg, ctx.out_dir)
+    metrics, trainer = train_and_test(cfg, ctx, module, fdm, has_val=len(splits.val) > 0)
     return encoder_record(cfg, metrics=metrics, splits=splits, module=module, trainer=trainer, dm=dm,
                           report=report, feature_cache={"hits": hits, "pooling": head_parts(model)[0],
                                                         "seconds": round(secs, 3)})

@@ -250,31 +250,41 @@ def tidy_checkpoints(cfg: DictConfig, out_dir: Path, subdir: str = "checkpoints"
         (ck / "last.ckpt").unlink(missing_ok=True)
 
 
-@register_runner("seq_cls")
-@register_runner("token_cls")
-@register_runner("mlm")
-def run_encoder(cfg: DictConfig, ctx: RunContext) -> dict:
-    """Fine-tune an encoder on one task: the core of every study."""
+def train_and_test(cfg: DictConfig, ctx: RunContext, module, datamodule, *, has_val: bool,
+                   ckpt_path: Optional[str] = None) -> tuple[dict, Any]:
+    """The shared tail of every encoder runner: parameter summary, logger, trainer, fit + test
+    (on the best checkpoint), checkpoint tidy-up. Returns (test metrics, trainer)."""
     from tunelab.loggers import build_logger
-    from tunelab.models import load_tokenizer
 
-    tokenizer = load_tokenizer(cfg.model)
-    dm, splits = load_data(cfg, tokenizer)
-    module, report = build_module(cfg, dm)
     for line in module.param_summary():
         log.info(f"[tunelab] {line}")
-    monitor, mode = monitor_of(cfg, len(splits.val) > 0)
+    monitor, mode = monitor_of(cfg, has_val)
     logger = build_logger(cfg.logger, ctx.out_dir, run_name=run_name(ctx), group=ctx.group,
                           tags=ctx.swept_tags, config=scrub_secrets(OmegaConf.to_container(cfg, resolve=True)),
                           job_type=cfg.task.name)
     ctx.logger = logger
     trainer = build_trainer(cfg, ctx.out_dir, logger, monitor=monitor, mode=mode)
-    metrics = fit_and_test(cfg, trainer, module, dm, ckpt_path=resolve_ckpt(cfg, ctx))
+    metrics = fit_and_test(cfg, trainer, module, datamodule, ckpt_path=ckpt_path)
+    tidy_checkpoints(cfg, ctx.out_dir)
+    return metrics, trainer
+
+
+@register_runner("seq_cls")
+@register_runner("token_cls")
+@register_runner("mlm")
+def run_encoder(cfg: DictConfig, ctx: RunContext) -> dict:
+    """Fine-tune an encoder on one task: the core of every study."""
+    from tunelab.models import load_tokenizer
+
+    tokenizer = load_tokenizer(cfg.model)
+    dm, splits = load_data(cfg, tokenizer)
+    module, report = build_module(cfg, dm)
+    metrics, trainer = train_and_test(cfg, ctx, module, dm, has_val=len(splits.val) > 0,
+                                      ckpt_path=resolve_ckpt(cfg, ctx))
     if cfg.task.name == "mlm" and "test/loss" in metrics:
         from tunelab.modules import perplexity
 
         metrics["test/perplexity"] = perplexity(metrics["test/loss"])
-    tidy_checkpoints(cfg, ctx.out_dir)
     return encoder_record(cfg, metrics=metrics, splits=splits, module=module, trainer=trainer, dm=dm,
                           report=report)
 
