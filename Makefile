@@ -36,7 +36,7 @@ train: $(STAMP)  ## fine-tune the packaged BERT on the packaged tweets (ARGS="fr
 sweep: $(STAMP)  ## the freeze study: freeze=none,all,last2 x 3 seeds, then its report
 	$(PY) train.py -m freeze=none,all,last2 'seed=range(3)' $(ARGS)
 
-test: $(STAMP)  ## all tests CI runs: fast ones, then the end-to-end ones on packaged data (slow)
+test: $(STAMP)  ## every test CI runs (fast, packaged-data end to end, SLURM), 2 workers; JOBS=0 serial
 	$(PY) -m pytest -q -n $(JOBS) --dist worksteal $(ARGS)
 
 test-fast: $(STAMP)  ## only the fast tests (tiny random BERT)
