@@ -130,8 +130,8 @@ def test_mlm_masking_statistics(compose):
     assert torch.equal(again["input_ids"], ids)
 
 
-@pytest.mark.parametrize("whole_word", [False, True])
-def test_every_validation_pass_uses_the_same_masks(compose, whole_word):
+@pytest.mark.parametrize("whole_word,workers", [(False, 0), (True, 0), (False, 1)])
+def test_every_validation_pass_uses_the_same_masks(compose, whole_word, workers):
     """Lightning reuses one val loader for every epoch: each pass must mask the same tokens, or
     the epochs' val/loss are not comparable and a resumed run (fresh collator) measures other
     masks than the uninterrupted one. Training batches, by contrast, get new masks."""
@@ -141,7 +141,8 @@ def test_every_validation_pass_uses_the_same_masks(compose, whole_word):
     from tunelab.data.splits import Splits
     from tunelab.models import load_tokenizer
 
-    cfg = compose(["model=tiny", "task=mlm", f"task.whole_word_mask={whole_word}"])
+    cfg = compose(["model=tiny", "task=mlm", f"task.whole_word_mask={whole_word}",
+                   f"data.num_workers={workers}"])
     tok = load_tokenizer(cfg.model)
     df = pd.DataFrame({"text": [f"the cat number {i} sat on the mat with a dog" for i in range(40)],
                        "label": None})

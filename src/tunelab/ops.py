@@ -195,12 +195,7 @@ def resume_callback():
 
 def _train_loader(trainer) -> Optional[Any]:
     """The training loader if it can save its position (``ResumableDataLoader``), else None."""
-    if trainer is None:
-        return None
-    try:
-        loader = trainer.train_dataloader
-    except Exception:  # no fit loop yet (e.g. testing only)
-        return None
+    loader = trainer.train_dataloader if trainer is not None else None  # None before fit sets it up
     return loader if hasattr(loader, "state_dict") and hasattr(loader, "load_state_dict") else None
 
 

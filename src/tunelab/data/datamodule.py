@@ -44,11 +44,12 @@ def tokenizer_fingerprint(tokenizer) -> str:
 
 
 class ResumableDataLoader(DataLoader):
-    """The training loader, with a position Lightning saves in every checkpoint.
+    """The training loader, with a position saved in every checkpoint.
 
-    Lightning checkpoints the state of loaders that have ``state_dict``/``load_state_dict``
-    and restores it *before* it creates the iterator of the resumed epoch, so a run resumed
-    from a mid-epoch checkpoint continues with exactly the batches it had not trained on yet.
+    Lightning checkpoints the state of loaders that have ``state_dict``/``load_state_dict``,
+    but 2.6 does not restore it in our set-up (Lightning issue #20550), so
+    ``tunelab.ops.ResumeStateCallback`` saves and restores it through these two methods; a run
+    resumed from a mid-epoch checkpoint continues with exactly the batches it had not trained on.
     The position is the length-grouped batch sampler's (epoch, batches trained); the batches
     are recomputed from (seed, epoch). ``consumed_fn`` gives the batches actually trained (the
     data fetcher runs one batch ahead, so the sampler's own count is one too many).
@@ -264,9 +265,14 @@ class TextDataModule(L.LightningDataModule):
         # not from torch's global RNG, so dropout masks do not depend on when loaders are
         # (re)created, which makes a resumed run's random stream match an uninterrupted one.
         gen = torch.Generator().manual_seed(int(self.seed))
-        kw = dict(batch_sampler=sampler, collate_fn=self.collator(train), generator=gen,
-                  num_workers=getattr(self.data_cfg, "num_workers", 0),
-                  persistent_workers=getattr(self.data_cfg, "num_workers", 0) > 0)
+        collate = self.collator(train)
+        workers = getattr(self.data_cfg, "num_workers", 0)
+        # Persistent workers keep their own copy of the collator across passes, out of
+        # EvalDataLoader's reach: an evaluation collator with seeded masks gets fresh workers
+        # (copies of the reset collator) each pass instead.
+        restarts_masks = not train and getattr(collate, "seed", None) is not None
+        kw = dict(batch_sampler=sampler, collate_fn=collate, generator=gen, num_workers=workers,
+                  persistent_workers=workers > 0 and not restarts_masks)
         if train:
             return ResumableDataLoader(ds.select_columns(keep), consumed_fn=self._batches_trained, **kw)
         return EvalDataLoader(ds.select_columns(keep), **kw)
