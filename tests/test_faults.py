@@ -130,7 +130,7 @@ def test_trust_remote_code_is_off_unless_set(compose, model):
 
 
 def test_secret_looking_keys_are_scrubbed():
-    from tunelab.results import scrub_secrets
+    from tunelab.io import scrub_secrets
 
     cfg = {"logger": {"api_key": "abc", "project": "p"}, "hub": {"HF_TOKEN": "hf_x", "password": ""},
            "list": [{"secret": "s"}]}

@@ -93,7 +93,7 @@ def pred_counts(y_pred, names: list[str]) -> dict[str, int]:
 def _start_logger(cfg: DictConfig, ctx: RunContext):
     """The configured experiment logger (W&B/CSV), so baselines land in the same W&B group."""
     from tunelab.loggers import build_logger
-    from tunelab.results import scrub_secrets
+    from tunelab.io import scrub_secrets
 
     logger = build_logger(cfg.logger, ctx.out_dir, run_name=run_name(ctx), group=ctx.group,
                           tags=ctx.swept_tags, config=scrub_secrets(OmegaConf.to_container(cfg, resolve=True)),

@@ -408,7 +408,7 @@ def run_curriculum(cfg: DictConfig, ctx: RunContext) -> dict:
     from tunelab.continual.model import adapter_params, param_bytes, save_task
     from tunelab.loggers import build_logger
     from tunelab.models import load_tokenizer
-    from tunelab.results import scrub_secrets
+    from tunelab.io import scrub_secrets
     from tunelab.run import run_name
 
     t_start = time.time()

@@ -50,7 +50,7 @@ class UnsafeCheckpointError(TunelabError):
 def _atomic_torch_save(obj: Any, path: Path) -> None:
     import torch
 
-    from tunelab.results import atomic_write
+    from tunelab.io import atomic_write
 
     atomic_write(path, lambda f: torch.save(obj, f), binary=True, error=CheckpointWriteError,
                  what="checkpoint ", fix="Free disk space, choose another output dir, or set "

@@ -26,7 +26,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from tunelab.config import validate
 from tunelab.errors import TunelabError
-from tunelab.results import SCHEMA_VERSION, git_commit, scrub_secrets, utcnow, write_results
+from tunelab.io import scrub_secrets
+from tunelab.results import SCHEMA_VERSION, git_commit, utcnow, write_results
 
 log = logging.getLogger("tunelab")
 
