@@ -242,7 +242,7 @@ class LightningTunelab:
     """(C): Trainer.fit on tunelab's module + datamodule, exactly as a run builds them."""
 
     def __init__(self, cfg, dm, dev: Device):
-        from tunelab.run import build_module
+        from tunelab.methods.finetune import build_module
 
         self.cfg, self.dm, self.dev = cfg, dm, dev
         self.module, _ = build_module(cfg, dm)
@@ -315,7 +315,7 @@ from tunelab.models import load_tokenizer, load_model
 tok = load_tokenizer(cfg.model)
 t_tok = time.perf_counter() - t
 t = time.perf_counter()
-from tunelab.run import build_datamodule
+from tunelab.methods.finetune import build_datamodule
 dm = build_datamodule(cfg, tok); dm.load()
 t_data = time.perf_counter() - t
 t = time.perf_counter()
@@ -413,7 +413,7 @@ def main(argv=None) -> dict:
           f"precision {dev.precision}, compile {dev.compile}; load average {load}")
 
     from tunelab.models import load_tokenizer
-    from tunelab.run import build_datamodule
+    from tunelab.methods.finetune import build_datamodule
 
     tok = load_tokenizer(cfg.model)
     dm = build_datamodule(cfg, tok)

@@ -15,8 +15,9 @@ import pytest
 from tunelab.run import RunContext, run
 
 TINY_RUN = ["logger=none", "data.max_train_samples=48", "data.max_eval_samples=24", "optim.epochs=1",
-            "optim.batch_size=16", "trainer.enable_progress_bar=false", "adapt.head_warmup_steps=2",
-            "adapt.epochs=1"]
+            "optim.batch_size=16", "trainer.enable_progress_bar=false"]
+# Added when a run adapts (adapt=tapt|dapt): the adapt group exists only then.
+TINY_ADAPT = ["adapt.head_warmup_steps=2", "adapt.epochs=1"]
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +56,9 @@ def tiny_folder(tmp_path_factory):
 
 def _cfg(compose, tmp_path, folder, *overrides, data=None):
     data = [] if data is None else ["data=csv", f"data.path={data}", "data.labels=[negative,positive]"]
+    adapting = any(o.startswith(("adapt=tapt", "adapt=dapt")) for o in overrides)
     return compose([f"model.path={folder}", "model.max_length=48", f"cache_dir={tmp_path}/cache",
-                    *TINY_RUN, *data, *overrides])
+                    *TINY_RUN, *(TINY_ADAPT if adapting else []), *data, *overrides])
 
 
 def _tensors(path):
@@ -159,15 +161,18 @@ def test_heldout_perplexity_uses_fixed_masks(compose, tmp_path, tiny_folder):
     assert a == pytest.approx(b, rel=1e-6)
 
 
-def test_selector_and_config_errors(compose, tmp_path, tiny_folder, small_csv):
-    from tunelab.adapt import _select, run_adapt
-    from tunelab.errors import ConfigError, TunelabError
+def test_adapt_selects_its_method_and_config_errors(compose, tmp_path, tiny_folder, small_csv):
+    from hydra.utils import get_method
 
-    assert _select(compose(["model=tiny"])) is None
-    assert _select(compose(["model=tiny", "adapt=tapt"])) is run_adapt
-    c = compose(["model=tiny", "adapt=tapt"])
-    c.curriculum.name = "related"
-    assert _select(c) is None                       # a curriculum runs its own stages
+    from tunelab.adapt import run_adapt
+    from tunelab.errors import ConfigError, TunelabError
+    from tunelab.validation import validate
+
+    assert compose(["model=tiny"]).method.name == "finetune"
+    assert compose(["model=tiny", "adapt=none"]).method.name == "finetune"   # the reference arm
+    assert get_method(compose(["model=tiny", "adapt=tapt"]).method._target_) is run_adapt
+    with pytest.raises(ConfigError, match="cannot be combined"):    # no silent choice between the two
+        validate(compose(["model=tiny", "adapt=tapt", "curriculum=related"]))
     for overrides, words in ((["adapt=dapt", "adapt.corpus=null"], "needs a domain corpus"),
                              (["adapt=dapt", "adapt.corpus=/nope/corpus.txt"], "file not found"),
                              (["adapt=dapt", "adapt.corpus=no_such_data"], "no data config"),
@@ -175,8 +180,9 @@ def test_selector_and_config_errors(compose, tmp_path, tiny_folder, small_csv):
         cfg = _cfg(compose, tmp_path, tiny_folder, *overrides, data=small_csv)
         with pytest.raises(TunelabError, match=words):
             run(cfg, RunContext(out_dir=tmp_path / "bad"))
-    with pytest.raises(ConfigError, match="adapt.name"):
-        run(_cfg(compose, tmp_path, tiny_folder, "adapt.name=mlm", data=small_csv), RunContext(out_dir=tmp_path / "bad2"))
+    with pytest.raises(ConfigError, match="adapt.name='mlm' is not one of"):
+        run(_cfg(compose, tmp_path, tiny_folder, "adapt=tapt", "adapt.name=mlm", data=small_csv),
+            RunContext(out_dir=tmp_path / "bad2"))
 
 
 def test_whole_word_masking_masks_every_piece_of_a_word(compose):

@@ -1,4 +1,4 @@
-"""task=sparse and task=features: same splits as the encoder runs, scikit-learn-exact metrics."""
+"""method=sparse and method=features: same splits as the encoder runs, scikit-learn-exact metrics."""
 
 from __future__ import annotations
 
@@ -63,9 +63,9 @@ def test_sparse_equals_hand_built_sklearn_pipeline(compose, tmp_path, data_csv, 
     from sklearn.pipeline import make_pipeline
 
     # 4096 hash buckets instead of 2**20 keep the test fast; the option is passed through.
-    cfg, rec = _run(compose, tmp_path, data_csv, "task=sparse", f"sparse.features={features}", "seed=3",
-                    "sparse.n_features=4096")
-    assert rec["status"] == "ok" and rec["task"] == "sparse"
+    cfg, rec = _run(compose, tmp_path, data_csv, "method=sparse", f"method.features={features}", "seed=3",
+                    "method.n_features=4096")
+    assert rec["status"] == "ok" and rec["method"] == "sparse"
     # The same split an encoder run of this config uses.
     s = _splits(cfg)
     assert rec["n_examples"] == s.sizes()
@@ -95,11 +95,11 @@ def test_sparse_equals_hand_built_sklearn_pipeline(compose, tmp_path, data_csv, 
 def test_sparse_vectoriser_options_and_cv(compose, tmp_path, data_csv):
     from sklearn.model_selection import StratifiedKFold
 
-    cfg, rec = _run(compose, tmp_path, data_csv, "task=sparse", "sparse.features=tfidf", "sparse.cv=5",
-                    "sparse.ngram_range=[1,2]", "sparse.min_df=2", "sparse.max_features=50", "sparse.C=0.5")
+    cfg, rec = _run(compose, tmp_path, data_csv, "method=sparse", "method.features=tfidf", "method.cv=5",
+                    "method.ngram_range=[1,2]", "method.min_df=2", "method.max_features=50", "method.C=0.5")
     assert rec["status"] == "ok"
     assert rec["extra"]["sparse"]["n_features"] == 50
-    assert rec["config"]["sparse"]["C"] == 0.5
+    assert rec["config"]["method"]["C"] == 0.5
     cv = rec["extra"]["cv"]
     assert cv["k"] == 5 and len(cv["folds"]) == 5
     n_train = rec["n_examples"]["train"]
@@ -116,22 +116,22 @@ def test_sparse_vectoriser_options_and_cv(compose, tmp_path, data_csv):
 
 
 def test_sparse_rejects_bad_options(compose, tmp_path, data_csv):
-    with pytest.raises(ConfigError, match="sparse.features"):
-        _run(compose, tmp_path, data_csv, "task=sparse", "sparse.features=bogus")
-    with pytest.raises(ConfigError, match="sparse.cv=1"):
-        _run(compose, tmp_path, data_csv, "task=sparse", "sparse.cv=1", out="o2")
+    with pytest.raises(ConfigError, match="method.features"):
+        _run(compose, tmp_path, data_csv, "method=sparse", "method.features=bogus")
+    with pytest.raises(ConfigError, match="method.cv=1"):
+        _run(compose, tmp_path, data_csv, "method=sparse", "method.cv=1", out="o2")
     with pytest.raises(ConfigError, match="smallest class"):
-        _run(compose, tmp_path, data_csv, "task=sparse", "sparse.cv=1000", out="o3")
+        _run(compose, tmp_path, data_csv, "method=sparse", "method.cv=1000", out="o3")
     with pytest.raises(ConfigError, match="ngram_range"):
-        _run(compose, tmp_path, data_csv, "task=sparse", "sparse.ngram_range=[2,1]", out="o4")
+        _run(compose, tmp_path, data_csv, "method=sparse", "method.ngram_range=[2,1]", out="o4")
 
 
 def test_features_task_tiny_cache_hit_on_second_seed(compose, tmp_path, data_csv):
-    common = ("task=features", "model=tiny", "features.pooling=mean", "data.max_train_samples=120")
+    common = ("method=features", "model=tiny", "method.pooling=mean", "data.max_train_samples=120")
     _, r0 = _run(compose, tmp_path, data_csv, *common, "seed=0", out="s0")
     _, r1 = _run(compose, tmp_path, data_csv, *common, "seed=1", out="s1")
     for r in (r0, r1):
-        assert r["status"] == "ok" and r["task"] == "features"
+        assert r["status"] == "ok" and r["method"] == "features"
         for k in ("test/acc", "test/f1", "test/f1_macro", "test/loss"):
             assert math.isfinite(r["metrics"][k])
         assert sum(r["pred_class_counts"].values()) == r["n_examples"]["test"]
@@ -142,9 +142,9 @@ def test_features_task_tiny_cache_hit_on_second_seed(compose, tmp_path, data_csv
     assert set(r1["extra"]["feature_cache_hits"]) == {"train", "val", "test"}
     assert list((tmp_path / "cache" / "features").glob("*.npy"))
     # Pooling and classifier are options; a dense layer on concatenated last-4 CLS vectors.
-    _, r2 = _run(compose, tmp_path, data_csv, *common, "features.pooling=concat_last4",
-                 "features.classifier=linear", "features.epochs=5", out="s2")
+    _, r2 = _run(compose, tmp_path, data_csv, *common, "method.pooling=concat_last4",
+                 "method.classifier=linear", "method.epochs=5", out="s2")
     assert r2["status"] == "ok" and r2["extra"]["features"]["dim"] == 96
     assert r2["params"]["trainable"] == 96 * 2 + 2
-    with pytest.raises(ConfigError, match="features.pooling"):
-        _run(compose, tmp_path, data_csv, *common, "features.pooling=max", out="s3")
+    with pytest.raises(ConfigError, match="method.pooling"):
+        _run(compose, tmp_path, data_csv, *common, "method.pooling=max", out="s3")

@@ -108,15 +108,16 @@ def test_clashing_labels_in_shared_head_name_the_stage():
         assign_heads([d, c], per_task=False)
 
 
-def test_selector_and_ddp_strategy(compose):
+def test_curriculum_selects_its_method_and_ddp_strategy(compose):
+    from hydra.utils import get_method
     from omegaconf import OmegaConf
 
-    from tunelab.curriculum import ddp_strategy, run_curriculum, select_curriculum_runner
-    from tunelab.run import RUNNER_SELECTORS
+    from tunelab.curriculum import ddp_strategy, run_curriculum
 
-    assert select_curriculum_runner in RUNNER_SELECTORS
-    assert select_curriculum_runner(compose([])) is None
-    assert select_curriculum_runner(compose(["curriculum=related"])) is run_curriculum
+    assert compose([]).method.name == "finetune" and compose([]).curriculum is None
+    cfg = compose(["curriculum=related"])
+    assert get_method(cfg.method._target_) is run_curriculum and cfg.strategy.name == "sequential"
+    assert compose(["curriculum=related", "strategy=replay"]).strategy.name == "replay"
     t = lambda **kw: OmegaConf.create({"strategy": "auto", "devices": 1, "num_nodes": 1, **kw})  # noqa: E731
     assert ddp_strategy(t(strategy="ddp")) == "ddp_find_unused_parameters_true"
     assert ddp_strategy(t(strategy="ddp_spawn")) == "ddp_spawn_find_unused_parameters_true"

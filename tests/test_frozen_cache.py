@@ -20,14 +20,16 @@ def _run(compose, tmp_path: Path, name: str, *extra):
     return run(cfg, RunContext(out_dir=tmp_path / name)), cfg
 
 
-def test_selector_picks_fast_path_only_when_it_applies(compose):
-    from tunelab import frozen
-    from tunelab.run import select_runner
+def test_cached_branch_taken_only_when_it_applies(compose):
+    from tunelab.methods import frozen_cache
 
-    assert select_runner(compose(OVR)) is frozen.run_frozen
-    for extra in (["trainer.feature_cache=false"], ["freeze=last2"], ["task=token_cls", "data=wnut_ner"],
-                  ["ckpt_path=/nonexistent.ckpt"]):
-        assert frozen.select(compose(OVR + extra)) is None, extra
+    assert frozen_cache.why_not(compose(OVR)) is None
+    for extra, why in ((["trainer.feature_cache=false"], "feature_cache=false"),
+                       (["freeze=last2"], "only freeze=all"),
+                       (["task=token_cls", "data=wnut_ner"], "only freeze=all"),
+                       (["augment=eda"], "augmented texts"),
+                       (["ckpt_path=/nonexistent.ckpt"], "ckpt_path")):
+        assert why in frozen_cache.why_not(compose(OVR + extra)), extra
 
 
 def test_cached_and_uncached_runs_agree(compose, tmp_path):

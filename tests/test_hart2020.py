@@ -9,10 +9,11 @@ import pandas as pd
 from test_baselines import make_csv
 from tunelab.run import RunContext, run
 
+# arm -> (method, freeze, sparse features); every arm predicts the same task (seq_cls)
 ARMS = {
-    "bert_all": ("seq_cls", "all", None),
-    "bert_none": ("seq_cls", "none", None),
-    "bert_last2": ("seq_cls", "last2", None),
+    "bert_all": ("finetune", "all", None),
+    "bert_none": ("finetune", "none", None),
+    "bert_last2": ("finetune", "last2", None),
     "sparse_tfidf": ("sparse", None, "tfidf"),
     "sparse_count": ("sparse", None, "count"),
     "sparse_hash": ("sparse", None, "hash"),
@@ -39,13 +40,13 @@ def test_composed_config_matches_the_paper(compose):
     params = cfg.hydra.sweeper.params
     assert _sweep_values(params.seed) == list(range(10))
     assert sorted(_sweep_values(params.arm)) == sorted(ARMS)
-    for arm, (task, freeze, features) in ARMS.items():
+    for arm, (method, freeze, features) in ARMS.items():
         c = compose(["experiment=hart2020", "data=csv", "data.path=x", f"arm={arm}"])
-        assert c.task.name == task, arm
+        assert c.task.name == "seq_cls" and c.method.name == method, arm
         if freeze:
             assert c.freeze.name == freeze, arm
         if features:
-            assert c.sparse.features == features and c.sparse.cv == 10, arm
+            assert c.method.features == features and c.method.cv == 10, arm
         # Arms change the method only, never the data, the split or the BERT hyperparameters.
         assert c.data.test_size == 0.1 and c.optim.lr == 5e-5 and c.data.split_seed == 1234
 
@@ -56,7 +57,7 @@ def test_separate_test_file_layout(compose, tmp_path):
     cfg = compose(["experiment=hart2020", "data=csv", f"data.path={train}", f"data.test_path={test}",
                    "arm=sparse_count", "logger=none", f"cache_dir={tmp_path}/cache"])
     rec = run(cfg, RunContext(out_dir=tmp_path / "out", overrides=["arm=sparse_count"]))
-    assert rec["status"] == "ok" and rec["task"] == "sparse"
+    assert rec["status"] == "ok" and rec["method"] == "sparse" and rec["task"] == "seq_cls"
     # The whole train file trains (val_size 0), the whole test file tests.
     assert rec["n_examples"] == {"train": 150, "val": 0, "test": 40}
     assert len(rec["extra"]["cv"]["folds"]) == 10
@@ -67,7 +68,7 @@ def test_tiny_sweep_end_to_end_report_by_arm(cli, tmp_path):
     data = make_csv(tmp_path / "tweets.csv", n=200)
     r = cli("-m", "experiment=hart2020", "data=csv", f"data.path={data}", "model=tiny", "logger=none",
             "arm=sparse_tfidf,sparse_count,sparse_hash,bert_none", "seed=0,1", "optim.epochs=1",
-            "optim.batch_size=16", "trainer.enable_progress_bar=false", "sparse.n_features=4096",
+            "optim.batch_size=16", "trainer.enable_progress_bar=false",
             "data.max_train_samples=64", "trainer.enable_checkpointing=false",
             timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -82,8 +83,8 @@ def test_tiny_sweep_end_to_end_report_by_arm(cli, tmp_path):
         assert x["n_examples"] == {"train": 64, "val": 0, "test": 20}
         assert x["majority_rate"] is not None and "majority_label" in x["extra"]
     assert sorted(by_arm) == ["bert_none", "sparse_count", "sparse_hash", "sparse_tfidf"]
-    assert {x["task"] for x in by_arm["bert_none"]} == {"seq_cls"}
-    assert {x["task"] for x in by_arm["sparse_hash"]} == {"sparse"}
+    assert {x["method"] for x in by_arm["bert_none"]} == {"finetune"}
+    assert {x["method"] for x in by_arm["sparse_hash"]} == {"sparse"}
     # Every arm scored the same test split.
     assert len({json.dumps(x["extra"]["test_label_counts"], sort_keys=True) for x in results}) == 1
     for name in ("report.md", "report.csv", "report.json", "boxplot_test_acc.png", "boxplot_test_f1.png"):

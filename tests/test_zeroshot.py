@@ -29,17 +29,17 @@ def topics_csv(tmp_path):
 
 
 def _cfg(compose, tmp_path, csv, *overrides):
-    return compose(["task=zeroshot", "logger=none", "data=csv", f"data.path={csv}", "data.test_size=0.5",
+    return compose(["method=zeroshot", "logger=none", "data=csv", f"data.path={csv}", "data.test_size=0.5",
                     "data.val_size=0.17", f"cache_dir={tmp_path}/cache", *overrides])
 
 
 def test_record_on_the_same_test_split(compose, tmp_path, topics_csv):
     """Wiring on the tiny random model: metrics, baseline and counts; test split = seq_cls's."""
-    from tunelab.run import build_datamodule
+    from tunelab.methods.finetune import build_datamodule
 
     cfg = _cfg(compose, tmp_path, topics_csv, "model=tiny")
     rec = run(cfg, RunContext(out_dir=tmp_path / "job"))
-    assert rec["status"] == "ok" and rec["task"] == "zeroshot"
+    assert rec["status"] == "ok" and rec["method"] == "zeroshot"
     m = rec["metrics"]
     assert {"test/acc", "test/f1", "test/f1_macro"} <= set(m) and 0 <= m["test/acc"] <= 1
     assert m["test/f1"] == m["test/f1_macro"]          # multi-class: f1 is macro
@@ -55,10 +55,10 @@ def test_record_on_the_same_test_split(compose, tmp_path, topics_csv):
 
 def test_unambiguous_toy_set_with_minilm(compose, tmp_path, topics_csv):
     """Descriptions that say what the texts are about: the packaged sentence encoder gets them."""
-    cfg = _cfg(compose, tmp_path, topics_csv, "model=minilm", "zeroshot.templates=['This text is about {label}.']",
-               "+zeroshot.descriptions.sports='sports, a team winning a game or match'",
-               "+zeroshot.descriptions.cooking='cooking food, a recipe'",
-               "+zeroshot.descriptions.weather='the weather, rain, sun, snow or wind'")
+    cfg = _cfg(compose, tmp_path, topics_csv, "model=minilm", "method.templates=['This text is about {label}.']",
+               "+method.descriptions.sports='sports, a team winning a game or match'",
+               "+method.descriptions.cooking='cooking food, a recipe'",
+               "+method.descriptions.weather='the weather, rain, sun, snow or wind'")
     rec = run(cfg, RunContext(out_dir=tmp_path / "job"))
     assert rec["metrics"]["test/acc"] == 1.0, rec["pred_class_counts"]
     assert rec["extra"]["zeroshot"]["method"] == "embedding_similarity"
@@ -68,17 +68,17 @@ def test_prompts_and_errors(compose, tmp_path, topics_csv):
     from tunelab.errors import ConfigError, HubUnavailableError
     from tunelab.zeroshot import label_prompts
 
-    cfg = _cfg(compose, tmp_path, topics_csv, "model=tiny", "zeroshot.templates=['{label}','About {label}.']",
-               "+zeroshot.descriptions.sports=games")
-    p = label_prompts(["sports", "cooking"], cfg.zeroshot)
+    cfg = _cfg(compose, tmp_path, topics_csv, "model=tiny", "method.templates=['{label}','About {label}.']",
+               "+method.descriptions.sports=games")
+    p = label_prompts(["sports", "cooking"], cfg.method)
     assert p == {"sports": ["games", "About games."], "cooking": ["cooking", "About cooking."]}
     with pytest.raises(ConfigError, match="placeholder"):
-        run(_cfg(compose, tmp_path, topics_csv, "model=tiny", "zeroshot.templates=['no slot']"),
+        run(_cfg(compose, tmp_path, topics_csv, "model=tiny", "method.templates=['no slot']"),
             RunContext(out_dir=tmp_path / "a"))
     with pytest.raises(ConfigError, match="do not have"):
-        run(_cfg(compose, tmp_path, topics_csv, "model=tiny", "+zeroshot.descriptions.music=songs"),
+        run(_cfg(compose, tmp_path, topics_csv, "model=tiny", "+method.descriptions.music=songs"),
             RunContext(out_dir=tmp_path / "b"))
     # No NLI model is packaged and the hub is offline: one clear sentence, not a stack of retries.
     with pytest.raises(HubUnavailableError, match="No NLI model is packaged"):
-        run(_cfg(compose, tmp_path, topics_csv, "model=tiny", "zeroshot.nli_model=facebook/bart-large-mnli"),
+        run(_cfg(compose, tmp_path, topics_csv, "model=tiny", "method.nli_model=facebook/bart-large-mnli"),
             RunContext(out_dir=tmp_path / "c"))

@@ -60,7 +60,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from tunelab import config as _config
 from tunelab.errors import ConfigError, DataError
-from tunelab.run import RUNNER_SELECTORS, RunContext, run_encoder
+from tunelab.methods.finetune import run_encoder
 
 log = logging.getLogger("tunelab")
 
@@ -69,7 +69,6 @@ ENCODER_DIR = "adapted_encoder"
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 STAGE2_TASKS = ("seq_cls", "token_cls", "mlm")
 
-_config.allow("adapt", "name", *ADAPT_NAMES)
 
 
 # --------------------------------------------------------------------------- corpora
@@ -94,7 +93,7 @@ def texts_of(df: pd.DataFrame) -> list[str]:
 
 def task_splits(cfg: DictConfig):
     """The labelled task's splits exactly as stage 2 builds them (no augmentation applied)."""
-    from tunelab.run import build_datamodule
+    from tunelab.methods.finetune import build_datamodule
 
     return build_datamodule(cfg, None).load()
 
@@ -265,7 +264,7 @@ def _freeze(mode: str) -> DictConfig:
 def head_warmup(cfg: DictConfig, model, dm, out_dir: Path) -> int:
     """Train only the MLM head for ``adapt.head_warmup_steps`` steps; returns steps run."""
     from tunelab.modules import MaskedLM
-    from tunelab.run import build_trainer
+    from tunelab.training import build_trainer
 
     a = cfg.adapt
     steps = int(a.head_warmup_steps)
@@ -304,7 +303,7 @@ def _best_state_callback():
 def adapt_mlm(cfg: DictConfig, model, dm, out_dir: Path) -> dict:
     """Full-model MLM training with early stopping on held-out loss; keeps the best weights."""
     from tunelab.modules import MaskedLM
-    from tunelab.run import build_trainer
+    from tunelab.training import build_trainer
 
     a = cfg.adapt
     c = _stage_cfg(cfg, {"lr": float(a.lr), "head_lr": None, "epochs": int(a.epochs),
@@ -383,7 +382,7 @@ def _copy_pooler(model_cfg, mlm_model, path: Path) -> list[str]:
 # --------------------------------------------------------------------------- the runner
 
 
-def run_adapt(cfg: DictConfig, ctx: RunContext) -> dict:
+def run_adapt(cfg: DictConfig, ctx) -> dict:
     """Stage 1 (MLM adaptation) then stage 2 (fine-tuning the adapted encoder)."""
     import lightning as L
 
@@ -506,18 +505,3 @@ def run_adapt(cfg: DictConfig, ctx: RunContext) -> dict:
         except Exception:  # logging is a convenience; results.json has the numbers
             pass
     return out
-
-
-def _select(cfg: DictConfig):
-    a = cfg.get("adapt")
-    if a is None or a.get("name", "none") == "none":
-        return None
-    cur = cfg.get("curriculum")
-    if cur is not None and cur.get("name", "single") != "single":
-        return None
-    return run_adapt
-
-
-if not any(getattr(s, "__qualname__", "") == "_select" and getattr(s, "__module__", "") == __name__
-           for s in RUNNER_SELECTORS):
-    RUNNER_SELECTORS.append(_select)

@@ -27,9 +27,9 @@ from typing import Any, Optional
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from tunelab.config import allow
 from tunelab.errors import ConfigError
-from tunelab.run import RunContext, label_counts, positive_index, register_runner, run_name, train_transform_of
+from tunelab.methods.finetune import label_counts, positive_index, train_transform_of
+from tunelab.training import run_name
 
 log = logging.getLogger("tunelab")
 
@@ -37,10 +37,6 @@ SPARSE_FEATURES = ("tfidf", "count", "hash")
 POOLINGS = ("cls", "mean", "concat_last4", "pooler")
 CLASSIFIERS = ("logreg", "linear")
 
-allow("task", "name", "sparse", "features")
-allow("sparse", "features", *SPARSE_FEATURES)
-allow("features", "pooling", *POOLINGS)
-allow("features", "classifier", *CLASSIFIERS)
 
 
 # --------------------------------------------------------------------------- shared pieces
@@ -90,7 +86,7 @@ def pred_counts(y_pred, names: list[str]) -> dict[str, int]:
     return {n: int(c) for n, c in zip(names, counts)}
 
 
-def _start_logger(cfg: DictConfig, ctx: RunContext):
+def _start_logger(cfg: DictConfig, ctx):
     """The configured experiment logger (W&B/CSV), so baselines land in the same W&B group."""
     from tunelab.loggers import build_logger
     from tunelab.io import scrub_secrets
@@ -127,11 +123,11 @@ def _check_cv(k: int, y: np.ndarray) -> None:
     if k == 0:
         return
     if k < 2:
-        raise ConfigError(f"sparse.cv={k}: k-fold cross-validation needs k >= 2 (0 turns it off).")
+        raise ConfigError(f"method.cv={k}: k-fold cross-validation needs k >= 2 (0 turns it off).")
     smallest = int(np.bincount(y).min())
     if k > smallest:
-        raise ConfigError(f"sparse.cv={k}: the smallest class has only {smallest} training examples; "
-                          f"use sparse.cv<={smallest}.")
+        raise ConfigError(f"method.cv={k}: the smallest class has only {smallest} training examples; "
+                          f"use method.cv<={smallest}.")
 
 
 # --------------------------------------------------------------------------- task=sparse
@@ -162,7 +158,7 @@ def make_vectorizer(sp: Any):
         return TfidfVectorizer(sublinear_tf=sp.sublinear_tf, **kw)
     if sp.features == "count":
         return CountVectorizer(**kw)
-    raise ConfigError(f"sparse.features={sp.features!r} is not one of {list(SPARSE_FEATURES)}.")
+    raise ConfigError(f"method.features={sp.features!r} is not one of {list(SPARSE_FEATURES)}.")
 
 
 def make_logreg(C: float, max_iter: int, seed: int, solver: str = "lbfgs", class_weight=None):
@@ -239,10 +235,9 @@ def cv_metrics(cv: dict) -> dict[str, float]:
     return out
 
 
-@register_runner("sparse")
-def run_sparse(cfg: DictConfig, ctx: RunContext) -> dict:
+def run_sparse(cfg: DictConfig, ctx) -> dict:
     """Vectoriser + logistic regression on the encoder runs' train split, scored on their test split."""
-    sp = cfg.sparse
+    sp = cfg.method
     seed = int(cfg.seed)
     splits = load_splits(cfg)
     names = splits.label_names
@@ -354,20 +349,19 @@ def make_feature_classifier(fc: Any, seed: int):
         clf = make_logreg(fc.C, fc.max_iter, seed)
     elif fc.classifier == "linear":
         if fc.epochs < 1 or fc.lr <= 0:
-            raise ConfigError("features.epochs must be >= 1 and features.lr > 0 for features.classifier=linear.")
+            raise ConfigError("method.epochs must be >= 1 and method.lr > 0 for method.classifier=linear.")
         clf = linear_head(fc, seed)
     else:
-        raise ConfigError(f"features.classifier={fc.classifier!r} is not one of {list(CLASSIFIERS)}.")
+        raise ConfigError(f"method.classifier={fc.classifier!r} is not one of {list(CLASSIFIERS)}.")
     steps = [("scale", StandardScaler())] if fc.standardize else []
     return Pipeline(steps + [("clf", clf)])
 
 
-@register_runner("features")
-def run_features(cfg: DictConfig, ctx: RunContext) -> dict:
+def run_features(cfg: DictConfig, ctx) -> dict:
     """Frozen-encoder features (cached on disk) + logistic regression or a dense layer."""
     from tunelab import features as feats
 
-    fc = cfg.features
+    fc = cfg.method
     seed = int(cfg.seed)
     splits = load_splits(cfg)
     names = splits.label_names

@@ -3,7 +3,8 @@
 The YAML files under ``conf/`` only fill these dataclasses in. Registering the root schema as
 the base of ``conf/config.yaml`` makes Hydra reject unknown keys (a typo such as
 ``optim.lrr=1e-4`` fails at start-up, not after an hour of training) and type-check values.
-Cross-field checks that a type cannot express live in ``validate()``.
+Closed choices and ranges are declared on the fields (``choice``/``bounded``, checked by
+``tunelab.schemas.checks``); checks across fields and groups live in ``tunelab.validation``.
 
 Science (``model``, ``data``, ``task``, ``freeze``, ``optim``, curricula ...) is kept apart from
 hardware (``trainer``, ``hydra/launcher``): a study moves to a cluster by changing only the latter.
@@ -17,10 +18,10 @@ from typing import Any, Dict, List, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-from tunelab.errors import ConfigError
-from tunelab.schemas.adaptation import AdaptConfig, AugmentConfig, ZeroShotConfig
-from tunelab.schemas.baselines import FeaturesConfig, SparseConfig
+from tunelab.schemas.adaptation import AdaptConfig, AugmentConfig
+from tunelab.schemas.checks import bounded, choice
 from tunelab.schemas.curriculum import CurriculumConfig, StrategyConfig
+from tunelab.schemas.methods import METHOD_SCHEMAS
 from tunelab.schemas.ops import ResumeConfig
 
 
@@ -38,15 +39,15 @@ class ModelConfig:
     config_overrides: Dict[str, Any] = field(default_factory=dict)
     # Remote code runs arbitrary Python from the hub: off unless the user says so.
     trust_remote_code: bool = False
-    max_length: int = 128
-    dropout: Optional[float] = None
+    max_length: int = bounded(128, 8)
+    dropout: Optional[float] = bounded(None, 0, 1, hi_open=True)
 
 
 @dataclass
 class DataConfig:
     name: str = MISSING
     # Loader: csv | jsonl | conll | bbc_dir | drug_zip | hf
-    source: str = MISSING
+    source: str = choice(MISSING, "csv", "jsonl", "conll", "bbc_dir", "drug_zip", "hf")
     path: Optional[str] = None
     # Separate test/validation files instead of a split (the paper's train+test layout).
     test_path: Optional[str] = None
@@ -73,63 +74,63 @@ class DataConfig:
     tags_column: str = "tags"
     # Deterministic stratified split; split_seed is independent of the run seed so every seed
     # of a study sees the same held-out examples.
-    val_size: float = 0.1
-    test_size: float = 0.1
+    val_size: float = bounded(0.1, 0, 1, hi_open=True)
+    test_size: float = bounded(0.1, 0, 1, hi_open=True)
     split_seed: int = 1234
-    max_train_samples: Optional[int] = None
-    max_eval_samples: Optional[int] = None
-    num_workers: int = 0
+    max_train_samples: Optional[int] = bounded(None, 1, hint=" (or null for all)")
+    max_eval_samples: Optional[int] = bounded(None, 1, hint=" (or null for all)")
+    num_workers: int = bounded(0, 0)
     # Group training batches by length (less padding); evaluation is always length-sorted.
     bucket_by_length: bool = True
 
 
 @dataclass
 class TaskConfig:
-    # seq_cls | token_cls | mlm (later issues add sparse, features, zeroshot)
-    name: str = MISSING
+    # What is predicted. How a model is obtained (fine-tuning, sparse features, ...) is ``method``.
+    name: str = choice(MISSING, "seq_cls", "token_cls", "mlm")
     # token_cls: label every sub-token (True) or only the first of each word (False, rest -100).
     label_all_tokens: bool = False
     # mlm
-    mlm_probability: float = 0.15
-    mask_replace_prob: float = 0.8
-    random_replace_prob: float = 0.1
+    mlm_probability: float = bounded(0.15, 0, 1, lo_open=True)
+    mask_replace_prob: float = bounded(0.8, 0, 1)
+    random_replace_prob: float = bounded(0.1, 0, 1)
     whole_word_mask: bool = False
     # Metric that early stopping and checkpointing watch.
     monitor: str = "val/loss"
-    monitor_mode: str = "min"
+    monitor_mode: str = choice("min", "min", "max")
 
 
 @dataclass
 class FreezeConfig:
     name: str = "none"
     # none | all | last_n | first_n | embeddings | gradual
-    mode: str = "none"
+    mode: str = choice("none", "none", "all", "last_n", "first_n", "embeddings", "gradual")
     # last_n: the top n encoder layers (+ pooler + head) train; first_n: embeddings and the
     # first n layers are frozen.
-    n: int = 0
+    n: int = bounded(0, 0)
     # gradual: unfreeze one more layer from the top every epoch ("epoch") or every k steps.
-    unfreeze_every: str = "epoch"
-    unfreeze_k_steps: int = 100
+    unfreeze_every: str = choice("epoch", "epoch", "steps")
+    unfreeze_k_steps: int = bounded(100, 1)
 
 
 @dataclass
 class OptimConfig:
-    lr: float = 5e-5
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
+    lr: float = bounded(5e-5, 0, lo_open=True)
+    weight_decay: float = bounded(0.01, 0)
+    warmup_ratio: float = bounded(0.1, 0, 1, hi_open=True)
     # Layer-wise lr decay (Sun et al. 2019): layer l's lr = lr * layer_decay ** (L - l).
-    layer_decay: float = 1.0
+    layer_decay: float = bounded(1.0, 0, 1, lo_open=True, hint="; 1 disables it")
     # Learning rate of the new head; None = lr.
-    head_lr: Optional[float] = None
-    batch_size: int = 32
-    eval_batch_size: int = 64
+    head_lr: Optional[float] = bounded(None, 0, lo_open=True)
+    batch_size: int = bounded(32, 1)
+    eval_batch_size: int = bounded(64, 1)
     epochs: int = 3
     max_steps: int = -1
-    grad_clip: float = 1.0
-    accumulate_grad_batches: int = 1
-    early_stopping_patience: Optional[int] = 3
-    val_check_interval: float = 1.0
-    adam_eps: float = 1e-8
+    grad_clip: float = bounded(1.0, 0)
+    accumulate_grad_batches: int = bounded(1, 1)
+    early_stopping_patience: Optional[int] = bounded(3, 0)
+    val_check_interval: float = bounded(1.0, 0, lo_open=True)
+    adam_eps: float = bounded(1e-8, 0, lo_open=True)
 
 
 @dataclass
@@ -144,29 +145,28 @@ class TrainerConfig:
     # Each run keeps its best checkpoint (and last, for resume); off saves disk in big sweeps.
     enable_checkpointing: bool = True
     # After a successful run keep: best | all (best + last) | none.
-    keep_checkpoints: str = "best"
+    keep_checkpoints: str = choice("best", "best", "all", "none")
     deterministic: bool = False
     log_every_n_steps: int = 10
     enable_progress_bar: bool = True
     # Threads for CPU runs (0 = torch default).
-    num_threads: int = 0
+    num_threads: int = bounded(0, 0)
     # Limit batches, for smoke tests (1.0 = all).
     limit_train_batches: float = 1.0
     limit_val_batches: float = 1.0
     limit_test_batches: float = 1.0
     # freeze=all: compute the frozen encoder's output once per (model, data, max length) and
-    # train only the head on the cached features (same metrics; tunelab.frozen).
+    # train only the head on the cached features (same metrics; tunelab.methods.frozen_cache).
     feature_cache: bool = True
 
 
 @dataclass
 class LoggerConfig:
-    # wandb | csv | none
-    name: str = "wandb"
+    name: str = choice("wandb", "wandb", "csv", "none")
     project: str = "tunelab"
     entity: Optional[str] = None
     # auto: online if the user has configured W&B credentials, else offline. Never prompts.
-    mode: str = "auto"
+    mode: str = choice("auto", "auto", "online", "offline", "disabled")
     # Runs of one sweep share a group (default: the sweep dir name).
     group: Optional[str] = None
     tags: List[str] = field(default_factory=list)
@@ -177,20 +177,22 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     task: TaskConfig = field(default_factory=TaskConfig)
+    # How a model is obtained for the task: one YAML per method under conf/method/, whose
+    # ``_target_`` names the function that runs the job (tunelab.methods.*).
+    method: Any = MISSING
     freeze: FreezeConfig = field(default_factory=FreezeConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
-    # study-level groups (schemas in tunelab.schemas.*)
-    sparse: SparseConfig = field(default_factory=SparseConfig)
-    features: FeaturesConfig = field(default_factory=FeaturesConfig)
-    curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
-    strategy: StrategyConfig = field(default_factory=StrategyConfig)
-    adapt: AdaptConfig = field(default_factory=AdaptConfig)
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-    zeroshot: ZeroShotConfig = field(default_factory=ZeroShotConfig)
+    # Options of one method each, present only when chosen (null otherwise), so a saved config
+    # holds only what ran: curriculum + strategy (method=curriculum), adapt (method=adapt),
+    # augment (training-text augmentation, fine-tuning methods).
+    curriculum: Optional[CurriculumConfig] = None
+    strategy: Optional[StrategyConfig] = None
+    adapt: Optional[AdaptConfig] = None
+    augment: Optional[AugmentConfig] = None
     resume: ResumeConfig = field(default_factory=ResumeConfig)
-    seed: int = 0
+    seed: int = bounded(0, 0, 2**32 - 1)
     # Resume from this Lightning checkpoint.
     ckpt_path: Optional[str] = None
     # Where caches (tokenised data, frozen features) live; shared by all runs of a sweep.
@@ -199,61 +201,10 @@ class RunConfig:
     notes: str = ""
 
 
-_ALLOWED = {
-    ("data", "source"): {"csv", "jsonl", "conll", "bbc_dir", "drug_zip", "hf"},
-    ("task", "name"): {"seq_cls", "token_cls", "mlm"},
-    ("task", "monitor_mode"): {"min", "max"},
-    ("freeze", "mode"): {"none", "all", "last_n", "first_n", "embeddings", "gradual"},
-    ("freeze", "unfreeze_every"): {"epoch", "steps"},
-    ("logger", "name"): {"wandb", "csv", "none"},
-    ("trainer", "keep_checkpoints"): {"best", "all", "none"},
-    ("logger", "mode"): {"auto", "online", "offline", "disabled"},
-}
-
-
-def allow(section: str, key: str, *values: str) -> None:
-    """Let a later module add choices (e.g. new task names) to the validated sets."""
-    _ALLOWED.setdefault((section, key), set()).update(values)
-
-
-def validate(cfg: Any) -> None:
-    """Checks a type cannot express. Raises ConfigError naming the key and the fix."""
-    for (section, key), allowed in _ALLOWED.items():
-        node = cfg.get(section) if hasattr(cfg, "get") else getattr(cfg, section, None)
-        if node is None:
-            continue
-        value = node.get(key) if hasattr(node, "get") else getattr(node, key, None)
-        if value is not None and value not in allowed:
-            raise ConfigError(
-                f"{section}.{key}={value!r} is not one of {sorted(allowed)}."
-            )
-    d, o, f = cfg.data, cfg.optim, cfg.freeze
-    for key in ("val_size", "test_size"):
-        v = d[key]
-        if not 0.0 <= v < 1.0:
-            raise ConfigError(f"data.{key}={v} must be in [0, 1).")
-    if d.val_size + d.test_size >= 1.0:
-        raise ConfigError("data.val_size + data.test_size must leave some training data (< 1).")
-    for key in ("max_train_samples", "max_eval_samples"):
-        if d[key] is not None and d[key] <= 0:
-            raise ConfigError(f"data.{key}={d[key]} must be a positive number (or null for all).")
-    if o.lr <= 0:
-        raise ConfigError(f"optim.lr={o.lr} must be > 0.")
-    if not 0 < o.layer_decay <= 1:
-        raise ConfigError(f"optim.layer_decay={o.layer_decay} must be in (0, 1]; 1 disables it.")
-    if not 0 <= o.warmup_ratio < 1:
-        raise ConfigError(f"optim.warmup_ratio={o.warmup_ratio} must be in [0, 1).")
-    if o.batch_size < 1 or o.eval_batch_size < 1:
-        raise ConfigError("optim.batch_size and optim.eval_batch_size must be >= 1.")
-    if o.epochs < 1 and o.max_steps < 1:
-        raise ConfigError("optim.epochs must be >= 1 (or set optim.max_steps).")
-    if f.mode in ("last_n", "first_n") and f.n < 0:
-        raise ConfigError(f"freeze.n={f.n} must be >= 0.")
-    if cfg.model.max_length < 8:
-        raise ConfigError(f"model.max_length={cfg.model.max_length} is too small (>= 8).")
-
-
 def register_configs() -> None:
-    """Register the root schema so ``conf/config.yaml`` can extend it (``- base_config``)."""
+    """Register the schemas the YAML files extend: the root (``- base_config`` in
+    ``conf/config.yaml``) and one per method (``- schema`` in each ``conf/method/*.yaml``)."""
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=RunConfig)
+    for name, schema in METHOD_SCHEMAS.items():
+        cs.store(group="method", name=f"{name}_schema", node=schema)

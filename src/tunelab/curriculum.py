@@ -27,9 +27,10 @@ from typing import Any, Optional
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from tunelab.config import allow
 from tunelab.errors import ConfigError, TunelabError
-from tunelab.run import RUNNER_SELECTORS, RunContext, _is_rank_zero
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
+
+from tunelab.run import RunContext
 
 log = logging.getLogger("tunelab")
 
@@ -38,22 +39,6 @@ PER_TASK_STRATEGIES = ("adapters", "lora")
 STAGE_KEYS = {"data", "name", "epochs", "lr", "head", "overrides"}
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
-allow("strategy", "name", *STRATEGIES)
-
-
-# --------------------------------------------------------------------------- selection
-
-
-def select_curriculum_runner(cfg: DictConfig):
-    """RUNNER_SELECTORS hook: the curriculum runner unless ``curriculum.name`` is ``single``."""
-    cur = cfg.get("curriculum") if hasattr(cfg, "get") else None
-    if cur is None or str(cur.get("name", "single")) == "single":
-        return None
-    return run_curriculum
-
-
-if not any(getattr(f, "__name__", "") == "select_curriculum_runner" for f in RUNNER_SELECTORS):
-    RUNNER_SELECTORS.append(select_curriculum_runner)
 
 
 # --------------------------------------------------------------------------- stages
@@ -331,7 +316,7 @@ class Env:
     def eval_dm(self, s: Stage):
         if s.eval_dm is None:
             from tunelab.data.splits import Splits
-            from tunelab.run import build_datamodule
+            from tunelab.methods.finetune import build_datamodule
 
             sp = s.splits
             dm = build_datamodule(self.cfg, self.tokenizer, data_cfg=s.data_cfg, task_cfg=self.cfg.task,
@@ -362,7 +347,8 @@ class Env:
         from tunelab.continual.model import set_trainable
         from tunelab.data.splits import Splits
         from tunelab.modules import SequenceClassifier
-        from tunelab.run import build_datamodule, build_trainer, positive_index
+        from tunelab.methods.finetune import build_datamodule, positive_index
+        from tunelab.training import build_trainer
 
         t0 = time.time()
         train, routes = mixed_frame(parts)
@@ -409,7 +395,7 @@ def run_curriculum(cfg: DictConfig, ctx: RunContext) -> dict:
     from tunelab.loggers import build_logger
     from tunelab.models import load_tokenizer
     from tunelab.io import scrub_secrets
-    from tunelab.run import run_name
+    from tunelab.training import run_name
 
     t_start = time.time()
     # "adapters available but none are activated": by design when a task is evaluated before
@@ -458,7 +444,7 @@ def run_curriculum(cfg: DictConfig, ctx: RunContext) -> dict:
                 buffers.append((s, replay_sample(s.splits.train, size=cfg.strategy.replay_size,
                                                  fraction=cfg.strategy.replay_fraction, seed=int(cfg.seed),
                                                  stage_index=s.index)))
-            if strategy in PER_TASK_STRATEGIES and cfg.strategy.save_adapters and _is_rank_zero():
+            if strategy in PER_TASK_STRATEGIES and cfg.strategy.save_adapters and rank_zero_only.rank == 0:
                 d = ctx.out_dir / "task_adapters" / f"{s.adapter}"
                 bytes_per_task.append(save_task(model, strategy, s.adapter, s.head, s.labels, d))
                 saved.append((s, d))
@@ -509,7 +495,7 @@ def run_curriculum(cfg: DictConfig, ctx: RunContext) -> dict:
     cm = continual_metrics(R, alone=alone, initial=initial)
     tasks = [s.name for s in stages]
     heatmap = None
-    if cfg.curriculum.heatmap and _is_rank_zero():
+    if cfg.curriculum.heatmap and rank_zero_only.rank == 0:
         title = f"{cfg.curriculum.name} / {strategy} (seed {cfg.seed}): ACC {cm['ACC']:.3f}" + \
             (f", BWT {cm['BWT']:+.3f}" if "BWT" in cm else "") + (f", FWT {cm['FWT']:+.3f}" if "FWT" in cm else "")
         heatmap = str(plot_matrix(R, ctx.out_dir / "R_heatmap.png", tasks=tasks, rows=rows, title=title))

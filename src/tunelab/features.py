@@ -3,7 +3,7 @@
 A frozen encoder in eval mode is a deterministic function of the text, so its output for a
 (model, data, max length, pooling) combination is computed once and stored as
 ``<cache_dir>/features/<key>.npy``. Used by ``task=features`` (baselines), zero-shot and the
-``freeze=all`` fast path (:mod:`tunelab.frozen`).
+``freeze=all`` fast path (:mod:`tunelab.methods.frozen_cache`).
 
 From a notebook::
 

@@ -51,3 +51,32 @@ class ReportCallback(Callback):
         except Exception as exc:  # noqa: BLE001 - logged with traceback, by design never raised
             log.error("tunelab report failed for this sweep: %s: %s (run `tunelab report <sweep_dir>` "
                       "to retry)", type(exc).__name__, exc, exc_info=True)
+
+
+class OutputDirCallback(Callback):
+    """Stops with one sentence (exit 2) when the run or sweep dir cannot be created.
+
+    Hydra creates the output dir before the job starts and reports a failure with a traceback;
+    this runs first (``on_run_start``/``on_multirun_start``) and says which key to change.
+    """
+
+    @staticmethod
+    def _check(path: str, key: str) -> None:
+        import sys
+        from pathlib import Path
+
+        try:
+            Path(path).mkdir(parents=True, exist_ok=True)
+            probe = Path(path) / ".tunelab-write-test"
+            probe.touch()
+            probe.unlink()
+        except OSError as e:
+            print(f"error: cannot write the output dir {path}: {e.strerror}. Set {key}=<a writable dir>.",
+                  file=sys.stderr)
+            sys.exit(2)
+
+    def on_run_start(self, config: Any, **kwargs: Any) -> None:
+        self._check(str(config.hydra.run.dir), "hydra.run.dir")
+
+    def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
+        self._check(str(config.hydra.sweep.dir), "hydra.sweep.dir")

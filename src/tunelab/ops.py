@@ -22,12 +22,10 @@ import signal
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from tunelab.config import allow
 from tunelab.errors import TunelabError
 
 log = logging.getLogger("tunelab")
 
-allow("resume", "mode", "never", "auto")
 
 LAST_CKPT = "last.ckpt"
 
@@ -264,22 +262,3 @@ def is_multiprocess_strategy(trainer_cfg: Any) -> bool:
     except (TypeError, ValueError):
         n = len(devices) if isinstance(devices, (list, tuple)) else 2
     return strategy.startswith("ddp") and not strategy.startswith("ddp_spawn") and (n > 1 or n == -1)
-
-
-def on_rank_zero(fn: Callable) -> Callable:
-    def wrapper(*a, **kw):
-        if is_rank_zero():
-            return fn(*a, **kw)
-        return None
-    return wrapper
-
-
-def is_rank_zero() -> bool:
-    for var in ("RANK", "LOCAL_RANK"):
-        v = os.environ.get(var)
-        if v not in (None, "") and int(v) != 0:
-            return False
-    # A multi-task SLURM job (tasks_per_node > 1): SLURM_PROCID is the global rank.
-    if int(os.environ.get("SLURM_NTASKS", "1") or 1) > 1 and int(os.environ.get("SLURM_PROCID", "0") or 0) != 0:
-        return False
-    return True

@@ -27,13 +27,11 @@ from typing import Any, Optional
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from tunelab import config as _config
 from tunelab.errors import ConfigError, HubUnavailableError
-from tunelab.run import RunContext, build_datamodule, label_counts, positive_index, register_runner
+from tunelab.methods.finetune import build_datamodule, label_counts, positive_index
 
 log = logging.getLogger("tunelab")
 
-_config.allow("task", "name", "zeroshot")
 
 
 def label_prompts(label_names: list[str], zcfg: Any) -> dict[str, list[str]]:
@@ -62,7 +60,7 @@ def embedding_scores(texts: list[str], prompts: dict[str, list[str]], cfg: DictC
     from tunelab.features import extract
 
     flat = [p for ps in prompts.values() for p in ps]
-    z = cfg.zeroshot
+    z = cfg.method
     X = extract(list(texts) + flat, model=cfg.model, pooling=z.pooling, max_length=cfg.model.max_length,
                 batch_size=int(z.batch_size), cache_dir=cfg.cache_dir, seed=int(cfg.seed))
     X = _unit(np.asarray(X, dtype=np.float64))
@@ -78,7 +76,7 @@ def nli_scores(texts: list[str], prompts: dict[str, list[str]], cfg: DictConfig)
     """Entailment scores [n_texts, n_labels] from the transformers zero-shot pipeline."""
     from tunelab.models import resolve_source
 
-    z = cfg.zeroshot
+    z = cfg.method
     spec = str(z.nli_model)
     src = resolve_source(spec, "zeroshot.nli_model")
     try:
@@ -131,11 +129,10 @@ def classification_metrics(y: np.ndarray, pred: np.ndarray, names: list[str], po
             f"{split}/f1_macro": macro}
 
 
-@register_runner("zeroshot")
-def run_zeroshot(cfg: DictConfig, ctx: RunContext) -> dict:
+def run_zeroshot(cfg: DictConfig, ctx) -> dict:
     from tunelab.data.splits import majority_rate
 
-    z = cfg.zeroshot
+    z = cfg.method
     splits = build_datamodule(cfg, None).load()
     names = splits.label_names
     if not names or "text" not in splits.test.columns:

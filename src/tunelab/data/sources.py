@@ -56,6 +56,9 @@ def _read_text(path: Path, encoding: str, key: str = "data.encoding") -> str:
                         f"one folder per class).")
     try:
         return path.read_text(encoding=encoding)
+    except LookupError:
+        raise DataError(f"{key}={encoding!r} is not an encoding Python knows; use e.g. utf-8, latin-1 "
+                        f"or cp1252 (the file's real encoding).") from None
     except UnicodeDecodeError as e:
         raise DataError(
             f"{path}: not valid {encoding} (byte {e.start}: {e.object[e.start:e.start + 8]!r}). "
@@ -110,6 +113,9 @@ def _load_csv_file(path: Path, cfg: Any, task: str) -> pd.DataFrame:
     try:
         df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False,
                          na_values=[""], quoting=csv.QUOTE_MINIMAL)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: the file is empty (no header, no rows); data.path must name a CSV "
+                        f"with a header line and one example per row.") from None
     except pd.errors.ParserError as e:
         raise DataError(f"{path}: cannot parse as CSV (delimiter {sep!r}): {e}. "
                         f"Set `data.delimiter=` if the file uses another separator.") from None

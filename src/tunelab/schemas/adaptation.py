@@ -1,9 +1,11 @@
-"""Schemas for masked-LM domain adaptation, augmentation and zero-shot classification."""
+"""Schemas for masked-LM domain adaptation and training-text augmentation."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Optional
+
+from tunelab.schemas.checks import choice
 
 
 @dataclass
@@ -16,7 +18,7 @@ class AdaptConfig:
     """
 
     # none | tapt (MLM on the task's own training texts) | dapt (MLM on a domain corpus)
-    name: str = "none"
+    name: str = choice("none", "none", "tapt", "dapt")
     # dapt: a data config name under conf/data (drug_reviews, bbc_news, ...), or a file:
     # .txt (one text per line), .jsonl / .csv / .tsv (column ``text_column``).
     corpus: Optional[str] = None
@@ -68,21 +70,3 @@ class AugmentConfig:
     p_rd: float = 0.1
     seed_offset: int = 0
     clean: bool = False
-
-
-@dataclass
-class ZeroShotConfig:
-    """task=zeroshot: no training; label = the description most similar to the text."""
-
-    # A local folder / hub id of an NLI model: use the transformers zero-shot pipeline instead
-    # of embedding similarity. None is packaged; offline a hub id fails with a clear message.
-    nli_model: Optional[str] = None
-    # Label descriptions: each template is filled with {label} (the description of the label,
-    # or its name); with several templates their normalised embeddings are averaged.
-    templates: List[str] = field(default_factory=lambda: ["This text is {label}."])
-    # label name -> natural-language description, e.g. {positive: "happy and satisfied"}.
-    descriptions: Dict[str, str] = field(default_factory=dict)
-    pooling: str = "mean"
-    batch_size: int = 64
-    # Also score the validation split (test is always scored).
-    eval_val: bool = False

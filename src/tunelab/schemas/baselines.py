@@ -1,6 +1,6 @@
 """Schemas for non-fine-tuning baselines: sparse features and frozen-encoder features.
 
-Both are read by ``tunelab.baselines`` (runners for ``task=sparse`` and ``task=features``); they
+Both are methods (``method=sparse``, ``method=features``; see ``tunelab.schemas.methods``); they
 are trained on exactly the train split the encoder runs train on and tested on the same test
 split, so their rows in a report are comparable with the fine-tuned ones.
 """
@@ -10,14 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, List, Optional
 
+from tunelab.schemas.checks import bounded, choice
+
 
 @dataclass
 class SparseConfig:
     # tfidf | count | hash (scikit-learn vectorisers) + logistic regression
-    features: str = "tfidf"
+    features: str = choice("tfidf", "tfidf", "count", "hash")
     # k-fold stratified cross-validation on the training data in addition to the holdout
     # (0 = off); per-fold metrics in extra.cv, means in metrics as cv/acc_mean etc.
-    cv: int = 0
+    cv: int = bounded(0, 0)
     # Vectoriser: word n-grams [min, max]; lowercase; min_df/max_df (int = count, float =
     # fraction of documents; not used by hash); max_features (tfidf/count, null = all).
     ngram_range: List[int] = field(default_factory=lambda: [1, 1])
@@ -40,9 +42,9 @@ class SparseConfig:
 @dataclass
 class FeaturesConfig:
     # cls | mean | concat_last4 (the four top layers' CLS vectors, concatenated) | pooler
-    pooling: str = "cls"
+    pooling: str = choice("cls", "cls", "mean", "concat_last4", "pooler")
     # logreg | linear (a single dense layer trained with Adam on the frozen features)
-    classifier: str = "logreg"
+    classifier: str = choice("logreg", "logreg", "linear")
     # Standardise features (mean 0, sd 1 on train) before the classifier.
     standardize: bool = True
     # Feature extraction batch size (inference only).

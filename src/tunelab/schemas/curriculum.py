@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, List, Optional
 
+from tunelab.schemas.checks import bounded, choice
+
 
 @dataclass
 class CurriculumConfig:
-    # single (one dataset: the plain run) | related | unrelated | custom (any other name too)
-    name: str = "single"
+    # related | unrelated | custom (any name: it labels the study)
+    name: str = "custom"
     # Stages in order. Each is a data group option name ("drug_reviews") or a mapping:
     #   {data: tweets_sentiment, domain: airline, name: airline, epochs: 2, lr: 3e-5, head: sentiment}
     # ``data`` names conf/data/<data>.yaml (or a .yaml path); every key that is not one of
@@ -30,8 +32,7 @@ class CurriculumConfig:
 
 @dataclass
 class StrategyConfig:
-    # sequential | joint | replay | adapters | lora
-    name: str = "sequential"
+    name: str = choice("sequential", "sequential", "joint", "replay", "adapters", "lora")
     # Learning rate of every stage (unless a stage sets its own); None = optim.lr.
     lr: Optional[float] = None
     # replay: examples kept from each finished stage's training split and mixed into every

@@ -1,4 +1,4 @@
-"""``freeze=all`` fast path: encode once, then every seed trains only the head.
+"""``method=finetune freeze=all``, cached: encode once, then every seed trains only the head.
 
 With the whole encoder frozen and kept in eval mode, what a ``BertForSequenceClassification``
 hands its head (the pooler's output on [CLS]) is a deterministic function of the text. So a
@@ -8,7 +8,8 @@ cache under ``<cache_dir>/features``) and trains the head alone (the HF model's 
 classifier modules, initialised exactly as in the normal path for the same seed) through
 Lightning on the cached tensors.
 
-Equivalence with the normal path (``run_encoder``), which a test checks:
+``tunelab.methods.finetune.run`` takes this branch (and logs it) when :func:`why_not` finds no
+reason against it. Equivalence with the normal path (``run_encoder``), which a test checks:
   * the model is loaded the same way and at the same point of the seeded RNG stream, so the
     head starts from the same weights (and ``random_init`` encoders get the same weights);
   * batches come from the same ``LengthGroupedBatchSampler`` over the same lengths and seed,
@@ -19,9 +20,8 @@ Equivalence with the normal path (``run_encoder``), which a test checks:
 Only float rounding differs (the encoder ran on differently padded batches), ~1e-6.
 
 Checkpoints hold the head only (the frozen encoder is rebuilt from its source), so they are
-small and fast to write. Runs that this path does not cover (other heads, curricula,
-adaptation, augmentation, resuming from a checkpoint) take the normal path. Switch it off with
-``trainer.feature_cache=false``.
+small and fast to write. Runs that this path does not cover (other heads, augmentation, resuming
+from a checkpoint) take the normal path, saying why. Switch it off with ``trainer.feature_cache=false``.
 """
 
 from __future__ import annotations
@@ -30,7 +30,15 @@ import logging
 import time
 from typing import Any, Callable, Optional
 
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
 from omegaconf import DictConfig
+
+from tunelab.methods.finetune import encoder_record, load_data, positive_index
+from tunelab.modules import SequenceClassifier
+from tunelab.training import train_and_test
 
 log = logging.getLogger("tunelab")
 
@@ -47,21 +55,20 @@ def _get(node: Any, key: str, default=None):
         return getattr(node, key, default)
 
 
-def wants_fast_path(cfg: DictConfig) -> bool:
-    """The config asks for a plain freeze=all sequence-classification run with the cache on."""
-    if not bool(_get(cfg.get("trainer"), "feature_cache", False)):
-        return False
-    if _get(cfg.get("task"), "name") != "seq_cls" or _get(cfg.get("freeze"), "mode") != "all":
-        return False
-    if _get(cfg.get("curriculum"), "name", "single") != "single":
-        return False
-    if _get(cfg.get("adapt"), "name", "none") != "none":
-        return False
+def why_not(cfg: DictConfig) -> Optional[str]:
+    """None when the cached path applies to this run, else why it does not (logged)."""
+    if cfg.task.name != "seq_cls" or cfg.freeze.mode != "all":
+        return "only freeze=all sequence classification trains a head on a fixed encoder"
+    if not bool(cfg.trainer.feature_cache):
+        return "trainer.feature_cache=false"
     if _get(cfg.get("augment"), "name", "none") != "none":
-        return False  # augmented texts change every run: nothing to reuse
+        return "augmented texts change every run, so there is nothing to reuse"
     if cfg.get("ckpt_path"):
-        return False
-    return True
+        return "resuming from ckpt_path needs the full model's checkpoint"
+    mtype = _model_type(cfg)
+    if mtype not in SUPPORTED_TYPES:
+        return f"the cached head is implemented for {', '.join(SUPPORTED_TYPES)} models, not {mtype!r}"
+    return None
 
 
 def _model_type(cfg: DictConfig) -> Optional[str]:
@@ -71,14 +78,6 @@ def _model_type(cfg: DictConfig) -> Optional[str]:
         return getattr(load_config(cfg.model), "model_type", None)
     except Exception:  # the normal path reports the problem properly
         return None
-
-
-def select(cfg: DictConfig) -> Optional[Callable]:
-    if not wants_fast_path(cfg):
-        return None
-    if _model_type(cfg) not in SUPPORTED_TYPES:
-        return None
-    return run_frozen
 
 
 # --------------------------------------------------------------------------- the head
@@ -96,8 +95,6 @@ def head_parts(model) -> tuple[str, Callable]:
         return "pooler", lambda x: model.classifier(model.dropout(x))
     if mtype == "distilbert":
         # DistilBertForSequenceClassification: classifier(dropout(relu(pre_classifier(h[:, 0]))))
-        import torch
-
         def fn(x):
             return model.classifier(model.dropout(torch.relu(model.pre_classifier(x))))
         return "cls", fn
@@ -110,14 +107,12 @@ def base_of(model):
 
 def _loss(model, logits, labels):
     """The loss HF's model computes for these logits (same problem_type rules)."""
-    import torch.nn.functional as F
-
     cfg = model.config
     n = cfg.num_labels
     ptype = cfg.problem_type
     if ptype is None:
         ptype = "regression" if n == 1 else (
-            "single_label_classification" if labels.dtype in (__import__("torch").long, __import__("torch").int)
+            "single_label_classification" if labels.dtype in (torch.long, torch.int)
             else "multi_label_classification")
     if ptype == "regression":
         return F.mse_loss(logits.squeeze(), labels.squeeze().to(logits.dtype)) if n == 1 else \
@@ -127,122 +122,109 @@ def _loss(model, logits, labels):
     return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
 
 
-def _module_class():
-    from tunelab.modules import SequenceClassifier
+class _Out:
+    __slots__ = ("loss", "logits")
 
-    class _Out:
-        __slots__ = ("loss", "logits")
+    def __init__(self, loss, logits):
+        self.loss, self.logits = loss, logits
 
-        def __init__(self, loss, logits):
-            self.loss, self.logits = loss, logits
 
-    class FrozenFeatureClassifier(SequenceClassifier):
-        """SequenceClassifier whose steps start from cached encoder features."""
+class FrozenFeatureClassifier(SequenceClassifier):
+    """SequenceClassifier whose steps start from cached encoder features."""
 
-        def __init__(self, model, *, head_fn, **kw):
-            super().__init__(model, **kw)
-            self._head_fn = head_fn
-            # Checkpoints carry the trainable head only; the frozen encoder is rebuilt.
-            self.strict_loading = False
+    def __init__(self, model, *, head_fn, **kw):
+        super().__init__(model, **kw)
+        self._head_fn = head_fn
+        # Checkpoints carry the trainable head only; the frozen encoder is rebuilt.
+        self.strict_loading = False
 
-        def _head(self, batch) -> _Out:
-            logits = self._head_fn(batch["features"])
-            return _Out(_loss(self.model, logits, batch["labels"]), logits)
+    def _head(self, batch) -> _Out:
+        logits = self._head_fn(batch["features"])
+        return _Out(_loss(self.model, logits, batch["labels"]), logits)
 
-        def training_step(self, batch, batch_idx):
-            out = self._head(batch)
-            self._check_loss(out.loss)
-            bs = batch["features"].shape[0]
-            self.log("train/loss", out.loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=bs)
-            return out.loss
+    def training_step(self, batch, batch_idx):
+        out = self._head(batch)
+        self._check_loss(out.loss)
+        bs = batch["features"].shape[0]
+        self.log("train/loss", out.loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=bs)
+        return out.loss
 
-        def _eval_forward(self, batch):
-            return self._head(batch)
+    def _eval_forward(self, batch):
+        return self._head(batch)
 
-        def on_save_checkpoint(self, checkpoint) -> None:
-            frozen = {n for n, p in self.named_parameters() if not p.requires_grad}
-            sd = checkpoint.get("state_dict", {})
-            for k in [k for k in sd if k in frozen]:
-                del sd[k]
-
-    return FrozenFeatureClassifier
+    def on_save_checkpoint(self, checkpoint) -> None:
+        frozen = {n for n, p in self.named_parameters() if not p.requires_grad}
+        sd = checkpoint.get("state_dict", {})
+        for k in [k for k in sd if k in frozen]:
+            del sd[k]
 
 
 # --------------------------------------------------------------------------- the data
 
 
-def _datamodule_class():
-    import lightning as L
-    import numpy as np
-    import torch
+class _Rows(torch.utils.data.Dataset):
+    def __init__(self, x, y):
+        self.x, self.y = x, y
 
-    class _Rows(torch.utils.data.Dataset):
-        def __init__(self, x, y):
-            self.x, self.y = x, y
+    def __len__(self):
+        return len(self.y)
 
-        def __len__(self):
-            return len(self.y)
+    def __getitem__(self, i):  # pragma: no cover - batches are fetched whole
+        return self.x[i], self.y[i]
 
-        def __getitem__(self, i):  # pragma: no cover - batches are fetched whole
-            return self.x[i], self.y[i]
+    def __getitems__(self, idx):
+        return idx
 
-        def __getitems__(self, idx):
-            return idx
+class FeatureDataModule(L.LightningDataModule):
+    """Batches of cached features, formed exactly as TextDataModule forms token batches."""
 
-    class FeatureDataModule(L.LightningDataModule):
-        """Batches of cached features, formed exactly as TextDataModule forms token batches."""
+    def __init__(self, dm, features: dict, labels: dict, pin_memory: bool = False):
+        super().__init__()
+        self.dm = dm
+        self.data = {s: _Rows(torch.from_numpy(np.require(features[s], np.float32, ["C", "W"])),
+                              torch.tensor(np.asarray(labels[s]), dtype=torch.long))
+                     for s in features}
+        self.pin_memory = pin_memory
 
-        def __init__(self, dm, features: dict, labels: dict, pin_memory: bool = False):
-            super().__init__()
-            self.dm = dm
-            self.data = {s: _Rows(torch.from_numpy(np.require(features[s], np.float32, ["C", "W"])),
-                                  torch.tensor(np.asarray(labels[s]), dtype=torch.long))
-                         for s in features}
-            self.pin_memory = pin_memory
+    def _collate(self, split):
+        rows = self.data[split]
 
-        def _collate(self, split):
-            rows = self.data[split]
+        def collate(idx):
+            ix = torch.as_tensor(idx, dtype=torch.long)
+            return {"features": rows.x.index_select(0, ix), "labels": rows.y.index_select(0, ix)}
+        return collate
 
-            def collate(idx):
-                ix = torch.as_tensor(idx, dtype=torch.long)
-                return {"features": rows.x.index_select(0, ix), "labels": rows.y.index_select(0, ix)}
-            return collate
+    def _loader(self, split: str, train: bool):
+        # The token loader of the normal path, with its batch sampler, generator and class
+        # (resumable for training) kept as they are: only the rows become cached features.
+        dm = self.dm
+        base = dm._loader(split, train)
+        kw = dict(batch_sampler=base.batch_sampler, collate_fn=self._collate(split),
+                  generator=base.generator, num_workers=0, pin_memory=self.pin_memory)
+        if hasattr(base, "_consumed_fn"):
+            kw["consumed_fn"] = self._batches_trained
+        return type(base)(self.data[split], **kw)
 
-        def _loader(self, split: str, train: bool):
-            # The token loader of the normal path, with its batch sampler, generator and class
-            # (resumable for training) kept as they are: only the rows become cached features.
-            dm = self.dm
-            base = dm._loader(split, train)
-            kw = dict(batch_sampler=base.batch_sampler, collate_fn=self._collate(split),
-                      generator=base.generator, num_workers=0, pin_memory=self.pin_memory)
-            if hasattr(base, "_consumed_fn"):
-                kw["consumed_fn"] = self._batches_trained
-            return type(base)(self.data[split], **kw)
+    def _batches_trained(self):
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return None
+        return int(trainer.fit_loop.epoch_loop.batch_progress.current.processed)
 
-        def _batches_trained(self):
-            trainer = getattr(self, "trainer", None)
-            if trainer is None:
-                return None
-            return int(trainer.fit_loop.epoch_loop.batch_progress.current.processed)
+    def train_dataloader(self):
+        return self._loader("train", True)
 
-        def train_dataloader(self):
-            return self._loader("train", True)
+    def val_dataloader(self):
+        return self._loader("val", False) if "val" in self.data else []
 
-        def val_dataloader(self):
-            return self._loader("val", False) if "val" in self.data else []
-
-        def test_dataloader(self):
-            return self._loader("test", False)
-
-    return FeatureDataModule
+    def test_dataloader(self):
+        return self._loader("test", False)
 
 
 # --------------------------------------------------------------------------- the runner
 
 
 def _feature_device(cfg: DictConfig) -> str:
-    import torch
-
     acc = str(_get(cfg.trainer, "accelerator", "cpu"))
     if acc in ("gpu", "cuda", "auto") and torch.cuda.is_available():
         return "cuda"
@@ -251,8 +233,6 @@ def _feature_device(cfg: DictConfig) -> str:
 
 def encode_splits(cfg: DictConfig, model, tokenizer, splits, report, *, batch_size: int = 128) -> tuple[dict, dict, float]:
     """Features of every non-empty split (cached); returns (features, hits, seconds)."""
-    import torch
-
     from tunelab.features import cached_features_with_info
 
     pooling, _ = head_parts(model)
@@ -312,10 +292,9 @@ class _OnDevice:
         return self.module(**batch)
 
 
-def run_frozen(cfg: DictConfig, ctx) -> dict:
+def run(cfg: DictConfig, ctx) -> dict:
     """``run_encoder`` for freeze=all seq_cls, training the head on cached encoder features."""
     from tunelab.models import load_model, load_tokenizer, print_load_report
-    from tunelab.run import encoder_record, load_data, positive_index, train_and_test
 
     tokenizer = load_tokenizer(cfg.model)
     # Tokenised too: token lengths form the batches exactly as in the normal path.
@@ -330,11 +309,9 @@ def run_frozen(cfg: DictConfig, ctx) -> dict:
              + ", ".join(f"{s} {'cached' if h else 'computed'}" for s, h in hits.items())
              + f" ({secs:.1f} s); training the head only")
     labels = {s: getattr(splits, s)["label"].to_numpy() for s in feats}
-    import torch
-
-    fdm = _datamodule_class()(dm, feats, labels, pin_memory=torch.cuda.is_available())
+    fdm = FeatureDataModule(dm, feats, labels, pin_memory=torch.cuda.is_available())
     _, head_fn = head_parts(model)
-    module = _module_class()(
+    module = FrozenFeatureClassifier(
         model, head_fn=head_fn, num_labels=len(label_names),
         positive_index=positive_index(label_names, cfg.data), optim_cfg=cfg.optim,
         freeze_cfg=cfg.freeze, label_names=label_names, log=log.info)
@@ -342,13 +319,3 @@ def run_frozen(cfg: DictConfig, ctx) -> dict:
     return encoder_record(cfg, metrics=metrics, splits=splits, module=module, trainer=trainer, dm=dm,
                           report=report, feature_cache={"hits": hits, "pooling": head_parts(model)[0],
                                                         "seconds": round(secs, 3)})
-
-
-def _register() -> None:
-    from tunelab.run import RUNNER_SELECTORS
-
-    if select not in RUNNER_SELECTORS:
-        RUNNER_SELECTORS.append(select)
-
-
-_register()
