@@ -13,6 +13,8 @@ import pytest
 from scipy import stats as st
 
 from tunelab import report as rp
+from tunelab.io import jsonable
+from tunelab.report import analysis
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
@@ -87,10 +89,11 @@ def test_report_files_rows_and_values(sweep):
     assert not list(sweep.glob(".*.tmp")), "temp files left behind"
     assert (sweep / "boxplot_test_acc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
-    assert rep["swept_keys"] == ["freeze"]
-    assert list(rep["groups"]) == ["freeze=all", "freeze=last2", "freeze=none"]
-    assert rep["reference"] == "freeze=all"
-    assert rep["counts"] == {"jobs": 12, "ok": 9, "failed": 1, "missing": 1, "corrupt": 1, "degenerate": 1}
+    assert isinstance(rep, rp.Report)
+    assert rep.swept_keys == ["freeze"]
+    assert list(rep.groups) == ["freeze=all", "freeze=last2", "freeze=none"]
+    assert rep.reference == "freeze=all"
+    assert rep.to_dict()["counts"] == {"jobs": 12, "ok": 9, "failed": 1, "missing": 1, "corrupt": 1, "degenerate": 1}
 
     rows = _csv_rows(sweep / "report.csv")
     assert len(rows) == 3 * 3  # groups x default metrics; test/loss is not a default
@@ -111,18 +114,19 @@ def test_report_files_rows_and_values(sweep):
     assert float(none_acc["diff_vs_reference"]) == pytest.approx(np.mean(ACC["none"]) - np.mean(ACC["all"]))
 
     # Holm: two tests vs reference per metric, three pairs
-    comp = rep["metrics"]["test/acc"]["comparisons"]
-    ps = [r["p"] for r in comp["vs_reference"]]
-    assert [r["p_holm"] for r in comp["vs_reference"]] == pytest.approx(
+    comp = rep.metrics["test/acc"].comparisons
+    ps = [r.p for r in comp.vs_reference]
+    assert [r.p_holm for r in comp.vs_reference] == pytest.approx(
         [min(1, max(2 * min(ps), p if p == max(ps) else 2 * p)) for p in ps])
-    assert len(comp["all_pairs"]) == 3
+    assert len(comp.all_pairs) == 3
 
     # majority baseline: acc 0.6; majority is the negative class -> positive F1 0; macro = (2*60/160)/2
-    base = rep["baseline"]["freeze=none"]
-    assert base["acc"] == pytest.approx(0.6) and base["f1"] == 0.0 and base["f1_macro"] == pytest.approx(0.375)
+    base = rep.baseline["freeze=none"]
+    assert base.acc == pytest.approx(0.6) and base.f1 == 0.0 and base.f1_macro == pytest.approx(0.375)
 
     data = json.loads((sweep / "report.json").read_text())
     assert data["counts"]["jobs"] == 12 and "test/acc" in data["metrics"]
+    assert data == jsonable(rep.to_dict()) and list(data) == list(rep.to_dict())  # the file is to_dict()
 
 
 def test_problems_and_degenerate_runs_are_named(sweep):
@@ -143,17 +147,17 @@ def test_problems_and_degenerate_runs_are_named(sweep):
 
 def test_metric_selection_all_and_missing(sweep):
     rep = rp.build_report(sweep, metrics=["all"])
-    assert list(rep["metrics"]) == ["test/acc", "test/f1", "test/f1_macro", "test/loss"]
+    assert list(rep.metrics) == ["test/acc", "test/f1", "test/f1_macro", "test/loss"]
     assert (sweep / "boxplot_test_loss.png").is_file()
     rep = rp.build_report(sweep, metrics=["test/loss", "test/BWT"])
-    assert list(rep["metrics"]) == ["test/loss"]
-    assert any("test/BWT" in n for n in rep["notes"])
+    assert list(rep.metrics) == ["test/loss"]
+    assert any("test/BWT" in n for n in rep.notes)
     assert len(_csv_rows(sweep / "report.csv")) == 3
 
 
 def test_reference_option_and_unknown_reference(sweep):
     rep = rp.build_report(sweep, reference="freeze=none", write=False)
-    assert [r["a"] for r in rep["metrics"]["test/acc"]["comparisons"]["vs_reference"]] == ["freeze=all", "freeze=last2"]
+    assert [r.a for r in rep.metrics["test/acc"].comparisons.vs_reference] == ["freeze=all", "freeze=last2"]
     with pytest.raises(rp.ReportError, match="freeze=bogus"):
         rp.build_report(sweep, reference="freeze=bogus", write=False)
 
@@ -164,15 +168,15 @@ def test_single_group_and_multiple_swept_keys(tmp_path):
         r = _result("none", s, 0.8 + s / 100, 0.7, 0.75)
         _job(one, s, r["overrides"], r)
     rep = rp.build_report(one)
-    assert list(rep["groups"]) == [rp.SINGLE_GROUP] and rep["swept_keys"] == []
-    assert rep["metrics"]["test/acc"]["comparisons"]["all_pairs"] == []
+    assert list(rep.groups) == [rp.SINGLE_GROUP] and rep.swept_keys == []
+    assert rep.metrics["test/acc"].comparisons.all_pairs == []
 
     two = tmp_path / "two"
     for i, (task, feat) in enumerate([("sparse", "tfidf"), ("sparse", "bow"), ("seq_cls", "none")]):
         ov = [f"task={task}", f"sparse.features={feat}", "seed=0"]
         _job(two, i, ov, _result("none", 0, 0.8, 0.7, 0.75, overrides=ov))
     rep = rp.build_report(two, write=False)
-    assert "sparse.features=tfidf,task=sparse" in rep["groups"]
+    assert "sparse.features=tfidf,task=sparse" in rep.groups
 
 
 def test_aso_and_missing_deepsig(sweep, monkeypatch):
@@ -182,18 +186,18 @@ def test_aso_and_missing_deepsig(sweep, monkeypatch):
         calls.append((list(a), list(b), kw))
         return 0.1
 
-    monkeypatch.setattr(rp, "_load_aso", lambda: (fake_aso, ""))
+    monkeypatch.setattr(analysis, "load_aso", lambda: (fake_aso, ""))
     rep = rp.build_report(sweep, metrics=["test/acc"], aso=True, write=False)
-    rows = rep["metrics"]["test/acc"]["aso"]
-    assert len(rows) == 3 and all(r["eps_min"] == 0.1 for r in rows)
-    last2_vs_all = next(r for r in rows if {r["a"], r["b"]} == {"freeze=all", "freeze=last2"})
-    assert last2_vs_all["better"] == "freeze=last2"  # higher mean is tested as the better one
+    rows = rep.metrics["test/acc"].aso
+    assert len(rows) == 3 and all(r.eps_min == 0.1 for r in rows)
+    last2_vs_all = next(r for r in rows if {r.a, r.b} == {"freeze=all", "freeze=last2"})
+    assert last2_vs_all.better == "freeze=last2"  # higher mean is tested as the better one
     assert calls[0][2]["num_comparisons"] == 3
 
     monkeypatch.undo()
     monkeypatch.setitem(sys.modules, "deepsig", None)  # import deepsig -> ImportError
     rep = rp.build_report(sweep, metrics=["test/acc"], aso=True)
-    assert rep["metrics"]["test/acc"]["aso"] is None
+    assert rep.metrics["test/acc"].aso is None
     assert "ASO skipped: deepsig could not be imported" in (sweep / "report.md").read_text()
 
 
@@ -202,21 +206,21 @@ def test_baseline_from_label_counts():
              "extra": {"train_label_counts": {"a": 10, "b": 200, "c": 5},
                        "test_label_counts": {"a": 30, "b": 50, "c": 20}}}
     b = rp.run_baseline(three)
-    assert b["acc"] == 0.5 and b["f1"] is None and "not binary" in b["note"]
-    assert b["f1_macro"] == pytest.approx((2 * 50 / 150) / 3)
+    assert b.acc == 0.5 and b.f1 is None and "not binary" in b.note
+    assert b.f1_macro == pytest.approx((2 * 50 / 150) / 3)
     pos_major = {"task": "seq_cls", "majority_rate": 0.7, "label_names": ["neg", "pos"],
                  "n_examples": {"test": 10}, "extra": {"majority_label": 1}}  # index -> 'pos'
     b = rp.run_baseline(pos_major)
-    assert b["f1"] == pytest.approx(2 * 7 / 17) and b["f1_macro"] == pytest.approx(7 / 17)
+    assert b.f1 == pytest.approx(2 * 7 / 17) and b.f1_macro == pytest.approx(7 / 17)
     b = rp.run_baseline({"task": "seq_cls", "majority_rate": 0.7})
-    assert b["acc"] == 0.7 and b["f1"] is None and "extra.majority_label" in b["note"]
+    assert b.acc == 0.7 and b.f1 is None and "extra.majority_label" in b.note
 
 
 def test_real_deepsig_aso(sweep):
     pytest.importorskip("deepsig")
     rep = rp.build_report(sweep, metrics=["test/acc"], aso=True, aso_iterations=5, write=False)
-    rows = rep["metrics"]["test/acc"]["aso"]
-    assert len(rows) == 3 and all(0.0 <= r["eps_min"] <= 1.0 for r in rows), rows
+    rows = rep.metrics["test/acc"].aso
+    assert len(rows) == 3 and all(0.0 <= r.eps_min <= 1.0 for r in rows), rows
 
 
 def test_cli_errors_exit_2(tmp_path, capsys):

@@ -1,8 +1,8 @@
 """The ``tunelab`` console command: one subcommand per tool.
 
-Each subcommand module exposes ``add_arguments(parser)`` and ``run(args) -> int`` so that its
-own ``python -m`` entry and this command share one definition. Imports are lazy: ``tunelab
-report`` must not pay for torch.
+Each subcommand has a module exposing ``add_arguments(parser)`` and ``run(args) -> int`` (for
+the report: ``tunelab.report.cli``) so that its own ``python -m`` entry and this command share
+one definition. Imports are lazy: ``tunelab report`` must not pay for torch.
 """
 
 from __future__ import annotations
@@ -13,12 +13,13 @@ from typing import Sequence
 
 
 def _report(sub: argparse._SubParsersAction) -> None:
-    from tunelab import report
+    import tunelab.report
+    from tunelab.report import cli as report_cli
 
     p = sub.add_parser("report", help="write report.md/csv/json and box plots for a sweep dir",
-                       description=report.__doc__.splitlines()[0])
-    report.add_arguments(p)
-    p.set_defaults(func=report.run)
+                       description=tunelab.report.__doc__.splitlines()[0])
+    report_cli.add_arguments(p)
+    p.set_defaults(func=report_cli.run)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -43,7 +43,7 @@ class ReportCallback(Callback):
             sweep_dir = str(config.hydra.sweep.dir)
             rep = build_report(sweep_dir, reference=self.reference, metrics=self.metrics, aso=self.aso,
                                aso_iterations=self.aso_iterations)
-            print(f"[tunelab] report: {rep['files']['md']}", flush=True)
+            print(f"[tunelab] report: {rep.files['md']}", flush=True)
             # Curriculum sweeps: mean ± sd of the accuracy matrix R over seeds, per group.
             from tunelab.continual.metrics import sweep_summary
 

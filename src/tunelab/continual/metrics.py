@@ -106,7 +106,7 @@ def sweep_summary(sweep_dir, *, write: bool = True) -> dict:
     ``{group: {"n": runs, "tasks": [...], "R_mean", "R_sd", "<metric>": {"mean", "sd"}}}``.
     The integrator's report callback can call it after ``build_report``.
     """
-    from tunelab.report import collect
+    from tunelab.report.collect import collect
 
     sweep = Path(sweep_dir)
     _, groups, _ = collect(sweep)
