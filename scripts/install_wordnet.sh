@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install WordNet 3.0 for tunelab's EDA augmentation (src/tunelab/augment.py), offline-friendly.
+# Install WordNet 3.0 for tunelab's EDA augmentation (src/tunelab/augment/), offline-friendly.
 #
 # Why Debian's package: NLTK's `nltk.download("wordnet")` needs the internet, which the project
 # machines lack; Debian's `wordnet-base` (WordNet 3.0, ~6.5 MB .deb) comes from the apt mirror.

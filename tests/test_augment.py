@@ -1,31 +1,37 @@
-"""Tests for tunelab.augment (EDA). WordNet-dependent tests skip, saying why, without the files."""
+"""Tests for tunelab.augment (EDA) and the check of its options (schemas.adaptation).
+
+WordNet-dependent tests skip, saying why, without the files."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
+import re
 import subprocess
 import sys
 from collections import Counter
+from dataclasses import asdict
 from pathlib import Path
 
+import pandas as pd
 import pytest
+from omegaconf import OmegaConf
 
-from tunelab.augment import (
+from tunelab.augment.eda import (
     STOP_WORDS,
-    AugmentSettings,
-    WordNetMissingError,
-    augment_examples,
     eda,
     get_only_chars,
-    get_synonyms,
-    load_wordnet,
     random_deletion,
     random_insertion,
     random_swap,
     synonym_replacement,
 )
+from tunelab.augment.transform import augment_examples, train_transform
+from tunelab.augment.wordnet import WordNetMissingError, get_synonyms, load_wordnet
+from tunelab.errors import ConfigError
+from tunelab.schemas.adaptation import AugmentConfig, check_augment
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -284,45 +290,79 @@ def test_env_var_pointing_at_debian_dir_loads_same_reader(monkeypatch, wordnet):
     assert wordnet.synset("dog.n.01").lexname() == "noun.animal"  # served lexnames list
 
 
-# ------------------------------------------------------------------------- settings
+# ------------------------------------------------------------------------- options and transform
 
 
-def test_settings_defaults_and_none_is_identity():
-    settings = AugmentSettings()
-    assert settings.name == "none" and not settings.enabled
-    texts, labels = settings.apply(TEXTS, LABELS, seed=0)
-    assert texts == TEXTS and labels == LABELS
+def _forms(**values):
+    """The same augment options as a dataclass and as an (untyped) OmegaConf node: check_augment
+    must judge both alike (an untyped node, because a structured one would reject bad types
+    before the check runs, which hides whether the check itself catches them)."""
+    return AugmentConfig(**values), OmegaConf.create({**asdict(AugmentConfig()), **values})
 
 
-def test_settings_apply_uses_seed_offset(wordnet):
-    a = AugmentSettings(name="eda", num_aug=2, seed_offset=5).apply(TEXTS, LABELS, seed=1,
-                                                                     wordnet=wordnet)
-    b = augment_examples(TEXTS, LABELS, seed=6, num_aug=2, wordnet=wordnet)
-    assert a == b
+def test_defaults_pass_and_none_has_no_transform():
+    assert AugmentConfig().name == "none"
+    for form in (*_forms(), OmegaConf.structured(AugmentConfig), {}):
+        check_augment(form)
+        assert train_transform(form) is None  # the data module then uses train as it is
+
+
+def test_transform_uses_seed_offset_and_keeps_label_dtype(wordnet):
+    df = pd.DataFrame({"text": TEXTS, "label": pd.Series(range(len(TEXTS)), dtype="int16")})
+    out = train_transform(AugmentConfig(name="eda", num_aug=2, seed_offset=5))(df, 1)
+    texts, labels = augment_examples(TEXTS, list(range(len(TEXTS))), seed=6, num_aug=2,
+                                     wordnet=wordnet)  # fmt: skip
+    assert out["text"].tolist() == texts and out["label"].tolist() == labels
+    assert out["label"].dtype == df["label"].dtype
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "field"),
+    ("values", "message"),
     [
-        ({"name": "backtranslate"}, "name"),
-        ({"num_aug": -1}, "num_aug"),
-        ({"num_aug": 2.5}, "num_aug"),
-        ({"num_aug": True}, "num_aug"),
-        ({"alpha_sr": 1.5}, "alpha_sr"),
-        ({"alpha_ri": -0.1}, "alpha_ri"),
-        ({"alpha_rs": "0.1"}, "alpha_rs"),
-        ({"p_rd": 2}, "p_rd"),
-        ({"seed_offset": 0.5}, "seed_offset"),
-        ({"clean": "yes"}, "clean"),
-        ({"name": "eda", "num_aug": 0}, "num_aug"),
-        ({"name": "eda", "alpha_sr": 0, "alpha_ri": 0, "alpha_rs": 0, "p_rd": 0}, "alpha_sr"),
+        ({"name": "backtranslate"}, "augment.name='backtranslate' is not one of ['eda', 'none']."),
+        ({"name": "EDA"}, "augment.name='EDA' is not one of ['eda', 'none']."),
+        ({"num_aug": -1}, "augment.num_aug=-1 must be >= 0."),
+        ({"num_aug": 2.5}, "augment.num_aug=2.5 must be an integer."),
+        ({"num_aug": True}, "augment.num_aug=True must be an integer."),
+        ({"alpha_sr": 1.5}, "augment.alpha_sr=1.5 must be in [0, 1]."),
+        ({"alpha_ri": -0.1}, "augment.alpha_ri=-0.1 must be in [0, 1]."),
+        ({"alpha_rs": "0.1"}, "augment.alpha_rs='0.1' must be a number."),
+        ({"alpha_rs": math.nan}, "augment.alpha_rs=nan must be in [0, 1]."),
+        ({"p_rd": 2}, "augment.p_rd=2 must be in [0, 1]."),
+        ({"p_rd": False}, "augment.p_rd=False must be a number."),
+        ({"seed_offset": 0.5}, "augment.seed_offset=0.5 must be an integer."),
+        ({"clean": "yes"}, "augment.clean='yes' must be true or false."),
+        ({"name": "eda", "num_aug": 0},
+         "augment.num_aug=0 must be >= 1 with augment.name=eda (use augment=none for no "
+         "augmentation)."),
+        ({"name": "eda", "alpha_sr": 0, "alpha_ri": 0, "alpha_rs": 0, "p_rd": 0},
+         "augment.alpha_sr, alpha_ri, alpha_rs and p_rd are all 0, so augment.name=eda would "
+         "only copy sentences; set at least one > 0 or use augment=none."),
     ],
-)
-def test_settings_validation_names_the_field(kwargs, field):
-    with pytest.raises(ValueError, match=field):
-        AugmentSettings(**kwargs)
+)  # fmt: skip
+def test_check_augment_rejects_with_one_sentence(values, message):
+    for form in _forms(**values):
+        with pytest.raises(ConfigError) as info:
+            check_augment(form)
+        assert str(info.value) == message
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            train_transform(form)  # the transform checks before doing anything else
 
 
-def test_settings_accept_boundaries():
-    AugmentSettings(name="eda", num_aug=16, alpha_sr=0.0, alpha_ri=1, alpha_rs=0.05, p_rd=1.0)
-    AugmentSettings(name="none", num_aug=0, alpha_sr=0, alpha_ri=0, alpha_rs=0, p_rd=0)
+def test_check_augment_on_a_structured_node():
+    """The typed node Hydra builds from the schema: in-type values out of range still fail."""
+    node = OmegaConf.structured(AugmentConfig)
+    node.p_rd = 1.0000001
+    with pytest.raises(ConfigError, match=re.escape("augment.p_rd=1.0000001 must be in [0, 1].")):
+        check_augment(node)
+
+
+def test_check_augment_accepts_boundaries():
+    for values in (
+        {"name": "eda", "num_aug": 16, "alpha_sr": 0.0, "alpha_ri": 1, "alpha_rs": 0.05,
+         "p_rd": 1.0, "seed_offset": -3, "clean": True},
+        {"name": "none", "num_aug": 0, "alpha_sr": 0, "alpha_ri": 0, "alpha_rs": 0, "p_rd": 0},
+        {"name": "eda", "num_aug": 1, "alpha_sr": 0, "alpha_ri": 0, "alpha_rs": 0, "p_rd": 0.5},
+    ):  # fmt: skip
+        for form in _forms(**values):
+            check_augment(form)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 import pytest
 
@@ -57,8 +59,12 @@ def test_none_and_bad_settings(compose):
 
     assert train_transform_of(compose(BASE)) is None
     assert train_transform(compose([*BASE, "augment=eda", "augment.name=none"]).augment) is None
-    with pytest.raises(ConfigError, match="p_rd"):
+    with pytest.raises(ConfigError, match=re.escape("augment.p_rd=2.0 must be in [0, 1].")):
         train_transform(compose([*BASE, "augment=eda", "augment.p_rd=2"]).augment)
+    bad_name = compose([*BASE, "augment=eda", "augment.name=backtranslate"])
+    message = "augment.name='backtranslate' is not one of ['eda', 'none']."
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        train_transform_of(bad_name)  # run.py's path: only name=none skips the check
     fn = train_transform(compose([*BASE, "augment=eda"]).augment)
     with pytest.raises(ConfigError, match="token-level"):
         fn(pd.DataFrame({"tokens": [["a", "b"]], "tags": [["O", "O"]]}), 0)

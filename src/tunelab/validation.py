@@ -52,6 +52,10 @@ def check_fields(cfg: Any) -> None:
         raise ConfigError("data.val_size + data.test_size must leave some training data (< 1).")
     if o.epochs < 1 and o.max_steps < 1:
         raise ConfigError("optim.epochs must be >= 1 (or set optim.max_steps).")
+    if cfg.get("augment") is not None:
+        from tunelab.schemas.adaptation import check_augment
+
+        check_augment(cfg.augment)
     t = cfg.task
     if t.name == "mlm" and t.mask_replace_prob + t.random_replace_prob > 1:
         raise ConfigError("task.mask_replace_prob + task.random_replace_prob must be <= 1 (the rest "
