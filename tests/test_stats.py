@@ -8,7 +8,7 @@ import pytest
 from scipy import stats as st
 from sklearn.metrics import accuracy_score, f1_score
 
-from tunelab import stats
+from tunelab import metrics, stats
 
 # ----------------------------------------------------------------------------- metrics
 
@@ -31,9 +31,9 @@ def _sk_f1(t, p, **kw):
 
 @pytest.mark.parametrize("y_true,y_pred", FIXED)
 def test_metrics_match_sklearn_on_fixed_cases(y_true, y_pred):
-    assert stats.accuracy(y_true, y_pred) == accuracy_score(y_true, y_pred)
-    assert stats.f1_score_binary(y_true, y_pred, pos_label=1) == _sk_f1(y_true, y_pred)
-    assert stats.f1_macro(y_true, y_pred) == pytest.approx(_sk_f1(y_true, y_pred, average="macro"), abs=1e-15)
+    assert metrics.accuracy(y_true, y_pred) == accuracy_score(y_true, y_pred)
+    assert metrics.f1_score_binary(y_true, y_pred, pos_label=1) == _sk_f1(y_true, y_pred)
+    assert metrics.f1_macro(y_true, y_pred) == pytest.approx(_sk_f1(y_true, y_pred, average="macro"), abs=1e-15)
 
 
 def test_metrics_match_sklearn_on_random_inputs():
@@ -42,31 +42,31 @@ def test_metrics_match_sklearn_on_random_inputs():
         n = int(rng.integers(1, 40))
         k = int(rng.integers(2, 6))
         t, p = rng.integers(0, k, n), rng.integers(0, k, n)
-        assert stats.accuracy(t, p) == pytest.approx(accuracy_score(t, p), abs=1e-15)
-        assert stats.f1_macro(t, p) == pytest.approx(_sk_f1(t, p, average="macro"), abs=1e-12)
+        assert metrics.accuracy(t, p) == pytest.approx(accuracy_score(t, p), abs=1e-15)
+        assert metrics.f1_macro(t, p) == pytest.approx(_sk_f1(t, p, average="macro"), abs=1e-12)
         tb, pb = t % 2, p % 2
-        assert stats.f1_score_binary(tb, pb) == pytest.approx(_sk_f1(tb, pb), abs=1e-12)
+        assert metrics.f1_score_binary(tb, pb) == pytest.approx(_sk_f1(tb, pb), abs=1e-12)
 
 
 def test_string_labels_and_explicit_labels_match_sklearn():
     t, p = ["neg", "pos", "pos", "neg"], ["neg", "neg", "neg", "neg"]
-    assert stats.f1_score_binary(t, p, pos_label="pos") == _sk_f1(t, p, pos_label="pos") == 0.0
-    assert stats.f1_score_binary(t, p, pos_label="neg") == pytest.approx(_sk_f1(t, p, pos_label="neg"))
+    assert metrics.f1_score_binary(t, p, pos_label="pos") == _sk_f1(t, p, pos_label="pos") == 0.0
+    assert metrics.f1_score_binary(t, p, pos_label="neg") == pytest.approx(_sk_f1(t, p, pos_label="neg"))
     labels = ["neg", "pos", "neutral"]  # 'neutral' absent from both -> scores 0, still averaged
-    assert stats.f1_macro(t, p, labels=labels) == pytest.approx(_sk_f1(t, p, average="macro", labels=labels))
+    assert metrics.f1_macro(t, p, labels=labels) == pytest.approx(_sk_f1(t, p, average="macro", labels=labels))
 
 
 def test_binary_f1_refuses_what_sklearn_refuses():
     with pytest.raises(ValueError):
-        stats.f1_score_binary([0, 1, 2], [0, 1, 2])
+        metrics.f1_score_binary([0, 1, 2], [0, 1, 2])
     with pytest.raises(ValueError):
-        stats.f1_score_binary([0, 2], [2, 2], pos_label=1)
+        metrics.f1_score_binary([0, 2], [2, 2], pos_label=1)
     with pytest.raises(ValueError):
-        stats.accuracy([], [])
+        metrics.accuracy([], [])
     with pytest.raises(ValueError):
-        stats.accuracy([0, 1], [0])
+        metrics.accuracy([0, 1], [0])
     # one label present and it is not pos_label: allowed, scores 0 (sklearn does the same)
-    assert stats.f1_score_binary([2, 2], [2, 2]) == _sk_f1([2, 2], [2, 2]) == 0.0
+    assert metrics.f1_score_binary([2, 2], [2, 2]) == _sk_f1([2, 2], [2, 2]) == 0.0
 
 
 # ----------------------------------------------------------------------------- Welch

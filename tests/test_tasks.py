@@ -46,10 +46,21 @@ def test_seq_cls_f1_is_positive_class_f1(compose, tmp_path):
                              freeze_cfg=cfg.freeze, label_names=["neg", "pos"], log=lambda *_: None)
     preds = torch.tensor([1, 1, 0, 0, 1, 0, 1, 1])
     labels = torch.tensor([1, 0, 0, 1, 1, 0, 0, 1])
-    mod.test_f1_each.update(preds, labels)
-    assert mod.test_f1_each.compute()[1].item() == pytest.approx(f1_score(labels, preds, pos_label=1))
-    mod.test_f1_macro.update(preds, labels)
-    assert mod.test_f1_macro.compute().item() == pytest.approx(f1_score(labels, preds, average="macro"))
+    # Two evaluation batches through the module's own pass end (what Lightning calls).
+    mod._preds["test"] = ([labels[:5], labels[5:]], [preds[:5], preds[5:]])
+    mod.test_loss.update(torch.tensor(0.5), weight=8)
+    logged = {}
+    mod.log_dict = lambda d, **kw: logged.update(d)
+    mod._eval_epoch_end("test")
+    assert logged["test/f1"] == pytest.approx(f1_score(labels, preds, pos_label=1), abs=1e-12)
+    assert logged["test/f1_macro"] == pytest.approx(f1_score(labels, preds, average="macro"), abs=1e-12)
+    assert logged["test/acc"] == pytest.approx(5 / 8)
+    assert mod.test_outputs["pred_class_counts"] == {"neg": 3, "pos": 5}
+    # with the negative class as the positive one, f1 follows it
+    mod.positive_index = 0
+    mod._preds["test"] = ([labels], [preds])
+    mod._eval_epoch_end("test")
+    assert logged["test/f1"] == pytest.approx(f1_score(labels, preds, pos_label=0), abs=1e-12)
 
 
 def test_multiclass_bbc(compose, tmp_path):

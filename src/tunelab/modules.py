@@ -1,8 +1,9 @@
 """LightningModules: one base owning optimisation and freezing, one subclass per task.
 
 Lightning owns the loop; these classes only say what a step computes and which metric comes
-out. Metrics are torchmetrics objects (reduced across DDP ranks by torchmetrics itself), except
-entity F1, which seqeval computes on the gathered tag sequences.
+out. Each evaluation pass collects the predictions (gathered across DDP ranks) and scores them
+once with :mod:`tunelab.metrics`, the scorer every other method uses too; losses are averaged
+with torchmetrics' ``MeanMetric`` (reduced across ranks by torchmetrics itself).
 """
 
 from __future__ import annotations
@@ -13,9 +14,8 @@ from typing import Any, Optional
 import lightning as L
 import torch
 from torchmetrics import MeanMetric
-from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
-from tunelab import freezing
+from tunelab import freezing, metrics
 from tunelab.errors import TunelabError
 
 
@@ -132,13 +132,9 @@ class SequenceClassifier(EncoderModule):
     def __init__(self, model, *, num_labels: int, positive_index: int = 1, **kw):
         super().__init__(model, **kw)
         self.num_labels, self.positive_index = num_labels, positive_index
+        self._preds: dict[str, tuple[list, list]] = {}
         for split in ("val", "test"):
-            setattr(self, f"{split}_acc", MulticlassAccuracy(num_labels, average="micro"))
-            setattr(self, f"{split}_f1_macro", MulticlassF1Score(num_labels, average="macro"))
-            # Per-class F1; for binary tasks the positive class's entry is "f1".
-            setattr(self, f"{split}_f1_each", MulticlassF1Score(num_labels, average="none"))
             setattr(self, f"{split}_loss", MeanMetric())
-        self.register_buffer("test_pred_counts", torch.zeros(num_labels, dtype=torch.long), persistent=False)
 
     def _eval_forward(self, batch):
         """Model outputs for an evaluation batch (the cached-feature path runs only the head)."""
@@ -148,36 +144,22 @@ class SequenceClassifier(EncoderModule):
         out = self._eval_forward(batch)
         preds = out.logits.argmax(-1)
         labels = batch["labels"]
-        getattr(self, f"{split}_acc").update(preds, labels)
-        getattr(self, f"{split}_f1_macro").update(preds, labels)
-        getattr(self, f"{split}_f1_each").update(preds, labels)
+        y_true, y_pred = self._preds.setdefault(split, ([], []))
+        y_true.append(labels.detach().cpu())
+        y_pred.append(preds.detach().cpu())
         getattr(self, f"{split}_loss").update(out.loss, weight=labels.numel())
-        if split == "test":
-            self.test_pred_counts += torch.bincount(preds, minlength=self.num_labels)
         return preds
 
     def _eval_epoch_end(self, split: str):
-        each = getattr(self, f"{split}_f1_each").compute()
-        f1 = each[self.positive_index] if self.num_labels == 2 else getattr(self, f"{split}_f1_macro").compute()
-        self.log_dict({
-            f"{split}/acc": getattr(self, f"{split}_acc").compute(),
-            f"{split}/f1": f1,
-            f"{split}/f1_macro": getattr(self, f"{split}_f1_macro").compute(),
-            f"{split}/loss": getattr(self, f"{split}_loss").compute(),
-        }, prog_bar=(split == "val"), sync_dist=False)  # torchmetrics already reduced across ranks
-        for m in ("acc", "f1_macro", "f1_each", "loss"):
-            getattr(self, f"{split}_{m}").reset()
-
-    def on_test_epoch_start(self):
-        self.test_pred_counts.zero_()
-
-    def on_test_epoch_end(self):
-        counts = self.test_pred_counts.clone()
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            torch.distributed.all_reduce(counts)
-        names = self.label_names or [str(i) for i in range(self.num_labels)]
-        self.test_outputs["pred_class_counts"] = {names[i]: int(c) for i, c in enumerate(counts.tolist())}
-        self._eval_epoch_end("test")
+        y_true, y_pred = _gathered(*self._preds.pop(split, ([], [])))
+        scores = metrics.classification_scores(y_true, y_pred, self.num_labels, self.positive_index,
+                                               prefix=split) if len(y_true) else {}
+        self.log_dict({**scores, f"{split}/loss": getattr(self, f"{split}_loss").compute()},
+                      prog_bar=(split == "val"), sync_dist=False)  # already gathered across ranks
+        getattr(self, f"{split}_loss").reset()
+        if split == "test":
+            names = self.label_names or [str(i) for i in range(self.num_labels)]
+            self.test_outputs["pred_class_counts"] = metrics.predicted_counts(y_pred, names)
 
 
 class TokenClassifier(EncoderModule):
@@ -205,23 +187,9 @@ class TokenClassifier(EncoderModule):
             y_true.append([t for _, t in keep])
 
     def _eval_epoch_end(self, split: str):
-        from seqeval.metrics import accuracy_score, f1_score, precision_score, recall_score
-
-        y_true, y_pred = self._seqs.pop(split, ([], []))
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            gathered = [None] * torch.distributed.get_world_size()
-            torch.distributed.all_gather_object(gathered, (y_true, y_pred))
-            y_true = [s for t, _ in gathered for s in t]
-            y_pred = [s for _, p in gathered for s in p]
-        kw = dict(zero_division=0)
-        self.log_dict({
-            f"{split}/f1": float(f1_score(y_true, y_pred, **kw)),
-            f"{split}/precision": float(precision_score(y_true, y_pred, **kw)),
-            f"{split}/recall": float(recall_score(y_true, y_pred, **kw)),
-            f"{split}/f1_macro": float(f1_score(y_true, y_pred, average="macro", **kw)),
-            f"{split}/acc": float(accuracy_score(y_true, y_pred)),
-            f"{split}/loss": getattr(self, f"{split}_loss").compute(),
-        }, prog_bar=(split == "val"))
+        y_true, y_pred = _gathered_lists(*self._seqs.pop(split, ([], [])))
+        self.log_dict({**metrics.entity_scores(y_true, y_pred, prefix=split),
+                       f"{split}/loss": getattr(self, f"{split}_loss").compute()}, prog_bar=(split == "val"))
         getattr(self, f"{split}_loss").reset()
 
 
@@ -260,6 +228,26 @@ class MaskedLM(EncoderModule):
 
 TASK_MODULES = {"seq_cls": SequenceClassifier, "token_cls": TokenClassifier, "mlm": MaskedLM}
 TASK_MONITOR = {"seq_cls": ("val/f1_macro", "max"), "token_cls": ("val/f1", "max"), "mlm": ("val/loss", "min")}
+
+
+def _distributed() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
+def _gathered_lists(y_true: list, y_pred: list) -> tuple[list, list]:
+    """Every rank's sequences, in rank order (no-op without DDP)."""
+    if not _distributed():
+        return y_true, y_pred
+    parts = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(parts, (y_true, y_pred))
+    return [s for t, _ in parts for s in t], [s for _, p in parts for s in p]
+
+
+def _gathered(y_true: list, y_pred: list):
+    """One pass's labels and predictions as numpy arrays, from every rank under DDP."""
+    y_true, y_pred = _gathered_lists(y_true, y_pred)
+    cat = (lambda xs: torch.cat(xs).numpy()) if y_true else (lambda xs: [])
+    return cat(y_true), cat(y_pred)
 
 
 def perplexity(loss: float) -> float:

@@ -1,12 +1,10 @@
-"""Small, tested statistics for study reports (numpy/scipy only).
+"""Small, tested statistics for study reports (numpy/scipy only): bootstrap CIs, Welch, Holm.
 
-Why not import scikit-learn here: the report must run anywhere the results are (a laptop with
-only the result files), and one short implementation per metric is easy to check against
-scikit-learn in the tests. Every function answers NaN with a ``note`` instead of raising when a
-sample is too small (n < 2), because a sweep with one surviving seed must still get a report.
-
-Metric functions follow scikit-learn exactly, including ``zero_division=0``: a class with no
-true and no predicted examples, or a positive class never predicted nor present, scores 0.
+Why not scikit-learn/statsmodels here: the report must run anywhere the results are (a laptop
+with only the result files), and each short implementation is checked against scipy in the
+tests. Every function answers NaN with a ``note`` instead of raising when a sample is too small
+(n < 2), because a sweep with one surviving seed must still get a report. The scores themselves
+(accuracy, F1) are :mod:`tunelab.metrics`.
 """
 
 from __future__ import annotations
@@ -19,9 +17,6 @@ import numpy as np
 from scipy import stats as _st
 
 __all__ = [
-    "accuracy",
-    "f1_score_binary",
-    "f1_macro",
     "bootstrap_ci",
     "welch_ttest",
     "WelchResult",
@@ -32,63 +27,6 @@ __all__ = [
 ]
 
 NAN = float("nan")
-
-
-# --------------------------------------------------------------------------- classification
-
-
-def _labels_pair(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
-    """Both label arrays as 1-d numpy arrays; refuse what scikit-learn refuses (empty, ragged)."""
-    t = np.asarray(y_true).ravel()
-    p = np.asarray(y_pred).ravel()
-    if t.shape != p.shape:
-        raise ValueError(f"y_true has {t.size} labels but y_pred has {p.size}")
-    if t.size == 0:
-        raise ValueError("empty input: a metric needs at least one example")
-    return t, p
-
-
-def _f1_of(t: np.ndarray, p: np.ndarray, label) -> float:
-    """F1 of one class, 2TP / (2TP + FP + FN); 0 when the class is absent from both (zero_division=0)."""
-    tp = int(np.sum((t == label) & (p == label)))
-    fp = int(np.sum((t != label) & (p == label)))
-    fn = int(np.sum((t == label) & (p != label)))
-    denom = 2 * tp + fp + fn
-    return 0.0 if denom == 0 else 2.0 * tp / denom
-
-
-def accuracy(y_true, y_pred) -> float:
-    """Fraction of exact matches (= ``sklearn.metrics.accuracy_score``)."""
-    t, p = _labels_pair(y_true, y_pred)
-    return float(np.mean(t == p))
-
-
-def f1_score_binary(y_true, y_pred, pos_label=1) -> float:
-    """F1 of the positive class (= ``sklearn f1_score(average='binary', zero_division=0)``).
-
-    Like scikit-learn it refuses more than two distinct labels, and a ``pos_label`` that is not
-    one of two labels present, so a multi-class mistake cannot pass as a binary score.
-    """
-    t, p = _labels_pair(y_true, y_pred)
-    present = np.union1d(t, p)
-    if present.size > 2:
-        raise ValueError(f"binary F1 needs at most 2 labels, got {present.size}: {present.tolist()}")
-    if present.size == 2 and pos_label not in present.tolist():
-        raise ValueError(f"pos_label={pos_label!r} is not one of the labels {present.tolist()}")
-    return _f1_of(t, p, pos_label)
-
-
-def f1_macro(y_true, y_pred, labels: Sequence | None = None) -> float:
-    """Unweighted mean of per-class F1 (= ``sklearn f1_score(average='macro', zero_division=0)``).
-
-    The classes are those present in ``y_true`` or ``y_pred`` unless ``labels`` names them; a named
-    class absent from both then counts as 0, as in scikit-learn.
-    """
-    t, p = _labels_pair(y_true, y_pred)
-    classes = np.union1d(t, p) if labels is None else list(labels)
-    if len(classes) == 0:
-        raise ValueError("f1_macro: no classes")
-    return float(np.mean([_f1_of(t, p, c) for c in classes]))
 
 
 # --------------------------------------------------------------------------- samples

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from tunelab import stats
+from tunelab import metrics
 from tunelab.report.model import Baseline
 
 if TYPE_CHECKING:
@@ -98,10 +98,10 @@ def run_baseline(result: dict) -> Baseline:
         out.note = "empty test split"
         return out
     y_pred = np.full(y_true.shape, majority, dtype=object)
-    out.f1_macro = stats.f1_macro(y_true, y_pred)
+    out.f1_macro = metrics.f1_macro(y_true, y_pred)
     positive = _positive_label(names, counts)
     if positive is not None:
-        out.f1 = stats.f1_score_binary(y_true, y_pred, pos_label=positive)
+        out.f1 = metrics.f1_score_binary(y_true, y_pred, pos_label=positive)
     else:
         out.note = "not binary: no positive-class F1"
     return out
