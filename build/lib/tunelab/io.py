@@ -1,0 +1,91 @@
+"""The one place tunelab writes files: atomic writes, strict JSON, secret scrubbing.
+
+A sweep is only as trustworthy as its files: a job killed mid-write must leave either the old
+file or the new one, never half of one. So every write (results.json, reports, plots, cached
+features, checkpoints) goes to a temp file in the same directory, is flushed and fsynced, and
+then ``os.replace``d over the target (atomic on POSIX).
+
+JSON is strict (no NaN/Infinity tokens, which many parsers reject): a non-finite float is
+written as ``null``; numpy/torch scalars become Python numbers.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+from tunelab.errors import TunelabError
+
+SECRET_MARKERS = ("api_key", "apikey", "token", "password", "secret")
+
+
+def jsonable(x: Any) -> Any:
+    """Plain, strict-JSON data: non-finite floats -> None, scalars -> Python, paths -> str."""
+    if isinstance(x, dict):
+        return {str(k): jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [jsonable(v) for v in x]
+    if hasattr(x, "item") and callable(x.item) and getattr(x, "ndim", 0) == 0:  # numpy / torch scalars
+        x = x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, Path):
+        return str(x)
+    return x
+
+
+def scrub_secrets(obj: Any) -> Any:
+    """Replace values of keys that look like credentials: configs are shared, keys are not."""
+    if isinstance(obj, dict):
+        return {k: ("***" if any(m in str(k).lower() for m in SECRET_MARKERS) and v else scrub_secrets(v))
+                for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [scrub_secrets(v) for v in obj]
+    return obj
+
+
+def atomic_write(path: Path, write: Callable[[Any], None], *, binary: bool = False, error=TunelabError,
+                 what: str = "", fix: str = "Free disk space or choose another output dir.") -> None:
+    """Write ``path`` through ``write(file)`` into a temp file beside it, fsync, then rename over it.
+
+    A kill or a full disk leaves either the old complete file or the new one, never a truncated
+    one, and no temp file behind. On OSError raises ``error`` naming ``what`` and ``fix``.
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise error(f"cannot write {what}{path}: {e.strerror}. Check the output dir is writable "
+                    f"(hydra.run.dir / hydra.sweep.dir) and the disk has space.") from None
+    try:
+        with os.fdopen(fd, "wb" if binary else "w") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as e:  # a kill mid-write too: never leave the temp file
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(e, OSError):
+            hint = " (disk full)" if e.errno == errno.ENOSPC else ""
+            raise error(f"cannot write {what}{path}: {e.strerror or e}{hint}; no partial file was left "
+                        f"behind. {fix}") from None
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda f: f.write(text))
+
+
+def write_json(path: Path, obj: Any) -> Path:
+    """``obj`` as strict, indented JSON, atomically."""
+    atomic_write_text(Path(path), json.dumps(jsonable(obj), indent=2, allow_nan=False) + "\n")
+    return Path(path)

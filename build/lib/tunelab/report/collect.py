@@ -1,0 +1,175 @@
+"""Finding a sweep's job dirs, reading each one, and grouping them by what was swept.
+
+A job is found by its ``results.json`` or its ``.hydra/overrides.yaml``, so a job that died
+before writing results is still found (and named as missing). Groups are the override values
+that differ between jobs, except the seed: seeds are the replicates within a group.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from tunelab.report.baseline import degenerate_reasons
+
+SEED_KEYS = ("seed",)
+SINGLE_GROUP = "all runs"
+
+
+@dataclass
+class Job:
+    """One job dir and what could be read from it; ``state`` is ok, failed, missing or corrupt."""
+
+    name: str
+    path: Path
+    state: str
+    overrides: list[str] | None
+    result: dict | None = None
+    problem: str = ""
+    group: str = ""
+    degenerate: list[str] = field(default_factory=list)
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        """Numeric metrics of an ok run (bools and strings are not scores)."""
+        raw = (self.result or {}).get("metrics") if self.state == "ok" else None
+        if not isinstance(raw, dict):
+            return {}
+        return {k: float(v) for k, v in raw.items()
+                if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+    @property
+    def seed(self):
+        """The run seed, from results.json or else from the overrides."""
+        if self.result and self.result.get("seed") is not None:
+            return self.result["seed"]
+        return parse_overrides(self.overrides or []).get("seed")
+
+
+# =============================================================================== discovery
+
+
+def natural_key(text: str) -> list:
+    """Sort key that puts ``last2`` before ``last10`` and job ``9`` before ``10``."""
+    return [(0, int(tok), "") if tok.isdigit() else (1, 0, tok) for tok in re.split(r"(\d+)", str(text))]
+
+
+def find_job_dirs(sweep_dir: Path) -> list[Path]:
+    """Every dir holding ``results.json`` or ``.hydra/overrides.yaml``.
+
+    Hidden dirs (``.hydra``, ``.submitit``) and the inside of a job dir (checkpoints, logs) are
+    not searched, so a job is found once however its launcher nests it.
+    """
+    found = []
+    for root, dirs, files in os.walk(sweep_dir):
+        here = Path(root)
+        if "results.json" in files or (here / ".hydra" / "overrides.yaml").is_file():
+            found.append(here)
+            dirs[:] = []
+            continue
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+    return sorted(found, key=lambda p: natural_key(p.relative_to(sweep_dir).as_posix()))
+
+
+def _read_hydra_overrides(job_dir: Path) -> list[str] | None:
+    """The job's ``.hydra/overrides.yaml`` list, or None when absent/unreadable."""
+    path = job_dir / ".hydra" / "overrides.yaml"
+    if not path.is_file():
+        return None
+    try:
+        import yaml
+
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except Exception:
+        return None
+    return [str(x) for x in data] if isinstance(data, list) else None
+
+
+def load_job(job_dir: Path, sweep_dir: Path) -> Job:
+    """Read one job dir; never raises — what cannot be read becomes a named problem."""
+    name = job_dir.relative_to(sweep_dir).as_posix()
+    hydra_overrides = _read_hydra_overrides(job_dir)
+    path = job_dir / "results.json"
+    if not path.is_file():
+        return Job(name, job_dir, "missing", hydra_overrides,
+                   problem="no results.json (the job died before writing it)")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return Job(name, job_dir, "corrupt", hydra_overrides,
+                   problem=f"results.json unreadable: {type(exc).__name__}: {exc}")
+    if not isinstance(data, dict) or data.get("status") not in ("ok", "failed"):
+        return Job(name, job_dir, "corrupt", hydra_overrides,
+                   problem="results.json has no status 'ok' or 'failed'")
+    overrides = data.get("overrides")
+    overrides = [str(x) for x in overrides] if isinstance(overrides, list) else hydra_overrides
+    job = Job(name, job_dir, data["status"], overrides, result=data)
+    if job.state == "failed":
+        job.problem = _error_text(data.get("error"))
+    return job
+
+
+def _error_text(error: Any) -> str:
+    """``Type: message`` of a failed run's error record, whatever shape it came in."""
+    if isinstance(error, dict):
+        kind, msg = error.get("type") or "error", error.get("message") or ""
+        return f"{kind}: {msg}".strip().rstrip(":")
+    return str(error) if error else "failed (no error recorded)"
+
+
+# =============================================================================== grouping
+
+
+def parse_overrides(overrides: Iterable[str]) -> dict[str, str]:
+    """``["+a.b=1", "seed=3"]`` -> ``{"a.b": "1", "seed": "3"}``; a deletion ``~k`` becomes ``k=~``."""
+    out = {}
+    for item in overrides:
+        key, sep, value = str(item).partition("=")
+        if key.startswith("~"):
+            out[key.lstrip("~")] = "~"
+        elif sep:
+            out[key.lstrip("+")] = value
+    return out
+
+
+def swept_keys(jobs: Sequence[Job], seed_keys: Sequence[str] = SEED_KEYS) -> list[str]:
+    """Override keys whose values differ between jobs (a key absent from some jobs differs too).
+
+    Jobs whose overrides are unknown (corrupt results.json without .hydra/) do not vote: one
+    unreadable job must not split every other job into its own group.
+    """
+    parsed = [parse_overrides(j.overrides) for j in jobs if j.overrides is not None]
+    keys = sorted({k for p in parsed for k in p} - set(seed_keys))
+    return [k for k in keys if len({p.get(k) for p in parsed}) > 1]
+
+
+def group_label(job: Job, keys: Sequence[str]) -> str:
+    """``freeze=last2`` or ``task=sparse,sparse.features=tfidf``; one group when nothing is swept."""
+    if not keys:
+        return SINGLE_GROUP
+    if job.overrides is None:
+        return "(unknown overrides)"
+    parsed = parse_overrides(job.overrides)
+    return ",".join(f"{k}={parsed.get(k, '<unset>')}" for k in keys)
+
+
+def collect(sweep_dir: Path, seed_keys: Sequence[str] = SEED_KEYS) -> tuple[list[Job], dict[str, list[Job]], list[str]]:
+    """Load all jobs and group them; returns (jobs, groups in natural order, swept keys).
+
+    Ok runs also get their ``degenerate`` reasons here, so every reader of a group (statistics,
+    plots, the curriculum summary) sees the same flags.
+    """
+    jobs = [load_job(d, sweep_dir) for d in find_job_dirs(sweep_dir)]
+    keys = swept_keys(jobs, seed_keys)
+    groups: dict[str, list[Job]] = {}
+    for job in jobs:
+        job.group = group_label(job, keys)
+        if job.state == "ok":
+            job.degenerate = degenerate_reasons(job)
+        groups.setdefault(job.group, []).append(job)
+    ordered = {g: groups[g] for g in sorted(groups, key=natural_key)}
+    return jobs, ordered, keys

@@ -1,0 +1,245 @@
+"""One job of a study: build data, model and Trainer from the config, train, test, record.
+
+``hydra_main`` is what ``train.py`` calls. Whatever happens, the job's ``results.json`` says
+so: it is written as ``running`` at the start, then ``ok`` with the metrics or ``failed`` with
+the error. In a multirun a failed job is recorded and the sweep goes on; a single run exits
+non-zero (2 for a user error, with a one-paragraph message instead of a stack trace).
+
+Which code runs is named by the config: ``method._target_`` (``conf/method/<name>.yaml``) is a
+function ``(cfg, ctx) -> dict`` that returns the part of the record it knows (metrics, params,
+...). Nothing is chosen by which modules were imported. Before it runs, ``tunelab.validation``
+checks the whole config (unknown keys, choices, ranges, combinations) without loading data or
+a model.
+
+How a run flows: ``train.py`` -> Hydra composes ``conf/`` against the schemas
+(``tunelab.config``) -> :func:`run` validates and calls the method (``tunelab.methods.*``) ->
+data (``tunelab.data``) -> model + LightningModule (``tunelab.models``) -> Trainer
+(``tunelab.training``) -> ``results.json`` (``tunelab.results``) -> at the end of a sweep the
+report (``tunelab.report``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from omegaconf import DictConfig, OmegaConf
+
+from tunelab.errors import ConfigError, TunelabError
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
+
+from tunelab.io import scrub_secrets
+from tunelab.results import SCHEMA_VERSION, git_commit, utcnow, write_results
+from tunelab.validation import method_name, validate
+
+log = logging.getLogger("tunelab")
+
+
+@dataclass
+class RunContext:
+    """Where a job writes and what Hydra knows about it."""
+
+    out_dir: Path
+    multirun: bool = False
+    overrides: list[str] = field(default_factory=list)
+    choices: dict[str, Any] = field(default_factory=dict)
+    sweep_dir: Optional[Path] = None
+    job_num: Optional[int] = None
+    # The experiment logger, kept so ``run`` can close it even when training fails.
+    logger: Any = None
+
+    @classmethod
+    def from_hydra(cls) -> "RunContext":
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        hc = HydraConfig.get()
+        multirun = hc.mode == RunMode.MULTIRUN
+        return cls(
+            out_dir=Path(hc.runtime.output_dir),
+            multirun=multirun,
+            overrides=list(hc.overrides.task),
+            choices={k: v for k, v in hc.runtime.choices.items() if not k.startswith("hydra")},
+            sweep_dir=Path(hc.sweep.dir) if multirun else None,
+            job_num=hc.job.num if multirun else None,
+        )
+
+    @property
+    def group(self) -> str:
+        """W&B group: one per sweep (or per single run)."""
+        base = self.sweep_dir if self.multirun and self.sweep_dir else self.out_dir
+        return "_".join(base.parts[-2:])
+
+    @property
+    def swept_tags(self) -> list[str]:
+        return [o for o in self.overrides if not o.startswith(("seed=", "hydra"))]
+
+
+# --------------------------------------------------------------------------- the job
+
+
+def base_record(cfg: DictConfig, ctx: RunContext) -> dict:
+    from tunelab.models import model_label
+
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "status": "running",
+        "error": None,
+        "task": cfg.task.name,
+        "method": method_name(cfg),
+        "model": model_label(cfg.model) if "model" in cfg else None,
+        "data": cfg.data.name if "data" in cfg else None,
+        "freeze": cfg.freeze.name if "freeze" in cfg else None,
+        "seed": int(cfg.seed),
+        "metrics": {},
+        "majority_rate": None,
+        "pred_class_counts": None,
+        "label_names": None,
+        "n_examples": None,
+        "params": None,
+        "overrides": ctx.overrides,
+        "choices": ctx.choices,
+        "config": scrub_secrets(OmegaConf.to_container(cfg, resolve=True)),
+        "duration_s": None,
+        "started_at": utcnow(),
+        "finished_at": None,
+        "git_commit": git_commit(),
+        "output_dir": str(ctx.out_dir),
+        "extra": {},
+    }
+
+
+def run(cfg: DictConfig, ctx: RunContext) -> dict:
+    """Run one job and write its results.json; raises what went wrong after recording it."""
+    from tunelab import ops
+
+    t0 = time.time()
+    try:
+        ctx.out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise TunelabError(f"cannot create the output dir {ctx.out_dir}: {e.strerror}. Choose a writable "
+                           f"dir (hydra.run.dir / hydra.sweep.dir).") from None
+    resume = cfg.get("resume")
+    if resume is not None and resume.get("mode") == "auto":
+        done = ops.job_already_ok(ctx.out_dir)
+        if done is not None:
+            log.info(f"[tunelab] resume=auto: {ctx.out_dir / 'results.json'} already says ok; skipping the job")
+            return done
+    record = base_record(cfg, ctx)
+    if rank_zero_only.rank == 0:
+        write_results(ctx.out_dir, record)
+    if rank_zero_only.rank == 0 and "trainer" in cfg and ops.is_multiprocess_strategy(cfg.trainer):
+        ops.prepare_ddp_children(ctx.out_dir, ctx.overrides)
+    try:
+        validate(cfg)
+        runner = method_entry(cfg)
+        import lightning as L
+
+        L.seed_everything(int(cfg.seed), workers=True, verbose=False)
+        try:
+            record.update(runner(cfg, ctx))
+        except FloatingPointError as e:  # modules.py: non-finite training loss
+            raise ops.NonFiniteLossError(str(e)) from e
+        record["status"] = "ok"
+    except BaseException as e:  # KeyboardInterrupt too: the file must not say "running"
+        record["status"] = "failed"
+        record["error"] = {"type": type(e).__name__, "message": str(e) or type(e).__name__}
+        if not isinstance(e, TunelabError):
+            record["error"]["traceback"] = traceback.format_exc(limit=20)
+        raise
+    finally:
+        record["duration_s"] = round(time.time() - t0, 3)
+        record["finished_at"] = utcnow()
+        from tunelab.loggers import finish_logger
+
+        finish_logger(ctx.logger,
+                      summary={k: v for k, v in record.get("metrics", {}).items()} | {"status": record["status"]},
+                      exit_code=0 if record["status"] == "ok" else 1)
+        if rank_zero_only.rank == 0:
+            write_results(ctx.out_dir, record)
+    return record
+
+
+def method_entry(cfg: DictConfig):
+    """The function ``method._target_`` names (conf/method/<name>.yaml)."""
+    from hydra.utils import get_method
+
+    target = cfg.method._target_
+    try:
+        return get_method(target)
+    except Exception as e:  # an import error inside the module, or a wrong name
+        raise ConfigError(f"method._target_={target!r} cannot be loaded ({e}); the shipped methods are "
+                          f"conf/method/*.yaml.") from None
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import warnings
+
+    for pattern in (".*does not have many workers.*", ".*The number of training batches.*",
+                    ".*`isinstance\\(treespec, LeafSpec\\)`.*", ".*predict_dataloader.*",
+                    ".*LeafSpec.*", ".*srun.*", ".*Checkpoint directory.*exists and is not empty.*",
+                    # resume: the training loader (ResumableDataLoader) restores its own position.
+                    ".*dataloader is\\s+not resumable.*", ".*ended before the epoch ended.*",
+                    # Frozen blocks are kept in eval mode on purpose (no dropout on frozen features).
+                    ".*module\\(s\\) in eval mode at the start of training.*"):
+        warnings.filterwarnings("ignore", message=pattern)
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero",
+                 "lightning.pytorch.accelerators.cuda"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _check_resume_dir(cfg: DictConfig) -> None:
+    """resume=auto must find the same dir next time: a name or an explicit dir is required."""
+    resume = cfg.get("resume")
+    if resume is None or resume.get("mode") != "auto" or resume.get("name"):
+        return
+    from hydra.core.hydra_config import HydraConfig
+
+    given = [o for o in HydraConfig.get().overrides.hydra if o.startswith(("hydra.run.dir=", "hydra.sweep.dir="))]
+    if not given:
+        raise ConfigError("resume=auto needs a stable output dir, so that running the same command again "
+                          "finds it: add resume.name=<name> (dir outputs/resume/<name>, or "
+                          "multirun_outputs/resume/<name> for -m), or pass hydra.run.dir / hydra.sweep.dir.")
+
+
+def hydra_main(cfg: DictConfig) -> Optional[float]:
+    """Entry from ``train.py``. Returns the monitored validation metric (for sweepers)."""
+    _quiet_libraries()
+    ctx = RunContext.from_hydra()
+    try:
+        _check_resume_dir(cfg)
+        record = run(cfg, ctx)
+    except TunelabError as e:
+        print(f"error: {e}", file=sys.stderr)
+        log.error(f"job failed: {e}")
+        if ctx.multirun:
+            return None
+        sys.exit(2)
+    except Exception as e:
+        if ctx.multirun:
+            # The sweep goes on; the traceback is in the job's log and results.json.
+            log.error(f"job failed ({type(e).__name__}: {e}); the sweep continues.\n{traceback.format_exc()}")
+            print(f"error: job {ctx.job_num} failed: {type(e).__name__}: {e}", file=sys.stderr)
+            return None
+        raise
+    m = record.get("metrics", {})
+    shown = {k: round(v, 4) for k, v in m.items() if k.startswith("test/") and isinstance(v, (int, float))}
+    log.info(f"[tunelab] test metrics: {shown}")
+    if record.get("majority_rate") is not None:
+        log.info(f"[tunelab] majority-class accuracy on the same test split: {record['majority_rate']:.4f}")
+    log.info(f"[tunelab] results: {ctx.out_dir / 'results.json'} ({record['duration_s']:.1f} s)")
+    # For sweepers (Optuna): the best monitored value (the tested checkpoint's), else the last.
+    # None (a failed job, a non-finite value) makes the Optuna sweeper mark the trial failed.
+    monitor = cfg.task.get("monitor")
+    value = (m.get(f"{monitor}_best", m.get(monitor))) if monitor else None
+    if value is None or not isinstance(value, (int, float)) or value != value or value in (float("inf"), float("-inf")):
+        return None
+    return float(value)

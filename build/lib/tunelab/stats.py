@@ -1,0 +1,177 @@
+"""Small, tested statistics for study reports (numpy/scipy only): bootstrap CIs, Welch, Holm.
+
+Why not scikit-learn/statsmodels here: the report must run anywhere the results are (a laptop
+with only the result files), and each short implementation is checked against scipy in the
+tests. Every function answers NaN with a ``note`` instead of raising when a sample is too small
+(n < 2), because a sweep with one surviving seed must still get a report. The scores themselves
+(accuracy, F1) are :mod:`tunelab.metrics`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import numpy as np
+from scipy import stats as _st
+
+__all__ = [
+    "bootstrap_ci",
+    "welch_ttest",
+    "WelchResult",
+    "mean_diff_ci",
+    "DiffCI",
+    "holm",
+    "summarize",
+]
+
+NAN = float("nan")
+
+
+# --------------------------------------------------------------------------- samples
+
+
+def _finite(values: Iterable[float]) -> np.ndarray:
+    """Values as a float array without NaN/inf (a diverged run must not poison a mean)."""
+    arr = np.asarray(list(values), dtype=float).ravel()
+    return arr[np.isfinite(arr)]
+
+
+def bootstrap_ci(values, level: float = 0.95, n_boot: int = 10000, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap CI of the mean; (NaN, NaN) when fewer than 2 values.
+
+    Seeded so that the same results always give the same report. Resampling is chunked so a
+    long list of values never needs more than a few million numbers in memory at once.
+    """
+    x = _finite(values)
+    if x.size < 2:
+        return NAN, NAN
+    rng = np.random.default_rng(seed)
+    chunk = max(1, 4_000_000 // x.size)
+    means = np.empty(n_boot)
+    for start in range(0, n_boot, chunk):
+        stop = min(n_boot, start + chunk)
+        idx = rng.integers(0, x.size, size=(stop - start, x.size))
+        means[start:stop] = x[idx].mean(axis=1)
+    alpha = (1.0 - level) / 2.0
+    low, high = np.percentile(means, [100 * alpha, 100 * (1 - alpha)])
+    return float(low), float(high)
+
+
+def summarize(values, level: float = 0.95, n_boot: int = 10000, seed: int = 0) -> dict:
+    """n, mean, sd (ddof=1), min, max and a bootstrap CI of the mean; ``note`` says what is NaN and why."""
+    x = _finite(values)
+    out = {"n": int(x.size), "mean": NAN, "sd": NAN, "min": NAN, "max": NAN,
+           "ci_low": NAN, "ci_high": NAN, "note": ""}
+    if x.size == 0:
+        out["note"] = "no values"
+        return out
+    out.update(mean=float(x.mean()), min=float(x.min()), max=float(x.max()))
+    if x.size < 2:
+        out["note"] = "n<2: no sd or CI"
+        return out
+    out["sd"] = float(x.std(ddof=1))
+    out["ci_low"], out["ci_high"] = bootstrap_ci(x, level=level, n_boot=n_boot, seed=seed)
+    return out
+
+
+# --------------------------------------------------------------------------- two-sample
+
+
+@dataclass(frozen=True)
+class WelchResult:
+    """Welch t-test result; unpacks as ``t, df, p``. ``note`` says why a value is NaN."""
+
+    t: float
+    df: float
+    p: float
+    note: str = ""
+
+    def __iter__(self):
+        return iter((self.t, self.df, self.p))
+
+
+@dataclass(frozen=True)
+class DiffCI:
+    """Difference of means a - b with a Welch CI; unpacks as ``diff, low, high``."""
+
+    diff: float
+    low: float
+    high: float
+    note: str = ""
+
+    def __iter__(self):
+        return iter((self.diff, self.low, self.high))
+
+
+def _var(x: np.ndarray) -> float:
+    """Sample variance (ddof=1), exactly 0 for constant values (the mean can round off: 0.1*3/3)."""
+    return 0.0 if np.ptp(x) == 0 else float(x.var(ddof=1))
+
+
+def _welch_parts(a, b):
+    """Means, standard error and Welch–Satterthwaite df, or a note saying why they don't exist."""
+    x, y = _finite(a), _finite(b)
+    if x.size < 2 or y.size < 2:
+        return None, f"n<2 (n={x.size} vs n={y.size})"
+    va, vb = _var(x) / x.size, _var(y) / y.size
+    se2 = va + vb
+    diff = float(x.mean() - y.mean())
+    if se2 == 0:
+        return (diff, 0.0, NAN), "both samples have zero variance"
+    df = se2**2 / (va**2 / (x.size - 1) + vb**2 / (y.size - 1))
+    return (diff, math.sqrt(se2), float(df)), ""
+
+
+def welch_ttest(a, b) -> WelchResult:
+    """Two-sided Welch t-test (unequal variances), as ``scipy.stats.ttest_ind(equal_var=False)``.
+
+    Seeds of two configurations rarely share a variance, so the pooled-variance test is wrong
+    here. With zero variance in both samples, t is ±inf (p=0) if the means differ and NaN if
+    they are equal (as scipy), and df is NaN.
+    """
+    parts, note = _welch_parts(a, b)
+    if parts is None:
+        return WelchResult(NAN, NAN, NAN, note)
+    diff, se, df = parts
+    if se == 0:
+        if diff == 0:
+            return WelchResult(NAN, NAN, NAN, note)
+        return WelchResult(math.copysign(math.inf, diff), NAN, 0.0, note)
+    t = diff / se
+    p = float(2 * _st.t.sf(abs(t), df))
+    return WelchResult(float(t), df, p, "")
+
+
+def mean_diff_ci(a, b, level: float = 0.95) -> DiffCI:
+    """mean(a) - mean(b) with the Welch t interval (the CI that matches ``welch_ttest``).
+
+    With zero variance in both samples the interval collapses onto the difference (noted).
+    """
+    parts, note = _welch_parts(a, b)
+    if parts is None:
+        return DiffCI(NAN, NAN, NAN, note)
+    diff, se, df = parts
+    if se == 0:
+        return DiffCI(diff, diff, diff, note)
+    half = float(_st.t.ppf(1 - (1 - level) / 2, df)) * se
+    return DiffCI(diff, diff - half, diff + half, "")
+
+
+def holm(pvals) -> list[float]:
+    """Holm step-down adjusted p-values, in the input order; NaN stays NaN and does not count.
+
+    Holm controls the family-wise error rate like Bonferroni but rejects more, with no
+    assumption about how the tests depend on each other (they share groups here).
+    """
+    p = np.asarray(list(pvals), dtype=float)
+    out = np.full(p.shape, NAN)
+    ok = np.flatnonzero(~np.isnan(p))
+    m = ok.size
+    order = ok[np.argsort(p[ok], kind="stable")]
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        out[i] = running
+    return out.tolist()

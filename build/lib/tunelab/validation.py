@@ -1,0 +1,141 @@
+"""Every check of a composed config that a single field cannot express, in one place.
+
+``validate(cfg)`` runs before any data or model is loaded (``freeze.n=99`` fails in
+milliseconds, not after the model loaded). It raises :class:`~tunelab.errors.ConfigError` with
+one sentence that names the conflict and the fix. Three layers, in order:
+
+1. the schema walk (``tunelab.schemas.checks``): unknown keys (``+optim.lrr``), closed choices,
+   ranges declared on the dataclass fields;
+2. checks across fields (``data.val_size + data.test_size < 1``);
+3. the combination table: for each method, which tasks, freeze policies, strategies, adaptation
+   and augmentation it runs with. A combination is either run as its words say, or refused
+   here — never run while ignoring a key. The table is printed in the README (Combinations).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from tunelab.errors import ConfigError
+from tunelab.schemas.checks import check_config
+
+# method -> the prediction tasks it implements
+TASKS = {
+    "finetune": ("seq_cls", "token_cls", "mlm"),
+    "sparse": ("seq_cls",),
+    "features": ("seq_cls",),
+    "zeroshot": ("seq_cls",),
+    "curriculum": ("seq_cls",),
+    "adapt": ("seq_cls", "token_cls"),
+}
+# methods that train an encoder under ``freeze`` (the others never run one, or keep it frozen)
+FREEZES = ("finetune", "curriculum", "adapt")
+# methods that apply ``augment`` to their training texts (and the tasks where EDA keeps labels)
+AUGMENTS = ("finetune", "adapt")
+# strategies that train only their own parameters (adapters/LoRA + heads): a freeze policy on
+# top would be silently replaced, so it is refused
+OWN_PARAMETERS = ("adapters", "lora")
+
+
+def _name(node: Any, default: Optional[str] = None) -> Optional[str]:
+    return default if node is None else str(node.get("name", default))
+
+
+def method_name(cfg: Any) -> str:
+    return _name(cfg.get("method"), "finetune")
+
+
+def check_fields(cfg: Any) -> None:
+    """Relations between fields of one group."""
+    d, o = cfg.data, cfg.optim
+    if d.val_size + d.test_size >= 1.0:
+        raise ConfigError("data.val_size + data.test_size must leave some training data (< 1).")
+    if o.epochs < 1 and o.max_steps < 1:
+        raise ConfigError("optim.epochs must be >= 1 (or set optim.max_steps).")
+    if cfg.get("augment") is not None:
+        from tunelab.schemas.adaptation import check_augment
+
+        check_augment(cfg.augment)
+    t = cfg.task
+    if t.name == "mlm" and t.mask_replace_prob + t.random_replace_prob > 1:
+        raise ConfigError("task.mask_replace_prob + task.random_replace_prob must be <= 1 (the rest "
+                          "keep the original token).")
+
+
+def check_hardware(cfg: Any) -> None:
+    """A GPU preset on a machine without one fails here, not deep inside Lightning."""
+    t = cfg.trainer
+    if str(t.accelerator) in ("gpu", "cuda"):
+        import torch
+
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        want = t.devices if isinstance(t.devices, int) else 1
+        if n == 0:
+            raise ConfigError(f"trainer.accelerator={t.accelerator} but no CUDA GPU is visible here "
+                              "(torch.cuda.is_available() is False): use trainer=cpu, or trainer=ddp "
+                              "trainer.accelerator=cpu for DDP over CPU processes.")
+        if want > n:
+            raise ConfigError(f"trainer.devices={t.devices} but only {n} CUDA GPU(s) are visible: lower "
+                              f"trainer.devices to {n}.")
+
+
+def check_combination(cfg: Any) -> None:
+    """The method x task x freeze x strategy x adapt x augment table."""
+    method = method_name(cfg)
+    task = cfg.task.name
+    freeze = cfg.freeze.mode
+    strategy = _name(cfg.get("strategy"))
+    curriculum = _name(cfg.get("curriculum"))
+    adapt = _name(cfg.get("adapt"), "none")
+    augment = _name(cfg.get("augment"), "none")
+
+    if task not in TASKS.get(method, (task,)):
+        hint = {"mlm": "; masked-LM training on a corpus before fine-tuning is adapt=tapt|dapt"}.get(task, "")
+        raise ConfigError(f"method={method} does not support task={task} (it supports "
+                          f"{', '.join(TASKS[method])}): change task= or method={hint}.")
+    if task == "token_cls" and cfg.data.source not in ("conll", "hf"):
+        raise ConfigError(f"task=token_cls needs word-level tags, but data.source={cfg.data.source} gives "
+                          f"whole texts with one label: use data=conll (token<TAB>tag lines), data=wnut_ner "
+                          f"or data=hf, or task=seq_cls for this data.")
+    if curriculum is not None and adapt != "none":
+        raise ConfigError(f"adapt={adapt} and curriculum={curriculum} cannot be combined (adaptation runs "
+                          f"before one fine-tuning run): adapt first with adapt.skip_finetune=true, then run "
+                          f"the curriculum with model.path=<job dir>/adapted_encoder.")
+    if curriculum is not None and method != "curriculum":
+        raise ConfigError(f"curriculum={curriculum} runs as method=curriculum, but method={method} was "
+                          "asked for: drop method= (a curriculum selects it) or drop curriculum=.")
+    if strategy is not None and method != "curriculum":
+        raise ConfigError(f"strategy={strategy} applies to curricula: add curriculum=related|unrelated|custom "
+                          "(one dataset: curriculum=custom 'curriculum.stages=[tweets_sentiment]'), "
+                          "or drop strategy=.")
+    if method == "curriculum" and (curriculum is None or not cfg.curriculum.stages):
+        raise ConfigError("method=curriculum needs stages: choose curriculum=related|unrelated, or "
+                          "curriculum=custom 'curriculum.stages=[...]'.")
+    if adapt != "none" and method != "adapt":
+        raise ConfigError(f"adapt={adapt} runs as method=adapt (adaptation, then fine-tuning), but "
+                          f"method={method} was asked for: drop method= or use adapt=none.")
+    if method == "adapt" and adapt == "none":
+        raise ConfigError("method=adapt needs adapt=tapt or adapt=dapt (adapt=none is plain fine-tuning: "
+                          "method=finetune).")
+    if freeze != "none" and method not in FREEZES:
+        raise ConfigError(f"freeze={cfg.freeze.name} has no effect with method={method} (it trains no "
+                          f"encoder layers): drop freeze= (for a frozen encoder + classifier use "
+                          f"method=features or freeze=all).")
+    if freeze != "none" and strategy in OWN_PARAMETERS:
+        raise ConfigError(f"strategy={strategy} trains only its own {strategy} and the heads (the encoder "
+                          f"stays frozen), so freeze={cfg.freeze.name} would be ignored: drop freeze=.")
+    if augment != "none":
+        if method not in AUGMENTS:
+            raise ConfigError(f"augment={augment} is applied by fine-tuning only (method=finetune|adapt), "
+                              f"not method={method}: drop augment=.")
+        if task != "seq_cls":
+            raise ConfigError(f"augment={augment} rewrites whole texts and keeps their label, which needs "
+                              f"task=seq_cls (task={task} labels tokens/words): drop augment=.")
+
+
+def validate(cfg: Any) -> None:
+    """All config checks, cheapest first. Raises ConfigError naming the key and the fix."""
+    check_config(cfg)
+    check_fields(cfg)
+    check_combination(cfg)
+    check_hardware(cfg)

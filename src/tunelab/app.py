@@ -1,0 +1,25 @@
+"""The Hydra application: ``python train.py ...`` and ``tunelab-train ...`` both run :func:`main`.
+
+The configs are the package ``tunelab.conf`` (the repository's ``conf/``), so an installed
+tunelab runs from any directory. ``main`` only hands the composed config to ``tunelab.run``.
+"""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+from tunelab.config import register_configs
+
+register_configs()
+
+
+@hydra.main(version_base="1.3", config_path="pkg://tunelab.conf", config_name="config")
+def main(cfg: DictConfig):
+    from tunelab.run import hydra_main
+
+    return hydra_main(cfg)
+
+
+if __name__ == "__main__":
+    main()
