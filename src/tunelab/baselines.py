@@ -64,7 +64,7 @@ def load_splits(cfg: DictConfig):
 def classification_metrics(y_true, y_pred, proba: Optional[np.ndarray], n_classes: int, pos: int,
                            prefix: str) -> dict[str, float]:
     """acc, f1 (positive class for binary, macro otherwise), f1_macro and log loss."""
-    from tunelab import stats
+    from tunelab import metrics as stats
 
     y_true = np.asarray(y_true)
     y_pred = np.asarray(y_pred)

@@ -7,6 +7,8 @@ randomness, not which tweets happened to land in the test set.
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -16,6 +18,14 @@ from sklearn.model_selection import train_test_split
 
 from tunelab.data.sources import Raw, TOKEN_TASKS, UNLABELLED_TASKS
 from tunelab.errors import DataError
+
+log = logging.getLogger("tunelab")
+
+# A label seen in fewer than max(RARE_MIN, RARE_FRACTION of the examples) looks like a typo
+# (``postive``, ``B-persn``): when the labels are inferred rather than listed, such a label
+# silently becomes an extra class, so it is reported loudly (log warning + results.json note).
+RARE_MIN = 5
+RARE_FRACTION = 0.005
 
 
 @dataclass
@@ -51,6 +61,8 @@ def _apply_labels(raw: Raw, cfg: Any) -> list[str]:
             raise DataError(f"data.labels has duplicates: {names}.")
     else:
         names = sorted(set(frames["train"]["label"]))
+        _warn_rare(raw, Counter(frames["train"]["label"]), "label", "data.labels=[...] (then it is an error "
+                   "naming the row) or map it with data.label_map")
     known = set(names)
     for split, df in frames.items():
         unknown = ~df["label"].isin(known)
@@ -70,13 +82,29 @@ def _apply_labels(raw: Raw, cfg: Any) -> list[str]:
     return names
 
 
+def _warn_rare(raw: Raw, counts: Counter, what: str, fix: str) -> None:
+    total = sum(counts.values())
+    limit = max(RARE_MIN, RARE_FRACTION * total)
+    rare = sorted((c, k) for k, c in counts.items() if c < limit)
+    if not rare or len(rare) == len(counts):
+        return
+    common = ", ".join(f"{k!r} {c:,}" for k, c in counts.most_common(3))
+    msg = (f"rare {what}(s) that may be typos: " + ", ".join(f"{k!r} ({c} of {total:,})" for c, k in rare)
+           + f"; most common: {common}. If they are typos, fix the data or set {fix}.")
+    log.warning(f"[tunelab] WARNING: {msg}")
+    raw.notes.append(msg)
+
+
 def _tag_names(raw: Raw) -> list[str]:
     tags = set()
+    types: Counter = Counter()
     for s in ("train", "val", "test"):
         df = getattr(raw, s)
         if df is not None:
             for t in df["tags"]:
                 tags.update(t)
+                types.update(x[2:] if x[:2] in ("B-", "I-") else x for x in t if x != "O")
+    _warn_rare(raw, types, "entity type", "the tags in the file")
     # O first, then entity tags sorted by type then B/I, so ids are stable across runs.
     rest = sorted(tags - {"O"}, key=lambda t: (t[2:], t[:1]))
     return ["O"] + rest
