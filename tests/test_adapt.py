@@ -185,6 +185,29 @@ def test_adapt_selects_its_method_and_config_errors(compose, tmp_path, tiny_fold
             RunContext(out_dir=tmp_path / "bad2"))
 
 
+def test_adapt_rules_are_checked_before_any_data_is_read(compose):
+    """validate() alone (no data, no model) refuses what adapt=tapt|dapt cannot run."""
+    from tunelab.errors import ConfigError
+    from tunelab.validation import validate
+
+    base = ["model=tiny", "logger=none"]
+    validate(compose([*base, "adapt=tapt"]))
+    validate(compose([*base, "adapt=dapt"]))                                   # corpus: drug_reviews
+    validate(compose([*base, "adapt=dapt", "adapt.mask_replace_prob=0.9", "adapt.random_replace_prob=0.1"]))
+    for overrides, words in ((["adapt=tapt", "adapt.corpus=drug_reviews"], "adapt=tapt uses the task's own"),
+                             (["adapt=dapt", "adapt.corpus=null"], "adapt=dapt needs a domain corpus"),
+                             (["adapt=dapt", "adapt.corpus="], "adapt=dapt needs a domain corpus"),
+                             (["adapt=tapt", "adapt.mask_replace_prob=0.9", "adapt.random_replace_prob=0.2"],
+                              r"adapt.mask_replace_prob \+ adapt.random_replace_prob must be <= 1"),
+                             (["adapt=tapt", "adapt.heldout_size=1.0"], r"adapt.heldout_size=1.0 must be in \(0, 1\)"),
+                             (["adapt=tapt", "adapt.heldout_size=0.0"], r"adapt.heldout_size=0.0 must be in \(0, 1\)"),
+                             (["adapt=tapt", "adapt.mlm_probability=0.0"], r"adapt.mlm_probability=0.0 must be in \(0, 1\]"),
+                             (["adapt=tapt", "adapt.random_replace_prob=-0.1"], "adapt.random_replace_prob=-0.1 must be"),
+                             (["adapt=tapt", "adapt.head_warmup_steps=-1"], "adapt.head_warmup_steps=-1 must be >= 0")):
+        with pytest.raises(ConfigError, match=words):
+            validate(compose([*base, *overrides]))
+
+
 def test_whole_word_masking_masks_every_piece_of_a_word(compose):
     import torch
 
