@@ -112,7 +112,7 @@ def test_tapt_pipeline_saves_an_encoder_that_stage2_loads(compose, tmp_path, tin
 
 def test_tapt_corpus_has_no_val_or_test_text(compose, tmp_path, tiny_folder):
     """Training texts only; a text duplicated into val/test is removed from the MLM corpus."""
-    from tunelab.adapt import corpus_texts, prepare_corpus, task_splits, texts_of, _norm
+    from tunelab.methods.adapt.corpus import corpus_texts, norm, prepare_corpus, task_splits, texts_of
 
     rows = [(f"unique tweet number {i} about flights", "positive" if i % 2 else "negative") for i in range(80)]
     rows += [("the very same retweet", "negative")] * 20          # lands in train, val and test
@@ -121,15 +121,15 @@ def test_tapt_corpus_has_no_val_or_test_text(compose, tmp_path, tiny_folder):
     cfg = _cfg(compose, tmp_path, tiny_folder, "adapt=tapt", "data=csv", f"data.path={csv}",
                "data.max_train_samples=null", "data.max_eval_samples=null")
     splits = task_splits(cfg)
-    held = {_norm(t) for df in (splits.val, splits.test) for t in texts_of(df)}
+    held = {norm(t) for df in (splits.val, splits.test) for t in texts_of(df)}
     assert "the very same retweet" in held
     texts, source = corpus_texts(cfg)
     assert sorted(texts) == sorted(texts_of(splits.train))          # exactly the training texts
     corpus = prepare_corpus(texts, cfg, held)
     used = corpus["train"] + corpus["heldout"]
-    assert not {_norm(t) for t in used} & held
+    assert not {norm(t) for t in used} & held
     assert corpus["n_removed_overlap"] > 0
-    assert {_norm(t) for t in used} <= {_norm(t) for t in texts_of(splits.train)}
+    assert {norm(t) for t in used} <= {norm(t) for t in texts_of(splits.train)}
 
 
 def test_dapt_on_a_text_file_stops_after_stage1(compose, tmp_path, tiny_folder, small_csv):
@@ -150,21 +150,39 @@ def test_dapt_on_a_text_file_stops_after_stage1(compose, tmp_path, tiny_folder, 
 
 
 def test_heldout_perplexity_uses_fixed_masks(compose, tmp_path, tiny_folder):
-    from tunelab.adapt import heldout_loss, mlm_datamodule
+    """Perplexity through trainer.validate = exp(mean loss over the masked tokens), summed by hand
+    over the same loader here; and every measurement uses the same masks."""
+    import torch
+
+    from tunelab.methods.adapt.mlm import heldout_perplexity, mlm_datamodule
     from tunelab.models import load_model, load_tokenizer
 
-    cfg = _cfg(compose, tmp_path, tiny_folder, "adapt=tapt")
-    texts = [f"a short text about topic {i} and another word" for i in range(20)]
+    cfg = _cfg(compose, tmp_path, tiny_folder, "adapt=tapt", "optim.eval_batch_size=4")
+    texts = [f"a short text about topic {i} and another word" + " again" * (i % 4) for i in range(20)]
     dm = mlm_datamodule(cfg, load_tokenizer(cfg.model), texts, texts[:10])
     model, _ = load_model(cfg.model, "mlm")
-    a, b = heldout_loss(model, dm.val_dataloader()), heldout_loss(model, dm.val_dataloader())
-    assert a == pytest.approx(b, rel=1e-6)
+    a = heldout_perplexity(cfg, model, dm.val_dataloader(), tmp_path)
+    b = heldout_perplexity(cfg, model, dm.val_dataloader(), tmp_path)
+    assert a == b
+    total, n, masks = 0.0, 0, []
+    model.eval()
+    with torch.no_grad():
+        for batch in dm.val_dataloader():                       # 3 batches: 4 + 4 + 2 texts
+            batch.pop("special_tokens_mask", None)
+            m = int((batch["labels"] != -100).sum())
+            masks.append(batch["labels"] != -100)
+            total += float(model(**batch).loss) * m
+            n += m
+    assert len(masks) == 3 and n > 0
+    assert a == pytest.approx(math.exp(total / n), rel=1e-5)
+    again = [batch["labels"] != -100 for batch in dm.val_dataloader()]
+    assert all(torch.equal(x, y) for x, y in zip(masks, again))
 
 
 def test_adapt_selects_its_method_and_config_errors(compose, tmp_path, tiny_folder, small_csv):
     from hydra.utils import get_method
 
-    from tunelab.adapt import run_adapt
+    from tunelab.methods.adapt import run as run_adapt
     from tunelab.errors import ConfigError, TunelabError
     from tunelab.validation import validate
 
@@ -183,6 +201,29 @@ def test_adapt_selects_its_method_and_config_errors(compose, tmp_path, tiny_fold
     with pytest.raises(ConfigError, match="adapt.name='mlm' is not one of"):
         run(_cfg(compose, tmp_path, tiny_folder, "adapt=tapt", "adapt.name=mlm", data=small_csv),
             RunContext(out_dir=tmp_path / "bad2"))
+
+
+def test_adapt_rules_are_checked_before_any_data_is_read(compose):
+    """validate() alone (no data, no model) refuses what adapt=tapt|dapt cannot run."""
+    from tunelab.errors import ConfigError
+    from tunelab.validation import validate
+
+    base = ["model=tiny", "logger=none"]
+    validate(compose([*base, "adapt=tapt"]))
+    validate(compose([*base, "adapt=dapt"]))                                   # corpus: drug_reviews
+    validate(compose([*base, "adapt=dapt", "adapt.mask_replace_prob=0.9", "adapt.random_replace_prob=0.1"]))
+    for overrides, words in ((["adapt=tapt", "adapt.corpus=drug_reviews"], "adapt=tapt uses the task's own"),
+                             (["adapt=dapt", "adapt.corpus=null"], "adapt=dapt needs a domain corpus"),
+                             (["adapt=dapt", "adapt.corpus="], "adapt=dapt needs a domain corpus"),
+                             (["adapt=tapt", "adapt.mask_replace_prob=0.9", "adapt.random_replace_prob=0.2"],
+                              r"adapt.mask_replace_prob \+ adapt.random_replace_prob must be <= 1"),
+                             (["adapt=tapt", "adapt.heldout_size=1.0"], r"adapt.heldout_size=1.0 must be in \(0, 1\)"),
+                             (["adapt=tapt", "adapt.heldout_size=0.0"], r"adapt.heldout_size=0.0 must be in \(0, 1\)"),
+                             (["adapt=tapt", "adapt.mlm_probability=0.0"], r"adapt.mlm_probability=0.0 must be in \(0, 1\]"),
+                             (["adapt=tapt", "adapt.random_replace_prob=-0.1"], "adapt.random_replace_prob=-0.1 must be"),
+                             (["adapt=tapt", "adapt.head_warmup_steps=-1"], "adapt.head_warmup_steps=-1 must be >= 0")):
+        with pytest.raises(ConfigError, match=words):
+            validate(compose([*base, *overrides]))
 
 
 def test_whole_word_masking_masks_every_piece_of_a_word(compose):

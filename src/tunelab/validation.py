@@ -117,6 +117,8 @@ def check_combination(cfg: Any) -> None:
     if method == "adapt" and adapt == "none":
         raise ConfigError("method=adapt needs adapt=tapt or adapt=dapt (adapt=none is plain fine-tuning: "
                           "method=finetune).")
+    if adapt != "none":
+        check_adapt(cfg.adapt)
     if freeze != "none" and method not in FREEZES:
         raise ConfigError(f"freeze={cfg.freeze.name} has no effect with method={method} (it trains no "
                           f"encoder layers): drop freeze= (for a frozen encoder + classifier use "
@@ -131,6 +133,25 @@ def check_combination(cfg: Any) -> None:
         if task != "seq_cls":
             raise ConfigError(f"augment={augment} rewrites whole texts and keeps their label, which needs "
                               f"task=seq_cls (task={task} labels tokens/words): drop augment=.")
+
+
+def check_adapt(a: Any) -> None:
+    """The rules across ``adapt.*`` fields (ranges are declared on the schema, AdaptConfig).
+
+    Which texts the masked-LM stage reads is fixed by ``adapt.name``: tapt reads the task's own
+    training texts, so a corpus given with it would be ignored; dapt has no default corpus.
+    (Whether a named corpus exists needs the file system or the config search path: checked
+    where it is read, ``tunelab.methods.adapt.corpus``.)
+    """
+    if a.name == "tapt" and a.corpus:
+        raise ConfigError("adapt=tapt uses the task's own training texts; adapt.corpus is for "
+                          "adapt=dapt (unset it, or use adapt=dapt).")
+    if a.name == "dapt" and not a.corpus:
+        raise ConfigError("adapt=dapt needs a domain corpus: adapt.corpus=<data config name, e.g. "
+                          "drug_reviews> or a .txt/.jsonl/.csv file of texts.")
+    if a.mask_replace_prob + a.random_replace_prob > 1:
+        raise ConfigError("adapt.mask_replace_prob + adapt.random_replace_prob must be <= 1 (the rest "
+                          "keep the original token).")
 
 
 def validate(cfg: Any) -> None:

@@ -12,11 +12,12 @@ from tunelab.schemas.checks import bounded, check_node, choice
 
 @dataclass
 class AdaptConfig:
-    """Stage 1 of a two-stage run: masked-LM training on unlabelled text (tunelab.adapt).
+    """Stage 1 of a two-stage run: masked-LM training on unlabelled text (tunelab.methods.adapt).
 
     ``tapt``: the task's own *training* texts (never its validation/test texts);
     ``dapt``: a separate domain corpus (``corpus``). Stage 2 fine-tunes the adapted encoder on
-    the labelled task through the normal path.
+    the labelled task through the normal path. Ranges are declared on the fields; the rules
+    across fields (tapt takes no corpus, dapt needs one) are ``tunelab.validation.check_adapt``.
     """
 
     # none | tapt (MLM on the task's own training texts) | dapt (MLM on a domain corpus)
@@ -29,14 +30,14 @@ class AdaptConfig:
     # Use at most this many corpus texts (seeded by data.split_seed); null: all.
     max_texts: Optional[int] = None
     # Fraction of the corpus held out for perplexity (before/after, early stopping).
-    heldout_size: float = 0.1
+    heldout_size: float = bounded(0.1, 0, 1, lo_open=True, hi_open=True)
     # Cap on held-out texts (perplexity is evaluated several times).
     max_heldout: int = 1000
     # Masking (BERT's recipe by default): select mlm_probability of the tokens; of those
     # mask_replace_prob -> [MASK], random_replace_prob -> a random token, the rest unchanged.
-    mlm_probability: float = 0.15
-    mask_replace_prob: float = 0.8
-    random_replace_prob: float = 0.1
+    mlm_probability: float = bounded(0.15, 0, 1, lo_open=True)
+    mask_replace_prob: float = bounded(0.8, 0, 1)
+    random_replace_prob: float = bounded(0.1, 0, 1)
     whole_word_mask: bool = False
     # Optimisation of the MLM stage (independent of optim.*, which is stage 2's).
     lr: float = 5e-5
@@ -50,7 +51,7 @@ class AdaptConfig:
     # Head-only warm-up before adaptation, for encoders shipped without a trained MLM head
     # (the packaged MiniLM): only the head trains (the decoder is tied to the word embeddings,
     # which stay frozen). The perplexity after it is the honest starting point.
-    head_warmup_steps: int = 0
+    head_warmup_steps: int = bounded(0, 0)
     head_warmup_lr: float = 1e-3
     # Forgetting: a data config name whose held-out (test-split) texts are scored by MLM
     # perplexity before and after adaptation (the original domain).
