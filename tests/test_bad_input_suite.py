@@ -66,6 +66,30 @@ CASES = {
     "zero epochs": ({}, ["optim.epochs=0"], ConfigError, r"optim.epochs must be >= 1 \(or set optim.max_steps\)"),
     "first_n beyond the model": ({}, ["freeze=first_n", "freeze.n=5"], ConfigError,
                                  r"freeze.n=5 but the model has only 2 encoder layers"),
+    # Issue 11: each of these used to end in a raw traceback (exit 1) or ran ignoring a key.
+    "empty (0-byte) csv": ({"d.csv": b""}, ["data=csv", "data.path={dir}/d.csv"], DataError,
+                           r"d\.csv: the file is empty \(no header, no rows\)"),
+    "unknown encoding": ({"d.csv": _two_class()}, ["data=csv", "data.path={dir}/d.csv", "data.encoding=utf-9"],
+                         DataError, r"data.encoding='utf-9' is not an encoding Python knows"),
+    "token_cls on a classification csv": ({"d.csv": _two_class()}, ["data=csv", "data.path={dir}/d.csv",
+                                                                    "task=token_cls"],
+                                          ConfigError, r"task=token_cls needs word-level tags.*data=conll"),
+    "lr nan": ({}, ["optim.lr=nan"], ConfigError, r"optim.lr=nan must be > 0\."),
+    "negative seed": ({}, ["seed=-1"], ConfigError, r"seed=-1 must be in \[0, 4294967295\]"),
+    "key added with +": ({}, ["+optim.lrr=1e-3"], ConfigError, r"optim.lrr is not a key of optim .*known keys: .*lr"),
+    "unknown top-level key": ({}, ["+lr=1e-3"], ConfigError, r"'lr' is not a top-level key"),
+    "adapters without a curriculum": ({}, ["strategy=adapters"], ConfigError,
+                                      r"strategy=adapters applies to curricula: add curriculum="),
+    "freeze under adapters": ({}, ["curriculum=related", "strategy=adapters", "freeze=last2"], ConfigError,
+                              r"strategy=adapters trains only its own adapters .* freeze=last2 would be ignored"),
+    "augment under a curriculum": ({}, ["curriculum=related", "augment=eda"], ConfigError,
+                                   r"augment=eda is applied by fine-tuning only"),
+    "adapt under a curriculum": ({}, ["curriculum=related", "adapt=tapt"], ConfigError,
+                                 r"adapt=tapt and curriculum=related cannot be combined"),
+    "freeze with sparse features": ({}, ["method=sparse", "freeze=all"], ConfigError,
+                                    r"freeze=all has no effect with method=sparse"),
+    "mlm with a sparse baseline": ({}, ["method=sparse", "task=mlm"], ConfigError,
+                                   r"method=sparse does not support task=mlm"),
 }
 
 
@@ -86,6 +110,50 @@ def test_bad_input_in_process(compose, tmp_path, case):
     res = load_results(out / "results.json")
     assert res["status"] == "failed" and res["error"]["type"] == exc.__name__
     assert not list(out.rglob("*.ckpt"))
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the CPU-only message")
+@pytest.mark.parametrize("preset", [["trainer=gpu"], ["trainer=ddp", "trainer.devices=2"]])
+def test_gpu_preset_without_a_gpu(compose, tmp_path, preset):
+    from tunelab.run import RunContext, run
+
+    with pytest.raises(ConfigError, match=r"no CUDA GPU is visible here .*use trainer=cpu"):
+        run(compose([*FAST, *preset]), RunContext(out_dir=tmp_path / "run"))
+
+
+def test_unwritable_output_dir_cli(cli, tmp_path):
+    blocker = _w(tmp_path, "file", b"x")  # a file where a directory must go
+    r = cli(*FAST, f"hydra.run.dir={blocker}/run")
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert f"cannot write the output dir {blocker}/run" in r.stderr and "hydra.run.dir=" in r.stderr
+    assert "Traceback" not in r.stderr
+    r = cli("-m", *FAST, "seed=0,1", f"hydra.run.dir={tmp_path}/run", f"hydra.sweep.dir={blocker}/sweep")
+    assert r.returncode == 2 and "hydra.sweep.dir=" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_plus_key_typo_cli(cli, tmp_path):
+    r = cli(*FAST, "+optim.lrr=1e-3")
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert "optim.lrr is not a key of optim" in r.stderr and "Traceback" not in r.stderr
+    assert load_results(tmp_path / "run" / "results.json")["status"] == "failed"
+
+
+def test_rare_label_warns_with_counts(compose, tmp_path, caplog):
+    from tunelab.run import RunContext, run
+
+    rows = "".join(f"good day {i},pos\nbad day {i},neg\n" for i in range(60)) + "meh,postive\n"
+    p = _w(tmp_path, "d.csv", ("text,label\n" + rows).encode())
+    with caplog.at_level("WARNING", logger="tunelab"):
+        rec = run(compose([*FAST, "data=csv", f"data.path={p}"]), RunContext(out_dir=tmp_path / "run"))
+    warned = [r.getMessage() for r in caplog.records if "may be typos" in r.getMessage()]
+    assert warned and "'postive' (1 of 121)" in warned[0]
+    assert any("'postive' (1 of 121)" in n for n in rec["extra"]["data_notes"])
+    # no warning when the labels are balanced
+    caplog.clear()
+    q = _w(tmp_path, "e.csv", ("text,label\n" + rows.replace("meh,postive\n", "")).encode())
+    with caplog.at_level("WARNING", logger="tunelab"):
+        run(compose([*FAST, "data=csv", f"data.path={q}"]), RunContext(out_dir=tmp_path / "run2"))
+    assert not [r for r in caplog.records if "may be typos" in r.getMessage()]
 
 
 def test_corrupt_checkpoint_file_cli(cli, tmp_path):
