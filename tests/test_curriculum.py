@@ -28,7 +28,7 @@ def _run(compose, tmp_path, *overrides, stages=TWO, name="out"):
 
 
 def test_metrics_from_hand_built_matrix():
-    from tunelab.continual.metrics import continual_metrics
+    from tunelab.methods.curriculum.metrics import continual_metrics
 
     R = [[0.9, 0.5, 0.3],
          [0.8, 0.85, 0.4],
@@ -49,7 +49,7 @@ def test_metrics_from_hand_built_matrix():
 
 
 def test_heatmap_png(tmp_path):
-    from tunelab.continual.metrics import plot_matrix
+    from tunelab.methods.curriculum.heatmap import plot_matrix
 
     p = plot_matrix([[0.9, 0.2], [0.5, 0.8]], tmp_path / "R.png", tasks=["a", "b"], title="t")
     assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -59,7 +59,7 @@ def test_heatmap_png(tmp_path):
 
 
 def test_replay_buffer_sizes_and_seeding():
-    from tunelab.curriculum import replay_sample
+    from tunelab.methods.curriculum.replay import replay_sample
 
     df = pd.DataFrame({"text": [f"t{i}" for i in range(48)], "label": [i % 2 for i in range(48)]})
     assert len(replay_sample(df, size=5, fraction=None, seed=0, stage_index=0)) == 5
@@ -77,7 +77,7 @@ def test_replay_buffer_sizes_and_seeding():
 
 
 def _stage(i, name, labels, head_hint=None, n=4):
-    from tunelab.curriculum import Stage
+    from tunelab.methods.curriculum.stages import Stage
     from tunelab.data.splits import Splits
 
     df = pd.DataFrame({"text": [f"{name}{k}" for k in range(n)], "label": [k % len(labels) for k in range(n)]})
@@ -85,7 +85,8 @@ def _stage(i, name, labels, head_hint=None, n=4):
 
 
 def test_heads_shared_by_label_space_and_global_labels():
-    from tunelab.curriculum import assign_heads, mixed_frame
+    from tunelab.methods.curriculum.replay import mixed_frame
+    from tunelab.methods.curriculum.stages import assign_heads
 
     a, b, c = _stage(0, "a", ["neg", "pos"]), _stage(1, "b", ["x", "y", "z"]), _stage(2, "c", ["neg", "pos"])
     heads = assign_heads([a, b, c], per_task=False)
@@ -97,7 +98,7 @@ def test_heads_shared_by_label_space_and_global_labels():
 
 
 def test_clashing_labels_in_shared_head_name_the_stage():
-    from tunelab.curriculum import assign_heads
+    from tunelab.methods.curriculum.stages import assign_heads
 
     a, b = _stage(0, "tweets", ["negative", "positive"]), _stage(1, "flipped", ["positive", "negative"])
     with pytest.raises(ConfigError, match="stage 2 'flipped'.*clash.*stage 1 'tweets'"):
@@ -112,33 +113,51 @@ def test_curriculum_selects_its_method_and_ddp_strategy(compose):
     from hydra.utils import get_method
     from omegaconf import OmegaConf
 
-    from tunelab.curriculum import ddp_strategy, run_curriculum
+    from tunelab.methods import curriculum
+    from tunelab.ops import is_multiprocess_strategy, requested_devices, strategy_with_unused_parameters
 
     assert compose([]).method.name == "finetune" and compose([]).curriculum is None
     cfg = compose(["curriculum=related"])
-    assert get_method(cfg.method._target_) is run_curriculum and cfg.strategy.name == "sequential"
+    assert get_method(cfg.method._target_) is curriculum.run and cfg.strategy.name == "sequential"
     assert compose(["curriculum=related", "strategy=replay"]).strategy.name == "replay"
     t = lambda **kw: OmegaConf.create({"strategy": "auto", "devices": 1, "num_nodes": 1, **kw})  # noqa: E731
+    ddp_strategy = strategy_with_unused_parameters
     assert ddp_strategy(t(strategy="ddp")) == "ddp_find_unused_parameters_true"
     assert ddp_strategy(t(strategy="ddp_spawn")) == "ddp_spawn_find_unused_parameters_true"
     assert ddp_strategy(t(devices=2)) == "ddp_find_unused_parameters_true"
     assert ddp_strategy(t()) == "auto"
+    # the one parser of trainer.devices both helpers use (Lightning's reading of it)
+    assert ddp_strategy(t(devices="0,1")) == ddp_strategy(t(devices=-1)) == "ddp_find_unused_parameters_true"
+    assert ddp_strategy(t(num_nodes=2)) == "ddp_find_unused_parameters_true"
+    assert ddp_strategy(t(devices="1,")) == ddp_strategy(t(devices="auto")) == ddp_strategy(t(devices=[3])) == "auto"
+    assert [requested_devices(t(devices=d)) for d in (2, "2", "-1", "0,1", "1,", [0, 1], "auto")] == \
+        [2, 2, -1, 2, 1, 2, None]
+    # ranks re-launched by running this script again: ddp (and auto over several devices), not spawn
+    assert is_multiprocess_strategy(t(strategy="ddp", devices=2))
+    assert is_multiprocess_strategy(t(strategy="ddp_find_unused_parameters_true", devices="auto"))
+    assert is_multiprocess_strategy(t(devices=2))
+    assert not is_multiprocess_strategy(t(strategy="ddp_spawn", devices=2))
+    assert not is_multiprocess_strategy(t(strategy="ddp", devices=1))
+    assert not is_multiprocess_strategy(t(devices="auto"))
 
 
 # --------------------------------------------------------------------------- bad input
 
 
 def test_bad_stages(compose, tmp_path):
-    from tunelab.curriculum import load_stages, stage_specs
+    from tunelab.methods.curriculum.stages import load_stages, stage_specs
 
     with pytest.raises(ConfigError, match="no stages"):
         stage_specs(compose(["curriculum=custom"]))
     with pytest.raises(ConfigError, match="curriculum stage 2 is empty"):
         stage_specs(compose(["curriculum=custom", "curriculum.stages=[{data: drug_reviews}, {}]"]))
-    with pytest.raises(ConfigError, match="stage 1 'nope'.*not found"):
+    with pytest.raises(ConfigError, match="stage 1 'nope'.*no data config named 'nope'.*drug_reviews"):
         load_stages(compose(["curriculum=custom", "curriculum.stages=[{data: nope}]"]))
     with pytest.raises(ConfigError, match="stage 1 'drug_reviews'.*bogus"):
         load_stages(compose(["curriculum=custom", "curriculum.stages=[{data: drug_reviews, bogus: 1}]"]))
+    # a stage's data keys get the ranges the schema declares, like data= itself
+    with pytest.raises(ConfigError, match=r"stage 1 'drug_reviews'.*data.val_size=2(\.0)? must be in \[0, 1\)"):
+        load_stages(compose(["curriculum=custom", "curriculum.stages=[{data: drug_reviews, val_size: 2}]"]))
     # a domain filter that leaves nothing: the stage is empty
     with pytest.raises(DataError, match="stage 2 'empty'.*no rows"):
         load_stages(compose(["curriculum=custom", "curriculum.max_train_samples=20",
@@ -148,7 +167,7 @@ def test_bad_stages(compose, tmp_path):
 def test_adapters_cannot_wrap_unsupported_model():
     from transformers import SqueezeBertConfig, SqueezeBertModel
 
-    from tunelab.continual.model import init_bottleneck
+    from tunelab.methods.curriculum.adapters import init_bottleneck
 
     m = SqueezeBertModel(SqueezeBertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
                                            intermediate_size=64, embedding_size=32, vocab_size=100))
@@ -231,7 +250,8 @@ def test_adapters_train_only_own_adapter_and_head(compose):
     """A backward pass for task 1 gives gradients to task 1's adapter and head only."""
     import torch
 
-    from tunelab.continual.model import MultiHeadClassifier, add_bottleneck, init_bottleneck, set_trainable
+    from tunelab.methods.curriculum.adapters import add_bottleneck, init_bottleneck, set_trainable
+    from tunelab.methods.curriculum.model import MultiHeadClassifier
     from tunelab.models import load_model
 
     cfg = compose(["model=tiny"])
@@ -255,7 +275,7 @@ def test_adapters_train_only_own_adapter_and_head(compose):
 def test_sweep_summary_mean_sd_heatmap(tmp_path):
     import json
 
-    from tunelab.continual.metrics import sweep_summary
+    from tunelab.methods.curriculum.summary import sweep_summary
 
     for k, (seed, r00) in enumerate([(0, 0.8), (1, 0.6)]):
         d = tmp_path / str(k)

@@ -24,7 +24,7 @@ def _worker(rank: int, world: int, port: int, q) -> None:
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel as DDP
 
-    from tunelab.continual.model import MultiHeadClassifier
+    from tunelab.methods.curriculum.model import MultiHeadClassifier
 
     class Encoder(torch.nn.Module):  # a stand-in encoder: what DDP sees is the heads' usage
         config = type("C", (), {"hidden_size": 16, "hidden_dropout_prob": 0.0, "initializer_range": 0.02})()

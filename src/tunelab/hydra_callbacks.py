@@ -45,7 +45,7 @@ class ReportCallback(Callback):
                                aso_iterations=self.aso_iterations)
             print(f"[tunelab] report: {rep.files['md']}", flush=True)
             # Curriculum sweeps: mean ± sd of the accuracy matrix R over seeds, per group.
-            from tunelab.continual.metrics import sweep_summary
+            from tunelab.methods.curriculum.summary import sweep_summary
 
             sweep_summary(sweep_dir)
         except Exception as exc:  # noqa: BLE001 - logged with traceback, by design never raised

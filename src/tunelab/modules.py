@@ -187,7 +187,7 @@ class TokenClassifier(EncoderModule):
             y_true.append([t for _, t in keep])
 
     def _eval_epoch_end(self, split: str):
-        y_true, y_pred = _gathered_lists(*self._seqs.pop(split, ([], [])))
+        y_true, y_pred = gathered_lists(*self._seqs.pop(split, ([], [])))
         self.log_dict({**metrics.entity_scores(y_true, y_pred, prefix=split),
                        f"{split}/loss": getattr(self, f"{split}_loss").compute()}, prog_bar=(split == "val"))
         getattr(self, f"{split}_loss").reset()
@@ -234,7 +234,7 @@ def _distributed() -> bool:
     return torch.distributed.is_available() and torch.distributed.is_initialized()
 
 
-def _gathered_lists(y_true: list, y_pred: list) -> tuple[list, list]:
+def gathered_lists(y_true: list, y_pred: list) -> tuple[list, list]:
     """Every rank's sequences, in rank order (no-op without DDP)."""
     if not _distributed():
         return y_true, y_pred
@@ -245,7 +245,7 @@ def _gathered_lists(y_true: list, y_pred: list) -> tuple[list, list]:
 
 def _gathered(y_true: list, y_pred: list):
     """One pass's labels and predictions as numpy arrays, from every rank under DDP."""
-    y_true, y_pred = _gathered_lists(y_true, y_pred)
+    y_true, y_pred = gathered_lists(y_true, y_pred)
     cat = (lambda xs: torch.cat(xs).numpy()) if y_true else (lambda xs: [])
     return cat(y_true), cat(y_pred)
 

@@ -14,7 +14,7 @@ class CurriculumConfig:
     name: str = "custom"
     # Stages in order. Each is a data group option name ("drug_reviews") or a mapping:
     #   {data: tweets_sentiment, domain: airline, name: airline, epochs: 2, lr: 3e-5, head: sentiment}
-    # ``data`` names conf/data/<data>.yaml (or a .yaml path); every key that is not one of
+    # ``data`` names a data option (conf/data/<data>.yaml, composed by Hydra); every key that is not one of
     # name/epochs/lr/head/overrides overrides that data config (``overrides:`` may hold them too).
     # ``head``: stages naming the same head share it (labels must match); default: stages with
     # the same label names share one.
