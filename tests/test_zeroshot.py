@@ -1,4 +1,4 @@
-"""task=zeroshot (issue 5): no training, same test split, results.json like any run."""
+"""method=zeroshot (issue 5): no training, same test split, results.json like any run."""
 
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ def test_unambiguous_toy_set_with_minilm(compose, tmp_path, topics_csv):
 
 def test_prompts_and_errors(compose, tmp_path, topics_csv):
     from tunelab.errors import ConfigError, HubUnavailableError
-    from tunelab.zeroshot import label_prompts
+    from tunelab.methods.zeroshot import label_prompts
 
     cfg = _cfg(compose, tmp_path, topics_csv, "model=tiny", "method.templates=['{label}','About {label}.']",
                "+method.descriptions.sports=games")

@@ -2,7 +2,7 @@
 
 A frozen encoder in eval mode is a deterministic function of the text, so its output for a
 (model, data, max length, pooling) combination is computed once and stored as
-``<cache_dir>/features/<key>.npy``. Used by ``task=features`` (baselines), zero-shot and the
+``<cache_dir>/features/<key>.npy``. Used by ``method=features``, ``method=zeroshot`` and the
 ``freeze=all`` fast path (:mod:`tunelab.methods.frozen_cache`).
 
 From a notebook::
@@ -20,8 +20,8 @@ Public interface
     pooler, tanh(W·[CLS]), what ``BertForSequenceClassification`` feeds its classifier).
 ``extract(texts, model="minilm", *, pooling, max_length, batch_size, cache_dir=None)``
     ``np.ndarray`` float32 ``[n, dim]``, rows in the order of ``texts``. ``model`` is a model
-    config node (``cfg.model``) or a string: a config name under ``conf/model`` (``minilm``,
-    ``tiny``, ...), a ``pkg://`` spec, a local folder or a hub id. With ``cache_dir`` it goes
+    config node (``cfg.model``) or a string: the name of a ``model`` config option (``minilm``,
+    ``tiny``, ...; composed by Hydra), a ``pkg://`` spec, a local folder or a hub id. With ``cache_dir`` it goes
     through the disk cache.
 ``cached_features(model_cfg, texts, *, pooling, max_length, cache_dir, batch_size=64, seed=0)``
     The array, from the cache when possible.
@@ -35,8 +35,9 @@ Cache key: sha256 of the model identity (resolved source: local folder + name/si
 its weight and config files, or the hub id; tokenizer source; ``config_overrides``), the
 exact texts, ``max_length`` and ``pooling``. Models whose weights are not fully read from a
 checkpoint (``random_init``, or base-model tensors reported missing at load) also include the
-seed, since their weights depend on it. Writes are atomic (temp file + ``os.replace``), so jobs
-of a sweep may race to fill the same entry and a reader never sees a partial file.
+seed, since their weights depend on it. Writes are atomic (``tunelab.io.atomic_write``: temp
+file + ``os.replace``), so jobs of a sweep may race to fill the same entry and a reader never
+sees a partial file.
 """
 
 from __future__ import annotations
@@ -45,39 +46,45 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import numpy as np
 
 from tunelab.errors import ConfigError
+from tunelab.io import atomic_write
 
 log = logging.getLogger("tunelab")
 
 POOLINGS = ("cls", "mean", "concat_last4", "pooler")
 CACHE_VERSION = 1
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack", ".json", ".txt", ".model")
-_CONF_DIR = Path(__file__).resolve().parents[2] / "conf" / "model"
 
 
 # --------------------------------------------------------------------------- model configs
 
 
 def model_config(model: Any) -> Any:
-    """A model config node from a node (returned as is) or a string (see module doc)."""
+    """A model config node from a node (returned as is) or a string (see module doc).
+
+    A string without ``/`` is first tried as a ``model`` option (``model=<name>``, composed by
+    Hydra on the schema, so it is exactly what ``python train.py model=<name>`` runs); anything
+    else — or a name that is no option, such as the hub id ``bert-base-uncased`` — becomes
+    ``model.name``.
+    """
     if not isinstance(model, (str, os.PathLike)):
         return model
     from omegaconf import OmegaConf
 
-    from tunelab.config import ModelConfig
+    from tunelab.config import ModelConfig, compose_option
 
-    base = OmegaConf.structured(ModelConfig)
     spec = str(model)
-    yaml = _CONF_DIR / f"{spec}.yaml"
-    if "/" not in spec and yaml.is_file():
-        return OmegaConf.merge(base, OmegaConf.load(yaml))
-    return OmegaConf.merge(base, {"name": spec})
+    if "/" not in spec:
+        try:
+            return compose_option("model", spec)
+        except ConfigError:
+            pass
+    return OmegaConf.merge(OmegaConf.structured(ModelConfig), {"name": spec})
 
 
 def _get(node: Any, key: str, default=None):
@@ -267,23 +274,6 @@ def compute_features(tokenizer, encoder, texts: Sequence[str], *, pooling: str =
 # --------------------------------------------------------------------------- caching
 
 
-def _save_atomic(path: Path, arr: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npy")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, arr)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def _load(path: Path, n: int) -> Optional[np.ndarray]:
     try:
         arr = np.load(path, allow_pickle=False)
@@ -327,7 +317,7 @@ def cached_features_with_info(model_cfg: Any, texts: Sequence[str], *, pooling: 
     arr = compute_features(tokenizer, encoder, texts, pooling=pooling, max_length=max_length,
                            batch_size=batch_size, base=base)
     if path is not None:
-        _save_atomic(path, arr)
+        atomic_write(path, lambda f: np.save(f, arr), binary=True, what="feature cache entry ")
     return arr, False
 
 

@@ -56,6 +56,10 @@ def check_fields(cfg: Any) -> None:
         from tunelab.schemas.adaptation import check_augment
 
         check_augment(cfg.augment)
+    if cfg.get("method") is not None:
+        from tunelab.schemas.methods import check_method
+
+        check_method(cfg.method)
     t = cfg.task
     if t.name == "mlm" and t.mask_replace_prob + t.random_replace_prob > 1:
         raise ConfigError("task.mask_replace_prob + task.random_replace_prob must be <= 1 (the rest "

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, List, Optional
 
+from tunelab.errors import ConfigError
 from tunelab.schemas.checks import bounded, choice
 
 
@@ -30,10 +31,10 @@ class SparseConfig:
     # tfidf only
     sublinear_tf: bool = False
     # hash only: number of buckets and whether to use signed hashing (scikit-learn's default)
-    n_features: int = 1048576
+    n_features: int = bounded(1048576, 1)
     alternate_sign: bool = True
     # Logistic regression (L2; C = inverse regularisation strength), random_state = run seed.
-    C: float = 1.0
+    C: float = bounded(1.0, 0, lo_open=True)
     max_iter: int = 1000
     solver: str = "lbfgs"
     class_weight: Optional[str] = None
@@ -54,10 +55,28 @@ class FeaturesConfig:
     # cache entry for all seeds). null = the run seed. Pretrained encoders ignore it.
     encoder_seed: Optional[int] = 0
     # logreg
-    C: float = 1.0
+    C: float = bounded(1.0, 0, lo_open=True)
     max_iter: int = 1000
     # linear: full-softmax dense layer, cross-entropy, Adam
-    lr: float = 1e-3
-    epochs: int = 50
+    lr: float = bounded(1e-3, 0, lo_open=True, hint=" (the Adam step of method.classifier=linear)")
+    epochs: int = bounded(50, 1, hint=" (the epochs of method.classifier=linear)")
     train_batch_size: int = 64
     weight_decay: float = 0.0
+
+
+def check_sparse(node: Any) -> None:
+    """The ``method=sparse`` rules that no single field's declared choice or range can say.
+
+    Run by :func:`tunelab.validation.validate` before any data load; what needs the data (k-fold
+    CV with more folds than the smallest class has examples) is checked by the method itself.
+    """
+    ngram = [int(x) for x in node.ngram_range]
+    if len(ngram) != 2 or ngram[0] < 1 or ngram[1] < ngram[0]:
+        raise ConfigError(f"method.ngram_range={ngram} must be [min, max] with 1 <= min <= max.")
+    if node.cv == 1:
+        raise ConfigError("method.cv=1: k-fold cross-validation needs k >= 2 (0 turns it off).")
+    for key in ("min_df", "max_df"):
+        # Any-typed because scikit-learn reads an int as a document count, a float as a fraction.
+        value = node[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"method.{key}={value!r} must be a number (int = count, float = fraction).")

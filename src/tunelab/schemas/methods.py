@@ -14,11 +14,12 @@ and augment run is decided in one place, ``tunelab.validation``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 from omegaconf import MISSING
 
-from tunelab.schemas.baselines import FeaturesConfig, SparseConfig
+from tunelab.errors import ConfigError
+from tunelab.schemas.baselines import FeaturesConfig, SparseConfig, check_sparse
 from tunelab.schemas.checks import bounded, choice
 
 
@@ -84,3 +85,23 @@ class AdaptMethod:
 
 METHOD_SCHEMAS = {"finetune": FinetuneMethod, "sparse": SparseMethod, "features": FeaturesMethod,
                   "zeroshot": ZeroShotMethod, "curriculum": CurriculumMethod, "adapt": AdaptMethod}
+
+
+def check_zeroshot(node: Any) -> None:
+    """Templates the label descriptions can be filled into (descriptions of labels the data do
+    not have are refused by the method, once the labels are known)."""
+    templates = list(node.templates or [])
+    if not templates:
+        raise ConfigError("method.templates is empty: give at least one, e.g. ['This text is {label}.'].")
+    for t in templates:
+        if "{label}" not in t:
+            raise ConfigError(f"method.templates: {t!r} has no '{{label}}' placeholder.")
+
+
+def check_method(node: Any) -> None:
+    """The rules of the chosen method's options beyond each field's declared choices and ranges."""
+    name = node.get("name")
+    if name == "sparse":
+        check_sparse(node)
+    elif name == "zeroshot":
+        check_zeroshot(node)

@@ -1,22 +1,23 @@
-"""``task=zeroshot``: classify with no training at all.
+"""``method=zeroshot``: classify with no training at all.
 
 Default (embedding similarity): every label gets one or more natural-language descriptions,
-``zeroshot.templates`` filled with ``{label}`` = ``zeroshot.descriptions[label]`` (or the label
+``method.templates`` filled with ``{label}`` = ``method.descriptions[label]`` (or the label
 name), e.g. "This text is positive.". Texts and descriptions are embedded by the same frozen
 encoder (``tunelab.features.extract``, mean pooling by default); a label's vector is the mean of
 its unit-normalised description vectors, and each text gets the label of highest cosine
 similarity. This only works with an encoder trained to produce sentence embeddings (the
 packaged MiniLM is one: all-MiniLM-L6-v2); a randomly initialised model guesses.
 
-With ``zeroshot.nli_model=<local folder or hub id>`` the transformers ``zero-shot-classification``
+With ``method.nli_model=<local folder or hub id>`` the transformers ``zero-shot-classification``
 pipeline is used instead (an NLI model scores "<text>" entails "<template with the label>").
 No NLI model is packaged, so offline a hub id fails with a message saying so.
 
 The data are split exactly as for fine-tuning (same ``data.*`` settings, same test split), and the
 job writes ``results.json`` with ``test/acc``, ``test/f1`` (positive class for binary tasks, macro
-otherwise), ``test/f1_macro``, the majority-class rate and prediction counts, so a zero-shot row
-sits next to the fine-tuned ones in a report. The training split is used only for the majority
-baseline and the class counts.
+otherwise), ``test/f1_macro`` (all through :mod:`tunelab.methods.shallow`, as for the other methods
+without fine-tuning), the majority-class rate and prediction counts, so a zero-shot row sits next
+to the fine-tuned ones in a report. The training split is used only for the majority baseline and
+the class counts.
 """
 
 from __future__ import annotations
@@ -28,25 +29,22 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from tunelab.errors import ConfigError, HubUnavailableError
-from tunelab.methods.finetune import build_datamodule, label_counts, positive_index
+from tunelab.methods.finetune import positive_index
+from tunelab.methods.shallow import load_splits, record
+from tunelab.metrics import classification_scores
 
 log = logging.getLogger("tunelab")
 
 
-
 def label_prompts(label_names: list[str], zcfg: Any) -> dict[str, list[str]]:
-    """label -> its filled-in description templates."""
-    templates = list(zcfg.templates or [])
-    if not templates:
-        raise ConfigError("zeroshot.templates is empty: give at least one, e.g. ['This text is {label}.'].")
-    for t in templates:
-        if "{label}" not in t:
-            raise ConfigError(f"zeroshot.templates: {t!r} has no '{{label}}' placeholder.")
+    """label -> its filled-in description templates (the templates are checked by the schema
+    layer, :func:`tunelab.schemas.methods.check_zeroshot`)."""
+    templates = list(zcfg.templates)
     desc = dict(OmegaConf.to_container(zcfg.descriptions, resolve=True) if OmegaConf.is_config(zcfg.descriptions)
                 else (zcfg.descriptions or {}))
     unknown = sorted(set(desc) - set(label_names))
     if unknown:
-        raise ConfigError(f"zeroshot.descriptions has labels {unknown} that the data do not have; "
+        raise ConfigError(f"method.descriptions has labels {unknown} that the data do not have; "
                           f"labels: {label_names}.")
     return {name: [t.replace("{label}", str(desc.get(name, name))) for t in templates] for name in label_names}
 
@@ -78,7 +76,7 @@ def nli_scores(texts: list[str], prompts: dict[str, list[str]], cfg: DictConfig)
 
     z = cfg.method
     spec = str(z.nli_model)
-    src = resolve_source(spec, "zeroshot.nli_model")
+    src = resolve_source(spec, "method.nli_model")
     try:
         import transformers
 
@@ -94,10 +92,10 @@ def nli_scores(texts: list[str], prompts: dict[str, list[str]], cfg: DictConfig)
     except Exception as e:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:240]
         raise HubUnavailableError(
-            f"zeroshot.nli_model={spec!r}: could not load an NLI model for the zero-shot pipeline "
+            f"method.nli_model={spec!r}: could not load an NLI model for the zero-shot pipeline "
             f"({type(e).__name__}: {first}). No NLI model is packaged with tunelab and the hub is not "
             f"reachable offline: give a local folder of an NLI model (e.g. a saved "
-            f"facebook/bart-large-mnli), or leave zeroshot.nli_model unset to classify by "
+            f"facebook/bart-large-mnli), or leave method.nli_model unset to classify by "
             f"embedding similarity."
         ) from None
     names = list(prompts)
@@ -118,25 +116,13 @@ def nli_scores(texts: list[str], prompts: dict[str, list[str]], cfg: DictConfig)
     return scores
 
 
-def classification_metrics(y: np.ndarray, pred: np.ndarray, names: list[str], pos: int, split: str) -> dict:
-    from sklearn.metrics import accuracy_score, f1_score
-
-    labels = list(range(len(names)))
-    each = f1_score(y, pred, labels=labels, average=None, zero_division=0)
-    macro = float(f1_score(y, pred, labels=labels, average="macro", zero_division=0))
-    return {f"{split}/acc": float(accuracy_score(y, pred)),
-            f"{split}/f1": float(each[pos]) if len(names) == 2 else macro,
-            f"{split}/f1_macro": macro}
-
-
-def run_zeroshot(cfg: DictConfig, ctx) -> dict:
-    from tunelab.data.splits import majority_rate
-
+def run(cfg: DictConfig, ctx) -> dict:
+    """Score the test (and with ``method.eval_val`` the val) split by description similarity."""
     z = cfg.method
-    splits = build_datamodule(cfg, None).load()
+    splits = load_splits(cfg)
     names = splits.label_names
     if not names or "text" not in splits.test.columns:
-        raise ConfigError("task=zeroshot classifies whole texts: use a labelled text data set "
+        raise ConfigError("method=zeroshot classifies whole texts: use a labelled text data set "
                           "(not token-level data such as NER).")
     prompts = label_prompts(names, z)
     method = "nli" if z.nli_model else "embedding_similarity"
@@ -147,33 +133,19 @@ def run_zeroshot(cfg: DictConfig, ctx) -> dict:
 
     metrics: dict[str, float] = {}
     todo = [("test", splits.test)] + ([("val", splits.val)] if z.eval_val and len(splits.val) else [])
-    pred_counts: Optional[dict] = None
+    test_pred: Optional[np.ndarray] = None
     mean_margin = None
     for split, df in todo:
-        texts = df["text"].astype(str).tolist()
-        scores = score_fn(texts, prompts, cfg)
+        scores = score_fn(df["text"].astype(str).tolist(), prompts, cfg)
         pred = scores.argmax(1)
-        y = df["label"].to_numpy()
-        metrics.update(classification_metrics(y, pred, names, pos, split))
+        metrics.update(classification_scores(df["label"].to_numpy(), pred, len(names), pos, split))
         if split == "test":
-            counts = np.bincount(pred, minlength=len(names))
-            pred_counts = {n: int(c) for n, c in zip(names, counts)}
+            test_pred = pred
             top2 = np.sort(scores, axis=1)[:, -2:] if len(names) > 1 else None
             mean_margin = float((top2[:, 1] - top2[:, 0]).mean()) if top2 is not None else None
+    rec = record(splits, metrics, test_pred, 0, {
+        "zeroshot": {"method": method, "prompts": prompts, "pooling": z.pooling,
+                     "nli_model": z.nli_model, "mean_top2_margin": mean_margin}})
     log.info(f"[tunelab] zero-shot test accuracy {metrics['test/acc']:.4f} "
-             f"(majority class: {majority_rate(splits):.4f}); predictions {pred_counts}")
-    return {
-        "metrics": metrics,
-        "majority_rate": majority_rate(splits),
-        "pred_class_counts": pred_counts,
-        "label_names": names,
-        "n_examples": splits.sizes(),
-        "params": {"trainable": 0, "total": 0},
-        "extra": {
-            "zeroshot": {"method": method, "prompts": prompts, "pooling": z.pooling,
-                         "nli_model": z.nli_model, "mean_top2_margin": mean_margin},
-            "dropped_rows": splits.dropped,
-            "data_notes": splits.notes,
-            **label_counts(splits),
-        },
-    }
+             f"(majority class: {rec['majority_rate']:.4f}); predictions {rec['pred_class_counts']}")
+    return rec

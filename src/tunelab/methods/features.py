@@ -1,0 +1,139 @@
+"""``method=features``: a classifier on frozen-encoder features.
+
+How much of fine-tuning's gain comes from the pretrained representation alone? The encoder's
+pooled output (``method.pooling=cls|mean|concat_last4|pooler``) is computed once per model and
+data and read from the disk cache of :mod:`tunelab.features` afterwards, so a sweep over seeds
+or classifiers pays for the encoder once. On the (standardised) features it fits a logistic
+regression or a single dense layer (``method.classifier=logreg|linear``), on the same splits and
+with the same scores as fine-tuning (:mod:`tunelab.methods.shallow`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+from tunelab.methods.shallow import (class_space, evaluate, fit_quietly, load_splits, log_final, make_logreg,
+                                    record)
+from tunelab.training import start_logger
+
+log = logging.getLogger("tunelab")
+
+
+class LinearHead(ClassifierMixin, BaseEstimator):
+    """A single dense layer (softmax regression) trained with Adam on fixed features.
+
+    The same kind of head fine-tuning puts on the encoder, but trained on cached features as a
+    scikit-learn classifier, so it drops into the same pipeline, CV and scoring as ``logreg``.
+    Mini-batch Adam (``method.train_batch_size``, ``method.epochs``, ``method.lr``), shuffled by
+    a generator seeded with the run seed.
+    """
+
+    def __init__(self, fc: Any = None, seed: int = 0):
+        self.fc = fc
+        self.seed = seed
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "layer_")
+
+    def fit(self, X: np.ndarray, y: np.ndarray):
+        import torch
+
+        fc = self.fc
+        self.classes_ = np.arange(int(np.max(y)) + 1)
+        g = torch.Generator().manual_seed(int(self.seed))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(self.seed))
+            self.layer_ = torch.nn.Linear(X.shape[1], len(self.classes_))
+        opt = torch.optim.Adam(self.layer_.parameters(), lr=float(fc.lr), weight_decay=float(fc.weight_decay))
+        Xt = torch.as_tensor(np.asarray(X), dtype=torch.float32)
+        yt = torch.as_tensor(np.asarray(y), dtype=torch.long)
+        bs = max(1, int(fc.train_batch_size))
+        # Thousands of tiny steps: one thread is many times faster than several.
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            for _ in range(int(fc.epochs)):
+                order = torch.randperm(len(yt), generator=g)
+                for i in range(0, len(yt), bs):
+                    idx = order[i:i + bs]
+                    opt.zero_grad()
+                    torch.nn.functional.cross_entropy(self.layer_(Xt[idx]), yt[idx]).backward()
+                    opt.step()
+        finally:
+            torch.set_num_threads(threads)
+        return self
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.no_grad():
+            logits = self.layer_(torch.as_tensor(np.asarray(X), dtype=torch.float32))
+            return torch.softmax(logits.double(), -1).numpy()
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return self.classes_[self.predict_proba(X).argmax(1)]
+
+    @property
+    def n_params(self) -> int:
+        return sum(p.numel() for p in self.layer_.parameters())
+
+
+def make_classifier(fc: Any, seed: int):
+    """(Standardiser +) the classifier ``method.classifier`` names (choices checked by the schema)."""
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    clf = make_logreg(fc.C, fc.max_iter, seed) if fc.classifier == "logreg" else LinearHead(fc=fc, seed=int(seed))
+    steps = [("scale", StandardScaler())] if fc.standardize else []
+    return Pipeline(steps + [("clf", clf)])
+
+
+def run(cfg: DictConfig, ctx) -> dict:
+    """Frozen-encoder features (cached on disk) + logistic regression or a dense layer."""
+    from tunelab import features as feats
+
+    fc = cfg.method
+    seed = int(cfg.seed)
+    splits = load_splits(cfg)
+    n, pos = class_space(cfg, splits)
+    logger = start_logger(cfg, ctx, job_type="features")
+    cache_dir = str(cfg.cache_dir) if cfg.cache_dir else None
+    # The encoder is a fixed function of the text: its random init (model.random_init) is drawn
+    # under method.encoder_seed, not the run seed, so seeds vary the classifier only and reuse
+    # one cache entry.
+    enc_seed = seed if fc.encoder_seed is None else int(fc.encoder_seed)
+    t0 = time.time()
+    X, hits = {}, {}
+    for split in ("train", "val", "test"):
+        df = getattr(splits, split)
+        if len(df):
+            arr, hits[split] = feats.cached_features_with_info(
+                cfg.model, df["text"].tolist(), pooling=fc.pooling, max_length=int(cfg.model.max_length),
+                cache_dir=cache_dir, batch_size=int(fc.batch_size), seed=enc_seed)
+            X[split] = np.asarray(arr, dtype=np.float32)
+    feature_s = time.time() - t0
+    cache_hit = all(hits.values())
+    model = make_classifier(fc, seed)
+    t1 = time.time()
+    converged = fit_quietly(model, X["train"], splits.train["label"].to_numpy())
+    fit_s = time.time() - t1
+    metrics, pred = evaluate(model, splits, X, n, pos)
+    log_final(logger, metrics)
+    clf = model.named_steps["clf"]
+    n_params = clf.n_params if isinstance(clf, LinearHead) else int(clf.coef_.size + clf.intercept_.size)
+    extra = {
+        "feature_cache_hit": cache_hit,
+        "feature_cache_hits": hits,
+        "features": {"pooling": fc.pooling, "classifier": fc.classifier, "dim": int(X["train"].shape[1]),
+                     "encoder_seed": enc_seed, "extract_s": round(feature_s, 3), "fit_s": round(fit_s, 3),
+                     "converged": converged},
+    }
+    log.info(f"[tunelab] features {fc.pooling} ({X['train'].shape[1]} dims, cache "
+             f"{'hit' if cache_hit else 'miss'}, {feature_s:.1f} s) + {fc.classifier}: fit in {fit_s:.1f} s")
+    return record(splits, metrics, pred, n_params, extra)

@@ -1,0 +1,144 @@
+"""What the methods that fine-tune nothing share: the splits, the classifier, the scores, the record.
+
+``method=sparse``, ``method=features`` and ``method=zeroshot`` are comparison rows for the
+fine-tuned encoders, so they must be measured on the same ground:
+
+* the same data: :func:`load_splits` gives exactly the train/val/test split (and training
+  transform) an encoder run of the same ``data`` config uses — the split depends on
+  ``data.split_seed`` only;
+* the same scores: :func:`evaluate` scores through :mod:`tunelab.metrics` (``test/acc``,
+  ``test/f1``: positive class if binary, else macro; ``test/f1_macro``), plus ``test/loss``, the
+  log loss of the predicted probabilities, which only probabilistic classifiers have;
+* the same record: :func:`record` returns the fields ``run_encoder`` returns (majority-class rate,
+  prediction counts, label counts, sizes, parameters), so a report puts the rows side by side.
+
+The classifier of sparse and features is an L2 logistic regression (:func:`make_logreg`),
+fitted by :func:`fit_quietly`, which turns scikit-learn's stream of convergence warnings into one
+log line and a ``converged`` flag for the record.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from typing import Any, Optional
+
+import numpy as np
+from omegaconf import DictConfig
+
+from tunelab.methods.finetune import label_counts, positive_index, train_transform_of
+from tunelab.metrics import classification_scores, predicted_counts
+
+log = logging.getLogger("tunelab")
+
+
+def load_splits(cfg: DictConfig):
+    """The same splits (and training transform) an encoder run of this config would use."""
+    from tunelab.data.sources import load_raw
+    from tunelab.data.splits import make_splits
+
+    raw = load_raw(cfg.data, "seq_cls")
+    splits = make_splits(raw, cfg.data, "seq_cls")
+    transform = train_transform_of(cfg)
+    if transform is not None:
+        splits.train = transform(splits.train, int(cfg.seed))
+    for reason, n in splits.dropped.items():
+        log.info(f"[tunelab] dropped {n} rows: {reason}")
+    for note in splits.notes:
+        log.info(f"[tunelab] note: {note}")
+    log.info(f"[tunelab] data '{cfg.data.name}': " + ", ".join(f"{k} {v:,}" for k, v in splits.sizes().items())
+             + f"; labels {splits.label_names}")
+    return splits
+
+
+def class_space(cfg: DictConfig, splits) -> tuple[int, int]:
+    """(number of classes, index of the class binary F1 is about: ``data.positive_label``)."""
+    return len(splits.label_names), positive_index(splits.label_names, cfg.data)
+
+
+def make_logreg(C: float, max_iter: int, seed: int, solver: str = "lbfgs", class_weight=None):
+    """L2 logistic regression; ``C > 0`` is declared on the schema fields (``method.C``)."""
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=float(C), max_iter=int(max_iter), solver=solver, class_weight=class_weight,
+                              random_state=int(seed))
+
+
+def fit_quietly(model, X, y) -> bool:
+    """Fit; a ConvergenceWarning is logged once (raise method.max_iter) instead of spamming.
+    Returns whether the fit converged."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        model.fit(X, y)
+    if any(issubclass(w.category, ConvergenceWarning) for w in caught):
+        log.warning("[tunelab] logistic regression did not converge; raise max_iter")
+        return False
+    return True
+
+
+def predict(model, X, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Predicted labels and probabilities over all ``n_classes`` classes.
+
+    A model fitted on a subset (a CV fold) may have seen fewer classes than the data have; its
+    probability columns are spread onto the full class axis so the log loss covers every class.
+    """
+    proba = model.predict_proba(X)
+    classes = np.asarray(model.classes_ if hasattr(model, "classes_") else model[-1].classes_)
+    pred = classes[proba.argmax(1)]
+    if proba.shape[1] != n_classes:
+        full = np.zeros((proba.shape[0], n_classes))
+        full[:, classes.astype(int)] = proba
+        proba = full
+    return pred, proba
+
+
+def scores(y_true, y_pred, proba: Optional[np.ndarray], n_classes: int, pos: int, prefix: str) -> dict[str, float]:
+    """The shared scores of :mod:`tunelab.metrics` and, given probabilities, ``<prefix>/loss``."""
+    out = classification_scores(y_true, y_pred, n_classes, pos, prefix)
+    if proba is not None:
+        from sklearn.metrics import log_loss
+
+        out[f"{prefix}/loss"] = float(log_loss(np.asarray(y_true), proba, labels=list(range(n_classes))))
+    return out
+
+
+def evaluate(model, splits, inputs: dict[str, Any], n_classes: int, pos: int) -> tuple[dict, np.ndarray]:
+    """Scores of a fitted model on the test split and, when ``inputs`` has it, the val split.
+
+    ``inputs`` maps a split name to what the model reads (texts, or feature rows). Returns the
+    metrics and the test predictions (for the record's prediction counts).
+    """
+    metrics: dict[str, float] = {}
+    test_pred = None
+    for split in ("test", "val"):
+        if split in inputs:
+            pred, proba = predict(model, inputs[split], n_classes)
+            metrics.update(scores(getattr(splits, split)["label"].to_numpy(), pred, proba, n_classes, pos, split))
+            if split == "test":
+                test_pred = pred
+    return metrics, test_pred
+
+
+def log_final(logger, metrics: dict) -> None:
+    """The final numbers to the experiment logger (one step: nothing is trained over steps)."""
+    if logger:
+        logger.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))}, step=0)
+        if hasattr(logger, "save"):
+            logger.save()
+
+
+def record(splits, metrics: dict, y_pred, n_params: int, extra: dict, total: Optional[int] = None) -> dict:
+    """The record fields ``run_encoder`` returns, for a method that fine-tunes nothing."""
+    from tunelab.data.splits import majority_rate
+
+    return {
+        "metrics": metrics,
+        "majority_rate": majority_rate(splits),
+        "pred_class_counts": predicted_counts(y_pred, splits.label_names),
+        "label_names": splits.label_names,
+        "n_examples": splits.sizes(),
+        "params": {"trainable": int(n_params), "total": int(total if total is not None else n_params)},
+        "extra": {"dropped_rows": splits.dropped, **label_counts(splits), "data_notes": splits.notes, **extra},
+    }
