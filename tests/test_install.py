@@ -10,10 +10,20 @@ from conftest import FAST, ROOT, load_results
 
 
 def test_pip_install_then_train_from_another_directory(tmp_path):
+    import shutil
+
+    # A copy of what a source distribution holds (setuptools builds in the source tree).
+    src = tmp_path / "src_copy"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, src / name)
+    for name in ("conf", "src"):  # src/tunelab/conf stays a link to conf/
+        shutil.copytree(ROOT / name, src / name, symlinks=True,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     target = tmp_path / "site"
     # --no-deps: the dependencies are this environment's; only tunelab itself is installed anew.
     build = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                            "--no-compile", "--target", str(target), str(ROOT)],
+                            "--no-compile", "--target", str(target), str(src)],
                            capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert build.returncode == 0, build.stderr[-2000:]
     assert (target / "tunelab" / "conf" / "config.yaml").is_file()
