@@ -115,7 +115,7 @@ def train_flops_per_token(config, seq_len: float) -> float:
 
 
 def load_hf_model(cfg, n_labels, dev: Device):
-    from tunelab.models import load_model
+    from tunelab.models.loading import load_model
 
     model, _ = load_model(cfg.model, "seq_cls", num_labels=n_labels)
     if dev.cuda:
@@ -295,7 +295,7 @@ def measure_startup(overrides, repeats: int = 1) -> dict:
         "transformers": "import transformers",
         "lightning": "import lightning",
         "tunelab.run": "import tunelab.run",
-        "tunelab.features": "import tunelab.features",
+        "tunelab.features": "import tunelab.models.features",
         "run_imports": "import tunelab.run, lightning, transformers, torch; import tunelab.modules, "
                        "tunelab.data.datamodule; tunelab.run._import_plugins()",
     }
@@ -311,7 +311,7 @@ t_imp = time.perf_counter() - t
 from throughput import compose
 cfg = compose({list(overrides)!r})
 t = time.perf_counter()
-from tunelab.models import load_tokenizer, load_model
+from tunelab.models.loading import load_tokenizer, load_model
 tok = load_tokenizer(cfg.model)
 t_tok = time.perf_counter() - t
 t = time.perf_counter()
@@ -412,7 +412,7 @@ def main(argv=None) -> dict:
     print(f"device: {dev.name} ({'cuda' if dev.cuda else 'cpu'}), torch threads {torch.get_num_threads()}, "
           f"precision {dev.precision}, compile {dev.compile}; load average {load}")
 
-    from tunelab.models import load_tokenizer
+    from tunelab.models.loading import load_tokenizer
     from tunelab.methods.finetune import build_datamodule
 
     tok = load_tokenizer(cfg.model)
@@ -467,7 +467,7 @@ def main(argv=None) -> dict:
 
     gpu = None
     if dev.cuda:
-        from tunelab.models import load_config
+        from tunelab.models.loading import load_config
 
         config = load_config(cfg.model)
         peak = args.peak_tflops or next((v for k, v in PEAK_TFLOPS.items() if k in dev.name), None)

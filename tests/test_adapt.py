@@ -39,7 +39,7 @@ def tiny_folder(tmp_path_factory):
     from hydra.core.global_hydra import GlobalHydra
 
     from tunelab.config import register_configs
-    from tunelab.models import load_model, load_tokenizer
+    from tunelab.models.loading import load_model, load_tokenizer
 
     register_configs()
     GlobalHydra.instance().clear()
@@ -100,7 +100,7 @@ def test_tapt_pipeline_saves_an_encoder_that_stage2_loads(compose, tmp_path, tin
     assert not (tmp_path / "job" / "adapt_checkpoints").exists()
 
     # Any later run can use it with model.path=<job dir>/adapted_encoder (item 4 of the issue).
-    from tunelab.models import load_model
+    from tunelab.models.loading import load_model
 
     later = _cfg(compose, tmp_path, enc, data=small_csv)
     model, report = load_model(later.model, "seq_cls", num_labels=2)
@@ -155,7 +155,7 @@ def test_heldout_perplexity_uses_fixed_masks(compose, tmp_path, tiny_folder):
     import torch
 
     from tunelab.methods.adapt.mlm import heldout_perplexity, mlm_datamodule
-    from tunelab.models import load_model, load_tokenizer
+    from tunelab.models.loading import load_model, load_tokenizer
 
     cfg = _cfg(compose, tmp_path, tiny_folder, "adapt=tapt", "optim.eval_batch_size=4")
     texts = [f"a short text about topic {i} and another word" + " again" * (i % 4) for i in range(20)]
@@ -230,7 +230,7 @@ def test_whole_word_masking_masks_every_piece_of_a_word(compose):
     import torch
 
     from tunelab.data.masking import WholeWordMaskCollator
-    from tunelab.models import load_tokenizer
+    from tunelab.models.loading import load_tokenizer
 
     tok = load_tokenizer(compose(["model=tiny"]).model)
     text = "unbelievably tokenization of antidisestablishmentarianism is hilarious " * 4

@@ -252,7 +252,7 @@ def test_adapters_train_only_own_adapter_and_head(compose):
 
     from tunelab.methods.curriculum.adapters import add_bottleneck, init_bottleneck, set_trainable
     from tunelab.methods.curriculum.model import MultiHeadClassifier
-    from tunelab.models import load_model
+    from tunelab.models.loading import load_model
 
     cfg = compose(["model=tiny"])
     enc, _ = load_model(cfg.model, "encoder")

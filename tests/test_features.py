@@ -1,4 +1,4 @@
-"""tunelab.features: shapes per pooling, padding-free mean pooling, the disk cache and its key."""
+"""tunelab.models.features: shapes per pooling, padding-free mean pooling, the disk cache and its key."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from tunelab import features as F
+from tunelab.models import features as F
 
 TEXTS = ["a short text", "another, somewhat longer text about the weather today", "ok"]
 

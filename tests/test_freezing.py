@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tunelab import freezing
+from tunelab.models import freezing
 from tunelab.errors import ConfigError
-from tunelab.models import load_model
+from tunelab.models.loading import load_model
 
 POLICIES = {
     # policy overrides -> blocks that must be frozen (tiny has 2 layers)
@@ -51,7 +51,7 @@ def test_blocks_cover_every_parameter_once(compose):
 
 @pytest.mark.parametrize("policy", ["freeze=all", "freeze=last2", "freeze=embeddings"])
 def test_frozen_params_get_no_grad_no_update_and_no_dropout(compose, policy):
-    from tunelab.modules import SequenceClassifier
+    from tunelab.models.modules import SequenceClassifier
 
     cfg, model = _tiny(compose, policy, "model.dropout=0.5")
     module = SequenceClassifier(model, num_labels=2, optim_cfg=cfg.optim, freeze_cfg=cfg.freeze,
@@ -122,7 +122,7 @@ def test_gradual_unfreezing_adds_blocks_to_optimizer_top_down(compose):
 
 def test_module_starts_in_train_mode_except_frozen_blocks(compose):
     """Lightning keeps the mode it finds at fit start; from_pretrained gives eval mode."""
-    from tunelab.modules import SequenceClassifier
+    from tunelab.models.modules import SequenceClassifier
 
     cfg = compose(["model=minilm", "freeze=last2"])
     model, _ = load_model(cfg.model, "seq_cls", num_labels=2)  # real checkpoint: loads in eval mode

@@ -36,10 +36,10 @@ def test_seq_cls_f1_is_positive_class_f1(compose, tmp_path):
     import torch
     from sklearn.metrics import f1_score
 
-    from tunelab.modules import SequenceClassifier
+    from tunelab.models.modules import SequenceClassifier
 
     cfg = compose(["model=tiny"])
-    from tunelab.models import load_model
+    from tunelab.models.loading import load_model
 
     model, _ = load_model(cfg.model, "seq_cls", num_labels=2)
     mod = SequenceClassifier(model, num_labels=2, positive_index=1, optim_cfg=cfg.optim,
@@ -81,7 +81,7 @@ def test_token_cls_entity_f1_and_alignment(compose, tmp_path):
 def test_word_to_subword_label_alignment(compose, label_all):
     from tunelab.data.datamodule import TextDataModule
     from tunelab.data.splits import Splits
-    from tunelab.models import load_tokenizer
+    from tunelab.models.loading import load_tokenizer
 
     cfg = compose(["model=tiny", "task=token_cls", f"task.label_all_tokens={label_all}"])
     tok = load_tokenizer(cfg.model)
@@ -116,7 +116,7 @@ def test_mlm_masking_statistics(compose):
 
     from tunelab.data.datamodule import TextDataModule
     from tunelab.data.splits import Splits
-    from tunelab.models import load_tokenizer
+    from tunelab.models.loading import load_tokenizer
 
     cfg = compose(["model=tiny", "task=mlm"])
     tok = load_tokenizer(cfg.model)
@@ -150,7 +150,7 @@ def test_every_validation_pass_uses_the_same_masks(compose, whole_word, workers)
 
     from tunelab.data.datamodule import TextDataModule
     from tunelab.data.splits import Splits
-    from tunelab.models import load_tokenizer
+    from tunelab.models.loading import load_tokenizer
 
     cfg = compose(["model=tiny", "task=mlm", f"task.whole_word_mask={whole_word}",
                    f"data.num_workers={workers}"])
@@ -173,7 +173,7 @@ def test_every_validation_pass_uses_the_same_masks(compose, whole_word, workers)
 
 def test_mlm_whole_word_masking_runs_through_the_core_path(compose, tmp_path):
     """transformers 4.57's whole-word option crashes here; ours masks every piece of a word."""
-    from tunelab.models import load_tokenizer
+    from tunelab.models.loading import load_tokenizer
 
     rec = _run(compose, tmp_path, "task=mlm", "task.whole_word_mask=true")
     assert rec["status"] == "ok" and rec["metrics"]["test/perplexity"] > 1

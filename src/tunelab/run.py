@@ -86,7 +86,7 @@ class RunContext:
 
 
 def base_record(cfg: DictConfig, ctx: RunContext) -> dict:
-    from tunelab.models import model_label
+    from tunelab.models.loading import model_label
 
     return {
         "schema_version": SCHEMA_VERSION,

@@ -2,7 +2,7 @@
 
 How much of fine-tuning's gain comes from the pretrained representation alone? The encoder's
 pooled output (``method.pooling=cls|mean|concat_last4|pooler``) is computed once per model and
-data and read from the disk cache of :mod:`tunelab.features` afterwards, so a sweep over seeds
+data and read from the disk cache of :mod:`tunelab.models.features` afterwards, so a sweep over seeds
 or classifiers pays for the encoder once. On the (standardised) features it fits a logistic
 regression or a single dense layer (``method.classifier=logreg|linear``), on the same splits and
 with the same scores as fine-tuning (:mod:`tunelab.methods.shallow`).
@@ -96,7 +96,7 @@ def make_classifier(fc: Any, seed: int):
 
 def run(cfg: DictConfig, ctx) -> dict:
     """Frozen-encoder features (cached on disk) + logistic regression or a dense layer."""
-    from tunelab import features as feats
+    from tunelab.models import features as feats
 
     fc = cfg.method
     seed = int(cfg.seed)

@@ -38,7 +38,7 @@ def run(cfg: DictConfig, ctx) -> dict:
 
 def run_encoder(cfg: DictConfig, ctx) -> dict:
     """Fine-tune an encoder on one task: the core of every study."""
-    from tunelab.models import load_tokenizer
+    from tunelab.models.loading import load_tokenizer
 
     tokenizer = load_tokenizer(cfg.model)
     dm, splits = load_data(cfg, tokenizer)
@@ -46,7 +46,7 @@ def run_encoder(cfg: DictConfig, ctx) -> dict:
     metrics, trainer = train_and_test(cfg, ctx, module, dm, has_val=len(splits.val) > 0,
                                       ckpt_path=resolve_ckpt(cfg, ctx))
     if cfg.task.name == "mlm" and "test/loss" in metrics:
-        from tunelab.modules import perplexity
+        from tunelab.models.modules import perplexity
 
         metrics["test/perplexity"] = perplexity(metrics["test/loss"])
     return encoder_record(cfg, metrics=metrics, splits=splits, module=module, trainer=trainer, dm=dm,
@@ -92,8 +92,8 @@ def positive_index(label_names: list[str], data_cfg: Any) -> int:
 
 def build_module(cfg: DictConfig, dm, *, model_cfg=None, task_name=None, model=None):
     """The task's LightningModule around a freshly loaded (or given) Hugging Face model."""
-    from tunelab.models import load_model, print_load_report
-    from tunelab.modules import TASK_MODULES
+    from tunelab.models.loading import load_model, print_load_report
+    from tunelab.models.modules import TASK_MODULES
 
     task_name = task_name or cfg.task.name
     label_names = dm.label_names

@@ -3,7 +3,7 @@
 With the whole encoder frozen and kept in eval mode, what a ``BertForSequenceClassification``
 hands its head (the pooler's output on [CLS]) is a deterministic function of the text. So a
 sweep of ten seeds need not run the encoder thirty times per example: this runner computes
-that output once per (model, data split, max length) through :mod:`tunelab.features` (disk
+that output once per (model, data split, max length) through :mod:`tunelab.models.features` (disk
 cache under ``<cache_dir>/features``) and trains the head alone (the HF model's own dropout +
 classifier modules, initialised exactly as in the normal path for the same seed) through
 Lightning on the cached tensors.
@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from omegaconf import DictConfig
 
 from tunelab.methods.finetune import encoder_record, load_data, positive_index
-from tunelab.modules import SequenceClassifier
+from tunelab.models.modules import SequenceClassifier
 from tunelab.training import train_and_test
 
 log = logging.getLogger("tunelab")
@@ -73,7 +73,7 @@ def why_not(cfg: DictConfig) -> Optional[str]:
 
 def _model_type(cfg: DictConfig) -> Optional[str]:
     try:
-        from tunelab.models import load_config
+        from tunelab.models.loading import load_config
 
         return getattr(load_config(cfg.model), "model_type", None)
     except Exception:  # the normal path reports the problem properly
@@ -233,7 +233,7 @@ def _feature_device(cfg: DictConfig) -> str:
 
 def encode_splits(cfg: DictConfig, model, tokenizer, splits, report, *, batch_size: int = 128) -> tuple[dict, dict, float]:
     """Features of every non-empty split (cached); returns (features, hits, seconds)."""
-    from tunelab.features import cached_features_with_info
+    from tunelab.models.features import cached_features_with_info
 
     pooling, _ = head_parts(model)
     base = base_of(model)
@@ -294,7 +294,7 @@ class _OnDevice:
 
 def run(cfg: DictConfig, ctx) -> dict:
     """``run_encoder`` for freeze=all seq_cls, training the head on cached encoder features."""
-    from tunelab.models import load_model, load_tokenizer, print_load_report
+    from tunelab.models.loading import load_model, load_tokenizer, print_load_report
 
     tokenizer = load_tokenizer(cfg.model)
     # Tokenised too: token lengths form the batches exactly as in the normal path.

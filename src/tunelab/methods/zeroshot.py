@@ -3,7 +3,7 @@
 Default (embedding similarity): every label gets one or more natural-language descriptions,
 ``method.templates`` filled with ``{label}`` = ``method.descriptions[label]`` (or the label
 name), e.g. "This text is positive.". Texts and descriptions are embedded by the same frozen
-encoder (``tunelab.features.extract``, mean pooling by default); a label's vector is the mean of
+encoder (``tunelab.models.features.extract``, mean pooling by default); a label's vector is the mean of
 its unit-normalised description vectors, and each text gets the label of highest cosine
 similarity. This only works with an encoder trained to produce sentence embeddings (the
 packaged MiniLM is one: all-MiniLM-L6-v2); a randomly initialised model guesses.
@@ -55,7 +55,7 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 def embedding_scores(texts: list[str], prompts: dict[str, list[str]], cfg: DictConfig) -> np.ndarray:
     """Cosine similarity [n_texts, n_labels] between texts and label description vectors."""
-    from tunelab.features import extract
+    from tunelab.models.features import extract
 
     flat = [p for ps in prompts.values() for p in ps]
     z = cfg.method
@@ -72,7 +72,7 @@ def embedding_scores(texts: list[str], prompts: dict[str, list[str]], cfg: DictC
 
 def nli_scores(texts: list[str], prompts: dict[str, list[str]], cfg: DictConfig) -> np.ndarray:
     """Entailment scores [n_texts, n_labels] from the transformers zero-shot pipeline."""
-    from tunelab.models import resolve_source
+    from tunelab.models.loading import resolve_source
 
     z = cfg.method
     spec = str(z.nli_model)

@@ -52,7 +52,7 @@ log = logging.getLogger("tunelab")
 
 def run(cfg: DictConfig, ctx) -> dict:
     """Stage 1 (MLM adaptation) then stage 2 (fine-tuning the adapted encoder)."""
-    from tunelab.models import load_tokenizer
+    from tunelab.models.loading import load_tokenizer
 
     from .corpus import corpus_texts, norm, original_texts, prepare_corpus, task_splits, texts_of
     from .mlm import mlm_datamodule
@@ -93,7 +93,7 @@ def run(cfg: DictConfig, ctx) -> dict:
 def adapt_encoder(cfg: DictConfig, ctx, tokenizer, dm, original_dm) -> dict:
     """Stage 1 on a freshly loaded MLM model: perplexity before, head warm-up, adaptation,
     perplexity after, the encoder saved. Returns ``extra.adapt`` (without the corpus fields)."""
-    from tunelab.models import load_model, print_load_report
+    from tunelab.models.loading import load_model, print_load_report
 
     from .mlm import MASKING_KEYS, adapt_mlm, head_warmup, heldout_perplexity
     from .save import ENCODER_DIR, save_encoder

@@ -24,7 +24,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from tunelab.errors import DataError
-from tunelab.modules import MaskedLM, perplexity
+from tunelab.models.modules import MaskedLM, perplexity
 from tunelab.training import build_trainer
 
 log = logging.getLogger("tunelab")

@@ -43,7 +43,7 @@ def copy_pooler(model_cfg, mlm_model, path: Path) -> list[str]:
     import transformers
     from safetensors.torch import load_file, save_file
 
-    from tunelab.models import load_config, model_source
+    from tunelab.models.loading import load_config, model_source
 
     weights = path / "model.safetensors"
     if not weights.is_file():

@@ -65,7 +65,7 @@ class Env:
         """The original encoder, identical on every call (seeded for random-init models)."""
         import torch
 
-        from tunelab.models import load_model
+        from tunelab.models.loading import load_model
 
         with torch.random.fork_rng():
             torch.manual_seed(int(self.cfg.seed))
@@ -77,7 +77,7 @@ class Env:
 
         from tunelab.methods.curriculum.adapters import add_bottleneck, init_bottleneck, lora_wrap
         from tunelab.methods.curriculum.model import MultiHeadClassifier
-        from tunelab.models import model_label
+        from tunelab.models.loading import model_label
 
         enc = self.build_encoder()
         name = model_label(self.cfg.model)
@@ -153,12 +153,12 @@ class Env:
             label: str) -> dict:
         """One training run on the (possibly mixed) data of ``parts``; ``main`` is whose val split
         and data settings the run uses."""
-        from tunelab import freezing
+        from tunelab.models import freezing
         from tunelab.data.splits import Splits
         from tunelab.methods.curriculum.adapters import set_trainable
         from tunelab.methods.curriculum.replay import mixed_frame
         from tunelab.methods.finetune import build_datamodule, positive_index
-        from tunelab.modules import SequenceClassifier
+        from tunelab.models.modules import SequenceClassifier
         from tunelab.training import build_trainer
 
         t0 = time.time()

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from tunelab import metrics
-from tunelab.modules import gathered_lists
+from tunelab.models.modules import gathered_lists
 
 
 class LogitsCollector(L.LightningModule):

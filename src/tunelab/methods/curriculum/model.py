@@ -3,7 +3,7 @@ per task); the per-task adapters of the parameter-efficient strategies live in t
 (:mod:`tunelab.methods.curriculum.adapters`).
 
 ``MultiHeadClassifier`` looks enough like a Hugging Face classifier (``base_model``, ``config``,
-``forward(**batch) -> loss, logits``) for ``tunelab.modules.SequenceClassifier`` and the freeze
+``forward(**batch) -> loss, logits``) for ``tunelab.models.modules.SequenceClassifier`` and the freeze
 machinery to drive it unchanged: the encoder is the base model, the heads are the ``head`` block.
 
 Mixed training data (replay, joint) carries *global* labels: a head's classes occupy
@@ -45,7 +45,7 @@ class MultiHeadClassifier(nn.Module):
         # (head key, label offset, number of labels) while training on mixed data.
         self.routes: Optional[list[tuple[str, int, int]]] = None
 
-    # Looks like a Hugging Face model to tunelab.freezing and the modules.
+    # Looks like a Hugging Face model to tunelab.models.freezing and the modules.
     @property
     def base_model(self) -> nn.Module:
         return self.encoder

@@ -24,13 +24,13 @@ log = logging.getLogger("tunelab")
 
 def run_curriculum(cfg: DictConfig, ctx: RunContext) -> dict:
     """Train the stages in order with the configured strategy; R, ACC, BWT, FWT, forgetting."""
-    from tunelab import freezing
+    from tunelab.models import freezing
     from tunelab.methods.curriculum.adapters import adapter_params, save_task
     from tunelab.methods.curriculum.heatmap import plot_matrix
     from tunelab.methods.curriculum.metrics import continual_metrics
     from tunelab.methods.curriculum.model import param_bytes
     from tunelab.methods.curriculum.replay import replay_sample
-    from tunelab.models import load_tokenizer
+    from tunelab.models.loading import load_tokenizer
     from tunelab.training import start_logger
 
     t_start = time.time()

@@ -7,7 +7,7 @@ A frozen encoder in eval mode is a deterministic function of the text, so its ou
 
 From a notebook::
 
-    import tunelab.features as F
+    import tunelab.models.features as F
     X = F.extract(["a text", "another one"], model="minilm", pooling="mean")   # [2, 384] float32
 
 Public interface
@@ -124,7 +124,7 @@ def model_identity(model_cfg: Any, *, seed: int = 0, seed_dependent: Optional[bo
                    extra: Optional[dict] = None) -> dict:
     """What the encoder's outputs depend on (the model half of the cache key)."""
     from tunelab.locate import resolve_local
-    from tunelab.models import model_source
+    from tunelab.models.loading import model_source
 
     src = model_source(model_cfg)
     local = resolve_local(src)
@@ -180,7 +180,7 @@ def load_encoder(model_cfg: Any, *, seed: int = 0):
     """``(tokenizer, encoder)`` in eval mode; random-init weights are drawn under ``seed``."""
     import torch
 
-    from tunelab.models import load_model, load_tokenizer
+    from tunelab.models.loading import load_model, load_tokenizer
 
     tok = load_tokenizer(model_cfg)
     if _get(model_cfg, "random_init", False):
@@ -311,7 +311,7 @@ def cached_features_with_info(model_cfg: Any, texts: Sequence[str], *, pooling: 
     if encoder is None:
         tokenizer, encoder = load_encoder(model_cfg, seed=seed)
     elif tokenizer is None:
-        from tunelab.models import load_tokenizer
+        from tunelab.models.loading import load_tokenizer
 
         tokenizer = load_tokenizer(model_cfg)
     arr = compute_features(tokenizer, encoder, texts, pooling=pooling, max_length=max_length,

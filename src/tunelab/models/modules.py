@@ -15,7 +15,8 @@ import lightning as L
 import torch
 from torchmetrics import MeanMetric
 
-from tunelab import freezing, metrics
+from tunelab import metrics
+from tunelab.models import freezing
 from tunelab.errors import TunelabError
 
 
