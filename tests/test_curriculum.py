@@ -114,7 +114,7 @@ def test_curriculum_selects_its_method_and_ddp_strategy(compose):
     from omegaconf import OmegaConf
 
     from tunelab.methods import curriculum
-    from tunelab.ops import is_multiprocess_strategy, requested_devices, strategy_with_unused_parameters
+    from tunelab.ops.ddp import is_multiprocess_strategy, requested_devices, strategy_with_unused_parameters
 
     assert compose([]).method.name == "finetune" and compose([]).curriculum is None
     cfg = compose(["curriculum=related"])

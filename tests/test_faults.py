@@ -37,7 +37,7 @@ def test_sweep_with_nan_job_goes_on_reports_it_and_leaks_no_secrets(tmp_path):
 
 
 def test_nan_loss_in_a_single_run_is_a_user_error(compose, tmp_path):
-    from tunelab.ops import NonFiniteLossError
+    from tunelab.ops.faults import NonFiniteLossError
     from tunelab.run import RunContext, run
 
     cfg = compose([*FAST, "optim.grad_clip=0", "optim.lr=1e30", "trainer.enable_checkpointing=false"])
@@ -64,13 +64,14 @@ def test_unwritable_output_dir_is_a_clear_error(compose, tmp_path):
 
 
 def test_disk_full_leaves_no_truncated_results_file(tmp_path, monkeypatch):
+    import tunelab.io
     import tunelab.results as results
     from tunelab.errors import TunelabError
 
     results.write_results(tmp_path, {"status": "running"})
     def full(fd):
         raise OSError(errno.ENOSPC, "No space left on device")
-    monkeypatch.setattr(results.os, "fsync", full)
+    monkeypatch.setattr(tunelab.io.os, "fsync", full)
     with pytest.raises(TunelabError, match="No space left on device .*no partial file was left behind"):
         results.write_results(tmp_path, {"status": "ok", "metrics": {"x": 1.0}})
     # the previous complete file is still there, and no temp file
@@ -81,9 +82,9 @@ def test_disk_full_leaves_no_truncated_results_file(tmp_path, monkeypatch):
 def test_disk_full_leaves_no_truncated_checkpoint(tmp_path, monkeypatch):
     import torch
 
-    from tunelab import ops
+    from tunelab.ops import checkpoints, resume
 
-    io = ops.atomic_checkpoint_io()
+    io = checkpoints.AtomicCheckpointIO()
     target = tmp_path / "checkpoints" / "last.ckpt"
     io.save_checkpoint({"state_dict": {"w": torch.ones(3)}, "global_step": 1}, target)
     real_save = torch.save
@@ -92,7 +93,7 @@ def test_disk_full_leaves_no_truncated_checkpoint(tmp_path, monkeypatch):
         f.write(b"half a checkpoint")
         raise OSError(errno.ENOSPC, "No space left on device")
     monkeypatch.setattr(torch, "save", save_then_fail)
-    with pytest.raises(ops.CheckpointWriteError, match=r"disk full.*no partial file was left behind"):
+    with pytest.raises(checkpoints.CheckpointWriteError, match=r"disk full.*no partial file was left behind"):
         io.save_checkpoint({"state_dict": {"w": torch.zeros(3)}, "global_step": 2}, target)
     monkeypatch.setattr(torch, "save", real_save)
     assert io.load_checkpoint(target)["global_step"] == 1  # the old, complete checkpoint
@@ -107,20 +108,20 @@ class _Evil:
 def test_checkpoints_are_loaded_with_weights_only(tmp_path, monkeypatch):
     import torch
 
-    from tunelab import ops
+    from tunelab.ops import checkpoints, resume
 
     marker = tmp_path / "pwned"
     monkeypatch.setenv("TUNELAB_EVIL_MARKER", str(marker))
     evil = tmp_path / "evil.ckpt"
     torch.save({"state_dict": {}, "payload": _Evil()}, evil)
-    with pytest.raises(ops.UnsafeCheckpointError, match="refusing to load .*evil.ckpt"):
-        ops.atomic_checkpoint_io().load_checkpoint(evil)
+    with pytest.raises(checkpoints.UnsafeCheckpointError, match="refusing to load .*evil.ckpt"):
+        checkpoints.AtomicCheckpointIO().load_checkpoint(evil)
     assert not marker.exists()
     # what Lightning writes (tensors, dicts, numbers, strings, the RNG states) loads fine
-    state = {"state_dict": {"w": torch.ones(2)}, "callbacks": {"tunelab.ResumeState": {"rng": ops._rng_state()}}}
-    ops.atomic_checkpoint_io().save_checkpoint(state, tmp_path / "ok.ckpt")
-    back = ops.atomic_checkpoint_io().load_checkpoint(tmp_path / "ok.ckpt")
-    ops._set_rng_state(back["callbacks"]["tunelab.ResumeState"]["rng"])
+    state = {"state_dict": {"w": torch.ones(2)}, "callbacks": {"tunelab.ResumeState": {"rng": resume._rng_state()}}}
+    checkpoints.AtomicCheckpointIO().save_checkpoint(state, tmp_path / "ok.ckpt")
+    back = checkpoints.AtomicCheckpointIO().load_checkpoint(tmp_path / "ok.ckpt")
+    resume._set_rng_state(back["callbacks"]["tunelab.ResumeState"]["rng"])
 
 
 @pytest.mark.parametrize("model", ["tiny", "minilm", "distilbert", "bert_base"])

@@ -118,7 +118,8 @@ def base_record(cfg: DictConfig, ctx: RunContext) -> dict:
 
 def run(cfg: DictConfig, ctx: RunContext) -> dict:
     """Run one job and write its results.json; raises what went wrong after recording it."""
-    from tunelab import ops
+    from tunelab.ops import ddp, faults
+    from tunelab.ops.resume import job_already_ok
 
     t0 = time.time()
     try:
@@ -128,15 +129,15 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict:
                            f"dir (hydra.run.dir / hydra.sweep.dir).") from None
     resume = cfg.get("resume")
     if resume is not None and resume.get("mode") == "auto":
-        done = ops.job_already_ok(ctx.out_dir)
+        done = job_already_ok(ctx.out_dir)
         if done is not None:
             log.info(f"[tunelab] resume=auto: {ctx.out_dir / 'results.json'} already says ok; skipping the job")
             return done
     record = base_record(cfg, ctx)
     if rank_zero_only.rank == 0:
         write_results(ctx.out_dir, record)
-    if rank_zero_only.rank == 0 and "trainer" in cfg and ops.is_multiprocess_strategy(cfg.trainer):
-        ops.prepare_ddp_children(ctx.out_dir, ctx.overrides)
+    if rank_zero_only.rank == 0 and "trainer" in cfg and ddp.is_multiprocess_strategy(cfg.trainer):
+        ddp.prepare_ddp_children(ctx.out_dir, ctx.overrides)
     try:
         validate(cfg)
         runner = method_entry(cfg)
@@ -146,7 +147,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict:
         try:
             record.update(runner(cfg, ctx))
         except FloatingPointError as e:  # modules.py: non-finite training loss
-            raise ops.NonFiniteLossError(str(e)) from e
+            raise faults.NonFiniteLossError(str(e)) from e
         record["status"] = "ok"
     except BaseException as e:  # KeyboardInterrupt too: the file must not say "running"
         record["status"] = "failed"

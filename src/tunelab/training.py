@@ -33,7 +33,9 @@ def build_trainer(cfg: DictConfig, out_dir: Path, logger, *, monitor: Optional[s
     import lightning as L
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
-    from tunelab import ops
+    from tunelab.ops.checkpoints import AtomicCheckpointIO
+    from tunelab.ops.faults import fault_injection_callback
+    from tunelab.ops.resume import ResumeStateCallback
 
     t, o = cfg.trainer, cfg.optim
     callbacks = list(extra_callbacks or [])
@@ -49,10 +51,10 @@ def build_trainer(cfg: DictConfig, out_dir: Path, logger, *, monitor: Optional[s
                 dirpath=str(out_dir / ckpt_subdir), monitor=None, save_top_k=0, save_last=True,
                 every_n_train_steps=int(resume.every_n_steps), enable_version_counter=False))
         # Sampler position and RNG states in every checkpoint: a resumed run continues exactly.
-        callbacks.append(ops.resume_callback())
+        callbacks.append(ResumeStateCallback())
         # Checkpoints are written atomically and loaded with torch.load(weights_only=True).
-        plugins.append(ops.atomic_checkpoint_io())
-    fault = ops.fault_injection_callback()
+        plugins.append(AtomicCheckpointIO())
+    fault = fault_injection_callback()
     if fault is not None:
         callbacks.append(fault)
     if monitor and o.early_stopping_patience:
@@ -139,7 +141,7 @@ def resolve_ckpt(cfg: DictConfig, ctx, subdir: str = "checkpoints") -> Optional[
     if not cfg.ckpt_path:
         resume = cfg.get("resume")
         if resume is not None and resume.mode == "auto":
-            from tunelab.ops import last_checkpoint
+            from tunelab.ops.resume import last_checkpoint
 
             last = last_checkpoint(ctx.out_dir, subdir)
             if last is not None:

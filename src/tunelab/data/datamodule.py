@@ -48,7 +48,7 @@ class ResumableDataLoader(DataLoader):
 
     Lightning checkpoints the state of loaders that have ``state_dict``/``load_state_dict``,
     but 2.6 does not restore it in our set-up (Lightning issue #20550), so
-    ``tunelab.ops.ResumeStateCallback`` saves and restores it through these two methods; a run
+    ``tunelab.ops.resume.ResumeStateCallback`` saves and restores it through these two methods; a run
     resumed from a mid-epoch checkpoint continues with exactly the batches it had not trained on.
     The position is the length-grouped batch sampler's (epoch, batches trained); the batches
     are recomputed from (seed, epoch). ``consumed_fn`` gives the batches actually trained (the

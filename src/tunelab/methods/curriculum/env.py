@@ -31,7 +31,7 @@ PER_TASK_STRATEGIES = ("adapters", "lora")
 def stage_cfg(cfg: DictConfig, *, epochs: int, lr: float, validate: bool) -> DictConfig:
     """The run's config for one training: its epochs and lr, no early stopping or checkpoints,
     and a DDP that tolerates parameters without gradients (other tasks' heads and adapters)."""
-    from tunelab.ops import strategy_with_unused_parameters
+    from tunelab.ops.ddp import strategy_with_unused_parameters
 
     c = copy.deepcopy(cfg)
     c.optim.lr = lr
@@ -119,7 +119,7 @@ class Env:
         processes, so there the evaluation runs here on one device (the spawned training has
         already copied its weights back)."""
         if self._eval_trainer is None:
-            from tunelab.ops import FORKING_STRATEGIES
+            from tunelab.ops.ddp import FORKING_STRATEGIES
             from tunelab.training import build_trainer
 
             c = stage_cfg(self.cfg, epochs=1, lr=float(self.cfg.optim.lr), validate=False)

@@ -1,0 +1,115 @@
+"""Resume after a kill: the job's own last checkpoint, and what Lightning does not save.
+
+``ResumeStateCallback`` puts the training sampler's position in the epoch and the RNG states
+(torch, numpy, python) into every checkpoint and restores them, so a resumed run continues bit
+for bit where the checkpoint was taken.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from pathlib import Path
+from typing import Any, Optional
+
+import lightning as L
+import numpy as np
+import torch
+
+log = logging.getLogger("tunelab")
+
+LAST_CKPT = "last.ckpt"
+
+
+def job_already_ok(out_dir: Path) -> Optional[dict]:
+    """The job's results.json if it says ok (resume=auto skips such jobs), else None."""
+    p = Path(out_dir) / "results.json"
+    try:
+        rec = json.loads(p.read_text())
+    except (OSError, ValueError):
+        return None
+    return rec if isinstance(rec, dict) and rec.get("status") == "ok" else None
+
+
+def last_checkpoint(out_dir: Path, subdir: str = "checkpoints") -> Optional[Path]:
+    p = Path(out_dir) / subdir / LAST_CKPT
+    return p if p.is_file() else None
+
+
+def _rng_state() -> dict:
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        # numpy's state as plain ints/tensors: loadable with weights_only=True.
+        "numpy": {"name": name, "keys": torch.from_numpy(keys.astype("int64")), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached": float(cached)},
+        "python": random.getstate(),
+    }
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state((n["name"], n["keys"].numpy().astype("uint32"), n["pos"], n["has_gauss"], n["cached"]))
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+
+
+class ResumeStateCallback(L.Callback):
+    """Saves the RNG states and the training sampler's position in every checkpoint and
+        restores them on resume (see module doc).
+
+        The training loader (``ResumableDataLoader``) also hands its position to Lightning, but
+        Lightning 2.6 drops it on resume whenever ``configure_optimizers`` has read
+        ``trainer.estimated_stepping_batches`` (our linear schedule does): that sets up the loader
+        before the checkpoint is restored, and the stashed state is then never applied (Lightning
+        issue #20550, open). A run resumed mid-epoch then re-trained on epoch 0's batch order: the
+        final val/loss was 1e-5..4e-5 off an uninterrupted run. So this callback carries the
+        position itself and applies it in ``on_train_start``: after the restore, before the first
+        batch is drawn (the sampler reads its position lazily, at the first batch).
+        """
+
+    def __init__(self):
+        self._pending: Optional[dict] = None
+        self._trainer = None
+
+    @property
+    def state_key(self) -> str:
+        return "tunelab.ResumeState"
+
+    def setup(self, trainer, pl_module, stage):
+        self._trainer = trainer
+
+    def state_dict(self) -> dict:
+        state = {"rng": _rng_state()}
+        loader = _train_loader(self._trainer)
+        if loader is not None:
+            state["train_loader"] = loader.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        self._pending = state
+
+    def on_train_start(self, trainer, pl_module):
+        # After the restore and before the first batch is drawn. The RNG states go back
+        # here, not at the first training step: drawing a batch may itself use torch's RNG
+        # (the masked-LM collator picks its masks then), and the saved state is the one that
+        # draw saw in the uninterrupted run. (Nothing else draws from the global RNG in
+        # between: every loader has its own generator.) The fit loop calls
+        # set_epoch(<next epoch>) after this, so a position saved at the end of an epoch is
+        # discarded by the sampler, as it should be.
+        if self._pending is None:
+            return
+        loader = _train_loader(trainer)
+        if loader is not None and "train_loader" in self._pending:
+            loader.load_state_dict(self._pending["train_loader"])
+        _set_rng_state(self._pending["rng"])
+        log.info(f"[tunelab] resumed at step {trainer.global_step} (epoch {trainer.current_epoch})")
+        self._pending = None
+
+
+def _train_loader(trainer) -> Optional[Any]:
+    """The training loader if it can save its position (``ResumableDataLoader``), else None."""
+    loader = trainer.train_dataloader if trainer is not None else None  # None before fit sets it up
+    return loader if hasattr(loader, "state_dict") and hasattr(loader, "load_state_dict") else None
