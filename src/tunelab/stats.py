@@ -10,7 +10,7 @@ tests. Every function answers NaN with a ``note`` instead of raising when a samp
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -80,29 +80,31 @@ def summarize(values, level: float = 0.95, n_boot: int = 10000, seed: int = 0) -
 
 
 @dataclass(frozen=True)
-class WelchResult:
-    """Welch t-test result; unpacks as ``t, df, p``. ``note`` says why a value is NaN."""
+class _Numbers:
+    """A result that unpacks as its numbers; ``note`` (keyword) says why a value is NaN."""
+
+    note: str = field(default="", kw_only=True)
+
+    def __iter__(self):
+        return iter(getattr(self, f.name) for f in fields(self) if f.name != "note")
+
+
+@dataclass(frozen=True)
+class WelchResult(_Numbers):
+    """Welch t-test result; unpacks as ``t, df, p``."""
 
     t: float
     df: float
     p: float
-    note: str = ""
-
-    def __iter__(self):
-        return iter((self.t, self.df, self.p))
 
 
 @dataclass(frozen=True)
-class DiffCI:
+class DiffCI(_Numbers):
     """Difference of means a - b with a Welch CI; unpacks as ``diff, low, high``."""
 
     diff: float
     low: float
     high: float
-    note: str = ""
-
-    def __iter__(self):
-        return iter((self.diff, self.low, self.high))
 
 
 def _var(x: np.ndarray) -> float:
@@ -133,15 +135,15 @@ def welch_ttest(a, b) -> WelchResult:
     """
     parts, note = _welch_parts(a, b)
     if parts is None:
-        return WelchResult(NAN, NAN, NAN, note)
+        return WelchResult(NAN, NAN, NAN, note=note)
     diff, se, df = parts
     if se == 0:
         if diff == 0:
-            return WelchResult(NAN, NAN, NAN, note)
-        return WelchResult(math.copysign(math.inf, diff), NAN, 0.0, note)
+            return WelchResult(NAN, NAN, NAN, note=note)
+        return WelchResult(math.copysign(math.inf, diff), NAN, 0.0, note=note)
     t = diff / se
     p = float(2 * _st.t.sf(abs(t), df))
-    return WelchResult(float(t), df, p, "")
+    return WelchResult(float(t), df, p, note="")
 
 
 def mean_diff_ci(a, b, level: float = 0.95) -> DiffCI:
@@ -151,12 +153,12 @@ def mean_diff_ci(a, b, level: float = 0.95) -> DiffCI:
     """
     parts, note = _welch_parts(a, b)
     if parts is None:
-        return DiffCI(NAN, NAN, NAN, note)
+        return DiffCI(NAN, NAN, NAN, note=note)
     diff, se, df = parts
     if se == 0:
-        return DiffCI(diff, diff, diff, note)
+        return DiffCI(diff, diff, diff, note=note)
     half = float(_st.t.ppf(1 - (1 - level) / 2, df)) * se
-    return DiffCI(diff, diff - half, diff + half, "")
+    return DiffCI(diff, diff - half, diff + half, note="")
 
 
 def holm(pvals) -> list[float]:

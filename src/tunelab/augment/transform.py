@@ -27,20 +27,22 @@ def example_rng(seed: int, index: int) -> random.Random:
     return random.Random(f"tunelab.eda:{int(seed)}:{int(index)}")
 
 
+# eda()'s keyword options and their defaults (the EDA paper's recommended setting).
+EDA_DEFAULTS = {"num_aug": 4, "alpha_sr": 0.1, "alpha_ri": 0.1, "alpha_rs": 0.1, "p_rd": 0.1, "clean": False}
+
+
 def augment_examples(
     texts: Sequence[str],
     labels: Sequence[L],
     *,
     seed: int,
-    num_aug: int = 4,
-    alpha_sr: float = 0.1,
-    alpha_ri: float = 0.1,
-    alpha_rs: float = 0.1,
-    p_rd: float = 0.1,
     wordnet: Any = None,
-    clean: bool = False,
+    **options: Any,
 ) -> tuple[list[str], list[L]]:
     """Training texts plus ``num_aug`` EDA copies of each, with labels repeated alongside.
+
+    ``options`` are :func:`~tunelab.augment.eda.eda`'s keyword options with its defaults
+    (``num_aug``, ``alpha_sr``, ``alpha_ri``, ``alpha_rs``, ``p_rd``, ``clean``).
 
     Layout: the ``n`` originals first, unchanged and in order, then the copies grouped by
     source example (``num_aug`` for example 0, then for example 1, ...); the result has
@@ -56,15 +58,16 @@ def augment_examples(
     if len(texts) != len(labels):
         raise ValueError(f"texts and labels differ in length: {len(texts)} != {len(labels)}")
     out_texts, out_labels = list(texts), list(labels)
-    if num_aug == 0:
+    opts = {**EDA_DEFAULTS, **options}
+    unknown = set(opts) - set(EDA_DEFAULTS)
+    if unknown:
+        raise TypeError(f"augment_examples: unknown EDA options {sorted(unknown)}")
+    if opts["num_aug"] == 0:
         return out_texts, out_labels
-    if wordnet is None and (alpha_sr > 0 or alpha_ri > 0):
+    if wordnet is None and (opts["alpha_sr"] > 0 or opts["alpha_ri"] > 0):
         wordnet = load_wordnet()
     for i, (text, label) in enumerate(zip(texts, labels)):
-        copies = eda(
-            text, rng=example_rng(seed, i), alpha_sr=alpha_sr, alpha_ri=alpha_ri,
-            alpha_rs=alpha_rs, p_rd=p_rd, num_aug=num_aug, wordnet=wordnet, clean=clean,
-        )  # fmt: skip
+        copies = eda(text, rng=example_rng(seed, i), wordnet=wordnet, **opts)
         out_texts.extend(copies)
         out_labels.extend([label] * len(copies))
     return out_texts, out_labels

@@ -24,11 +24,13 @@ from tunelab.schemas.checks import bounded, choice
 
 
 @dataclass
-class FinetuneMethod:
-    """Fine-tune the encoder with a task head under a freeze policy (``freeze=all`` included)."""
+class MethodConfig:
+    """A method whose options live elsewhere or nowhere: ``finetune`` (the encoder under the
+    ``freeze`` policy), ``curriculum`` (options in ``curriculum``/``strategy``), ``adapt``
+    (options in ``adapt``)."""
 
     _target_: str = MISSING
-    name: str = "finetune"
+    name: str = MISSING
 
 
 @dataclass
@@ -67,24 +69,8 @@ class ZeroShotMethod:
     eval_val: bool = False
 
 
-@dataclass
-class CurriculumMethod:
-    """Several datasets in sequence (``curriculum``) under a continual-learning ``strategy``."""
-
-    _target_: str = MISSING
-    name: str = "curriculum"
-
-
-@dataclass
-class AdaptMethod:
-    """Masked-LM domain adaptation (``adapt``), then fine-tuning on the task."""
-
-    _target_: str = MISSING
-    name: str = "adapt"
-
-
-METHOD_SCHEMAS = {"finetune": FinetuneMethod, "sparse": SparseMethod, "features": FeaturesMethod,
-                  "zeroshot": ZeroShotMethod, "curriculum": CurriculumMethod, "adapt": AdaptMethod}
+METHOD_SCHEMAS = {"finetune": MethodConfig, "sparse": SparseMethod, "features": FeaturesMethod,
+                  "zeroshot": ZeroShotMethod, "curriculum": MethodConfig, "adapt": MethodConfig}
 
 
 def check_zeroshot(node: Any) -> None:
