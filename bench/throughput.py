@@ -296,7 +296,7 @@ def measure_startup(overrides, repeats: int = 1) -> dict:
         "lightning": "import lightning",
         "tunelab.run": "import tunelab.run",
         "tunelab.features": "import tunelab.models.features",
-        "run_imports": "import tunelab.run, lightning, transformers, torch; import tunelab.modules, "
+        "run_imports": "import tunelab.run, lightning, transformers, torch; import tunelab.models.modules, "
                        "tunelab.data.datamodule; tunelab.run._import_plugins()",
     }
     for name, code in imports.items():
@@ -305,7 +305,7 @@ def measure_startup(overrides, repeats: int = 1) -> dict:
 import json, time, sys
 sys.path.insert(0, {str(ROOT / 'bench')!r})
 t = time.perf_counter()
-import tunelab.run, lightning, transformers, torch, tunelab.modules, tunelab.data.datamodule
+import tunelab.run, lightning, transformers, torch, tunelab.models.modules, tunelab.data.datamodule
 tunelab.run._import_plugins()
 t_imp = time.perf_counter() - t
 from throughput import compose

@@ -172,11 +172,11 @@ def test_single_group_and_multiple_swept_keys(tmp_path):
     assert rep.metrics["test/acc"].comparisons.all_pairs == []
 
     two = tmp_path / "two"
-    for i, (task, feat) in enumerate([("sparse", "tfidf"), ("sparse", "bow"), ("seq_cls", "none")]):
-        ov = [f"task={task}", f"sparse.features={feat}", "seed=0"]
+    for i, (method, feat) in enumerate([("sparse", "tfidf"), ("sparse", "count"), ("features", "none")]):
+        ov = [f"method={method}", f"method.features={feat}", "seed=0"]
         _job(two, i, ov, _result("none", 0, 0.8, 0.7, 0.75, overrides=ov))
     rep = rp.build_report(two, write=False)
-    assert "sparse.features=tfidf,task=sparse" in rep.groups
+    assert "method.features=tfidf,method=sparse" in rep.groups
 
 
 def test_aso_and_missing_deepsig(sweep, monkeypatch):

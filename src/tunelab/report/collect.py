@@ -148,7 +148,7 @@ def swept_keys(jobs: Sequence[Job], seed_keys: Sequence[str] = SEED_KEYS) -> lis
 
 
 def group_label(job: Job, keys: Sequence[str]) -> str:
-    """``freeze=last2`` or ``task=sparse,sparse.features=tfidf``; one group when nothing is swept."""
+    """``freeze=last2`` or ``method=sparse,method.features=tfidf``; one group when nothing is swept."""
     if not keys:
         return SINGLE_GROUP
     if job.overrides is None:

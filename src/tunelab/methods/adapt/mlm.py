@@ -1,7 +1,7 @@
 """The masked-LM stage: data, head warm-up, adaptation, and held-out perplexity.
 
 Everything runs through the Lightning Trainer (:func:`tunelab.training.build_trainer`) and the
-task module :class:`tunelab.modules.MaskedLM` that ``task=mlm`` fine-tuning uses too, so the MLM
+task module :class:`tunelab.models.modules.MaskedLM` that ``task=mlm`` fine-tuning uses too, so the MLM
 loss is computed and averaged one way everywhere: the mean loss over masked tokens, weighted by
 their number. The stage trains the whole model with its own optimiser settings (``adapt.lr``,
 ``adapt.epochs``, ...); ``freeze`` and ``optim`` belong to stage 2.
