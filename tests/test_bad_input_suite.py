@@ -195,3 +195,19 @@ def test_cli_bad_csv_in_a_sweep_fails_every_job_and_exits_0(cli, tmp_path):
     assert len(runs) == 2 and all(x["status"] == "failed" for x in runs)
     assert all("header but no rows" in x["error"]["message"] for x in runs)
     assert "failed 2" in (tmp_path / "sweep" / "report.md").read_text()
+
+
+def test_freeze_depth_checked_before_any_model_or_data_loads(compose, tmp_path, monkeypatch):
+    """freeze.n beyond the model fails from the model's config file, before weights or data load."""
+    import tunelab.data.datamodule as dm
+    import tunelab.models.loading as loading
+    from tunelab.run import RunContext, run
+
+    def must_not_run(*a, **k):
+        raise AssertionError("loaded before the config was validated")
+
+    monkeypatch.setattr(loading, "load_model", must_not_run)
+    monkeypatch.setattr(dm.TextDataModule, "load", must_not_run)
+    for model, layers in (("model=tiny", 2), ("model=minilm", 6)):
+        with pytest.raises(ConfigError, match=rf"freeze.n=99 but the model has only {layers} encoder layers"):
+            run(compose([*FAST, model, "freeze=last_n", "freeze.n=99"]), RunContext(out_dir=tmp_path / model))

@@ -158,9 +158,23 @@ def check_adapt(a: Any) -> None:
                           "keep the original token).")
 
 
+def check_freeze_depth(cfg: Any) -> None:
+    """``freeze.n`` against the model's depth, from its config file alone (no weights loaded)."""
+    if cfg.freeze.mode not in ("last_n", "first_n") or method_name(cfg) not in FREEZES:
+        return
+    from tunelab.models.freezing import check_depth
+    from tunelab.models.loading import load_config
+
+    mc = load_config(cfg.model)
+    n_layers = getattr(mc, "num_hidden_layers", None) or getattr(mc, "n_layers", None)
+    if n_layers:
+        check_depth(cfg.freeze, int(n_layers))
+
+
 def validate(cfg: Any) -> None:
     """All config checks, cheapest first. Raises ConfigError naming the key and the fix."""
     check_config(cfg)
     check_fields(cfg)
     check_combination(cfg)
     check_hardware(cfg)
+    check_freeze_depth(cfg)

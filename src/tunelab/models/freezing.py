@@ -87,6 +87,16 @@ def blocks_of(model: nn.Module) -> list[Block]:
     return blocks
 
 
+def check_depth(freeze_cfg: Any, n_layers: int) -> None:
+    """``last_n``/``first_n`` may not name more layers than the model has."""
+    n = int(getattr(freeze_cfg, "n", 0) or 0)
+    if freeze_cfg.mode in ("last_n", "first_n") and n > n_layers:
+        raise ConfigError(
+            f"freeze={freeze_cfg.name}: freeze.n={n} but the model has only {n_layers} encoder layers; "
+            f"use freeze.n<={n_layers} (freeze=none trains everything)."
+        )
+
+
 def frozen_block_names(blocks: list[Block], freeze_cfg: Any) -> set[str]:
     """Names of blocks a (static) policy freezes; for ``gradual``, its starting state."""
     n_layers = sum(b.name.startswith("layer.") for b in blocks)
@@ -98,11 +108,7 @@ def frozen_block_names(blocks: list[Block], freeze_cfg: Any) -> set[str]:
         return set(base)
     if mode == "embeddings":
         return {"embeddings"}
-    if mode in ("last_n", "first_n") and n > n_layers:
-        raise ConfigError(
-            f"freeze={freeze_cfg.name}: freeze.n={n} but the model has only {n_layers} encoder layers; "
-            f"use freeze.n<={n_layers} (freeze=none trains everything)."
-        )
+    check_depth(freeze_cfg, n_layers)
     if mode == "last_n":  # the top n layers, the pooler and the head train
         return {"embeddings"} | {f"layer.{i}" for i in range(n_layers - n)}
     if mode == "first_n":  # embeddings and the first n layers are frozen
