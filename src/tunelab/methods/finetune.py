@@ -57,6 +57,13 @@ def load_data(cfg: DictConfig, tokenizer):
     """Datamodule with its splits loaded, dropped rows and notes logged, tokenised for fit."""
     dm = build_datamodule(cfg, tokenizer, train_transform=train_transform_of(cfg))
     splits = dm.load()
+    describe_splits(cfg, splits)
+    dm.setup("fit")
+    return dm, splits
+
+
+def describe_splits(cfg: DictConfig, splits) -> None:
+    """Log the split sizes, the labels, and every dropped row and data note: nothing silently."""
     for reason, n in splits.dropped.items():
         log.info(f"[tunelab] dropped {n} rows: {reason}")
     for note in splits.notes:
@@ -64,8 +71,6 @@ def load_data(cfg: DictConfig, tokenizer):
     log.info(f"[tunelab] data '{cfg.data.name}': " +
              ", ".join(f"{k} {v:,}" for k, v in splits.sizes().items()) +
              (f"; labels {splits.label_names}" if splits.label_names and cfg.task.name == "seq_cls" else ""))
-    dm.setup("fit")
-    return dm, splits
 
 
 def build_datamodule(cfg: DictConfig, tokenizer, *, data_cfg=None, task_cfg=None, splits=None,

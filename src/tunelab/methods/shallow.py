@@ -3,9 +3,8 @@
 ``method=sparse``, ``method=features`` and ``method=zeroshot`` are comparison rows for the
 fine-tuned encoders, so they must be measured on the same ground:
 
-* the same data: :func:`load_splits` gives exactly the train/val/test split (and training
-  transform) an encoder run of the same ``data`` config uses — the split depends on
-  ``data.split_seed`` only;
+* the same data: :func:`load_splits` gives exactly the train/val/test split an encoder run of
+  the same ``data`` config uses — the split depends on ``data.split_seed`` only;
 * the same scores: :func:`evaluate` scores through :mod:`tunelab.metrics` (``test/acc``,
   ``test/f1``: positive class if binary, else macro; ``test/f1_macro``), plus ``test/loss``, the
   log loss of the predicted probabilities, which only probabilistic classifiers have;
@@ -26,28 +25,20 @@ from typing import Any, Optional
 import numpy as np
 from omegaconf import DictConfig
 
-from tunelab.methods.finetune import label_counts, positive_index, train_transform_of
+from tunelab.methods.finetune import describe_splits, label_counts, positive_index
 from tunelab.metrics import classification_scores, predicted_counts
 
 log = logging.getLogger("tunelab")
 
 
 def load_splits(cfg: DictConfig):
-    """The same splits (and training transform) an encoder run of this config would use."""
+    """The same splits an encoder run of this config would use (augmentation does not apply to
+    these methods: tunelab.validation refuses it)."""
     from tunelab.data.sources import load_raw
     from tunelab.data.splits import make_splits
 
-    raw = load_raw(cfg.data, "seq_cls")
-    splits = make_splits(raw, cfg.data, "seq_cls")
-    transform = train_transform_of(cfg)
-    if transform is not None:
-        splits.train = transform(splits.train, int(cfg.seed))
-    for reason, n in splits.dropped.items():
-        log.info(f"[tunelab] dropped {n} rows: {reason}")
-    for note in splits.notes:
-        log.info(f"[tunelab] note: {note}")
-    log.info(f"[tunelab] data '{cfg.data.name}': " + ", ".join(f"{k} {v:,}" for k, v in splits.sizes().items())
-             + f"; labels {splits.label_names}")
+    splits = make_splits(load_raw(cfg.data, "seq_cls"), cfg.data, "seq_cls")
+    describe_splits(cfg, splits)
     return splits
 
 
