@@ -60,10 +60,8 @@ def check_fields(cfg: Any) -> None:
         from tunelab.schemas.methods import check_method
 
         check_method(cfg.method)
-    t = cfg.task
-    if t.name == "mlm" and t.mask_replace_prob + t.random_replace_prob > 1:
-        raise ConfigError("task.mask_replace_prob + task.random_replace_prob must be <= 1 (the rest "
-                          "keep the original token).")
+    if cfg.task.name == "mlm":
+        check_masking(cfg.task, "task")
 
 
 def check_hardware(cfg: Any) -> None:
@@ -153,9 +151,15 @@ def check_adapt(a: Any) -> None:
     if a.name == "dapt" and not a.corpus:
         raise ConfigError("adapt=dapt needs a domain corpus: adapt.corpus=<data config name, e.g. "
                           "drug_reviews> or a .txt/.jsonl/.csv file of texts.")
-    if a.mask_replace_prob + a.random_replace_prob > 1:
-        raise ConfigError("adapt.mask_replace_prob + adapt.random_replace_prob must be <= 1 (the rest "
-                          "keep the original token).")
+    check_masking(a, "adapt")
+
+
+def check_masking(node: Any, prefix: str) -> None:
+    """BERT's masking split (``task`` for task=mlm, ``adapt`` for the MLM stage): of the selected
+    tokens, mask_replace_prob -> [MASK], random_replace_prob -> a random token, the rest kept."""
+    if node.mask_replace_prob + node.random_replace_prob > 1:
+        raise ConfigError(f"{prefix}.mask_replace_prob + {prefix}.random_replace_prob must be <= 1 (the "
+                          f"rest keep the original token).")
 
 
 def check_freeze_depth(cfg: Any) -> None:
