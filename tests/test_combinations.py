@@ -62,6 +62,10 @@ def expected_refusals(c: dict) -> list[str]:
         (c["freeze"] != "none" and m not in TRAINS_ENCODER, "freeze="),
         (c["freeze"] != "none" and strategy in ("adapters", "lora"), f"strategy={strategy}"),
         (c["augment"] == "eda" and (m not in AUGMENTED or task != "seq_cls"), "augment=eda"),
+        # freeze=all fits a probe (logistic regression by default) on features of the texts as
+        # loaded: augmentation would be ignored, and a curriculum trains heads with optim.*
+        (c["freeze"] == "all" and c["augment"] == "eda" and task == "seq_cls", "augment=eda"),
+        (c["freeze"] == "all" and m == "curriculum", "freeze.probe.fit=paper"),
     ]
     return [word for broken, word in rules if broken]
 

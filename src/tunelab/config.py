@@ -23,6 +23,7 @@ from tunelab.schemas.checks import bounded, choice
 from tunelab.schemas.curriculum import CurriculumConfig, StrategyConfig
 from tunelab.schemas.methods import METHOD_SCHEMAS
 from tunelab.schemas.ops import ResumeConfig
+from tunelab.schemas.probe import ProbeConfig
 
 
 @dataclass
@@ -111,6 +112,8 @@ class FreezeConfig:
     # gradual: unfreeze one more layer from the top every epoch ("epoch") or every k steps.
     unfreeze_every: str = choice("epoch", "epoch", "steps")
     unfreeze_k_steps: int = bounded(100, 1)
+    # freeze=all only: how the classifier is fitted on the frozen encoder (schemas/probe.py).
+    probe: Optional[ProbeConfig] = None
 
 
 @dataclass

@@ -149,6 +149,10 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict:
         except FloatingPointError as e:  # modules.py: non-finite training loss
             raise faults.NonFiniteLossError(str(e)) from e
         record["status"] = "ok"
+        if rank_zero_only.rank == 0:
+            from tunelab.degenerate import warn_if_degenerate
+
+            record["degenerate"] = warn_if_degenerate(record, cfg, log)
     except BaseException as e:  # KeyboardInterrupt too: the file must not say "running"
         record["status"] = "failed"
         record["error"] = {"type": type(e).__name__, "message": str(e) or type(e).__name__}

@@ -135,6 +135,10 @@ def check_combination(cfg: Any) -> None:
         if task != "seq_cls":
             raise ConfigError(f"augment={augment} rewrites whole texts and keeps their label, which needs "
                               f"task=seq_cls (task={task} labels tokens/words): drop augment=.")
+    if cfg.freeze.get("probe") is not None:
+        from tunelab.schemas.probe import check_probe
+
+        check_probe(cfg.freeze, task, method, augment)
 
 
 def check_adapt(a: Any) -> None:

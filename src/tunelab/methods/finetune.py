@@ -3,10 +3,9 @@
 The core of every study. Data -> tokenizer -> task module (``tunelab.models.modules``) around a
 Hugging Face model with the freeze policy applied -> Lightning fit + test -> the record.
 
-One branch, logged when taken: with ``freeze=all`` (sequence classification, no augmentation,
-no checkpoint to resume) and ``trainer.feature_cache=true`` the encoder is a fixed function of
-the text, so its output is computed once and cached, and only the head trains
-(:mod:`tunelab.methods.frozen_cache`; same metrics as this path, tested).
+One branch: ``freeze=all`` goes to :mod:`tunelab.methods.probe`, which fits the classifier on
+the frozen encoder as ``freeze.probe`` says (logistic regression on cached features by default;
+the cached head of :mod:`tunelab.methods.frozen_cache`; or this path with the head's own lr).
 """
 
 from __future__ import annotations
@@ -24,15 +23,10 @@ log = logging.getLogger("tunelab")
 
 def run(cfg: DictConfig, ctx) -> dict:
     """Fine-tune, test, and return the record's fields (``tunelab.run`` writes results.json)."""
-    from tunelab.methods import frozen_cache
-
-    why_not = frozen_cache.why_not(cfg)
-    if why_not is None:
-        log.info("[tunelab] freeze=all: the encoder is fixed, so its outputs are computed once and "
-                 "cached; only the head trains (trainer.feature_cache=false for the full forward pass)")
-        return frozen_cache.run(cfg, ctx)
     if cfg.freeze.mode == "all":
-        log.info(f"[tunelab] freeze=all without the feature cache: {why_not}")
+        from tunelab.methods import probe
+
+        return probe.run(cfg, ctx)
     return run_encoder(cfg, ctx)
 
 

@@ -231,11 +231,15 @@ def _feature_device(cfg: DictConfig) -> str:
     return "cpu"
 
 
-def encode_splits(cfg: DictConfig, model, tokenizer, splits, report, *, batch_size: int = 128) -> tuple[dict, dict, float]:
-    """Features of every non-empty split (cached); returns (features, hits, seconds)."""
+def encode_splits(cfg: DictConfig, model, tokenizer, splits, report, *, batch_size: int = 128,
+                  pooling: Optional[str] = None) -> tuple[dict, dict, float]:
+    """Features of every non-empty split (cached); returns (features, hits, seconds).
+
+    ``pooling`` None: what the HF head reads (BERT's pooler, DistilBERT's [CLS]).
+    """
     from tunelab.models.features import cached_features_with_info
 
-    pooling, _ = head_parts(model)
+    pooling = pooling or head_parts(model)[0]
     base = base_of(model)
     head_prefixes = ("classifier", "pre_classifier", "dropout")
     # Which weights the features depend on besides the source: drawn at random (random_init,
@@ -292,8 +296,12 @@ class _OnDevice:
         return self.module(**batch)
 
 
-def run(cfg: DictConfig, ctx) -> dict:
-    """``run_encoder`` for freeze=all seq_cls, training the head on cached encoder features."""
+def run(cfg: DictConfig, ctx, pooling: Optional[str] = None) -> dict:
+    """``run_encoder`` for freeze=all seq_cls, training the head on cached encoder features.
+
+    ``pooling`` None feeds the head what the HF model would (the normal path's numbers); a
+    pooling name (``freeze.probe.fit=head``) feeds it that hidden-size vector instead.
+    """
     from tunelab.models.loading import load_model, load_tokenizer, print_load_report
 
     tokenizer = load_tokenizer(cfg.model)
@@ -304,7 +312,7 @@ def run(cfg: DictConfig, ctx) -> dict:
     model, report = load_model(cfg.model, "seq_cls", num_labels=len(label_names), label_names=label_names)
     print_load_report(report, log.info)
     feats, hits, secs = encode_splits(cfg, model, tokenizer, splits, report,
-                                      batch_size=max(int(cfg.optim.eval_batch_size), 64))
+                                      batch_size=max(int(cfg.optim.eval_batch_size), 64), pooling=pooling)
     log.info("[tunelab] frozen-encoder features: "
              + ", ".join(f"{s} {'cached' if h else 'computed'}" for s, h in hits.items())
              + f" ({secs:.1f} s); training the head only")
@@ -317,5 +325,5 @@ def run(cfg: DictConfig, ctx) -> dict:
         freeze_cfg=cfg.freeze, label_names=label_names, log=log.info)
     metrics, trainer = train_and_test(cfg, ctx, module, fdm, has_val=len(splits.val) > 0)
     return encoder_record(cfg, metrics=metrics, splits=splits, module=module, trainer=trainer, dm=dm,
-                          report=report, feature_cache={"hits": hits, "pooling": head_parts(model)[0],
+                          report=report, feature_cache={"hits": hits, "pooling": pooling or head_parts(model)[0],
                                                         "seconds": round(secs, 3)})

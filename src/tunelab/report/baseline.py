@@ -126,14 +126,7 @@ def group_baseline(jobs: Sequence[Job]) -> Baseline:
 
 
 def degenerate_reasons(job: Job) -> list[str]:
-    """Why an ok run is not a real classifier: one predicted class, or accuracy <= majority rate."""
-    result, reasons = job.result or {}, []
-    counts = result.get("pred_class_counts")
-    if isinstance(counts, dict) and counts:
-        used = [k for k, v in counts.items() if (_num(v) or 0) > 0]
-        if len(used) == 1:
-            reasons.append(f"predicts only class '{used[0]}'")
-    acc, rate = job.metrics.get("test/acc"), _num(result.get("majority_rate"))
-    if acc is not None and rate is not None and acc <= rate + 1e-12:
-        reasons.append(f"test/acc {acc:.4f} <= majority rate {rate:.4f}")
-    return reasons
+    """Why an ok run is not a real classifier (:func:`tunelab.degenerate.reasons`)."""
+    from tunelab.degenerate import reasons
+
+    return reasons({**(job.result or {}), "metrics": job.metrics})

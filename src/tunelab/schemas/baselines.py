@@ -43,7 +43,7 @@ class SparseConfig:
 @dataclass
 class FeaturesConfig:
     # cls | mean | concat_last4 (the four top layers' CLS vectors, concatenated) | pooler
-    pooling: str = choice("cls", "cls", "mean", "concat_last4", "pooler")
+    pooling: str = choice("mean", "cls", "mean", "concat_last4", "pooler")
     # logreg | linear (a single dense layer trained with Adam on the frozen features)
     classifier: str = choice("logreg", "logreg", "linear")
     # Standardise features (mean 0, sd 1 on train) before the classifier.
@@ -54,9 +54,12 @@ class FeaturesConfig:
     # frozen encoder is the same function in every run and seeds vary only the classifier (one
     # cache entry for all seeds). null = the run seed. Pretrained encoders ignore it.
     encoder_seed: Optional[int] = 0
-    # logreg
-    C: float = bounded(1.0, 0, lo_open=True)
-    max_iter: int = 1000
+    # logreg: inverse L2 strength; null = chosen from Cs by cv-fold stratified CV (log loss) on
+    # the training split, as freeze=all's probe does (tunelab.schemas.probe).
+    C: Optional[float] = bounded(None, 0, lo_open=True)
+    Cs: List[float] = field(default_factory=lambda: [1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0])
+    cv: int = bounded(5, 2)
+    max_iter: int = 2000
     # linear: full-softmax dense layer, cross-entropy, Adam
     lr: float = bounded(1e-3, 0, lo_open=True, hint=" (the Adam step of method.classifier=linear)")
     epochs: int = bounded(50, 1, hint=" (the epochs of method.classifier=linear)")

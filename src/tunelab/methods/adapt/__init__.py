@@ -143,10 +143,11 @@ def adapt_encoder(cfg: DictConfig, ctx, tokenizer, dm, original_dm) -> dict:
 
 
 def finetune_adapted(cfg: DictConfig, ctx, res: dict, metrics: dict) -> dict:
-    """Stage 2: the normal fine-tuning path on the adapted encoder (``res["path"]``)."""
+    """Stage 2: fine-tuning (``method=finetune``'s route, freeze=all's probe included) on the
+    adapted encoder (``res["path"]``)."""
     import lightning as L
 
-    from tunelab.methods.finetune import run_encoder
+    from tunelab.methods.finetune import run as finetune
 
     cfg2 = cfg.copy()
     with open_dict(cfg2):
@@ -154,7 +155,7 @@ def finetune_adapted(cfg: DictConfig, ctx, res: dict, metrics: dict) -> dict:
         cfg2.model.random_init = False
         cfg2.model.tokenizer = None
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
-    out = run_encoder(cfg2, ctx)
+    out = finetune(cfg2, ctx)
     out["metrics"] = {**out.get("metrics", {}), **metrics}
     out.setdefault("extra", {})["adapt"] = res
     if ctx.logger is not None and hasattr(ctx.logger, "log_metrics"):

@@ -155,7 +155,9 @@ def assign_heads(stages: list[Stage], per_task: bool) -> dict[str, list[str]]:
 
 def stage_record(s: Stage) -> dict:
     """What results.json says about one stage."""
+    from tunelab.data.splits import majority_rate
+
     d = s.data_cfg
     return {"name": s.name, "data": s.data, "domain": d.domain, "labels": s.labels, "head": s.head,
-            "epochs": s.epochs, "lr": s.lr, "n_examples": s.splits.sizes(),
+            "epochs": s.epochs, "lr": s.lr, "n_examples": s.splits.sizes(), "majority_rate": majority_rate(s.splits),
             "dropped_rows": s.splits.dropped}
