@@ -123,7 +123,7 @@ def run(cfg: DictConfig, ctx) -> dict:
     t1 = time.time()
     converged = fit_quietly(model, X["train"], splits.train["label"].to_numpy())
     fit_s = time.time() - t1
-    metrics, pred = evaluate(model, splits, X, n, pos)
+    metrics, pred, proba = evaluate(model, splits, X, n, pos)
     log_final(logger, metrics)
     clf = model.named_steps["clf"]
     n_params = clf.n_params if isinstance(clf, LinearHead) else int(clf.coef_.size + clf.intercept_.size)
@@ -136,4 +136,4 @@ def run(cfg: DictConfig, ctx) -> dict:
     }
     log.info(f"[tunelab] features {fc.pooling} ({X['train'].shape[1]} dims, cache "
              f"{'hit' if cache_hit else 'miss'}, {feature_s:.1f} s) + {fc.classifier}: fit in {fit_s:.1f} s")
-    return record(splits, metrics, pred, n_params, extra)
+    return record(splits, metrics, pred, n_params, extra, proba=proba)
