@@ -37,7 +37,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 from tunelab import seeds
 from tunelab.io import scrub_secrets
-from tunelab.results import SCHEMA_VERSION, git_commit, utcnow, write_results
+from tunelab.results import SCHEMA_VERSION, git_commit, library_versions, utcnow, write_results
 from tunelab.validation import method_name, validate
 
 log = logging.getLogger("tunelab")
@@ -115,6 +115,7 @@ def base_record(cfg: DictConfig, ctx: RunContext) -> dict:
         "started_at": utcnow(),
         "finished_at": None,
         "git_commit": git_commit(),
+        "versions": library_versions(),
         "output_dir": str(ctx.out_dir),
         "extra": {},
     }

@@ -1,0 +1,34 @@
+"""The report as one offline W&B run: job type 'report', the sweep's group, tables and plots on disk."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_report import make_sweep  # noqa: E402
+
+from tunelab import report as rp
+
+
+def test_report_run_offline_has_tables_and_plots(tmp_path, monkeypatch):
+    pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    sweep = make_sweep(tmp_path)
+    from tunelab import cli
+
+    assert cli.main(["report", str(sweep), "--metric", "test/acc", "--wandb"]) == 0
+    runs = list((sweep / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1, list((sweep / "wandb").iterdir())
+    tables = {p.name.split("_")[0]: json.loads(p.read_text()) for p in runs[0].rglob("*.table.json")}
+    assert set(tables) >= {"summary", "tests"}
+    summary = tables["summary"]
+    groups = {row[summary["columns"].index("group")] for row in summary["data"]}
+    assert groups == {"freeze=none", "freeze=last2", "freeze=all"}
+    tests = tables["tests"]
+    assert "g" in tests["columns"] and "seeds_needed" in tests["columns"] and len(tests["data"]) == 2 + 3
+    assert list(runs[0].rglob("*.png")), "the box plot is logged as an image"
+    run_file = next(runs[0].glob("run-*.wandb")).read_bytes()
+    assert b"report" in run_file and b"2025-01-01_12-00-00" in run_file  # job type and the sweep's group
