@@ -32,3 +32,20 @@ def test_report_run_offline_has_tables_and_plots(tmp_path, monkeypatch):
     assert list(runs[0].rglob("*.png")), "the box plot is logged as an image"
     run_file = next(runs[0].glob("run-*.wandb")).read_bytes()
     assert b"report" in run_file and b"2025-01-01_12-00-00" in run_file  # job type and the sweep's group
+
+
+def test_sweep_end_logs_the_report_run_only_for_wandb_sweeps(tmp_path, monkeypatch):
+    pytest.importorskip("wandb")
+    from omegaconf import OmegaConf
+
+    from tunelab.hydra_callbacks import ReportCallback
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    sweep = make_sweep(tmp_path)
+    cfg = {"hydra": {"sweep": {"dir": str(sweep)}},
+           "logger": {"name": "csv", "project": "tunelab", "entity": None, "mode": "offline", "group": None}}
+    ReportCallback(metrics=["test/acc"]).on_multirun_end(OmegaConf.create(cfg))
+    assert (sweep / "report.md").is_file() and not (sweep / "wandb").exists()
+    cfg["logger"]["name"] = "wandb"
+    ReportCallback(metrics=["test/acc"]).on_multirun_end(OmegaConf.create(cfg))
+    assert len(list((sweep / "wandb").glob("offline-run-*"))) == 1

@@ -51,6 +51,13 @@ class Job:
             return self.result["seed"]
         return parse_overrides(self.overrides or []).get("seed")
 
+    @property
+    def seed_label(self):
+        """The seed as tables show it: ``seed``, or ``init/order`` when the run split it."""
+        r = self.result or {}
+        init, order = r.get("init_seed", self.seed), r.get("order_seed", self.seed)
+        return self.seed if init == order == self.seed else f"{init}/{order}"
+
 
 # =============================================================================== discovery
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from tunelab.report.collect import SEED_KEYS, Job, fixed_overrides, parse_overrides
+from tunelab.report.collect import SEED_KEYS, Job, fixed_overrides, natural_key, parse_overrides
 from tunelab.results import library_versions
 
 
@@ -41,7 +41,8 @@ def _distinct(values) -> list:
 def make_header(sources: Sequence[str], jobs: Sequence[Job], swept: Sequence[str]) -> Header:
     results = [j.result for j in jobs if j.result]
     overrides = [parse_overrides(j.overrides) for j in jobs if j.overrides is not None]
-    seeds = {k: _distinct([r.get(k) for r in results] + [o.get(k) for o in overrides]) for k in SEED_KEYS}
+    seeds = {k: sorted({str(v) for v in [r.get(k) for r in results] + [o.get(k) for o in overrides] if v is not None},
+                       key=natural_key) for k in SEED_KEYS}
     versions: dict[str, set] = {}
     for r in results:
         for lib, v in (r.get("versions") or {}).items():

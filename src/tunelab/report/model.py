@@ -83,7 +83,7 @@ class Group:
 
     @classmethod
     def from_jobs(cls, jobs: Sequence[Job]) -> Group:
-        return cls([j.name for j in jobs], [j.seed for j in jobs], **_count_states(jobs))
+        return cls([j.name for j in jobs], [j.seed_label for j in jobs], **_count_states(jobs))
 
     @property
     def n_not_ok(self) -> int:

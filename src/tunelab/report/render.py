@@ -64,7 +64,8 @@ def render_markdown(report: Report) -> str:
         f"- Generated: {report.generated_at} by `tunelab.report`",
         f"- Job dirs found: {c.jobs} — ok {c.ok}, failed {c.failed}, "
         f"without results.json {c.missing}, corrupt results.json {c.corrupt}; degenerate ok runs {c.degenerate}",
-        f"- Grouped by: {keys} (every override key whose value differs between jobs, except `seed`)",
+        f"- Grouped by: {keys} (every override key whose value differs between jobs, except the seeds "
+        f"`seed`, `init_seed`, `order_seed`)",
         f"- Reference group: `{report.reference}`",
         "",
         render_study.what_ran(report),
