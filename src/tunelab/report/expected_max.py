@@ -21,7 +21,7 @@ curve recomputed (seeded, so a report is reproducible).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import gammaln
@@ -68,10 +68,10 @@ class Curve:
     """One arm's expected-max curve of one metric: ``mean[k]`` is E[max of k+1 runs]."""
 
     metric: str
-    n: list[int] = field(default_factory=list)
-    mean: list[float] = field(default_factory=list)
-    low: list[float] = field(default_factory=list)
-    high: list[float] = field(default_factory=list)
+    n: list[int]
+    mean: list[float]
+    low: list[float]  # bootstrap band, NaN with fewer than 2 runs
+    high: list[float]
 
 
 def curve(metric: str, values, level: float, n_boot: int) -> Curve:
