@@ -102,5 +102,5 @@ def test_seed_keys_refused_where_not_implemented(compose):
     from tunelab.errors import ConfigError
     from tunelab.validation import validate
 
-    with pytest.raises(ConfigError, match="init_seed split the seed of method=finetune only"):
+    with pytest.raises(ConfigError, match="init_seed splits the seed of method=finetune only"):
         validate(compose(FAST + ["method=sparse", "init_seed=1"]))

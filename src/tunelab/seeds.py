@@ -55,5 +55,6 @@ def check(cfg: Any, method: str) -> None:
     """init_seed/order_seed only where they are implemented (fine-tuning), never silently ignored."""
     given = [k for k in KEYS[1:] if cfg.get(k) is not None]
     if given and method != "finetune":
-        raise ConfigError(f"{'/'.join(given)} split the seed of method=finetune only; method={method} "
-                          f"uses seed alone: drop {' and '.join(given)} (or use seed=).")
+        raise ConfigError(f"{' and '.join(given)} {'split' if len(given) > 1 else 'splits'} the seed of "
+                          f"method=finetune only; method={method} uses seed alone: drop {' and '.join(given)} "
+                          f"(or use seed=).")

@@ -33,6 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also log the report as one W&B run (job type 'report', the sweep's group); "
                              "offline unless WANDB_MODE says otherwise (upload later with `wandb sync`)")
     parser.add_argument("--wandb-project", default="tunelab", help="W&B project of that run (default tunelab)")
+    parser.add_argument("--wandb-group", default=None,
+                        help="W&B group of that run (default: the sweep's, <date>_<time> of the first dir)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         if args.wandb:
             from tunelab.report.wandb_run import log_report
 
-            print(f"W&B report run: {log_report(report, project=args.wandb_project)}")
+            print(f"W&B report run: {log_report(report, project=args.wandb_project, group=args.wandb_group)}")
     except TunelabError as exc:
         print(f"tunelab report: error: {exc}", file=sys.stderr)
         return 2
