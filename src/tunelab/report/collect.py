@@ -55,8 +55,10 @@ class Job:
     def seed_label(self):
         """The seed as tables show it: ``seed``, or ``init/order`` when the run split it."""
         r = self.result or {}
+        cfg = r.get("config") if isinstance(r.get("config"), dict) else {}
+        split = any(cfg.get(k) is not None for k in SEED_KEYS[1:])
         init, order = r.get("init_seed", self.seed), r.get("order_seed", self.seed)
-        return self.seed if init == order == self.seed else f"{init}/{order}"
+        return f"{init}/{order}" if split or not init == order == self.seed else self.seed
 
 
 # =============================================================================== discovery

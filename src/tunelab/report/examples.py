@@ -99,7 +99,8 @@ def _load(groups: dict[str, list[Job]], notes: list[str]) -> dict[str, dict[tupl
                              f"others: left out of the paired statistics")
                 continue
             out.setdefault(group, {})[seed_key(job)] = p
-    return out
+    # Seeds in a fixed order, whatever order the job dirs were found in (merged sweeps).
+    return {g: dict(sorted(by_seed.items(), key=lambda kv: tuple(map(str, kv[0])))) for g, by_seed in out.items()}
 
 
 def _arm(preds: dict[tuple, P.Predictions], n_classes: int, pos: int) -> ArmExamples:

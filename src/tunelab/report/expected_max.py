@@ -50,8 +50,9 @@ def expected_max(values, unbiased: bool = True) -> list[float]:
 
 def bootstrap_band(values, level: float = 0.95, n_boot: int = 2000, seed: int = 0,
                    unbiased: bool = True) -> tuple[list[float], list[float]]:
-    """Percentile band of the curve over resamples of the values (NaN when fewer than 2)."""
-    v = np.asarray([x for x in values if np.isfinite(x)], dtype=float)
+    """Percentile band of the curve over resamples of the values (NaN when fewer than 2); the
+    values are sorted first, so the band does not depend on the order the runs were found in."""
+    v = np.sort(np.asarray([x for x in values if np.isfinite(x)], dtype=float))
     N = v.size
     if N < 2:
         return [NAN] * N, [NAN] * N
