@@ -17,9 +17,15 @@ def test_report_run_offline_has_tables_and_plots(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
     sweep = make_sweep(tmp_path)
+    import wandb
+
     from tunelab import cli
 
+    seen, real_init = [], wandb.init
+    monkeypatch.setattr(wandb, "init", lambda **kw: seen.append(kw) or real_init(**kw))
     assert cli.main(["report", str(sweep), "--metric", "test/acc", "--wandb"]) == 0
+    assert len(seen) == 1 and seen[0]["job_type"] == "report" and seen[0]["group"] == "2025-01-01_12-00-00"
+    assert seen[0]["mode"] == "offline"
     runs = list((sweep / "wandb").glob("offline-run-*"))
     assert len(runs) == 1, list((sweep / "wandb").iterdir())
     tables = {p.name.split("_")[0]: json.loads(p.read_text()) for p in runs[0].rglob("*.table.json")}
@@ -30,8 +36,6 @@ def test_report_run_offline_has_tables_and_plots(tmp_path, monkeypatch):
     tests = tables["tests"]
     assert "g" in tests["columns"] and "seeds_needed" in tests["columns"] and len(tests["data"]) == 2 + 3
     assert list(runs[0].rglob("*.png")), "the box plot is logged as an image"
-    run_file = next(runs[0].glob("run-*.wandb")).read_bytes()
-    assert b"report" in run_file and b"2025-01-01_12-00-00" in run_file  # job type and the sweep's group
 
 
 def test_sweep_end_logs_the_report_run_only_for_wandb_sweeps(tmp_path, monkeypatch):
@@ -49,3 +53,16 @@ def test_sweep_end_logs_the_report_run_only_for_wandb_sweeps(tmp_path, monkeypat
     cfg["logger"]["name"] = "wandb"
     ReportCallback(metrics=["test/acc"]).on_multirun_end(OmegaConf.create(cfg))
     assert len(list((sweep / "wandb").glob("offline-run-*"))) == 1
+
+
+def test_paired_table_from_predictions(tmp_path):
+    from test_report_study import CELLS, _sweep
+
+    from tunelab.report.wandb_run import tables
+
+    rep = rp.build_report(_sweep(tmp_path / "s", CELLS), metrics=["test/acc"], paired_boot=50, write=False)
+    cols, rows = tables(rep)["paired"]
+    assert len(rows) == 1 and rows[0][:3] == ["freeze=all", "freeze=none", "pooled (6 pairs)"]
+    pooled = rep.examples.pairs[0]
+    assert rows[0][cols.index("test/acc:diff")] == pooled.diffs["test/acc"]["diff"]
+    assert rows[0][cols.index("mcnemar_p")] == pooled.p

@@ -19,6 +19,7 @@ from tunelab.report.collect import Job
 from tunelab.report.examples import N_BOOT_PAIRED, example_level, positive_index_of
 from tunelab.report.header import make_header
 from tunelab.report.merge import collect_dirs
+from tunelab.report.paired import EXACT_BELOW
 from tunelab.report.model import Comparisons, Counts, Group, MetricSection, Methods, Report, Run
 from tunelab.report.plots import expected_max_plot_name, plot_expected_max, plot_metric, plot_name
 from tunelab.report.render import render_csv, render_markdown
@@ -31,7 +32,7 @@ class ReportError(TunelabError):
     """The report cannot be made (no such dir, no runs, unknown reference group)."""
 
 
-def _methods(n_boot: int, aso: bool, aso_iterations: int) -> Methods:
+def _methods(n_boot: int, aso: bool, aso_iterations: int, paired_boot: int) -> Methods:
     return Methods(
         summary=f"percentile bootstrap CI of the mean ({n_boot} resamples, seed 0)",
         comparison="Welch two-sample t-test (unequal variances, two-sided, Welch-Satterthwaite df)",
@@ -39,6 +40,9 @@ def _methods(n_boot: int, aso: bool, aso_iterations: int) -> Methods:
         diff_ci="Welch t interval of the difference of means",
         aso=(f"Almost Stochastic Order (deepsig.aso, {aso_iterations} bootstrap iterations, "
              f"Bonferroni over the pairs of a metric, seed 0)") if aso else None,
+        paired=(f"McNemar (exact binomial below {EXACT_BELOW} discordant examples, else continuity-corrected "
+                f"chi-square; pooled over seed pairs by summing counts) and a paired bootstrap over test "
+                f"examples ({paired_boot} resamples, seed 0)"),
     )
 
 
@@ -94,7 +98,7 @@ def build_report(sweep_dir, reference: str | None = None, metrics: Sequence[str]
     report = Report(
         sweep_dir=str(sweep.resolve()),
         generated_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        swept_keys=keys, reference=reference, level=level, tests=_methods(n_boot, aso, aso_iterations),
+        swept_keys=keys, reference=reference, level=level, tests=_methods(n_boot, aso, aso_iterations, paired_boot),
         counts=Counts.from_jobs(jobs), runs=[Run.from_job(j) for j in jobs],
         groups={g: Group.from_jobs(js) for g, js in groups.items()},
         baseline={g: group_baseline(js) for g, js in groups.items()}, notes=notes,

@@ -29,6 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--aso", action="store_true",
                         help="also run Almost Stochastic Order (deepsig) for every pair of groups")
     parser.add_argument("--aso-iterations", type=int, default=1000, help="ASO bootstrap iterations (default 1000)")
+    parser.add_argument("--paired-boot", type=int, default=1000, metavar="N",
+                        help="paired-bootstrap resamples per arm pair and seed pair (default 1000; ~1 s per "
+                             "1000 on 10k examples and one seed pair)")
     parser.add_argument("--wandb", action="store_true",
                         help="also log the report as one W&B run (job type 'report', the sweep's group); "
                              "offline unless WANDB_MODE says otherwise (upload later with `wandb sync`)")
@@ -45,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
     """
     try:
         report = build_report(args.sweep_dir, reference=args.reference, metrics=args.metrics,
-                              aso=args.aso, aso_iterations=args.aso_iterations, out_dir=args.out)
+                              aso=args.aso, aso_iterations=args.aso_iterations, out_dir=args.out,
+                              paired_boot=args.paired_boot)
         if args.wandb:
             from tunelab.report.wandb_run import log_report
 

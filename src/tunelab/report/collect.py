@@ -193,7 +193,8 @@ def collect(sweep_dir: Path, seed_keys: Sequence[str] = SEED_KEYS) -> tuple[list
     return group_jobs([load_job(d, sweep_dir) for d in find_job_dirs(sweep_dir)], seed_keys)
 
 
-def group_jobs(jobs: list[Job], seed_keys: Sequence[str] = SEED_KEYS) -> tuple[list[Job], dict[str, list[Job]], list[str]]:
+def group_jobs(jobs: list[Job],
+               seed_keys: Sequence[str] = SEED_KEYS) -> tuple[list[Job], dict[str, list[Job]], list[str]]:
     """Group loaded jobs by the swept keys (see :func:`collect`).
 
     Ok runs also get their ``degenerate`` reasons here, so every reader of a group (statistics,

@@ -116,6 +116,7 @@ class Methods:
     multiplicity: str
     diff_ci: str
     aso: str | None
+    paired: str | None = None  # the example-level tests (tunelab.report.paired)
 
 
 @dataclass

@@ -125,7 +125,8 @@ def examples_section(report: Report) -> str:
                 "McNemar on correctness (exact binomial below 25 discordant examples, else χ² with continuity "
                 "correction; pooled = summed over seed pairs, the Mantel–Haenszel test for stratified pairs; "
                 "Holm over the pooled rows). Δ = A − B averaged over seed pairs, with a "
-                f"{report.percent}% paired-bootstrap CI (test examples resampled). These tests hold the seeds "
+                f"{report.percent}% paired-bootstrap CI (test examples resampled; {report.tests.paired}). "
+                "These tests hold the seeds "
                 "fixed and ask whether *these* runs differ on this test set; whether the arms differ across "
                 "seeds is the Welch test above.", "",
                 _paired_table(pooled, holm=True, fmt_p=fmt_p), ""]

@@ -43,16 +43,18 @@ def tables(report: Report) -> dict[str, tuple[list[str], list[list]]]:
     out = {"summary": (rows[0], rows[1:])}
     tests = []
     for metric, entry in report.metrics.items():
-        for family, comps in (("vs_reference", entry.comparisons.vs_reference), ("all_pairs", entry.comparisons.all_pairs)):
-            tests += [[metric, family] + [_cell(getattr(c, k)) for k in TEST_COLUMNS[2:]] for c in comps]
+        c = entry.comparisons
+        for family, comps in (("vs_reference", c.vs_reference), ("all_pairs", c.all_pairs)):
+            tests += [[metric, family] + [_cell(getattr(row, k)) for k in TEST_COLUMNS[2:]] for row in comps]
     out["tests"] = (TEST_COLUMNS, tests)
     if report.examples and report.examples.pairs:
         cols = ["a", "b", "seeds", "a_right_b_wrong", "a_wrong_b_right", "mcnemar_p", "p_holm", "test"]
-        metrics = sorted({m for r in report.examples.pairs for m in r.diffs})
-        cols += [f"{m}:{k}" for m in metrics for k in ("diff", "low", "high")]
-        out["paired"] = (cols, [[r.a, r.b, r.seeds, r.a_right_b_wrong, r.a_wrong_b_right, _cell(r.p), _cell(r.p_holm),
-                                 r.test] + [_cell(r.diffs.get(m, {}).get(k)) for m in metrics for k in ("diff", "low", "high")]
-                                for r in report.examples.pairs if r.seeds.startswith("pooled")])
+        parts = [(m, k) for m in sorted({m for r in report.examples.pairs for m in r.diffs})
+                 for k in ("diff", "low", "high")]
+        out["paired"] = (cols + [f"{m}:{k}" for m, k in parts], [
+            [r.a, r.b, r.seeds, r.a_right_b_wrong, r.a_wrong_b_right, _cell(r.p), _cell(r.p_holm), r.test]
+            + [_cell(r.diffs.get(m, {}).get(k)) for m, k in parts]
+            for r in report.examples.pairs if r.seeds.startswith("pooled")])
     return out
 
 
