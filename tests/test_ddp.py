@@ -45,6 +45,12 @@ def test_ddp_two_cpu_processes_match_one_and_rank0_writes_once(tmp_path):
     # every test example predicted exactly once across the two ranks
     assert sum(b["pred_class_counts"].values()) == n_test == sum(a["pred_class_counts"].values())
     assert b["pred_class_counts"] == a["pred_class_counts"]
+    # predictions.npz: the two ranks' shares gathered back onto the right test rows
+    from tunelab import predictions
+
+    pa, pb = (predictions.read(tmp_path / d / "predictions.npz") for d in ("one", "two"))
+    assert pb.index.tolist() == pa.index.tolist() == list(range(n_test))
+    assert pb.gold.tolist() == pa.gold.tolist() and pb.pred.tolist() == pa.pred.tolist()
     for k in ("test/acc", "test/f1", "test/f1_macro", "test/loss"):
         assert b["metrics"][k] == pytest.approx(a["metrics"][k], abs=1e-4), k
     # Lightning re-launched train.py for rank 1 and Hydra ran again in it: it must have reused

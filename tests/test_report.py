@@ -168,8 +168,14 @@ def test_single_group_and_multiple_swept_keys(tmp_path):
         r = _result("none", s, 0.8 + s / 100, 0.7, 0.75)
         _job(one, s, r["overrides"], r)
     rep = rp.build_report(one)
-    assert list(rep.groups) == [rp.SINGLE_GROUP] and rep.swept_keys == []
+    # One group, named by what every job shared (not "all runs"): the report says what ran.
+    assert list(rep.groups) == ["freeze=none,model=minilm"] and rep.swept_keys == []
     assert rep.metrics["test/acc"].comparisons.all_pairs == []
+    assert rep.header.fixed_overrides == ["freeze=none", "model=minilm"]
+    only_seeds = tmp_path / "only_seeds"
+    for s in range(2):
+        _job(only_seeds, s, [f"seed={s}"], _result("none", s, 0.8, 0.7, 0.75, overrides=[f"seed={s}"]))
+    assert list(rp.build_report(only_seeds, write=False).groups) == [rp.SINGLE_GROUP]
 
     two = tmp_path / "two"
     for i, (method, feat) in enumerate([("sparse", "tfidf"), ("sparse", "count"), ("features", "none")]):

@@ -47,7 +47,8 @@ def test_seq_cls_f1_is_positive_class_f1(compose, tmp_path):
     preds = torch.tensor([1, 1, 0, 0, 1, 0, 1, 1])
     labels = torch.tensor([1, 0, 0, 1, 1, 0, 0, 1])
     # Two evaluation batches through the module's own pass end (what Lightning calls).
-    mod._preds["test"] = ([labels[:5], labels[5:]], [preds[:5], preds[5:]])
+    probs = torch.nn.functional.one_hot(preds, 2).float() * 0.5 + 0.25  # rows sum to 1, argmax = preds
+    mod._preds["test"] = ([labels[:5], labels[5:]], [preds[:5], preds[5:]], [probs[:5], probs[5:]])
     mod.test_loss.update(torch.tensor(0.5), weight=8)
     logged = {}
     mod.log_dict = lambda d, **kw: logged.update(d)
@@ -56,9 +57,12 @@ def test_seq_cls_f1_is_positive_class_f1(compose, tmp_path):
     assert logged["test/f1_macro"] == pytest.approx(f1_score(labels, preds, average="macro"), abs=1e-12)
     assert logged["test/acc"] == pytest.approx(5 / 8)
     assert mod.test_outputs["pred_class_counts"] == {"neg": 3, "pos": 5}
+    saved = mod.test_outputs["predictions"]  # without a trainer the rows are in scoring order
+    assert saved.index.tolist() == list(range(8)) and saved.pred.tolist() == preds.tolist()
+    assert saved.gold.tolist() == labels.tolist() and saved.probs.astype(float).tolist() == probs.tolist()
     # with the negative class as the positive one, f1 follows it
     mod.positive_index = 0
-    mod._preds["test"] = ([labels], [preds])
+    mod._preds["test"] = ([labels], [preds], [probs])
     mod._eval_epoch_end("test")
     assert logged["test/f1"] == pytest.approx(f1_score(labels, preds, pos_label=0), abs=1e-12)
 

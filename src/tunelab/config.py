@@ -196,6 +196,11 @@ class RunConfig:
     augment: Optional[AugmentConfig] = None
     resume: ResumeConfig = field(default_factory=ResumeConfig)
     seed: int = bounded(0, 0, 2**32 - 1)
+    # Optional split of ``seed`` (method=finetune; null = ``seed``, bit-identical to a run without
+    # them): init_seed -> random initial weights and dropout masks, order_seed -> batch order and
+    # augmentation (tunelab.seeds). Sweep both for a crossed design the report decomposes.
+    init_seed: Optional[int] = bounded(None, 0, 2**32 - 1)
+    order_seed: Optional[int] = bounded(None, 0, 2**32 - 1)
     # Resume from this Lightning checkpoint.
     ckpt_path: Optional[str] = None
     # Where caches (tokenised data, frozen features) live; shared by all runs of a sweep.

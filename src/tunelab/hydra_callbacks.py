@@ -29,7 +29,8 @@ class ReportCallback(Callback):
     """Builds ``report.md`` (and csv/json/plots) in ``hydra.sweep.dir`` after a multirun."""
 
     def __init__(self, reference: str | None = None, aso: bool = False, metrics: Any = None,
-                 aso_iterations: int = 1000) -> None:
+                 aso_iterations: int = 1000, wandb: bool = True) -> None:
+        self.wandb = wandb  # also log the report as a W&B run when the sweep logged to W&B
         self.reference = reference
         self.aso = aso
         self.metrics = list(metrics) if metrics is not None and not isinstance(metrics, str) else metrics
@@ -44,6 +45,7 @@ class ReportCallback(Callback):
             rep = build_report(sweep_dir, reference=self.reference, metrics=self.metrics, aso=self.aso,
                                aso_iterations=self.aso_iterations)
             print(f"[tunelab] report: {rep.files['md']}", flush=True)
+            self._log_wandb(config, rep)
             # Curriculum sweeps: mean ± sd of the accuracy matrix R over seeds, per group.
             from tunelab.methods.curriculum.summary import sweep_summary
 
@@ -51,6 +53,23 @@ class ReportCallback(Callback):
         except Exception as exc:  # noqa: BLE001 - logged with traceback, by design never raised
             log.error("tunelab report failed for this sweep: %s: %s (run `tunelab report <sweep_dir>` "
                       "to retry)", type(exc).__name__, exc, exc_info=True)
+
+
+    def _log_wandb(self, config: Any, rep: Any) -> None:
+        """The report as one W&B run in the sweep's group (job type ``report``), in the sweep's
+        logger settings (offline unless W&B is set up); only when the sweep logged to W&B."""
+        lg = config.get("logger")
+        if not self.wandb or lg is None or lg.get("name") != "wandb":
+            return
+        try:
+            from tunelab.report.wandb_run import log_report, sweep_group
+
+            path = log_report(rep, project=lg.project, entity=lg.get("entity"), mode=lg.get("mode", "auto"),
+                              group=lg.get("group") or sweep_group(config.hydra.sweep.dir))
+            print(f"[tunelab] report W&B run: {path}", flush=True)
+        except Exception as exc:  # noqa: BLE001 - the files are written; W&B is a copy
+            log.error("W&B report run failed: %s: %s (run `tunelab report <sweep_dir> --wandb` to retry)",
+                      type(exc).__name__, exc)
 
 
 class OutputDirCallback(Callback):

@@ -27,6 +27,28 @@ def read_results(path: Path) -> dict:
     return json.loads(Path(path).read_text())
 
 
+LIBRARIES = ("tunelab", "torch", "lightning", "transformers", "datasets", "numpy", "scipy", "scikit-learn")
+
+
+@lru_cache(maxsize=1)
+def library_versions() -> dict[str, str]:
+    """Python and the versions of the libraries a result depends on (report headers show them)."""
+    import platform
+    from importlib import metadata
+
+    out = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    if "tunelab" not in out:  # run from a source tree without installing
+        from tunelab import __version__
+
+        out["tunelab"] = __version__
+    return out
+
+
 @lru_cache(maxsize=1)
 def git_commit() -> str | None:
     """HEAD of the repository this code runs from, with ``-dirty`` if it has local changes."""

@@ -35,8 +35,9 @@ from omegaconf import DictConfig, OmegaConf
 from tunelab.errors import ConfigError, TunelabError
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
+from tunelab import seeds
 from tunelab.io import scrub_secrets
-from tunelab.results import SCHEMA_VERSION, git_commit, utcnow, write_results
+from tunelab.results import SCHEMA_VERSION, git_commit, library_versions, utcnow, write_results
 from tunelab.validation import method_name, validate
 
 log = logging.getLogger("tunelab")
@@ -79,7 +80,7 @@ class RunContext:
 
     @property
     def swept_tags(self) -> list[str]:
-        return [o for o in self.overrides if not o.startswith(("seed=", "hydra"))]
+        return [o for o in self.overrides if not o.startswith(("seed=", "init_seed=", "order_seed=", "hydra"))]
 
 
 # --------------------------------------------------------------------------- the job
@@ -98,6 +99,9 @@ def base_record(cfg: DictConfig, ctx: RunContext) -> dict:
         "data": cfg.data.name if "data" in cfg else None,
         "freeze": cfg.freeze.name if "freeze" in cfg else None,
         "seed": int(cfg.seed),
+        # The seeds in effect (tunelab.seeds): equal to seed unless init_seed/order_seed were set.
+        "init_seed": seeds.init_seed(cfg),
+        "order_seed": seeds.order_seed(cfg),
         "metrics": {},
         "majority_rate": None,
         "pred_class_counts": None,
@@ -111,6 +115,7 @@ def base_record(cfg: DictConfig, ctx: RunContext) -> dict:
         "started_at": utcnow(),
         "finished_at": None,
         "git_commit": git_commit(),
+        "versions": library_versions(),
         "output_dir": str(ctx.out_dir),
         "extra": {},
     }
@@ -143,11 +148,12 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict:
         runner = method_entry(cfg)
         import lightning as L
 
-        L.seed_everything(int(cfg.seed), workers=True, verbose=False)
+        L.seed_everything(seeds.init_seed(cfg), workers=True, verbose=False)
         try:
             record.update(runner(cfg, ctx))
         except FloatingPointError as e:  # modules.py: non-finite training loss
             raise faults.NonFiniteLossError(str(e)) from e
+        save_predictions(record, ctx.out_dir)
         record["status"] = "ok"
         if rank_zero_only.rank == 0:
             from tunelab.degenerate import warn_if_degenerate
@@ -170,6 +176,17 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict:
         if rank_zero_only.rank == 0:
             write_results(ctx.out_dir, record)
     return record
+
+
+def save_predictions(record: dict, out_dir: Path) -> None:
+    """A runner may return its test ``predictions`` (``tunelab.predictions.Predictions``): they go
+    to their own file (``predictions.npz``), and results.json only names it."""
+    preds = record.pop("predictions", None)
+    if preds is None or rank_zero_only.rank != 0:
+        return
+    from tunelab import predictions
+
+    record.setdefault("extra", {})["predictions_file"] = predictions.write(out_dir, preds).name
 
 
 def method_entry(cfg: DictConfig):

@@ -41,10 +41,12 @@ def _finite(values: Iterable[float]) -> np.ndarray:
 def bootstrap_ci(values, level: float = 0.95, n_boot: int = 10000, seed: int = 0) -> tuple[float, float]:
     """Percentile bootstrap CI of the mean; (NaN, NaN) when fewer than 2 values.
 
-    Seeded so that the same results always give the same report. Resampling is chunked so a
-    long list of values never needs more than a few million numbers in memory at once.
+    Seeded so that the same results always give the same report, and the values are sorted
+    first so the interval does not depend on the order the runs were found in (a report merged
+    from two sweep dirs equals the report of one dir with all the runs). Resampling is chunked so
+    a long list of values never needs more than a few million numbers in memory at once.
     """
-    x = _finite(values)
+    x = np.sort(_finite(values))
     if x.size < 2:
         return NAN, NAN
     rng = np.random.default_rng(seed)

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from tunelab.errors import ConfigError
+from tunelab import seeds
 from tunelab.schemas.checks import check_config
 
 # method -> the prediction tasks it implements
@@ -184,5 +185,6 @@ def validate(cfg: Any) -> None:
     check_config(cfg)
     check_fields(cfg)
     check_combination(cfg)
+    seeds.check(cfg, method_name(cfg))
     check_hardware(cfg)
     check_freeze_depth(cfg)

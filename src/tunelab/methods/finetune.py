@@ -16,6 +16,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from tunelab.errors import TunelabError
+from tunelab.seeds import order_seed
 from tunelab.training import resolve_ckpt, train_and_test
 
 log = logging.getLogger("tunelab")
@@ -74,7 +75,7 @@ def build_datamodule(cfg: DictConfig, tokenizer, *, data_cfg=None, task_cfg=None
     return TextDataModule(
         data_cfg if data_cfg is not None else cfg.data, task_cfg if task_cfg is not None else cfg.task,
         tokenizer, max_length=cfg.model.max_length, batch_size=cfg.optim.batch_size,
-        eval_batch_size=cfg.optim.eval_batch_size, seed=cfg.seed, cache_dir=cfg.cache_dir,
+        eval_batch_size=cfg.optim.eval_batch_size, seed=order_seed(cfg), cache_dir=cfg.cache_dir,
         splits=splits, train_transform=train_transform,
     )
 
@@ -121,6 +122,8 @@ def encoder_record(cfg: DictConfig, *, metrics: dict, splits, module, trainer, d
         "metrics": metrics,
         "majority_rate": majority_rate(splits) if cfg.task.name == "seq_cls" else None,
         "pred_class_counts": module.test_outputs.get("pred_class_counts"),
+        # Per-example test predictions: run.py writes them to predictions.npz.
+        "predictions": module.test_outputs.get("predictions"),
         "label_names": splits.label_names,
         "n_examples": splits.sizes(),
         "params": module.param_counts(),

@@ -38,6 +38,7 @@ from omegaconf import DictConfig
 
 from tunelab.methods.finetune import encoder_record, load_data, positive_index
 from tunelab.models.modules import SequenceClassifier
+from tunelab.seeds import init_seed
 from tunelab.training import train_and_test
 
 log = logging.getLogger("tunelab")
@@ -263,7 +264,7 @@ def encode_splits(cfg: DictConfig, model, tokenizer, splits, report, *, batch_si
             moved = True
         arr, hit = cached_features_with_info(
             cfg.model, texts, pooling=pooling, max_length=cfg.model.max_length, cache_dir=cfg.cache_dir,
-            batch_size=batch_size, seed=int(cfg.seed), encoder=model, tokenizer=tokenizer,
+            batch_size=batch_size, seed=init_seed(cfg), encoder=model, tokenizer=tokenizer,
             base=_OnDevice(base, device), seed_dependent=seed_dependent, extra_key=extra)
         feats[name], hits[name] = arr, hit
     if moved:

@@ -95,21 +95,22 @@ def scores(y_true, y_pred, proba: Optional[np.ndarray], n_classes: int, pos: int
     return out
 
 
-def evaluate(model, splits, inputs: dict[str, Any], n_classes: int, pos: int) -> tuple[dict, np.ndarray]:
+def evaluate(model, splits, inputs: dict[str, Any], n_classes: int, pos: int):
     """Scores of a fitted model on the test split and, when ``inputs`` has it, the val split.
 
     ``inputs`` maps a split name to what the model reads (texts, or feature rows). Returns the
-    metrics and the test predictions (for the record's prediction counts).
+    metrics, the test predictions (for the record's prediction counts) and their probabilities
+    (for predictions.npz).
     """
     metrics: dict[str, float] = {}
-    test_pred = None
+    test_pred = test_proba = None
     for split in ("test", "val"):
         if split in inputs:
             pred, proba = predict(model, inputs[split], n_classes)
             metrics.update(scores(getattr(splits, split)["label"].to_numpy(), pred, proba, n_classes, pos, split))
             if split == "test":
-                test_pred = pred
-    return metrics, test_pred
+                test_pred, test_proba = pred, proba
+    return metrics, test_pred, test_proba
 
 
 def log_final(logger, metrics: dict) -> None:
@@ -120,11 +121,16 @@ def log_final(logger, metrics: dict) -> None:
             logger.save()
 
 
-def record(splits, metrics: dict, y_pred, n_params: int, extra: dict, total: Optional[int] = None) -> dict:
-    """The record fields ``run_encoder`` returns, for a method that fine-tunes nothing."""
+def record(splits, metrics: dict, y_pred, n_params: int, extra: dict, total: Optional[int] = None,
+           proba: Optional[np.ndarray] = None) -> dict:
+    """The record fields ``run_encoder`` returns, for a method that fine-tunes nothing
+    (``predictions``: the per-example test predictions that run.py writes to predictions.npz)."""
+    from tunelab import predictions
     from tunelab.data.splits import majority_rate
 
     return {
+        "predictions": predictions.for_classes(np.arange(len(splits.test)), splits.test["label"].to_numpy(),
+                                               y_pred, splits.label_names, proba),
         "metrics": metrics,
         "majority_rate": majority_rate(splits),
         "pred_class_counts": predicted_counts(y_pred, splits.label_names),

@@ -15,7 +15,7 @@ import lightning as L
 import torch
 from torchmetrics import MeanMetric
 
-from tunelab import metrics
+from tunelab import metrics, predictions
 from tunelab.models import freezing
 from tunelab.errors import TunelabError
 
@@ -124,6 +124,14 @@ class EncoderModule(L.LightningModule):
     def on_test_epoch_end(self):
         self._eval_epoch_end("test")
 
+    def _test_index(self, n_local: int):
+        """Test-split row of each example this rank scored, in the order it scored them (the
+        evaluation sampler is deterministic, so iterating it again replays the test pass)."""
+        loader = self._trainer.test_dataloaders if self._trainer is not None else None
+        if isinstance(loader, (list, tuple)):
+            loader = loader[0] if loader else None
+        return predictions.eval_order(loader)[:n_local] if loader is not None else range(n_local)
+
 
 class SequenceClassifier(EncoderModule):
     """Binary or multi-class classification; F1 is the positive class's for binary tasks."""
@@ -133,7 +141,7 @@ class SequenceClassifier(EncoderModule):
     def __init__(self, model, *, num_labels: int, positive_index: int = 1, **kw):
         super().__init__(model, **kw)
         self.num_labels, self.positive_index = num_labels, positive_index
-        self._preds: dict[str, tuple[list, list]] = {}
+        self._preds: dict[str, tuple[list, list, list]] = {}
         for split in ("val", "test"):
             setattr(self, f"{split}_loss", MeanMetric())
 
@@ -145,14 +153,18 @@ class SequenceClassifier(EncoderModule):
         out = self._eval_forward(batch)
         preds = out.logits.argmax(-1)
         labels = batch["labels"]
-        y_true, y_pred = self._preds.setdefault(split, ([], []))
+        y_true, y_pred, probs = self._preds.setdefault(split, ([], [], []))
         y_true.append(labels.detach().cpu())
         y_pred.append(preds.detach().cpu())
+        if split == "test":  # kept for predictions.npz (tunelab.predictions)
+            probs.append(out.logits.detach().float().softmax(-1).cpu())
         getattr(self, f"{split}_loss").update(out.loss, weight=labels.numel())
         return preds
 
     def _eval_epoch_end(self, split: str):
-        y_true, y_pred = _gathered(*self._preds.pop(split, ([], [])))
+        y_true, y_pred, probs = self._preds.pop(split, ([], [], []))
+        n_local = sum(len(t) for t in y_true)
+        y_true, y_pred = _gathered(y_true, y_pred)
         scores = metrics.classification_scores(y_true, y_pred, self.num_labels, self.positive_index,
                                                prefix=split) if len(y_true) else {}
         self.log_dict({**scores, f"{split}/loss": getattr(self, f"{split}_loss").compute()},
@@ -161,6 +173,9 @@ class SequenceClassifier(EncoderModule):
         if split == "test":
             names = self.label_names or [str(i) for i in range(self.num_labels)]
             self.test_outputs["pred_class_counts"] = metrics.predicted_counts(y_pred, names)
+            index, probs = gathered_lists(list(self._test_index(n_local)), [p for b in probs for p in b])
+            self.test_outputs["predictions"] = predictions.for_classes(
+                index, y_true, y_pred, names, torch.stack(probs).numpy() if probs else None)
 
 
 class TokenClassifier(EncoderModule):
@@ -188,7 +203,12 @@ class TokenClassifier(EncoderModule):
             y_true.append([t for _, t in keep])
 
     def _eval_epoch_end(self, split: str):
-        y_true, y_pred = gathered_lists(*self._seqs.pop(split, ([], [])))
+        y_true, y_pred = self._seqs.pop(split, ([], []))
+        index = self._test_index(len(y_true)) if split == "test" else None
+        y_true, y_pred = gathered_lists(y_true, y_pred)
+        if split == "test":
+            index, _ = gathered_lists(list(index), [])
+            self.test_outputs["predictions"] = predictions.for_tags(index, y_true, y_pred, self.label_names)
         self.log_dict({**metrics.entity_scores(y_true, y_pred, prefix=split),
                        f"{split}/loss": getattr(self, f"{split}_loss").compute()}, prog_bar=(split == "val"))
         getattr(self, f"{split}_loss").reset()

@@ -1,4 +1,4 @@
-"""Study report for a sweep: what ran, what failed, and what the seeds say.
+"""Study report for a sweep (or several merged): what ran, what failed, and what the seeds say.
 
 ``build_report(sweep_dir)`` reads every job's ``results.json`` (docs/RESULTS_SCHEMA.md) below a
 Hydra multirun dir, groups the runs by the overrides that vary between jobs (all but ``seed``),
@@ -23,8 +23,15 @@ The modules, each importing only the ones above it:
   * ``model``    — the ``Report`` dataclasses (one per part of report.json);
   * ``baseline`` — the majority-class baseline and degenerate-run flags;
   * ``collect``  — job dirs, ``Job``, overrides, grouping (``collect(sweep_dir)``);
-  * ``analysis`` — metric choice, summaries, Welch + Holm, ASO (numbers from ``tunelab.stats``);
-  * ``plots`` / ``render`` — figures and text; ``build`` — assembles and writes (``build_report``);
+  * ``merge``    — several sweep dirs as one study (identical configs once, conflicts named);
+  * ``header``   — what ran: model, data, task, fixed/swept overrides, seeds, versions;
+  * ``analysis`` — metric choice, summaries, Welch + Holm + Hedges' g + seeds needed, ASO,
+    and per group the expected-max curves (``expected_max``) and the init x order variance
+    decomposition (``variance``);
+  * ``paired`` / ``examples`` — from the runs' predictions.npz: McNemar, paired bootstrap,
+    seed ensembles and agreement;
+  * ``plots`` / ``render`` / ``render_study`` — figures and text; ``build`` — assembles and
+    writes (``build_report``); ``wandb_run`` — the report as one W&B run;
   * ``cli``      — ``tunelab report`` and ``python -m tunelab.report``.
 """
 

@@ -13,8 +13,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from tunelab import stats
+from tunelab import effect, stats
+from tunelab.report import expected_max
 from tunelab.report.collect import Job, natural_key
+from tunelab.report.variance import Decomposition, decompose
 from tunelab.report.model import AsoResult, Comparison, Comparisons, GroupSummary, Summary
 
 # Shown when present: classification metrics, then curriculum (forgetting) metrics and the
@@ -100,8 +102,10 @@ def _test_row(a_label: str, b_label: str, a: list[float], b: list[float], level:
     """Welch test and difference-of-means CI for a - b."""
     w = stats.welch_ttest(a, b)
     d = stats.mean_diff_ci(a, b, level)
+    g = effect.hedges_g(a, b, level)
     return Comparison(a=a_label, b=b_label, n_a=len(a), n_b=len(b), diff=d.diff, diff_ci_low=d.low,
-                      diff_ci_high=d.high, t=w.t, df=w.df, p=w.p, note=w.note or d.note)
+                      diff_ci_high=d.high, t=w.t, df=w.df, p=w.p, note=w.note or d.note,
+                      g=g.g, g_ci_low=g.low, g_ci_high=g.high, seeds_needed=effect.seeds_needed(g.g))
 
 
 def _with_holm(rows: list[Comparison]) -> list[Comparison]:
@@ -123,6 +127,30 @@ def compare_metric(groups: Groups, metric: str, reference: str, level: float) ->
     vs_ref = [_test_row(g, reference, vals[g], vals[reference], level) for g in labels if g != reference]
     pairs = [_test_row(a, b, vals[a], vals[b], level) for a, b in _pairs(labels)]
     return Comparisons(vs_reference=_with_holm(vs_ref), all_pairs=_with_holm(pairs))
+
+
+def expected_max_metric(groups: Groups, metric: str, level: float, n_boot: int) -> dict[str, dict]:
+    """Per group: the expected best test score of n runs and, where the runs have it, the
+    expected best validation score (the monitored ``val/x_best``) — Dodge et al. 2019."""
+    out = {}
+    for g, jobs in groups.items():
+        curves = {"test": expected_max.curve(metric, group_values(jobs, metric), level, n_boot)}
+        val = expected_max.val_metric_of(metric, {m for j in jobs for m in j.metrics})
+        if val:
+            curves["val"] = expected_max.curve(val, group_values(jobs, val), level, n_boot)
+        out[g] = curves
+    return out
+
+
+def variance_metric(groups: Groups, metric: str) -> dict[str, Decomposition]:
+    """Per group: the init x order decomposition, for groups where both seeds vary."""
+    out = {}
+    for g, jobs in groups.items():
+        rows = [((j.result or {}).get("init_seed"), (j.result or {}).get("order_seed"), j.metrics[metric])
+                for j in jobs if j.state == "ok" and metric in j.metrics]
+        if len({r[0] for r in rows}) > 1 or len({r[1] for r in rows}) > 1:
+            out[g] = decompose(rows)
+    return out
 
 
 def load_aso() -> tuple[Callable | None, str]:

@@ -15,9 +15,13 @@ from tunelab.errors import TunelabError
 from tunelab.io import atomic_write, write_json
 from tunelab.report import analysis
 from tunelab.report.baseline import group_baseline
-from tunelab.report.collect import Job, collect
+from tunelab.report.collect import Job
+from tunelab.report.examples import N_BOOT_PAIRED, example_level, positive_index_of
+from tunelab.report.header import make_header
+from tunelab.report.merge import collect_dirs
+from tunelab.report.paired import EXACT_BELOW
 from tunelab.report.model import Comparisons, Counts, Group, MetricSection, Methods, Report, Run
-from tunelab.report.plots import plot_metric, plot_name
+from tunelab.report.plots import expected_max_plot_name, plot_expected_max, plot_metric, plot_name
 from tunelab.report.render import render_csv, render_markdown
 
 LEVEL = 0.95
@@ -28,7 +32,7 @@ class ReportError(TunelabError):
     """The report cannot be made (no such dir, no runs, unknown reference group)."""
 
 
-def _methods(n_boot: int, aso: bool, aso_iterations: int) -> Methods:
+def _methods(n_boot: int, aso: bool, aso_iterations: int, paired_boot: int) -> Methods:
     return Methods(
         summary=f"percentile bootstrap CI of the mean ({n_boot} resamples, seed 0)",
         comparison="Welch two-sample t-test (unequal variances, two-sided, Welch-Satterthwaite df)",
@@ -36,26 +40,44 @@ def _methods(n_boot: int, aso: bool, aso_iterations: int) -> Methods:
         diff_ci="Welch t interval of the difference of means",
         aso=(f"Almost Stochastic Order (deepsig.aso, {aso_iterations} bootstrap iterations, "
              f"Bonferroni over the pairs of a metric, seed 0)") if aso else None,
+        paired=(f"McNemar (exact binomial below {EXACT_BELOW} discordant examples, else continuity-corrected "
+                f"chi-square; pooled over seed pairs by summing counts) and a paired bootstrap over test "
+                f"examples ({paired_boot} resamples, seed 0)"),
     )
+
+
+def _dirs(sweep_dir) -> list[Path]:
+    """One sweep dir or several (a list/tuple), each checked to exist."""
+    dirs = [Path(d).expanduser() for d in (sweep_dir if isinstance(sweep_dir, (list, tuple)) else [sweep_dir])]
+    if not dirs:
+        raise ReportError("no sweep dir given")
+    for d in dirs:
+        if not d.is_dir():
+            raise ReportError(f"sweep dir '{d}' does not exist or is not a directory")
+    return dirs
 
 
 def build_report(sweep_dir, reference: str | None = None, metrics: Sequence[str] | str | None = None,
                  aso: bool = False, *, level: float = LEVEL, n_boot: int = N_BOOT,
-                 aso_iterations: int = 1000, write: bool = True) -> Report:
-    """Build the report of a sweep dir and (by default) write it there; ``.to_dict()`` of the
-    result is report.json's content.
+                 aso_iterations: int = 1000, write: bool = True, out_dir=None,
+                 paired_boot: int = N_BOOT_PAIRED) -> Report:
+    """Build the report of a sweep dir (or of several, merged: ``tunelab.report.merge``) and
+    (by default) write it; ``.to_dict()`` of the result is report.json's content.
 
     ``reference``: group label the others are tested against (default: first group in sorted
     order). ``metrics``: metric keys, or ``"all"``; default test/acc, test/f1, test/f1_macro
     where present. ``aso``: also run Almost Stochastic Order (deepsig) for every pair.
-    Raises ReportError when the dir does not exist, holds no job dirs, or the reference is unknown.
+    ``out_dir``: where the files go (default: the sweep dir; for several, ``merged_report/``
+    in the first). ``paired_boot``: resamples of the paired bootstrap.
+    Raises ReportError when a dir does not exist, holds no job dirs, or the reference is unknown.
     """
-    sweep = Path(sweep_dir).expanduser()
-    if not sweep.is_dir():
-        raise ReportError(f"sweep dir '{sweep}' does not exist or is not a directory")
-    jobs, groups, keys = collect(sweep)
+    dirs = _dirs(sweep_dir)
+    sweep = dirs[0]
+    jobs, groups, keys, merge_notes = collect_dirs(dirs)
     if not jobs:
-        raise ReportError(f"no runs in '{sweep}': no dir below it has results.json or .hydra/overrides.yaml")
+        raise ReportError(f"no runs in '{', '.join(map(str, dirs))}': no dir below it has results.json or "
+                          f".hydra/overrides.yaml")
+    out = Path(out_dir).expanduser() if out_dir else (sweep if len(dirs) == 1 else sweep / "merged_report")
     ok_groups = {g: js for g, js in groups.items() if any(j.state == "ok" for j in js)}
     if reference is not None and reference not in groups:
         raise ReportError(f"reference group '{reference}' not found; groups are: {', '.join(groups)}")
@@ -63,6 +85,7 @@ def build_report(sweep_dir, reference: str | None = None, metrics: Sequence[str]
         reference = next(iter(ok_groups or groups))
 
     chosen, notes = analysis.select_metrics(jobs, metrics)
+    notes = merge_notes + notes
     notes += analysis.missing_metric_notes(jobs, chosen)
     if len(ok_groups) < 2:
         notes.append("fewer than two groups with ok runs: no comparisons")
@@ -75,10 +98,12 @@ def build_report(sweep_dir, reference: str | None = None, metrics: Sequence[str]
     report = Report(
         sweep_dir=str(sweep.resolve()),
         generated_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        swept_keys=keys, reference=reference, level=level, tests=_methods(n_boot, aso, aso_iterations),
+        swept_keys=keys, reference=reference, level=level, tests=_methods(n_boot, aso, aso_iterations, paired_boot),
         counts=Counts.from_jobs(jobs), runs=[Run.from_job(j) for j in jobs],
         groups={g: Group.from_jobs(js) for g, js in groups.items()},
         baseline={g: group_baseline(js) for g, js in groups.items()}, notes=notes,
+        header=make_header([str(d.resolve()) for d in dirs], jobs, keys),
+        examples=example_level(ok_groups, positive_index_of(jobs), level=level, n_boot=paired_boot),
     )
     for metric in chosen:
         report.metrics[metric] = MetricSection(
@@ -87,9 +112,11 @@ def build_report(sweep_dir, reference: str | None = None, metrics: Sequence[str]
             comparisons=analysis.compare_metric(ok_groups, metric, reference, level) if reference in ok_groups
             else Comparisons(),
             aso=analysis.aso_metric(ok_groups, metric, aso_fn, aso_iterations, level) if aso_fn else None,
+            expected_max=analysis.expected_max_metric(ok_groups, metric, level, min(n_boot, 2000)),
+            variance=analysis.variance_metric(ok_groups, metric),
         )
     if write:
-        write_report(sweep, report, groups)
+        write_report(out, report, groups)
     return report
 
 
@@ -103,6 +130,9 @@ def write_report(sweep: Path, report: Report, groups: dict[str, list[Job]]) -> N
     for metric in report.metrics:
         plot_metric(sweep / plot_name(metric), metric, report, groups)
         report.files[f"plot:{metric}"] = str(sweep / plot_name(metric))
+        if report.metrics[metric].expected_max:
+            plot_expected_max(sweep / expected_max_plot_name(metric), metric, report.metrics[metric].expected_max)
+            report.files[f"expected_max:{metric}"] = str(sweep / expected_max_plot_name(metric))
     for kind in ("csv", "json", "md"):
         report.files[kind] = str(sweep / f"report.{kind}")
     _write_text(sweep / "report.csv", render_csv(report))

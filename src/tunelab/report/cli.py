@@ -15,7 +15,12 @@ from tunelab.report.build import build_report
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The report's options, shared by ``python -m tunelab.report`` and ``tunelab report``."""
-    parser.add_argument("sweep_dir", help="Hydra multirun dir (e.g. multirun_outputs/2025-01-01/12-00-00)")
+    parser.add_argument("sweep_dir", nargs="+",
+                        help="Hydra multirun dir (e.g. multirun_outputs/2025-01-01/12-00-00); several dirs of "
+                             "one study are merged into one report (identical configs counted once)")
+    parser.add_argument("--out", metavar="DIR", default=None,
+                        help="where to write the report (default: the sweep dir; for several, "
+                             "merged_report/ in the first)")
     parser.add_argument("--reference", metavar="GROUP", default=None,
                         help="group the others are tested against, e.g. 'freeze=none' (default: first group)")
     parser.add_argument("--metric", dest="metrics", metavar="METRIC", nargs="+", action="extend", default=None,
@@ -24,6 +29,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--aso", action="store_true",
                         help="also run Almost Stochastic Order (deepsig) for every pair of groups")
     parser.add_argument("--aso-iterations", type=int, default=1000, help="ASO bootstrap iterations (default 1000)")
+    parser.add_argument("--paired-boot", type=int, default=1000, metavar="N",
+                        help="paired-bootstrap resamples per arm pair and seed pair (default 1000; ~1 s per "
+                             "1000 on 10k examples and one seed pair)")
+    parser.add_argument("--wandb", action="store_true",
+                        help="also log the report as one W&B run (job type 'report', the sweep's group); "
+                             "offline unless WANDB_MODE says otherwise (upload later with `wandb sync`)")
+    parser.add_argument("--wandb-project", default="tunelab", help="W&B project of that run (default tunelab)")
+    parser.add_argument("--wandb-group", default=None,
+                        help="W&B group of that run (default: the sweep's, <date>_<time> of the first dir)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,7 +48,12 @@ def run(args: argparse.Namespace) -> int:
     """
     try:
         report = build_report(args.sweep_dir, reference=args.reference, metrics=args.metrics,
-                              aso=args.aso, aso_iterations=args.aso_iterations)
+                              aso=args.aso, aso_iterations=args.aso_iterations, out_dir=args.out,
+                              paired_boot=args.paired_boot)
+        if args.wandb:
+            from tunelab.report.wandb_run import log_report
+
+            print(f"W&B report run: {log_report(report, project=args.wandb_project, group=args.wandb_group)}")
     except TunelabError as exc:
         print(f"tunelab report: error: {exc}", file=sys.stderr)
         return 2

@@ -16,8 +16,10 @@ from typing import Any, Iterable, Sequence
 
 from tunelab.report.baseline import degenerate_reasons
 
-SEED_KEYS = ("seed",)
-SINGLE_GROUP = "all runs"
+# Replicates within a group, never group keys (tunelab.seeds: init_seed/order_seed split seed).
+SEED_KEYS = ("seed", "init_seed", "order_seed")
+# The label of the one group when nothing but seeds varies and no override was fixed either.
+SINGLE_GROUP = "default config"
 
 
 @dataclass
@@ -48,6 +50,15 @@ class Job:
         if self.result and self.result.get("seed") is not None:
             return self.result["seed"]
         return parse_overrides(self.overrides or []).get("seed")
+
+    @property
+    def seed_label(self):
+        """The seed as tables show it: ``seed``, or ``init/order`` when the run split it."""
+        r = self.result or {}
+        cfg = r.get("config") if isinstance(r.get("config"), dict) else {}
+        split = any(cfg.get(k) is not None for k in SEED_KEYS[1:])
+        init, order = r.get("init_seed", self.seed), r.get("order_seed", self.seed)
+        return f"{init}/{order}" if split or not init == order == self.seed else self.seed
 
 
 # =============================================================================== discovery
@@ -136,38 +147,65 @@ def parse_overrides(overrides: Iterable[str]) -> dict[str, str]:
     return out
 
 
+def job_value(job: Job, key: str, parsed: dict | None = None):
+    """A key's value for a job: its override, else (a key some other job overrode, e.g. in
+    another sweep of a merged report) the group option it ran with (``choices``), else None."""
+    parsed = parse_overrides(job.overrides or []) if parsed is None else parsed
+    if key in parsed:
+        return parsed[key]
+    choices = (job.result or {}).get("choices")
+    value = choices.get(key) if isinstance(choices, dict) else None
+    return None if value is None else str(value)
+
+
 def swept_keys(jobs: Sequence[Job], seed_keys: Sequence[str] = SEED_KEYS) -> list[str]:
     """Override keys whose values differ between jobs (a key absent from some jobs differs too).
 
     Jobs whose overrides are unknown (corrupt results.json without .hydra/) do not vote: one
     unreadable job must not split every other job into its own group.
     """
+    known = [(j, parse_overrides(j.overrides)) for j in jobs if j.overrides is not None]
+    keys = sorted({k for _, p in known for k in p} - set(seed_keys))
+    return [k for k in keys if len({job_value(j, k, p) for j, p in known}) > 1]
+
+
+def fixed_overrides(jobs: Sequence[Job], seed_keys: Sequence[str] = SEED_KEYS) -> list[str]:
+    """``key=value`` of every override that all jobs (with known overrides) share, seeds aside."""
     parsed = [parse_overrides(j.overrides) for j in jobs if j.overrides is not None]
-    keys = sorted({k for p in parsed for k in p} - set(seed_keys))
-    return [k for k in keys if len({p.get(k) for p in parsed}) > 1]
+    if not parsed:
+        return []
+    common = set(parsed[0].items()).intersection(*(p.items() for p in parsed[1:]))
+    return sorted(f"{k}={v}" for k, v in common if k not in seed_keys)
 
 
-def group_label(job: Job, keys: Sequence[str]) -> str:
-    """``freeze=last2`` or ``method=sparse,method.features=tfidf``; one group when nothing is swept."""
+def group_label(job: Job, keys: Sequence[str], single: str = SINGLE_GROUP) -> str:
+    """``freeze=last2`` or ``method=sparse,method.features=tfidf``; ``single`` when nothing is swept."""
     if not keys:
-        return SINGLE_GROUP
+        return single
     if job.overrides is None:
         return "(unknown overrides)"
     parsed = parse_overrides(job.overrides)
-    return ",".join(f"{k}={parsed.get(k, '<unset>')}" for k in keys)
+    return ",".join(f"{k}={job_value(job, k, parsed) or '<unset>'}" for k in keys)
 
 
 def collect(sweep_dir: Path, seed_keys: Sequence[str] = SEED_KEYS) -> tuple[list[Job], dict[str, list[Job]], list[str]]:
-    """Load all jobs and group them; returns (jobs, groups in natural order, swept keys).
+    """Load all jobs and group them; returns (jobs, groups in natural order, swept keys)."""
+    return group_jobs([load_job(d, sweep_dir) for d in find_job_dirs(sweep_dir)], seed_keys)
+
+
+def group_jobs(jobs: list[Job],
+               seed_keys: Sequence[str] = SEED_KEYS) -> tuple[list[Job], dict[str, list[Job]], list[str]]:
+    """Group loaded jobs by the swept keys (see :func:`collect`).
 
     Ok runs also get their ``degenerate`` reasons here, so every reader of a group (statistics,
-    plots, the curriculum summary) sees the same flags.
+    plots, the curriculum summary) sees the same flags. With nothing swept, the one group is
+    named by the overrides every job shared (``freeze=last2``), so the report says what ran.
     """
-    jobs = [load_job(d, sweep_dir) for d in find_job_dirs(sweep_dir)]
     keys = swept_keys(jobs, seed_keys)
+    single = ",".join(fixed_overrides(jobs, seed_keys)) or SINGLE_GROUP
     groups: dict[str, list[Job]] = {}
     for job in jobs:
-        job.group = group_label(job, keys)
+        job.group = group_label(job, keys, single)
         if job.state == "ok":
             job.degenerate = degenerate_reasons(job)
         groups.setdefault(job.group, []).append(job)

@@ -15,8 +15,12 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # annotations only: these modules read jobs, and collect imports this module
     from tunelab.report.collect import Job
+    from tunelab.report.examples import ExampleLevel
+    from tunelab.report.expected_max import Curve
+    from tunelab.report.header import Header
+    from tunelab.report.variance import Decomposition
 
 STATES = ("ok", "failed", "missing", "corrupt")
 
@@ -79,7 +83,7 @@ class Group:
 
     @classmethod
     def from_jobs(cls, jobs: Sequence[Job]) -> Group:
-        return cls([j.name for j in jobs], [j.seed for j in jobs], **_count_states(jobs))
+        return cls([j.name for j in jobs], [j.seed_label for j in jobs], **_count_states(jobs))
 
     @property
     def n_not_ok(self) -> int:
@@ -112,6 +116,7 @@ class Methods:
     multiplicity: str
     diff_ci: str
     aso: str | None
+    paired: str | None = None  # the example-level tests (tunelab.report.paired)
 
 
 @dataclass
@@ -155,6 +160,12 @@ class Comparison:
     p: float
     note: str
     p_holm: float | None = None  # set once the whole family is known
+    # Effect size next to the test (tunelab.effect): Hedges' g of a - b with its CI, and the
+    # seeds per arm a two-sided t-test (alpha .05) needs for 80% power at that effect.
+    g: float = float("nan")
+    g_ci_low: float = float("nan")
+    g_ci_high: float = float("nan")
+    seeds_needed: float = float("nan")
 
 
 @dataclass
@@ -185,6 +196,10 @@ class MetricSection:
     summary: dict[str, GroupSummary]
     comparisons: Comparisons
     aso: list[AsoResult] | None
+    # group -> {"test": curve, "val": curve} (tunelab.report.expected_max)
+    expected_max: dict[str, dict[str, Curve]] = field(default_factory=dict)
+    # group -> init/order decomposition of a crossed seed design (tunelab.report.variance)
+    variance: dict[str, Decomposition] = field(default_factory=dict)
 
     @property
     def n_degenerate(self) -> int:
@@ -195,7 +210,7 @@ class MetricSection:
 class Report:
     """A sweep's study report; ``to_dict()`` is the content of report.json."""
 
-    SCHEMA: ClassVar[str] = "tunelab.report/1"
+    SCHEMA: ClassVar[str] = "tunelab.report/2"
 
     sweep_dir: str
     generated_at: str
@@ -209,6 +224,8 @@ class Report:
     baseline: dict[str, Baseline]
     metrics: dict[str, MetricSection] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    header: Header | None = None  # what ran (tunelab.report.header)
+    examples: ExampleLevel | None = None  # paired tests, ensembles, agreement (tunelab.report.examples)
     files: dict[str, str] = field(default_factory=dict)  # filled when written: kind -> path
 
     @property

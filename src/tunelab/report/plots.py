@@ -76,3 +76,36 @@ def _draw_baseline(ax, values: list[float | None]) -> None:
                 ax.hlines(v, i - 0.4, i + 0.4, linestyles="--", color="gray", label=label)
                 label = None
     ax.legend(loc="best", fontsize=8)
+
+
+def expected_max_plot_name(metric: str) -> str:
+    """File name of a metric's expected-max curves, beside report.md."""
+    return f"expected_max_{slug(metric)}.png"
+
+
+def plot_expected_max(path: Path, metric: str, curves: dict) -> None:
+    """Expected best score vs. number of runs, one line per group with its bootstrap band;
+    test on the left and, where the runs have it, validation on the right."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    kinds = [k for k in ("test", "val") if any(k in c for c in curves.values())]
+    fig = Figure(figsize=(5.0 * len(kinds), 4.0))
+    FigureCanvasAgg(fig)
+    for pos, kind in enumerate(kinds, start=1):
+        ax = fig.add_subplot(1, len(kinds), pos)
+        for i, (group, by_kind) in enumerate(curves.items()):
+            c = by_kind.get(kind)
+            if c is None or not c.n:
+                continue
+            color = f"C{i % 10}"
+            ax.plot(c.n, c.mean, marker="o", ms=3, color=color, label=group)
+            if len(c.n) > 1:
+                ax.fill_between(c.n, c.low, c.high, color=color, alpha=0.15, linewidth=0)
+        name = next((by_kind[kind].metric for by_kind in curves.values() if kind in by_kind), metric)
+        ax.set_xlabel("number of runs n")
+        ax.set_ylabel(f"expected max {name}")
+        ax.set_title(f"{kind}: E[max of n runs] (Tang et al. 2020) ± bootstrap band", fontsize=8)
+        ax.legend(loc="lower right", fontsize=7)
+    fig.tight_layout()
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110), binary=True, what="expected-max plot ")

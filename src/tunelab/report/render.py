@@ -15,6 +15,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from tunelab.report.model import BASELINE_OF, Comparison, MetricSection, Report, Summary
+from tunelab.report import render_study
 from tunelab.report.plots import plot_name
 
 # =============================================================================== formatting
@@ -63,9 +64,11 @@ def render_markdown(report: Report) -> str:
         f"- Generated: {report.generated_at} by `tunelab.report`",
         f"- Job dirs found: {c.jobs} — ok {c.ok}, failed {c.failed}, "
         f"without results.json {c.missing}, corrupt results.json {c.corrupt}; degenerate ok runs {c.degenerate}",
-        f"- Grouped by: {keys} (every override key whose value differs between jobs, except `seed`)",
+        f"- Grouped by: {keys} (every override key whose value differs between jobs, except the seeds "
+        f"`seed`, `init_seed`, `order_seed`)",
         f"- Reference group: `{report.reference}`",
         "",
+        render_study.what_ran(report),
         _how_to_read(report),
         _groups_section(report),
         _problems_section(report),
@@ -76,6 +79,7 @@ def render_markdown(report: Report) -> str:
         parts.append(_metric_section(report, metric, entry))
     if not report.metrics:
         parts.append("## Metrics\n\nNo metric to report (no ok run has any of the metrics asked for).\n")
+    parts.append(render_study.examples_section(report))
     parts.append("## Notes\n\n" + ("\n".join(f"- {n}" for n in report.notes) if report.notes else "None.") + "\n")
     return "\n".join(parts)
 
@@ -97,6 +101,9 @@ def _how_to_read(report: Report) -> str:
         "tables are shown with all ok runs and again without degenerate runs.",
         f"- **Comparisons**: {t.comparison}. Δ is the difference of means (first group minus second) "
         f"with the {pct}% {t.diff_ci}. **p (Holm)**: {t.multiplicity}.",
+        "- **Hedges' g**: the difference of means in pooled standard deviations, small-sample corrected "
+        "(exact J), with a normal-approximation CI; **seeds/arm for 80% power**: seeds per group a two-sided "
+        "t-test at α = 0.05 needs to detect a difference of that size 80% of the time.",
     ]
     if t.aso:
         lines.append(f"- **ASO**: {t.aso}. ε_min < 0.5: the *better* group is almost stochastically "
@@ -178,16 +185,19 @@ def _metric_section(report: Report, metric: str, entry: MetricSection) -> str:
                 md_table(["better (tested)", "other", "ε_min", "note"],
                          [(f"`{r.better}`", f"`{r.worse}`", fmt(r.eps_min, 3), r.note) for r in entry.aso]), ""]
     out += [f"![{metric} box plot]({plot_name(metric)})", ""]
+    out += render_study.variance_section(entry) + render_study.expected_max_section(metric, entry)
     return "\n".join(out)
 
 
 def _comparison_table(rows: list[Comparison], first: str) -> str:
     second = "reference" if first == "group" else "B"
     return md_table(
-        [first, second, "n", f"Δ mean ({first} − {second})", "95% CI of Δ", "t", "df", "p", "p (Holm)", "note"],
+        [first, second, "n", f"Δ mean ({first} − {second})", "95% CI of Δ", "t", "df", "p", "p (Holm)",
+         "Hedges' g [95% CI]", "seeds/arm for 80% power", "note"],
         [(f"`{r.a}`", f"`{r.b}`", f"{r.n_a} vs {r.n_b}", fmt(r.diff),
           fmt_ci(r.diff_ci_low, r.diff_ci_high), fmt(r.t, 2), fmt(r.df, 1), fmt_p(r.p),
-          fmt_p(r.p_holm), r.note) for r in rows])
+          fmt_p(r.p_holm), f"{fmt(r.g, 2)} {fmt_ci(r.g_ci_low, r.g_ci_high)}" if fmt(r.g) != "n/a" else "n/a",
+          render_study.seeds_cell(r.seeds_needed), r.note) for r in rows])
 
 
 # =============================================================================== CSV

@@ -1,0 +1,82 @@
+"""One report across several sweep dirs: a study that grows (more seeds, a new arm, a rerun).
+
+``collect_dirs([A, B, ...])`` loads the jobs of every dir and groups them as if they had run in
+one sweep, so ``tunelab report A B`` gives the tables that one sweep with all the jobs would.
+
+Job identity is the set of a job's overrides (``freeze=all``, ``seed=3``, ...): the same set in two
+dirs is the same configuration run twice. It is counted once, and every case is named in the
+report's notes:
+
+* same config, one ok and the others not (a rerun of a failed job): the ok run is kept;
+* same config, ok twice with identical metrics (a dir given twice, a copied job): kept once;
+* same config, ok twice with *different* metrics: a conflict (nondeterminism, or code changed
+  between the sweeps) — the run from the dir given first is kept, the other named.
+
+Job names get their dir's name in front (``sweepA/3``) so every row of the report says where
+it came from; with one dir they are unchanged.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from tunelab.report.collect import Job, find_job_dirs, group_jobs, load_job, parse_overrides
+
+
+def _identity(job: Job):
+    return None if job.overrides is None else frozenset(parse_overrides(job.overrides).items())
+
+
+def _prefixes(dirs: Sequence[Path]) -> list[str]:
+    """Dir names, made unique (``sweep``, ``sweep#2``) when two dirs share a name."""
+    out, seen = [], {}
+    for d in dirs:
+        name = d.name or str(d)
+        seen[name] = seen.get(name, 0) + 1
+        out.append(name if seen[name] == 1 else f"{name}#{seen[name]}")
+    return out
+
+
+def _dedupe(jobs: list[Job], notes: list[str]) -> list[Job]:
+    """Keep one job per identity (see the module docstring), naming every one left out."""
+    chosen: dict = {}
+    order: list = []
+    for job in jobs:
+        key = _identity(job)
+        if key is None:
+            order.append(job)
+            continue
+        kept = chosen.get(key)
+        if kept is None:
+            chosen[key] = job
+            order.append(key)
+        elif kept.state != "ok" and job.state == "ok":
+            notes.append(f"run {kept.name} ({kept.state}) is superseded by {job.name} (ok, same config)")
+            chosen[key] = job
+        elif job.state != "ok":
+            notes.append(f"run {job.name} ({job.state}) is the same config as {kept.name}: counted once")
+        elif job.metrics == kept.metrics:
+            notes.append(f"run {job.name} repeats {kept.name} (same config, same metrics): counted once")
+        else:
+            diff = sorted(k for k in set(job.metrics) | set(kept.metrics) if job.metrics.get(k) != kept.metrics.get(k))
+            notes.append(f"conflict: {kept.name} and {job.name} ran the same config with different results "
+                         f"({', '.join(diff[:3])}{' ...' if len(diff) > 3 else ''}); {job.name} is left out")
+    return [chosen[x] if not isinstance(x, Job) else x for x in order]
+
+
+def collect_dirs(dirs: Sequence[Path]) -> tuple[list[Job], dict[str, list[Job]], list[str], list[str]]:
+    """(jobs, groups, swept keys, notes) of one or more sweep dirs, merged."""
+    dirs = [Path(d) for d in dirs]
+    if len(dirs) == 1:
+        jobs, groups, keys = group_jobs([load_job(d, dirs[0]) for d in find_job_dirs(dirs[0])])
+        return jobs, groups, keys, []
+    loaded = []
+    for prefix, sweep in zip(_prefixes(dirs), dirs):
+        for d in find_job_dirs(sweep):
+            job = load_job(d, sweep)
+            job.name = f"{prefix}/{job.name}"
+            loaded.append(job)
+    notes: list[str] = []
+    jobs, groups, keys = group_jobs(_dedupe(loaded, notes))
+    return jobs, groups, keys, notes

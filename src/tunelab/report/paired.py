@@ -1,0 +1,127 @@
+"""Paired statistics on per-example predictions: McNemar, the paired bootstrap, seed ensembles.
+
+Two arms scored on the *same* test examples are paired data: example difficulty is shared, so a
+paired test sees differences that the Welch test on per-seed means (which treats each arm's
+scores as independent samples) cannot. Dror et al. 2018 ("The Hitchhiker's Guide to Testing
+Statistical Significance in NLP") recommend McNemar for accuracy and the (paired) bootstrap
+for other metrics such as F1.
+
+* :func:`mcnemar`: only the discordant examples count — ``b`` = right in A and wrong in B,
+  ``c`` = the reverse. Exact two-sided binomial test on b of b+c at 1/2 when b+c < 25, else the
+  chi-square statistic with continuity correction, (|b-c| - 1)² / (b+c) on 1 df (Edwards 1948).
+  Pooling several seed pairs by summing their b and c is the Mantel–Haenszel test for matched
+  pairs stratified by seed pair, which reduces to McNemar on the summed counts.
+* :func:`paired_bootstrap`: resample test examples (the same draw for both arms and for every
+  seed pair), recompute the scores with :mod:`tunelab.metrics`, and take the percentile CI of
+  the mean over seed pairs of score(A) - score(B) (Koehn 2004; Berg-Kirkpatrick et al. 2012).
+* :func:`vote` / :func:`mean_probability`: the seed ensemble of an arm (majority vote, ties to
+  the class with the highest mean probability; or argmax of the mean probability).
+* :func:`agreement`: how often two seeds of an arm predict the same label for an example.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats as _st
+
+from tunelab import metrics
+
+NAN = float("nan")
+EXACT_BELOW = 25  # discordant pairs under which the exact binomial test is used
+
+
+@dataclass(frozen=True)
+class McNemar:
+    b: int
+    c: int
+    statistic: float
+    p: float
+    method: str
+
+
+def mcnemar(b: int, c: int, exact: bool | None = None) -> McNemar:
+    """McNemar's test from the discordant counts (see the module docstring)."""
+    b, c = int(b), int(c)
+    n = b + c
+    if n == 0:
+        return McNemar(b, c, NAN, 1.0, "no discordant examples")
+    if exact if exact is not None else n < EXACT_BELOW:
+        p = min(1.0, 2.0 * float(_st.binom.cdf(min(b, c), n, 0.5)))
+        return McNemar(b, c, float(min(b, c)), p, "exact binomial")
+    stat = (abs(b - c) - 1) ** 2 / n
+    return McNemar(b, c, float(stat), float(_st.chi2.sf(stat, 1)), "chi-square, continuity-corrected")
+
+
+def discordant(gold: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray) -> tuple[int, int]:
+    """(A right & B wrong, A wrong & B right), summed over the rows of 2-d predictions."""
+    ra, rb = pred_a == gold, pred_b == gold
+    return int(np.sum(ra & ~rb)), int(np.sum(~ra & rb))
+
+
+def scores(gold, pred, n_classes: int, pos: int) -> dict[str, float]:
+    """The reported scores of one prediction vector (``tunelab.metrics``), keyed test/acc etc."""
+    return metrics.classification_scores(gold, pred, n_classes, pos, prefix="test")
+
+
+@dataclass
+class BootDiff:
+    """Mean over seed pairs of score(A) - score(B), with its paired-bootstrap CI and p."""
+
+    diff: float
+    low: float
+    high: float
+    p: float
+
+
+def paired_bootstrap(gold: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, n_classes: int, pos: int,
+                     n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict[str, BootDiff]:
+    """Per metric: the observed mean difference, the percentile CI and a two-sided bootstrap p
+    (twice the share of resampled differences on the other side of zero, at most 1).
+
+    ``pred_a``/``pred_b`` are (seed pairs x examples); row k of A is paired with row k of B.
+    """
+    pred_a, pred_b = np.atleast_2d(pred_a), np.atleast_2d(pred_b)
+
+    def mean_diff(idx) -> dict[str, float]:
+        g = gold[idx]
+        per_pair = [{k: v - scores(g, b[idx], n_classes, pos)[k] for k, v in scores(g, a[idx], n_classes, pos).items()}
+                    for a, b in zip(pred_a, pred_b)]
+        return {k: float(np.mean([d[k] for d in per_pair])) for k in per_pair[0]}
+
+    observed = mean_diff(np.arange(gold.size))
+    rng = np.random.default_rng(seed)
+    boots = [mean_diff(rng.integers(0, gold.size, gold.size)) for _ in range(n_boot)]
+    a = (1 - level) / 2
+    out = {}
+    for key, obs in observed.items():
+        d = np.array([bt[key] for bt in boots])
+        lo, hi = np.percentile(d, [100 * a, 100 * (1 - a)])
+        p = min(1.0, 2 * min(np.mean(d <= 0), np.mean(d >= 0))) if obs != 0 else 1.0
+        out[key] = BootDiff(obs, float(lo), float(hi), float(p))
+    return out
+
+
+def vote(preds: np.ndarray, n_classes: int, probs: np.ndarray | None = None) -> np.ndarray:
+    """Majority vote over seeds (rows); a tie goes to the tied class with the highest mean
+    probability, or the lowest class id without probabilities."""
+    counts = np.stack([(preds == c).sum(axis=0) for c in range(n_classes)], axis=1).astype(float)
+    if probs is not None:
+        counts += 1e-3 * probs.astype(float).mean(axis=0)  # < 1 vote: breaks ties only
+    return counts.argmax(axis=1)
+
+
+def mean_probability(probs: np.ndarray) -> np.ndarray:
+    """Argmax of the seeds' mean class probabilities (probs: seeds x examples x classes)."""
+    return probs.astype(float).mean(axis=0).argmax(axis=1)
+
+
+def agreement(preds: np.ndarray) -> tuple[float, float]:
+    """(mean over seed pairs of the share of examples with the same label, share of examples on
+    which all seeds agree); NaN with fewer than two seeds."""
+    if preds.shape[0] < 2:
+        return NAN, NAN
+    pair = [float(np.mean(preds[i] == preds[j])) for i, j in itertools.combinations(range(preds.shape[0]), 2)]
+    return float(np.mean(pair)), float(np.mean((preds == preds[0]).all(axis=0)))
