@@ -6,7 +6,9 @@ Hugging Face model with the freeze policy applied -> Lightning fit + test -> the
 One branch, logged when taken: with ``freeze=all`` (sequence classification, no augmentation,
 no checkpoint to resume) and ``trainer.feature_cache=true`` the encoder is a fixed function of
 the text, so its output is computed once and cached, and only the head trains
-(:mod:`tunelab.methods.frozen_cache`; same metrics as this path, tested).
+(:mod:`tunelab.methods.frozen_cache`; same metrics as this path, tested). Likewise with frozen
+bottom layers (``freeze=last_n|first_n``): their output is computed once and only the layers
+above train (:mod:`tunelab.methods.prefix_cache`).
 """
 
 from __future__ import annotations
@@ -33,6 +35,13 @@ def run(cfg: DictConfig, ctx) -> dict:
         return frozen_cache.run(cfg, ctx)
     if cfg.freeze.mode == "all":
         log.info(f"[tunelab] freeze=all without the feature cache: {why_not}")
+    from tunelab.methods import prefix_cache
+
+    no_prefix = prefix_cache.why_not(cfg)
+    if no_prefix is None:
+        return prefix_cache.run(cfg, ctx)
+    if cfg.freeze.mode in prefix_cache.PREFIX_MODES:
+        log.info(f"[tunelab] freeze={cfg.freeze.name}: no frozen-prefix cache ({no_prefix})")
     return run_encoder(cfg, ctx)
 
 
