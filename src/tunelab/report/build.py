@@ -16,6 +16,7 @@ from tunelab.io import atomic_write, write_json
 from tunelab.report import analysis
 from tunelab.report.baseline import group_baseline
 from tunelab.report.collect import Job, collect
+from tunelab.report.cost import group_costs
 from tunelab.report.model import Comparisons, Counts, Group, MetricSection, Methods, Report, Run
 from tunelab.report.plots import plot_metric, plot_name
 from tunelab.report.render import render_csv, render_markdown
@@ -79,6 +80,7 @@ def build_report(sweep_dir, reference: str | None = None, metrics: Sequence[str]
         counts=Counts.from_jobs(jobs), runs=[Run.from_job(j) for j in jobs],
         groups={g: Group.from_jobs(js) for g, js in groups.items()},
         baseline={g: group_baseline(js) for g, js in groups.items()}, notes=notes,
+        cost=group_costs(groups),
     )
     for metric in chosen:
         report.metrics[metric] = MetricSection(

@@ -209,6 +209,7 @@ class Report:
     baseline: dict[str, Baseline]
     metrics: dict[str, MetricSection] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    cost: dict[str, Any] = field(default_factory=dict)  # group -> tunelab.report.cost.ArmCost
     files: dict[str, str] = field(default_factory=dict)  # filled when written: kind -> path
 
     @property
