@@ -169,30 +169,39 @@ def build_states(cfg: DictConfig, model, report, dm, splits, k: int) -> tuple[di
     return states, hits, time.time() - t0
 
 
-def run(cfg: DictConfig, ctx) -> dict:
-    """``run_encoder`` for frozen bottom layers, training the top on cached prefix states."""
-    from tunelab.models.loading import load_tokenizer
+def prepare(cfg: DictConfig, dm, splits, log_fn=log.info):
+    """``(module, datamodule, report, info)`` of a prefix-cached run, the states built or read.
 
-    dm, splits = load_data(cfg, load_tokenizer(cfg.model))
-    # The normal path's own module builder: the model is loaded by the same call at the same
-    # point of the seeded RNG stream, so what trains starts from the same weights.
+    The model comes from the normal path's own module builder: it is loaded by the same call
+    at the same point of the seeded RNG stream, so what trains starts from the same weights.
+    (Also used by ``bench/variants.py`` D1, so the benchmark times exactly this set-up.)
+    """
     plain, report = build_module(cfg, dm)
     model = plain.model
     blocks = freezing.blocks_of(model)
     k = prefix.prefix_depth(freezing.frozen_block_names(blocks, cfg.freeze), len(prefix.layers_of(model)))
     states, hits, secs = build_states(cfg, model, report, dm, splits, k)
     size = sum(s.nbytes_on_disk() for s in states.values())
-    log.info(f"[tunelab] frozen prefix (embeddings + {k} layers) cached: "
-             + ", ".join(f"{s} {'read' if h else 'computed'}" for s, h in hits.items())
-             + f" ({secs:.1f} s, {size / 2**20:.1f} MiB on disk under {cfg.cache_dir}/prefix); "
-             f"training layers {k}.. and the head on it")
+    log_fn(f"[tunelab] frozen prefix (embeddings + {k} layers) cached: "
+           + ", ".join(f"{s} {'read' if h else 'computed'}" for s, h in hits.items())
+           + f" ({secs:.1f} s, {size / 2**20:.1f} MiB on disk under {cfg.cache_dir}/prefix); "
+           f"training layers {k}.. and the head on it")
     labels = {s: getattr(splits, s)["label"].to_numpy() for s in states}
     pdm = PrefixDataModule(dm, states, labels, pin_memory=torch.cuda.is_available())
     module = PrefixCachedClassifier(model, k=k, num_labels=plain.num_labels, positive_index=plain.positive_index,
                                     optim_cfg=cfg.optim, freeze_cfg=cfg.freeze, label_names=dm.label_names,
-                                    log=log.info)
+                                    log=log_fn)
+    info = {"layers": k, "hits": hits, "seconds": round(secs, 3), "bytes": size, "dtype": states["train"].dtype}
+    return module, pdm, report, info
+
+
+def run(cfg: DictConfig, ctx) -> dict:
+    """``run_encoder`` for frozen bottom layers, training the top on cached prefix states."""
+    from tunelab.models.loading import load_tokenizer
+
+    dm, splits = load_data(cfg, load_tokenizer(cfg.model))
+    module, pdm, report, info = prepare(cfg, dm, splits)
     metrics, trainer = train_and_test(cfg, ctx, module, pdm, has_val=len(splits.val) > 0,
                                       ckpt_path=resolve_ckpt(cfg, ctx))
     return encoder_record(cfg, metrics=metrics, splits=splits, module=module, trainer=trainer, dm=dm,
-                          report=report, prefix_cache={"layers": k, "hits": hits, "seconds": round(secs, 3),
-                                                       "bytes": size, "dtype": states["train"].dtype})
+                          report=report, prefix_cache=info)
