@@ -150,3 +150,12 @@ def test_pretrained_prefix_shared_across_seeds(compose, tmp_path):
     assert a["extra"]["prefix_cache"]["layers"] == 4       # MiniLM: 6 layers, top 2 train
     assert set(a["extra"]["prefix_cache"]["hits"].values()) == {False}
     assert set(b["extra"]["prefix_cache"]["hits"].values()) == {True}
+
+
+def test_prefix_cached_run_killed_and_resumed_ends_like_an_uninterrupted_one(tmp_path):
+    """resume=auto on the cached path: the head-and-top checkpoint, the sampler position and the
+    RNG state carry over (tiny: embeddings + layer 0 cached, layer 1 trains)."""
+    from test_resume import _killed_and_resumed
+
+    _killed_and_resumed(tmp_path, [6], extra=("freeze=last_n", "freeze.n=1", "model.dropout=0.3"))
+    assert "frozen prefix (embeddings + 1 layers) cached" in (tmp_path / "job" / "train.log").read_text()
