@@ -159,3 +159,15 @@ def test_prefix_cached_run_killed_and_resumed_ends_like_an_uninterrupted_one(tmp
 
     _killed_and_resumed(tmp_path, [6], extra=("freeze=last_n", "freeze.n=1", "model.dropout=0.3"))
     assert "frozen prefix (embeddings + 1 layers) cached" in (tmp_path / "job" / "train.log").read_text()
+
+
+def test_a_broken_store_entry_is_rebuilt(compose, tmp_path):
+    first = _run(compose, tmp_path, "a", "seed=11")
+    entries = list(Path(compose(OVR).cache_dir).glob("prefix/k1-*"))
+    assert entries
+    for e in entries:
+        (e / "offsets.npy").write_bytes(b"not numpy")
+    again = _run(compose, tmp_path, "b", "seed=11")
+    assert set(again["extra"]["prefix_cache"]["hits"].values()) == {False}
+    for k, v in first["metrics"].items():
+        assert again["metrics"][k] == pytest.approx(v, abs=1e-6), k

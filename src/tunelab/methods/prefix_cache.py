@@ -30,6 +30,7 @@ path: they are curriculum strategies, which ``method=finetune`` refuses at valid
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from pathlib import Path
 from typing import Optional
@@ -141,7 +142,9 @@ def build_states(cfg: DictConfig, model, report, dm, splits, k: int) -> tuple[di
     ids = {id(p) for b in freezing.blocks_of(model) if b.name in below for p in b.params}
     prefix_params = {n for n, p in model.named_parameters() if id(p) in ids}
     seed_dependent = bool(cfg.model.random_init) or any(m in prefix_params for m in (report.missing if report else []))
-    ident = model_identity(cfg.model, seed=int(cfg.seed), seed_dependent=seed_dependent)
+    # As for the freeze=all cache: what else a seed-dependent draw could depend on.
+    extra = {"num_labels": int(model.config.num_labels), "dropout": cfg.model.dropout} if seed_dependent else None
+    ident = model_identity(cfg.model, seed=int(cfg.seed), seed_dependent=seed_dependent, extra=extra)
     device = _feature_device(cfg)
     tok = dm.tokenizer
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
@@ -153,6 +156,9 @@ def build_states(cfg: DictConfig, model, report, dm, splits, k: int) -> tuple[di
                               n=len(texts), max_length=cfg.model.max_length, k=k, dtype=dtype)
         path = Path(cfg.cache_dir) / "prefix" / key
         st = store.open_entry(path, dtype, len(texts)) if path.exists() else None
+        if st is None and path.exists():
+            log.info(f"[tunelab] prefix cache entry {path.name} unreadable; recomputing")
+            shutil.rmtree(path, ignore_errors=True)
         hits[name] = st is not None
         if st is None:
             cols = [c for c in ("input_ids", "attention_mask", "token_type_ids") if c in ds.column_names]
