@@ -9,7 +9,7 @@ thread pools and caches from colouring the next one's figures.
 Variants (same model, data and batch size):
   A   seed-style loop: HF tokenizer padding="max_length" (128), BertForSequenceClassification,
       AdamW, plain PyTorch loop over a shuffled DataLoader (what the seed notebooks do);
-  A0  the same written as the Hugging Face course's minimal loop (:func:`hf_minimal`: datasets
+  A0  the same written as the Hugging Face course's minimal loop (``bench/hf_minimal.py``: datasets
       + DataLoader + AdamW + linear schedule, no helper of this file), to check that A is a fair
       stand-in for "a plain HF loop" (A/A0 should be ~1);
   B   the same plain loop over tunelab's batches (dynamic padding + length-grouped sampler);
@@ -291,52 +291,6 @@ class PrefixCachedTunelab(LightningTunelab):
         super().__init__(cfg, pdm, dev, module=module)
 
 
-def hf_minimal(cfg, texts, labels, args) -> dict:
-    """(A0): the training loop of the Hugging Face course (chapter 3), timed from outside."""
-    import torch
-    from datasets import Dataset
-    from torch.utils.data import DataLoader
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_scheduler
-
-    from tunelab.models.loading import model_source
-
-    path = model_source(cfg.model)
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    ds = Dataset.from_dict({"text": list(texts), "labels": [int(x) for x in labels]})
-    ds = ds.map(lambda b: tokenizer(b["text"], padding="max_length", truncation=True, max_length=args.max_length),
-                batched=True).remove_columns(["text"]).with_format("torch")
-    train_dataloader = DataLoader(ds, shuffle=True, batch_size=args.batch_size)
-    if cfg.model.random_init:  # the tiny smoke-test model
-        from transformers import AutoConfig
-
-        conf = AutoConfig.from_pretrained(path, num_labels=2, **dict(cfg.model.config_overrides or {}))
-        model = AutoModelForSequenceClassification.from_config(conf)
-    else:
-        model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=2)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=5e-5)
-    n = args.warmup + args.steps
-    lr_scheduler = get_scheduler("linear", optimizer=optimizer, num_warmup_steps=0, num_training_steps=n)
-    model.train()
-    step, samples = 0, 0
-    while step < n:
-        for batch in train_dataloader:
-            if step == args.warmup:
-                t0, c0 = time.perf_counter(), time.process_time()
-            outputs = model(**batch)
-            outputs.loss.backward()
-            optimizer.step()
-            lr_scheduler.step()
-            optimizer.zero_grad()
-            if step >= args.warmup:
-                samples += len(batch["labels"])
-            step += 1
-            if step == n:
-                break
-    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
-    return {"seconds": dt, "cpu_seconds": cpu, "samples_per_s": samples / dt, "samples_per_cpu_s": samples / cpu,
-            "mean_padded_len": float(args.max_length)}
-
-
 def overrides_of(args) -> list[str]:
     ovr = [f"model={args.model}", f"data={args.data}", f"model.max_length={args.max_length}",
            f"optim.batch_size={args.batch_size}", f"data.max_train_samples={args.max_train_samples}",
@@ -388,6 +342,8 @@ def run_variant(args) -> dict:
     n_labels = len(splits.label_names)
     extra = {}
     if args.variant == "A0":
+        from hf_minimal import hf_minimal
+
         res = hf_minimal(cfg, splits.train["text"].tolist(), splits.train["label"].to_numpy(), args)
         return dict(res, setup_s=None, rss_mb=rss_mb(), peak_rss_mb=peak_rss_mb(),
                     torch_threads=torch.get_num_threads(), precision="32-true", train_examples=len(splits.train))
