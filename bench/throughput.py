@@ -5,22 +5,18 @@ through Lightning (C), on the same machine, model, data and batch size.
     python bench/throughput.py --steps 40 --repeats 5 --startup --default-run
     python bench/throughput.py --model bert_base --precision bf16-mixed --compile   # on a GPU
 
-(A) Hugging Face tokenizer with padding="max_length", max_length=128,
-    BertForSequenceClassification, AdamW, a plain PyTorch loop over a shuffled DataLoader.
-(B) the same model/optimiser in a plain loop over tunelab's own training batches (dynamic
-    padding + the length-grouped batch sampler of ``TextDataModule``).
-(C) ``Trainer.fit`` on tunelab's ``SequenceClassifier`` and ``TextDataModule`` (logger none, no
-    checkpointing, no progress bar): what a run actually executes.
-
-Each repeat runs ``--warmup`` untimed steps then ``--steps`` timed steps of each variant in turn
-(A, B, C interleaved, so load from other processes hits all three alike); B and C see the same
-batches in the same order. Reported: medians over repeats of training samples/s, real
-(non-padding) tokens/s and padded tokens/s, the padding fraction, the process's peak RSS, and
-C/A and C/B. ``--startup`` measures the start-up cost of a run (imports, model load, data load)
-in fresh interpreters; ``--default-run`` runs ``train.py logger=none`` in a child and reports its
-peak RSS. On a CUDA GPU: ``--precision bf16-mixed``, SDPA attention, ``--compile``, pinned
-memory, and model-FLOPs utilisation (MFU) against ``--peak-tflops``.
-Results go to ``bench/results/throughput.json``.
+The variants are those of ``bench/variants.py`` (A seed-style: pad to 128, shuffled; B: the
+same plain loop over tunelab's batches; C: ``Trainer.fit`` on tunelab's module and data), each
+repeat of each variant in a process of its own, interleaved A B C A B C, through
+``bench/harness.py``: medians and min-max over repeats of training samples/s, real and padded
+tokens/s, padding fraction, samples per CPU-second, RSS; the ratios C/A and C/B with their
+range; the load before, during (other processes' CPU use) and after, and whether the result is
+``final`` (quiet machine) or flagged. ``--startup`` measures the start-up cost of a run
+(imports, model load, data load) in fresh interpreters; ``--default-run`` runs ``train.py
+logger=none`` in a child and reports its peak RSS. On a CUDA GPU: ``--precision bf16-mixed``,
+SDPA attention, ``--compile``, pinned memory, and model-FLOPs utilisation (MFU) against
+``--peak-tflops``. Results go to ``bench/results/throughput.json``; the other suites (prefix
+cache, bf16, sweeps) are in ``bench/run.py``.
 """
 
 from __future__ import annotations
@@ -28,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -36,244 +31,20 @@ import sys
 import time
 from pathlib import Path
 
+import harness as H
+from variants import peak_rss_mb
+
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 # bf16 dense peak of common GPUs (TFLOP/s, no sparsity), for MFU when --peak-tflops is not given.
 PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L4": 121.0, "A10": 125.0, "V100": 125.0}
-
-
-def rss_mb() -> float:
-    try:
-        import psutil
-
-        return psutil.Process().memory_info().rss / 2**20
-    except ImportError:  # pragma: no cover
-        return float("nan")
-
-
-def peak_rss_mb(who=resource.RUSAGE_SELF) -> float:
-    return resource.getrusage(who).ru_maxrss / 1024  # KiB on Linux
-
-
-def compose(overrides):
-    from hydra import compose as hcompose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    from tunelab.config import register_configs
-
-    register_configs()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = hcompose("config", overrides=list(overrides))
-    GlobalHydra.instance().clear()
-    return cfg
-
-
-# --------------------------------------------------------------------------- devices / flops
-
-
-class Device:
-    def __init__(self, args):
-        import torch
-
-        self.cuda = torch.cuda.is_available() and not args.cpu
-        self.name = torch.cuda.get_device_name(0) if self.cuda else platform.processor() or "cpu"
-        self.torch_device = torch.device("cuda" if self.cuda else "cpu")
-        self.precision = args.precision or ("bf16-mixed" if self.cuda else "32-true")
-        self.compile = args.compile
-        self.pin = self.cuda
-
-    def autocast(self):
-        import contextlib
-
-        import torch
-
-        if self.precision.startswith("bf16"):
-            return torch.autocast(self.torch_device.type, dtype=torch.bfloat16)
-        if self.precision.startswith("16"):
-            return torch.autocast(self.torch_device.type, dtype=torch.float16)
-        return contextlib.nullcontext()
-
-    def sync(self):
-        if self.cuda:
-            import torch
-
-            torch.cuda.synchronize()
-
-
-def train_flops_per_token(config, seq_len: float) -> float:
-    """≈ 6·N (dense matmuls, fwd+bwd) + attention 12·L·h·s per token (Kaplan et al. / PaLM)."""
-    h, L, inter = config.hidden_size, config.num_hidden_layers, config.intermediate_size
-    n_dense = L * (4 * h * h + 2 * h * inter)  # Q,K,V,O + FFN (embeddings are lookups)
-    return 6 * n_dense + 12 * L * h * seq_len
-
-
-# --------------------------------------------------------------------------- variants
-
-
-def load_hf_model(cfg, n_labels, dev: Device):
-    from tunelab.models.loading import load_model
-
-    model, _ = load_model(cfg.model, "seq_cls", num_labels=n_labels)
-    if dev.cuda:
-        # SDPA is transformers' default for BERT when available; make it explicit.
-        model.config._attn_implementation = "sdpa"
-    model.to(dev.torch_device)
-    model.train()
-    return model
-
-
-def maybe_compile(model, dev: Device):
-    if dev.compile:
-        import torch
-
-        return torch.compile(model, dynamic=True)
-    return model
-
-
-class Timer:
-    """Times `steps` steps after `warmup` steps; counts samples and real/padded tokens."""
-
-    def __init__(self, warmup: int, steps: int, dev: Device):
-        self.warmup, self.steps, self.dev = warmup, steps, dev
-        self.reset()
-
-    def reset(self):
-        self.i = 0
-        self.t0 = self.t1 = None
-        self.samples = self.real = self.padded = 0
-
-    def before(self):
-        if self.i == self.warmup:
-            self.dev.sync()
-            self.t0 = time.perf_counter()
-            self.c0 = time.process_time()
-
-    def after(self, attention_mask):
-        if self.i >= self.warmup:
-            self.samples += attention_mask.shape[0]
-            self.real += int(attention_mask.sum())
-            self.padded += attention_mask.numel()
-        self.i += 1
-        if self.i == self.warmup + self.steps:
-            self.dev.sync()
-            self.t1 = time.perf_counter()
-            self.c1 = time.process_time()
-            return True
-        return False
-
-    def result(self) -> dict:
-        dt = self.t1 - self.t0
-        cpu = max(self.c1 - self.c0, 1e-9)
-        # CPU seconds of this process: less sensitive than wall time to other processes' load.
-        return {"seconds": dt, "cpu_seconds": cpu, "samples_per_cpu_s": self.samples / cpu,
-                "samples_per_s": self.samples / dt, "tokens_per_s": self.real / dt,
-                "padded_tokens_per_s": self.padded / dt, "padding_fraction": 1 - self.real / self.padded,
-                "mean_padded_len": self.padded / self.samples}
-
-
-def plain_loop(model, opt, batches, timer: Timer, dev: Device):
-    import torch
-
-    timer.reset()
-    for batch in batches:
-        batch = {k: v.to(dev.torch_device, non_blocking=True) for k, v in batch.items()}
-        timer.before()
-        with dev.autocast():
-            loss = model(**batch).loss
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        if timer.after(batch["attention_mask"]):
-            break
-    del torch
-    return timer.result()
-
-
-class SeedStyle:
-    """(A): what the seed notebooks do: pad every example to 128, random batches."""
-
-    def __init__(self, cfg, texts, labels, n_labels, tokenizer, dev: Device, args):
-        import numpy as np
-        import torch
-        from torch.utils.data import DataLoader, TensorDataset
-
-        enc = tokenizer(list(texts), padding="max_length", truncation=True, max_length=args.max_length,
-                        return_tensors="pt")
-        ds = TensorDataset(enc["input_ids"], enc["attention_mask"], enc["token_type_ids"],
-                           torch.tensor(np.asarray(labels), dtype=torch.long))
-        g = torch.Generator().manual_seed(0)
-        self.loader = DataLoader(ds, batch_size=args.batch_size, shuffle=True, generator=g, pin_memory=dev.pin)
-        self.model = maybe_compile(load_hf_model(cfg, n_labels, dev), dev)
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=5e-5)
-        self.dev = dev
-
-    def batches(self):
-        while True:
-            for ids, mask, tt, y in self.loader:
-                yield {"input_ids": ids, "attention_mask": mask, "token_type_ids": tt, "labels": y}
-
-    def run(self, timer):
-        return plain_loop(self.model, self.opt, self.batches(), timer, self.dev)
-
-
-class RawTunelab:
-    """(B): the same plain loop over tunelab's batches (dynamic padding, length-grouped)."""
-
-    def __init__(self, cfg, dm, n_labels, dev: Device):
-        import torch
-
-        self.dm = dm
-        self.model = maybe_compile(load_hf_model(cfg, n_labels, dev), dev)
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=5e-5)
-        self.dev = dev
-
-    def run(self, timer):
-        loader = self.dm.train_dataloader()
-        if self.dev.pin:
-            loader.pin_memory = True
-        return plain_loop(self.model, self.opt, iter(loader), timer, self.dev)
-
-
-class LightningTunelab:
-    """(C): Trainer.fit on tunelab's module + datamodule, exactly as a run builds them."""
-
-    def __init__(self, cfg, dm, dev: Device):
-        from tunelab.methods.finetune import build_module
-
-        self.cfg, self.dm, self.dev = cfg, dm, dev
-        self.module, _ = build_module(cfg, dm)
-        if dev.cuda:
-            self.module.model.config._attn_implementation = "sdpa"
-        if dev.compile:
-            self.module.model = maybe_compile(self.module.model, dev)
-
-    def run(self, timer):
-        import lightning as L
-        from lightning.pytorch.callbacks import Callback
-
-        class Clock(Callback):
-            def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-                timer.before()
-
-            def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-                if timer.after(batch["attention_mask"]):
-                    trainer.should_stop = True
-
-        timer.reset()
-        t = self.cfg.trainer
-        trainer = L.Trainer(
-            accelerator="gpu" if self.dev.cuda else "cpu", devices=1, precision=self.dev.precision,
-            max_steps=timer.warmup + timer.steps, max_epochs=-1, logger=False, enable_checkpointing=False,
-            enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
-            num_sanity_val_steps=0, use_distributed_sampler=False, callbacks=[Clock()],
-            gradient_clip_val=self.cfg.optim.grad_clip or None, log_every_n_steps=t.log_every_n_steps,
-        )
-        trainer.fit(self.module, datamodule=self.dm)
-        return timer.result()
+LABELS = {"A": "seed-style loop (pad to max_length, plain PyTorch)",
+          "B": "raw loop, tunelab batches (dynamic padding + length grouping)",
+          "C": "tunelab via Lightning (Trainer.fit)"}
+FIGURES = ("samples_per_s", "samples_per_cpu_s", "tokens_per_s", "padded_tokens_per_s", "padding_fraction",
+           "mean_padded_len", "rss_mb", "peak_rss_mb", "seconds", "cpu_seconds")
 
 
 # --------------------------------------------------------------------------- start-up
@@ -297,7 +68,7 @@ def measure_startup(overrides, repeats: int = 1) -> dict:
         "tunelab.run": "import tunelab.run",
         "tunelab.features": "import tunelab.models.features",
         "run_imports": "import tunelab.run, lightning, transformers, torch; import tunelab.models.modules, "
-                       "tunelab.data.datamodule; tunelab.run._import_plugins()",
+                       "tunelab.data.datamodule, tunelab.methods.finetune",
     }
     for name, code in imports.items():
         out[f"import {name}"] = statistics.median(_child_time(code) for _ in range(repeats))
@@ -306,9 +77,9 @@ import json, time, sys
 sys.path.insert(0, {str(ROOT / 'bench')!r})
 t = time.perf_counter()
 import tunelab.run, lightning, transformers, torch, tunelab.models.modules, tunelab.data.datamodule
-tunelab.run._import_plugins()
+import tunelab.methods.finetune
 t_imp = time.perf_counter() - t
-from throughput import compose
+from variants import compose
 cfg = compose({list(overrides)!r})
 t = time.perf_counter()
 from tunelab.models.loading import load_tokenizer, load_model
@@ -393,111 +164,71 @@ def main(argv=None) -> dict:
     ap.add_argument("--startup-repeats", type=int, default=1)
     ap.add_argument("--default-run", action="store_true", help="peak RSS of `train.py logger=none`")
     ap.add_argument("--default-run-args", default="", help="extra overrides for --default-run")
+    ap.add_argument("--wait-idle", type=float, default=0, help="wait up to this many s for load1 <= 0.5")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "throughput.json"))
     args = ap.parse_args(argv)
 
-    import torch
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    dev = Device(args)
-    overrides = [f"model={args.model}", f"data={args.data}", f"model.max_length={args.max_length}",
-                 f"optim.batch_size={args.batch_size}", f"data.max_train_samples={args.max_train_samples}",
-                 "logger=none", "trainer.enable_progress_bar=false", "trainer.enable_checkpointing=false"]
-    cfg = compose(overrides)
-    try:
-        load = os.getloadavg()
-    except OSError:
-        load = None
-    print(f"device: {dev.name} ({'cuda' if dev.cuda else 'cpu'}), torch threads {torch.get_num_threads()}, "
-          f"precision {dev.precision}, compile {dev.compile}; load average {load}")
-
-    from tunelab.models.loading import load_tokenizer
-    from tunelab.methods.finetune import build_datamodule
-
-    tok = load_tokenizer(cfg.model)
-    dm = build_datamodule(cfg, tok)
-    splits = dm.load()
-    dm.setup("fit")
-    n_labels = len(splits.label_names)
-    import lightning as L
-
-    L.seed_everything(0, verbose=False)
-    variants = {}
+    start_load = H.wait_idle(args.wait_idle) if args.wait_idle else H.load1()
+    flags = ["--model", args.model, "--data", args.data, "--batch-size", str(args.batch_size),
+             "--max-length", str(args.max_length), "--max-train-samples", str(args.max_train_samples),
+             "--steps", str(args.steps), "--warmup", str(args.warmup), "--threads", str(args.threads)]
+    flags += (["--precision", args.precision] if args.precision else []) + (["--compile"] if args.compile else [])
+    flags += ["--cpu"] if args.cpu else []
     names = [v.strip() for v in args.variants.split(",") if v.strip()]
-    t = time.perf_counter()
-    if "A" in names:
-        variants["A"] = SeedStyle(cfg, splits.train["text"].tolist(), splits.train["label"].to_numpy(),
-                                  n_labels, tok, dev, args)
-    if "B" in names:
-        variants["B"] = RawTunelab(cfg, dm, n_labels, dev)
-    if "C" in names:
-        variants["C"] = LightningTunelab(cfg, dm, dev)
-    print(f"set-up {time.perf_counter() - t:.1f} s; train examples {len(splits.train)}, "
-          f"bs {args.batch_size}, {args.warmup} warm-up + {args.steps} timed steps x {args.repeats} repeats")
-
-    runs: dict[str, list[dict]] = {k: [] for k in variants}
-    for r in range(args.repeats):
-        for name, v in variants.items():
-            res = v.run(Timer(args.warmup, args.steps, dev))
-            res["rss_mb"] = rss_mb()
-            runs[name].append(res)
-            print(f"  repeat {r}: {name} {res['samples_per_s']:8.1f} samples/s  {res['tokens_per_s']:9.0f} tok/s  "
-                  f"{res['samples_per_cpu_s']:7.1f} samples/CPU-s  "
-                  f"({res['seconds']:.2f} s, load {os.getloadavg()[0]:.1f})", flush=True)
-
-    labels = {"A": "seed-style loop (pad to max_length, plain PyTorch)",
-              "B": "raw loop, tunelab batches (dynamic padding + length grouping)",
-              "C": "tunelab via Lightning (Trainer.fit)"}
-    summary: dict = {}
+    variants = {n: [sys.executable, str(ROOT / "bench" / "variants.py"), "--variant", n, *flags] for n in names}
+    print(f"load1 {H._f(start_load)}; {len(names)} variants x {args.repeats} repeats, one process each, "
+          f"{args.warmup} warm-up + {args.steps} timed steps, bs {args.batch_size}", flush=True)
+    runs = H.interleave(variants, args.repeats)
+    summary = {}
     for name, rs in runs.items():
-        med = {k: statistics.median(x[k] for x in rs) for k in rs[0]}
-        med["samples_per_s_all"] = [round(x["samples_per_s"], 2) for x in rs]
-        summary[name] = med
-    ratios = {}
-    if "A" in summary and "C" in summary:
-        ratios["C/A"] = summary["C"]["samples_per_s"] / summary["A"]["samples_per_s"]
-    if "B" in summary and "C" in summary:
-        ratios["C/B"] = summary["C"]["samples_per_s"] / summary["B"]["samples_per_s"]
-    if "A" in summary and "B" in summary:
-        ratios["B/A"] = summary["B"]["samples_per_s"] / summary["A"]["samples_per_s"]
-    for a, b in (("C", "A"), ("C", "B")):
-        if a in summary and b in summary:
-            ratios[f"{a}/{b} (per CPU-second)"] = summary[a]["samples_per_cpu_s"] / summary[b]["samples_per_cpu_s"]
+        ok = [r for r in rs if r.get("rc") == 0]
+        if not ok:
+            continue
+        summary[name] = {k: statistics.median(r[k] for r in ok) for k in FIGURES if k in ok[0]}
+        summary[name]["samples_per_s_all"] = [round(r["samples_per_s"], 2) for r in ok]
+        summary[name]["samples_per_s_min"] = min(r["samples_per_s"] for r in ok)
+        summary[name]["samples_per_s_max"] = max(r["samples_per_s"] for r in ok)
+    spread = H.summarize(runs, "samples_per_s")
+    ratios = {f"{a}/{b}": H.ratio(spread, a, b) for a, b in (("C", "A"), ("C", "B"), ("B", "A"))
+              if a in summary and b in summary}
+    cpu_spread = H.summarize(runs, "samples_per_cpu_s")
+    ratios.update({f"{a}/{b} (per CPU-second)": H.ratio(cpu_spread, a, b) for a, b in (("C", "A"), ("C", "B"))
+                   if a in summary and b in summary})
+    verdict = H.load_verdict(start_load, runs)
 
+    first = next((r for rs in runs.values() for r in rs if r.get("rc") == 0), {})
     gpu = None
-    if dev.cuda:
-        from tunelab.models.loading import load_config
-
-        config = load_config(cfg.model)
-        peak = args.peak_tflops or next((v for k, v in PEAK_TFLOPS.items() if k in dev.name), None)
-        gpu = {"peak_tflops": peak, "peak_memory_gb": torch.cuda.max_memory_allocated() / 2**30}
+    if str(first.get("device", "")).lower() not in ("", "cpu") and "train_flops_per_padded_token" in first:
+        peak = args.peak_tflops or next((v for k, v in PEAK_TFLOPS.items() if k in first["device"]), None)
+        gpu = {"peak_tflops": peak}
         for name, s in summary.items():
-            flops = train_flops_per_token(config, s["mean_padded_len"]) * s["padded_tokens_per_s"]
-            s["achieved_tflops"] = flops / 1e12
+            fl = statistics.median(r["train_flops_per_padded_token"] for r in runs[name] if r.get("rc") == 0)
+            s["achieved_tflops"] = fl * s["padded_tokens_per_s"] / 1e12
             if peak:
-                s["mfu"] = flops / 1e12 / peak
+                s["mfu"] = s["achieved_tflops"] / peak
 
     print()
-    print(f"{'':3} {'samples/s':>10} {'smp/CPU-s':>10} {'tokens/s':>10} {'padded tok/s':>13} {'padding':>8} {'RSS MB':>8}  what")
+    print(f"{'':3} {'samples/s':>10} {'min-max':>15} {'smp/CPU-s':>10} {'tokens/s':>10} {'padding':>8} {'RSS MB':>8}  what")
     for name, s in summary.items():
         extra = f"  MFU {s['mfu']:.1%}" if "mfu" in s else ""
-        print(f"{name:3} {s['samples_per_s']:10.1f} {s['samples_per_cpu_s']:10.1f} {s['tokens_per_s']:10.0f} {s['padded_tokens_per_s']:13.0f} "
-              f"{s['padding_fraction']:8.1%} {s['rss_mb']:8.0f}  {labels[name]}{extra}")
-    print("ratios: " + ", ".join(f"{k} = {v:.2f}" for k, v in ratios.items()))
-    print(f"peak RSS of this process: {peak_rss_mb():.0f} MB")
+        print(f"{name:3} {s['samples_per_s']:10.1f} {s['samples_per_s_min']:7.1f}-{s['samples_per_s_max']:<7.1f} "
+              f"{s['samples_per_cpu_s']:10.1f} {s['tokens_per_s']:10.0f} {s['padding_fraction']:8.1%} "
+              f"{s['rss_mb']:8.0f}  {LABELS.get(name, name)}{extra}")
+    tag = "" if verdict["final"] else "  [NOT FINAL: " + "; ".join(verdict["reasons"]) + "]"
+    print("ratios: " + ", ".join(f"{k} = {v['value']:.2f} ({v['low']:.2f}-{v['high']:.2f})"
+                                 for k, v in ratios.items() if v) + tag)
 
     result = {
-        "device": dev.name, "cuda": dev.cuda, "precision": dev.precision, "compile": dev.compile,
-        "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "loadavg_start": load,
-        "loadavg_end": os.getloadavg(), "model": args.model, "data": args.data, "batch_size": args.batch_size,
-        "max_length": args.max_length, "train_examples": len(splits.train), "warmup": args.warmup,
-        "steps": args.steps, "repeats": args.repeats, "variants": summary, "ratios": ratios,
-        "runs": runs, "peak_rss_mb": peak_rss_mb(), "gpu": gpu,
-        "versions": {"torch": torch.__version__, "lightning": L.__version__,
-                     "transformers": __import__("transformers").__version__, "python": platform.python_version()},
+        "device": first.get("device"), "precision": first.get("precision"), "compile": args.compile,
+        "torch_threads": first.get("torch_threads"), "machine": H.machine(), "verdict": verdict,
+        "loadavg_start": start_load, "loadavg_end": H.load1(), "model": args.model, "data": args.data,
+        "batch_size": args.batch_size, "max_length": args.max_length, "train_examples": first.get("train_examples"),
+        "warmup": args.warmup, "steps": args.steps, "repeats": args.repeats, "variants": summary,
+        "ratios": ratios, "runs": runs, "gpu": gpu,
     }
     if args.startup:
+        overrides = [f"model={args.model}", f"data={args.data}", f"model.max_length={args.max_length}",
+                     f"data.max_train_samples={args.max_train_samples}", "logger=none"]
         print(f"\nstart-up (fresh interpreters, median of {args.startup_repeats}):")
         su = measure_startup(overrides, args.startup_repeats)
         for k, v in su.items():
@@ -512,14 +243,11 @@ def main(argv=None) -> dict:
         if dr["rc"]:
             print(dr["tail"])
         result["default_run"] = dr
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=2, default=str))
-    os.replace(tmp, out)
-    print(f"\nwrote {out}")
+    out = H.write_result("throughput", result, Path(args.out))
+    print(f"\nwrote {out}" + ("" if verdict["final"] else " (flagged: not final)"))
     return result
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT / "src"))
     main()

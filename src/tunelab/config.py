@@ -160,7 +160,12 @@ class TrainerConfig:
     limit_test_batches: float = 1.0
     # freeze=all: compute the frozen encoder's output once per (model, data, max length) and
     # train only the head on the cached features (same metrics; tunelab.methods.frozen_cache).
+    # Frozen bottom layers (freeze=last_n|first_n): their output is cached likewise and only the
+    # top layers train (tunelab.methods.prefix_cache).
     feature_cache: bool = True
+    # How the frozen-prefix cache stores hidden states: float32 (exact) or bfloat16 (half the
+    # disk and page cache; results then carry bf16 rounding of the cached states).
+    feature_cache_dtype: str = choice("float32", "float32", "bfloat16")
 
 
 @dataclass

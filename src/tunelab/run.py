@@ -32,6 +32,7 @@ from typing import Any, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
+from tunelab.cost import cpu_seconds, job_cost
 from tunelab.errors import ConfigError, TunelabError
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
@@ -126,7 +127,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict:
     from tunelab.ops import ddp, faults
     from tunelab.ops.resume import job_already_ok
 
-    t0 = time.time()
+    t0, cpu0 = time.time(), cpu_seconds()
     try:
         ctx.out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -167,6 +168,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict:
         raise
     finally:
         record["duration_s"] = round(time.time() - t0, 3)
+        record["cost"] = job_cost(cpu0)
         record["finished_at"] = utcnow()
         from tunelab.loggers import finish_logger
 

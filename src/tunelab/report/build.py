@@ -16,6 +16,7 @@ from tunelab.io import atomic_write, write_json
 from tunelab.report import analysis
 from tunelab.report.baseline import group_baseline
 from tunelab.report.collect import Job
+from tunelab.report.cost import group_costs
 from tunelab.report.examples import N_BOOT_PAIRED, example_level, positive_index_of
 from tunelab.report.header import make_header
 from tunelab.report.merge import collect_dirs
@@ -104,6 +105,7 @@ def build_report(sweep_dir, reference: str | None = None, metrics: Sequence[str]
         baseline={g: group_baseline(js) for g, js in groups.items()}, notes=notes,
         header=make_header([str(d.resolve()) for d in dirs], jobs, keys),
         examples=example_level(ok_groups, positive_index_of(jobs), level=level, n_boot=paired_boot),
+        cost=group_costs(groups),
     )
     for metric in chosen:
         report.metrics[metric] = MetricSection(

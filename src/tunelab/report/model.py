@@ -226,6 +226,7 @@ class Report:
     notes: list[str] = field(default_factory=list)
     header: Header | None = None  # what ran (tunelab.report.header)
     examples: ExampleLevel | None = None  # paired tests, ensembles, agreement (tunelab.report.examples)
+    cost: dict[str, Any] = field(default_factory=dict)  # group -> tunelab.report.cost.ArmCost
     files: dict[str, str] = field(default_factory=dict)  # filled when written: kind -> path
 
     @property

@@ -14,6 +14,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from tunelab.report.cost import cost_section
 from tunelab.report.model import BASELINE_OF, Comparison, MetricSection, Report, Summary
 from tunelab.report import render_study
 from tunelab.report.plots import plot_name
@@ -77,6 +78,7 @@ def render_markdown(report: Report) -> str:
     ]
     for metric, entry in report.metrics.items():
         parts.append(_metric_section(report, metric, entry))
+    parts.append(cost_section(report.cost))
     if not report.metrics:
         parts.append("## Metrics\n\nNo metric to report (no ok run has any of the metrics asked for).\n")
     parts.append(render_study.examples_section(report))

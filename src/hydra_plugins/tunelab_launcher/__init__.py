@@ -1,0 +1,1 @@
+"""tunelab's Hydra launcher (``hydra/launcher=parallel``); Hydra loads launchers only from ``hydra_plugins``."""

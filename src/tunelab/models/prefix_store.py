@@ -1,0 +1,104 @@
+"""On-disk store of frozen-prefix hidden states: one entry per (model, tokens, depth, dtype).
+
+An entry is a folder ``<cache_dir>/prefix/<key>/`` holding
+
+  * ``states.npy``: every example's ``[length_i, hidden]`` states stacked into one
+    ``[sum(length_i), hidden]`` array (float32, or bfloat16 stored as its 16-bit pattern in an int16 array:
+    numpy has no bfloat16), opened memory-mapped, so a sweep's jobs share the page cache and a
+    job's memory does not grow with the data;
+  * ``offsets.npy``: ``[n + 1]`` int64 row offsets; example ``i`` is ``states[offsets[i]:offsets[i+1]]``.
+
+Variable length per example because tweets are ~25 tokens: padding every example to
+``max_length`` would store (and read) mostly zeros. The folder is written under a temporary
+name and renamed into place, so jobs of a sweep may race to fill an entry and a reader never
+sees half of one (the loser of the race uses the winner's entry).
+
+The key hashes what the states depend on, like the ``freeze=all`` feature cache
+(:func:`tunelab.models.features.model_identity`: source files, tokenizer, config overrides, the
+seed when weights are drawn at random), plus the tokenizer's fingerprint, ``max_length``, the
+exact texts, the depth ``k`` and the storage dtype.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+STORE_VERSION = 1
+DTYPES = {"float32": np.float32, "bfloat16": np.int16}
+
+
+def entry_key(model_identity: dict, *, tokenizer: str, texts_digest: str, n: int, max_length: int,
+              k: int, dtype: str) -> str:
+    parts = {"v": STORE_VERSION, "model": model_identity, "tokenizer": tokenizer, "texts": texts_digest,
+             "n": n, "max_length": int(max_length), "k": int(k), "dtype": dtype}
+    blob = json.dumps(parts, sort_keys=True, default=str).encode()
+    return f"k{k}-{hashlib.sha256(blob).hexdigest()[:32]}"
+
+
+class PrefixStates:
+    """One split's cached states, memory-mapped; ``rows(i)`` is example ``i`` as float32."""
+
+    def __init__(self, path: Path, dtype: str):
+        self.path, self.dtype = path, dtype
+        self.states = np.load(path / "states.npy", mmap_mode="r")
+        self.offsets = np.load(path / "offsets.npy")
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def length(self, i: int) -> int:
+        return int(self.offsets[i + 1] - self.offsets[i])
+
+    def rows(self, i: int) -> torch.Tensor:
+        a = torch.from_numpy(np.array(self.states[self.offsets[i]:self.offsets[i + 1]]))
+        return a.view(torch.bfloat16).float() if self.dtype == "bfloat16" else a
+
+    def nbytes_on_disk(self) -> int:
+        return sum(p.stat().st_size for p in self.path.iterdir() if p.is_file())
+
+
+def open_entry(path: Path, dtype: str, n: int) -> Optional[PrefixStates]:
+    """The entry at ``path`` if it is complete and holds ``n`` examples, else None."""
+    try:
+        st = PrefixStates(path, dtype)
+    except (OSError, ValueError, EOFError):
+        return None
+    if len(st) != n or st.states.dtype != DTYPES[dtype] or st.offsets[-1] != st.states.shape[0]:
+        return None
+    return st
+
+
+def write_entry(path: Path, dtype: str, lengths: np.ndarray, hidden: int, batches) -> PrefixStates:
+    """Fill an entry from ``batches`` of ``(indices, [B, T, H] float32 tensor, lengths)``."""
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=".tmp-"))
+    try:
+        states = np.lib.format.open_memmap(tmp / "states.npy", mode="w+", dtype=DTYPES[dtype],
+                                           shape=(int(offsets[-1]), hidden))
+        for idx, h, lens in batches:
+            if dtype == "bfloat16":
+                h = h.to(torch.bfloat16).view(torch.int16)
+            h = h.numpy()
+            for r, i in enumerate(idx):
+                states[offsets[i]:offsets[i + 1]] = h[r, :lens[r]]
+        states.flush()
+        del states
+        np.save(tmp / "offsets.npy", offsets)
+        try:
+            os.replace(tmp, path)
+        except OSError:  # another job of the sweep wrote it first: use theirs
+            pass
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return PrefixStates(path, dtype)

@@ -1,0 +1,70 @@
+"""What each arm of a study cost: wall time, CPU seconds and training samples per second.
+
+A reader choosing a freeze policy weighs its score against its price, so the report shows,
+per group, the mean wall time of its ok runs (``duration_s``: start-up, training, evaluation),
+the mean CPU seconds (``cost.cpu_s``: less sensitive than wall time to other load on the
+machine; absent in results.json files written before it was recorded) and training samples
+per second of wall time (training examples x epochs run / ``duration_s``; for methods without
+epochs, such as the sparse baselines, the training examples once). Means are over the runs
+that have the field; ``n`` says how many.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+
+@dataclass
+class ArmCost:
+    n: int
+    wall_s_mean: float
+    wall_s_total: float
+    cpu_s_mean: float
+    samples_per_s_mean: float
+    threads: list
+
+
+def _mean(xs: list) -> float:
+    return sum(xs) / len(xs) if xs else math.nan
+
+
+def samples_trained(result: dict) -> int | None:
+    """Training examples x epochs run (the examples once when the method has no epochs)."""
+    n = (result.get("n_examples") or {}).get("train")
+    if not n:
+        return None
+    epochs = (result.get("extra") or {}).get("epochs_run")
+    return int(n) * (int(epochs) if epochs else 1)
+
+
+def arm_cost(jobs: Sequence) -> ArmCost:
+    """The cost of one group's ok runs (``jobs``: ``tunelab.report.collect.Job``)."""
+    results = [j.result for j in jobs if j.state == "ok" and j.result and j.result.get("duration_s")]
+    walls = [float(r["duration_s"]) for r in results]
+    cpus = [float(r["cost"]["cpu_s"]) for r in results if (r.get("cost") or {}).get("cpu_s") is not None]
+    rates = [samples_trained(r) / float(r["duration_s"]) for r in results if samples_trained(r)]
+    threads = sorted({(r.get("cost") or {}).get("threads") for r in results} - {None})
+    return ArmCost(len(results), _mean(walls), sum(walls), _mean(cpus), _mean(rates), threads)
+
+
+def group_costs(groups: dict) -> dict[str, ArmCost]:
+    return {g: arm_cost(js) for g, js in groups.items()}
+
+
+def cost_section(costs: dict[str, ArmCost]) -> str:
+    """The markdown section, with the report's own formatters."""
+    from tunelab.report.render import fmt, md_table  # render imports this module
+
+    if not costs:
+        return ""
+    rows = [(f"`{g}`", c.n, fmt(c.wall_s_mean, 1), fmt(c.wall_s_total, 1), fmt(c.cpu_s_mean, 1),
+             fmt(c.samples_per_s_mean, 1), ", ".join(str(t) for t in c.threads) or "n/a")
+            for g, c in costs.items()]
+    return ("## Cost per arm\n\n"
+            "Over each group's ok runs: wall time of a run (start-up, training and evaluation), CPU "
+            "seconds of its process, and training samples (examples x epochs) per wall-clock second. "
+            "Wall times depend on the machine's other load; CPU seconds much less.\n\n"
+            + md_table(["group", "runs", "mean wall s", "total wall s", "mean CPU s", "samples/s",
+                        "threads"], rows) + "\n")

@@ -1,0 +1,45 @@
+"""The report's cost section: per-arm wall time, CPU seconds and samples/s, hand-computed."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from tunelab.report import build_report
+
+
+def _job(sweep: Path, i: int, freeze: str, seed: int, result: dict) -> None:
+    d = sweep / str(i)
+    (d / ".hydra").mkdir(parents=True)
+    (d / ".hydra" / "overrides.yaml").write_text(f"- freeze={freeze}\n- seed={seed}\n")
+    (d / "results.json").write_text(json.dumps(result))
+
+
+def _result(freeze, seed, *, status="ok", duration, cpu=None, epochs=3, train=400):
+    return {"schema_version": 1, "status": status, "error": None, "task": "seq_cls", "method": "finetune",
+            "freeze": freeze, "seed": seed, "metrics": {"test/acc": 0.8 + seed / 100},
+            "majority_rate": 0.5, "pred_class_counts": {"a": 5, "b": 5}, "label_names": ["a", "b"],
+            "n_examples": {"train": train, "val": 10, "test": 10}, "duration_s": duration,
+            "overrides": [f"freeze={freeze}", f"seed={seed}"],
+            "cost": {"cpu_s": cpu, "threads": 2} if cpu is not None else None,
+            "extra": {"epochs_run": epochs} if epochs else {}}
+
+
+def test_cost_per_arm(tmp_path):
+    sweep = tmp_path / "sweep"
+    _job(sweep, 0, "none", 0, _result("none", 0, duration=100.0, cpu=190.0))
+    _job(sweep, 1, "none", 1, _result("none", 1, duration=300.0, cpu=410.0))
+    _job(sweep, 2, "none", 2, _result("none", 2, status="failed", duration=5.0, cpu=1.0))  # not counted
+    _job(sweep, 3, "last2", 0, _result("last2", 0, duration=40.0, cpu=70.0))
+    _job(sweep, 4, "last2", 1, _result("last2", 1, duration=60.0))                      # old file: no cost
+    rep = build_report(sweep)
+    none, last2 = rep.cost["freeze=none"], rep.cost["freeze=last2"]
+    assert none.n == 2 and none.wall_s_mean == 200.0 and none.wall_s_total == 400.0
+    assert none.cpu_s_mean == 300.0
+    # 400 examples x 3 epochs over 100 s and 300 s: 12 and 4 samples/s
+    assert math.isclose(none.samples_per_s_mean, (12.0 + 4.0) / 2)
+    assert last2.n == 2 and last2.cpu_s_mean == 70.0 and last2.wall_s_mean == 50.0
+    md = (sweep / "report.md").read_text()
+    assert "## Cost per arm" in md and "| `freeze=none` | 2 | 200.0 | 400.0 | 300.0 | 8.0 | 2 |" in md
+    assert json.loads((sweep / "report.json").read_text())["cost"]["freeze=last2"]["cpu_s_mean"] == 70.0
