@@ -40,11 +40,15 @@ def test_roundtrip_sorts_rows_by_example(tmp_path):
     assert t.offsets.tolist() == [0, 1, 3] and t.gold.tolist() == [0, 1, 0] and t.pred.tolist() == [1, 0, 0]
 
 
-@pytest.mark.parametrize("extra", [[], ["freeze=all"], ["freeze=all", "trainer.feature_cache=false"]])
+PAPER = ["freeze=all", "freeze.probe.fit=paper"]  # the HF head through Lightning (cached, then not)
+
+
+@pytest.mark.parametrize("extra", [[], PAPER, PAPER + ["trainer.feature_cache=false"], ["freeze=all"]])
 def test_finetune_predictions_match_results(compose, tmp_path, extra):
     rec, cfg, out = _run(compose, tmp_path, "job", *extra)
     assert rec["status"] == "ok" and rec["extra"]["predictions_file"] == "predictions.npz"
-    assert ("feature_cache" in rec["extra"]) == (extra == ["freeze=all"])
+    assert ("feature_cache" in rec["extra"]) == (extra == PAPER)
+    assert ("features" in rec["extra"]) == (extra == ["freeze=all"])  # the logistic-regression probe
     p = P.read(out / "predictions.npz")
     test = _test_split(cfg)
     assert p.index.tolist() == list(range(len(test)))

@@ -133,7 +133,7 @@ def run(cfg: DictConfig, ctx) -> dict:
 
 
 def fit_features(cfg: DictConfig, ctx, fc: Any, *, job_type: str, where: str, cache_dir: Optional[str],
-                 total_params: Optional[int] = None) -> dict:
+                 total_params: Optional[int] = None, seed: Optional[int] = None) -> dict:
     """Features of every split (``fc.pooling``), the classifier fitted on train, the record.
 
     Shared by ``method=features`` and ``freeze=all``'s logistic-regression probe
@@ -141,7 +141,7 @@ def fit_features(cfg: DictConfig, ctx, fc: Any, *, job_type: str, where: str, ca
     """
     from tunelab.models import features as feats
 
-    seed = int(cfg.seed)
+    seed = int(cfg.seed) if seed is None else int(seed)
     splits = load_splits(cfg)
     n, pos = class_space(cfg, splits)
     y_train = splits.train["label"].to_numpy()

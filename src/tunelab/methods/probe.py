@@ -81,6 +81,7 @@ def run_logreg(cfg: DictConfig, ctx) -> dict:
     from omegaconf import OmegaConf
 
     from tunelab.methods.features import fit_features
+    from tunelab.seeds import order_seed
 
     probe = cfg.freeze.probe
     # The method=features node this probe is: same code, same numbers as method=features
@@ -92,5 +93,6 @@ def run_logreg(cfg: DictConfig, ctx) -> dict:
     cache = str(cfg.cache_dir) if cfg.cache_dir and bool(cfg.trainer.feature_cache) else None
     log.info(f"[tunelab] freeze=all: logistic regression on the frozen encoder's {probe.pooling}-pooled "
              f"features (freeze.probe.fit=logreg; fit=head or fit=paper train the HF head instead)")
+    # A convex fit has no initialisation; the CV folds are its only randomness: the data order.
     return fit_features(cfg, ctx, fc, job_type="finetune", where="freeze.probe", cache_dir=cache,
-                        total_params=encoder_params(cfg.model))
+                        total_params=encoder_params(cfg.model), seed=order_seed(cfg))
