@@ -63,12 +63,23 @@ def scrub_secrets(obj: Any) -> Any:
     return obj
 
 
+def _umask() -> int:
+    """The process umask (reading it means setting it: set it back at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: Path, write: Callable[[Any], None], *, binary: bool = False, error=TunelabError,
                  what: str = "", fix: str = "Free disk space or choose another output dir.") -> None:
     """Write ``path`` through ``write(file)`` into a temp file beside it, fsync, then rename over it.
 
     A kill or a full disk leaves either the old complete file or the new one, never a truncated
     one, and no temp file behind. On OSError raises ``error`` naming ``what`` and ``fix``.
+
+    ``mkstemp`` creates its file with mode 0600 whatever the umask; the final file gets the mode
+    an ordinary ``open`` would give (0666 & ~umask: 0644 under umask 022), so colleagues on a
+    shared cluster can read results, reports and checkpoints as their umask intends.
     """
     path = Path(path)
     try:
@@ -82,6 +93,7 @@ def atomic_write(path: Path, write: Callable[[Any], None], *, binary: bool = Fal
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException as e:  # a kill mid-write too: never leave the temp file
         try:

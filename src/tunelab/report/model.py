@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 if TYPE_CHECKING:
     from tunelab.report.collect import Job
 
-STATES = ("ok", "failed", "missing", "corrupt")
+STATES = ("ok", "failed", "interrupted", "missing", "corrupt")
 
 # metric key -> field of the majority-class baseline that scores the same way
 BASELINE_OF = {"test/acc": "acc", "test/f1": "f1", "test/f1_macro": "f1_macro"}
@@ -74,6 +74,7 @@ class Group:
     seeds: list
     ok: int
     failed: int
+    interrupted: int
     missing: int
     corrupt: int
 
@@ -84,7 +85,7 @@ class Group:
     @property
     def n_not_ok(self) -> int:
         """Jobs that gave no result: failed, died without results.json, or left an unreadable one."""
-        return self.failed + self.missing + self.corrupt
+        return self.failed + self.interrupted + self.missing + self.corrupt
 
 
 @dataclass
@@ -94,6 +95,7 @@ class Counts:
     jobs: int
     ok: int
     failed: int
+    interrupted: int
     missing: int
     corrupt: int
     degenerate: int
