@@ -36,6 +36,7 @@ from tunelab.errors import ConfigError, TunelabError
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 from tunelab.io import scrub_secrets
+from tunelab.environment import environment_record
 from tunelab.results import SCHEMA_VERSION, git_commit, utcnow, write_results
 from tunelab.validation import method_name, validate
 
@@ -54,6 +55,8 @@ class RunContext:
     job_num: Optional[int] = None
     # The experiment logger, kept so ``run`` can close it even when training fails.
     logger: Any = None
+    # The job's identity (tunelab.ops.identity), set by ``run``: W&B run id, checkpoint check.
+    identity: Optional[str] = None
 
     @classmethod
     def from_hydra(cls) -> "RunContext":
@@ -111,6 +114,8 @@ def base_record(cfg: DictConfig, ctx: RunContext) -> dict:
         "started_at": utcnow(),
         "finished_at": None,
         "git_commit": git_commit(),
+        "identity": ctx.identity,
+        "environment": environment_record(),
         "output_dir": str(ctx.out_dir),
         "extra": {},
     }
@@ -119,6 +124,7 @@ def base_record(cfg: DictConfig, ctx: RunContext) -> dict:
 def run(cfg: DictConfig, ctx: RunContext) -> dict:
     """Run one job and write its results.json; raises what went wrong after recording it."""
     from tunelab.ops import ddp, faults
+    from tunelab.ops.identity import job_identity, mismatch_message, recorded_identity
     from tunelab.ops.resume import job_already_ok
 
     t0 = time.time()
@@ -127,8 +133,13 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict:
     except OSError as e:
         raise TunelabError(f"cannot create the output dir {ctx.out_dir}: {e.strerror}. Choose a writable "
                            f"dir (hydra.run.dir / hydra.sweep.dir).") from None
+    ctx.identity = job_identity(cfg)
     resume = cfg.get("resume")
     if resume is not None and resume.get("mode") == "auto":
+        # Only the same job is skipped or resumed; another config's dir is never written to.
+        exists, recorded = recorded_identity(ctx.out_dir)
+        if exists and recorded != ctx.identity:
+            raise ConfigError(mismatch_message(ctx.out_dir, recorded, ctx.identity))
         done = job_already_ok(ctx.out_dir)
         if done is not None:
             log.info(f"[tunelab] resume=auto: {ctx.out_dir / 'results.json'} already says ok; skipping the job")

@@ -35,6 +35,7 @@ def build_trainer(cfg: DictConfig, out_dir: Path, logger, *, monitor: Optional[s
 
     from tunelab.ops.checkpoints import AtomicCheckpointIO
     from tunelab.ops.faults import fault_injection_callback
+    from tunelab.ops.identity import job_identity
     from tunelab.ops.resume import ResumeStateCallback
 
     t, o = cfg.trainer, cfg.optim
@@ -51,7 +52,7 @@ def build_trainer(cfg: DictConfig, out_dir: Path, logger, *, monitor: Optional[s
                 dirpath=str(out_dir / ckpt_subdir), monitor=None, save_top_k=0, save_last=True,
                 every_n_train_steps=int(resume.every_n_steps), enable_version_counter=False))
         # Sampler position and RNG states in every checkpoint: a resumed run continues exactly.
-        callbacks.append(ResumeStateCallback())
+        callbacks.append(ResumeStateCallback(identity=job_identity(cfg)))
         # Checkpoints are written atomically and loaded with torch.load(weights_only=True).
         plugins.append(AtomicCheckpointIO())
     fault = fault_injection_callback()

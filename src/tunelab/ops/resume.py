@@ -70,7 +70,10 @@ class ResumeStateCallback(L.Callback):
         batch is drawn (the sampler reads its position lazily, at the first batch).
         """
 
-    def __init__(self):
+    def __init__(self, identity: Optional[str] = None):
+        # The job identity (tunelab.ops.identity) goes into every checkpoint; a checkpoint of
+        # another config is refused instead of being continued as if it were this job's.
+        self.identity = identity
         self._pending: Optional[dict] = None
         self._trainer = None
 
@@ -82,13 +85,20 @@ class ResumeStateCallback(L.Callback):
         self._trainer = trainer
 
     def state_dict(self) -> dict:
-        state = {"rng": _rng_state()}
+        state = {"rng": _rng_state(), "identity": self.identity}
         loader = _train_loader(self._trainer)
         if loader is not None:
             state["train_loader"] = loader.state_dict()
         return state
 
     def load_state_dict(self, state: dict) -> None:
+        saved = state.get("identity")
+        if saved and self.identity and saved != self.identity:
+            from tunelab.errors import ConfigError
+
+            raise ConfigError(f"the checkpoint being resumed was written by a job with another config "
+                              f"(identity {saved[:12]}, this job {self.identity[:12]}): refusing to continue "
+                              f"it; delete the job dir's checkpoints/ or choose another resume.name.")
         self._pending = state
 
     def on_train_start(self, trainer, pl_module):
