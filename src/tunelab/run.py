@@ -82,7 +82,10 @@ class RunContext:
 
     @property
     def swept_tags(self) -> list[str]:
-        return [o for o in self.overrides if not o.startswith(("seed=", "hydra"))]
+        """W&B tags: the job's values of the keys its sweep varies (tunelab.loggers.swept_tags)."""
+        from tunelab.loggers import swept_tags, sweep_keys
+
+        return swept_tags(self.overrides, sweep_keys(self.sweep_dir)) if self.multirun else []
 
 
 # --------------------------------------------------------------------------- the job

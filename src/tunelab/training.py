@@ -114,11 +114,11 @@ def tidy_checkpoints(cfg: DictConfig, out_dir: Path, subdir: str = "checkpoints"
 
 def start_logger(cfg: DictConfig, ctx, *, job_type: Optional[str] = None):
     """The experiment logger of a job (kept on ``ctx`` so the job can close it even on failure)."""
-    from tunelab.loggers import build_logger
+    from tunelab.loggers import build_logger, wandb_run_id
 
     logger = build_logger(cfg.logger, ctx.out_dir, run_name=run_name(ctx), group=ctx.group,
                           tags=ctx.swept_tags, config=scrub_secrets(OmegaConf.to_container(cfg, resolve=True)),
-                          job_type=job_type or cfg.task.name)
+                          job_type=job_type or cfg.task.name, run_id=wandb_run_id(ctx.identity, ctx.out_dir))
     ctx.logger = logger
     return logger
 
