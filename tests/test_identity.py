@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 
 from conftest import FAST, load_results, run_cli
 
@@ -47,6 +48,16 @@ def test_a_changed_single_run_is_refused_and_its_dir_left_alone(tmp_path):
     files = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file() and p.suffix != ".log"}
     first = load_results(run_dir / "results.json")
     assert first["status"] == "ok" and len(first["identity"]) == 64
+    # the record says what it ran on (reference: this interpreter's own view)
+    import platform
+    from importlib.metadata import version
+
+    env = first["environment"]
+    assert env["python"] == platform.python_version() and env["cpu"] and env["cpu_count"] == os.cpu_count()
+    for lib in ("torch", "transformers", "lightning", "hydra-core"):
+        assert env["libraries"][lib] == version(lib), lib
+    assert env["gpu"]["count"] == len(env["gpu"]["names"]) and env["git"]["dirty"] in (True, False, None)
+    assert first["git_commit"] is None or first["git_commit"].startswith(env["git"]["commit"])
 
     r = run_cli([*args, "freeze=all", "optim.lr=1e-3"], tmp_path)
     assert r.returncode == 2, r.stderr[-3000:]
