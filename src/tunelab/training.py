@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import sys
 from pathlib import Path
 from typing import Any, Optional
 
@@ -58,6 +59,11 @@ def build_trainer(cfg: DictConfig, out_dir: Path, logger, *, monitor: Optional[s
     fault = fault_injection_callback()
     if fault is not None:
         callbacks.append(fault)
+    if t.progress_every_n_steps and not sys.stdout.isatty():
+        # a batch job's log: plain lines instead of a progress bar (tunelab.progress)
+        from tunelab.progress import BatchProgress
+
+        callbacks.append(BatchProgress(t.progress_every_n_steps))
     if monitor and o.early_stopping_patience:
         # With max_steps, training may end before the first validation: then the metric is
         # legitimately missing, and early stopping must not fail the run.
