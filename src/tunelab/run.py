@@ -126,7 +126,7 @@ def base_record(cfg: DictConfig, ctx: RunContext) -> dict:
 
 def run(cfg: DictConfig, ctx: RunContext) -> dict:
     """Run one job and write its results.json; raises what went wrong after recording it."""
-    from tunelab.ops import ddp, faults
+    from tunelab.ops import ddp, faults, preempt
     from tunelab.ops.identity import job_identity, mismatch_message, recorded_identity
     from tunelab.ops.resume import job_already_ok
 
@@ -164,6 +164,9 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict:
             raise faults.NonFiniteLossError(str(e)) from e
         record["status"] = "ok"
     except BaseException as e:  # KeyboardInterrupt too: the file must not say "running"
+        if preempt.requeued(e):  # SLURM requeues the job (tunelab.ops.preempt): it is not over
+            record["requeued_at"] = utcnow()
+            raise
         record["status"] = "failed"
         record["error"] = {"type": type(e).__name__, "message": str(e) or type(e).__name__}
         if not isinstance(e, TunelabError):

@@ -37,7 +37,8 @@ def build_trainer(cfg: DictConfig, out_dir: Path, logger, *, monitor: Optional[s
     from tunelab.ops.checkpoints import AtomicCheckpointIO
     from tunelab.ops.faults import fault_injection_callback
     from tunelab.ops.identity import job_identity
-    from tunelab.ops.resume import ResumeStateCallback
+    from tunelab.ops.preempt import PreemptCheckpoint, slurm_plugins
+    from tunelab.ops.resume import LAST_CKPT, ResumeStateCallback
 
     t, o = cfg.trainer, cfg.optim
     callbacks = list(extra_callbacks or [])
@@ -56,6 +57,9 @@ def build_trainer(cfg: DictConfig, out_dir: Path, logger, *, monitor: Optional[s
         callbacks.append(ResumeStateCallback(identity=job_identity(cfg)))
         # Checkpoints are written atomically and loaded with torch.load(weights_only=True).
         plugins.append(AtomicCheckpointIO())
+        # SLURM time limit / preemption: last.ckpt at once, submitit requeues (tunelab.ops.preempt).
+        callbacks.append(PreemptCheckpoint(out_dir / ckpt_subdir / LAST_CKPT))
+        plugins.extend(slurm_plugins())
     fault = fault_injection_callback()
     if fault is not None:
         callbacks.append(fault)
