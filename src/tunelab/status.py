@@ -38,7 +38,7 @@ NOT_OK = ("failed", "interrupted", "missing", "corrupt")
 class JobRow:
     name: str
     path: Path
-    state: str  # ok | skipped | failed | running | interrupted | missing | corrupt
+    state: str  # ok | skipped | failed | running | interrupted | missing | corrupt | queued | starting
     duration_s: Optional[float] = None
     slurm_id: Optional[str] = None
     slurm_state: Optional[str] = None
@@ -131,13 +131,26 @@ def sweep_rows(sweep_dir: Path, *, since: Optional[float] = None, use_sacct: boo
             except ValueError:
                 pass
         rows.append(row)
+    if use_sacct and since is None:
+        rows += _queued_rows(sweep, {r.slurm_id for r in rows})
     return rows
+
+
+def _queued_rows(sweep: Path, seen: set) -> list[JobRow]:
+    """SLURM jobs of the sweep (``.submitit/<job id>/``) that have no job dir yet: queued or
+    starting. Only sacct knows them; without it they are not listed."""
+    sub = sweep / ".submitit"
+    ids = sorted(d.name for d in sub.iterdir() if d.is_dir() and d.name not in seen) if sub.is_dir() else []
+    states = sacct_states(ids)
+    return [JobRow(f".submitit/{i}", sub / i, "queued" if states[i] == "PENDING" else "starting",
+                   slurm_id=i, slurm_state=states[i])
+            for i in ids if states.get(i) in SLURM_ACTIVE]
 
 
 def summary_line(rows: Sequence[JobRow]) -> str:
     """``4 jobs: 2 ok, 1 skipped (already ok), 1 failed, ...; failed: <dirs>``."""
     count = {s: sum(r.state == s for r in rows) for s in
-             ("ok", "skipped", "failed", "interrupted", "running", "missing", "corrupt")}
+             ("ok", "skipped", "failed", "interrupted", "running", "queued", "starting", "missing", "corrupt")}
     parts = [f"{n} {s}" + (" (already ok)" if s == "skipped" else "") for s, n in count.items()
              if n or s in ("ok", "failed")]
     bad = [str(r.path) for r in rows if r.state in NOT_OK]
