@@ -39,7 +39,7 @@ def test_status_table_tells_running_from_killed(tmp_path, capsys):
     _job(sweep, "4")  # died before results.json
     assert cli.main(["status", str(sweep), "--no-sacct"]) == 1
     out = capsys.readouterr().out.splitlines()
-    assert out[0].split() == ["job", "state", "slurm", "duration", "overrides", "error"]
+    assert out[0].split() == ["job", "state", "slurm", "duration", "swept", "error"]
     rows = {line.split()[0]: line.split()[1] for line in out[1:-1]}
     assert rows == {"0": "ok", "1": "failed", "2": "running", "3": "interrupted", "4": "missing"}
     assert "0:01:15" in out[1] and "ConfigError: optim.lr=-1 is below 0" in out[2]

@@ -27,7 +27,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Optional, Sequence
 
-from tunelab.report.collect import find_job_dirs, load_job
+from tunelab.report.collect import find_job_dirs, load_job, parse_overrides, swept_keys
 
 # SLURM states in which a job still runs (or will again: requeued, pending).
 SLURM_ACTIVE = ("RUNNING", "PENDING", "REQUEUED", "RESIZING", "SUSPENDED", "CONFIGURING", "COMPLETING")
@@ -46,21 +46,37 @@ class JobRow:
     error: str = ""
 
 
-def _slurm_id(record: dict) -> Optional[str]:
+def _hydra_job_id(job_dir: Path) -> Optional[str]:
+    """The launcher's job id Hydra saved in ``.hydra/hydra.yaml`` (submitit: the SLURM job id),
+    for jobs that have not written results.json yet."""
+    try:
+        import yaml
+
+        job = (yaml.safe_load((job_dir / ".hydra" / "hydra.yaml").read_text()) or {})["hydra"]["job"]
+    except Exception:
+        return None
+    jid = str(job.get("id") or "")
+    return jid if jid and jid[0].isdigit() else None
+
+
+def _slurm_id(record: dict, job_dir: Optional[Path] = None) -> Optional[str]:
+    if not record:
+        return _hydra_job_id(job_dir) if job_dir is not None else None
     s = ((record or {}).get("environment") or {}).get("slurm") or {}
     if s.get("SLURM_ARRAY_JOB_ID") and s.get("SLURM_ARRAY_TASK_ID") is not None:
         return f"{s['SLURM_ARRAY_JOB_ID']}_{s['SLURM_ARRAY_TASK_ID']}"
     return s.get("SLURM_JOB_ID")
 
 
-def sacct_states(job_ids: Sequence[str]) -> dict[str, str]:
-    """``{job id: state}`` from ``sacct``; empty when there is no SLURM accounting here."""
+def sacct_states(job_ids: Sequence[str], *, queue: bool = False) -> dict[str, str]:
+    """``{job id: state}`` from ``sacct`` (or, ``queue=True``, from ``squeue``, which lists each
+    pending array task on its own line); empty when there is no SLURM here."""
     ids = [i for i in job_ids if i]
-    if not ids or not shutil.which("sacct"):
+    cmd = (["squeue", "-h", "-r", "-o", "%i|%T"] if queue else ["sacct", "-X", "-n", "-P", "-o", "JobID,State"])
+    if not ids or not shutil.which(cmd[0]):
         return {}
     try:
-        r = subprocess.run(["sacct", "-X", "-n", "-P", "-o", "JobID,State", "-j", ",".join(ids)],
-                           capture_output=True, text=True, timeout=20)
+        r = subprocess.run([*cmd, "-j", ",".join(ids)], capture_output=True, text=True, timeout=20)
     except (OSError, subprocess.SubprocessError):
         return {}
     out = {}
@@ -110,13 +126,18 @@ def sweep_rows(sweep_dir: Path, *, since: Optional[float] = None, use_sacct: boo
     jobs = [load_job(d, sweep) for d in find_job_dirs(sweep)]
     if since is not None:
         jobs = [j for j in jobs if _was_written_since(j.path, since)]
-    slurm = sacct_states([_slurm_id(j.result) for j in jobs]) if use_sacct else {}
+    ids = {j.name: _slurm_id(j.result, j.path) for j in jobs} if use_sacct else {}
+    slurm = sacct_states(list(ids.values())) if use_sacct else {}
+    keys = swept_keys(jobs, seed_keys=())
     rows = []
     for j in jobs:
         rec = j.result or {}
-        sid = _slurm_id(rec)
+        sid = ids.get(j.name)
+        shown = parse_overrides(j.overrides or [])
         row = JobRow(j.name, j.path, j.state, rec.get("duration_s"), sid, slurm.get(sid or ""),
-                     " ".join(j.overrides or []), j.problem)
+                     " ".join(f"{k}={shown[k]}" for k in keys if k in shown), j.problem)
+        if j.state == "missing" and row.slurm_state in SLURM_ACTIVE:
+            row.state, row.error = "starting", ""  # the SLURM job runs, results.json comes soon
         if j.state == "interrupted":
             alive = _still_running(rec, row.slurm_state)
             row.duration_s = _seconds_since(rec.get("started_at"))
@@ -141,7 +162,7 @@ def _queued_rows(sweep: Path, seen: set) -> list[JobRow]:
     starting. Only sacct knows them; without it they are not listed."""
     sub = sweep / ".submitit"
     ids = sorted(d.name for d in sub.iterdir() if d.is_dir() and d.name not in seen) if sub.is_dir() else []
-    states = sacct_states(ids)
+    states = sacct_states(ids, queue=True)
     return [JobRow(f".submitit/{i}", sub / i, "queued" if states[i] == "PENDING" else "starting",
                    slurm_id=i, slurm_state=states[i])
             for i in ids if states.get(i) in SLURM_ACTIVE]
@@ -166,7 +187,7 @@ def _duration(s: Optional[float]) -> str:
 
 def format_table(rows: Sequence[JobRow], width: int = 60) -> str:
     """A plain-text table (no colours: it goes to logs and mails too)."""
-    head = ("job", "state", "slurm", "duration", "overrides", "error")
+    head = ("job", "state", "slurm", "duration", "swept", "error")
     body = [(r.name, r.state, f"{r.slurm_id} {r.slurm_state}" if r.slurm_state else (r.slurm_id or "-"),
              _duration(r.duration_s), r.overrides or "-", (r.error or "")[:width]) for r in rows]
     widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
