@@ -168,7 +168,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict:
             record["requeued_at"] = utcnow()
             raise
         record["status"] = "failed"
-        record["error"] = {"type": type(e).__name__, "message": str(e) or type(e).__name__}
+        record["error"] = {"type": type(e).__name__, "message": str(e) or _WHY.get(type(e).__name__, type(e).__name__)}
         if not isinstance(e, TunelabError):
             record["error"]["traceback"] = traceback.format_exc(limit=20)
         raise
@@ -183,6 +183,11 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict:
         if rank_zero_only.rank == 0:
             write_results(ctx.out_dir, record)
     return record
+
+
+# Exceptions that carry no message: what ``tunelab status`` and the report should say instead.
+_WHY = {"SIGTERMException": "the job got SIGTERM (scancel, a node shutdown, or a time limit without requeue)",
+        "KeyboardInterrupt": "interrupted (Ctrl-C or SIGINT)"}
 
 
 def method_entry(cfg: DictConfig):
