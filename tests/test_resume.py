@@ -70,6 +70,14 @@ def test_killed_twice_at_random_steps_resumes_to_the_same_metrics(tmp_path):
     _killed_and_resumed(tmp_path, kills)
 
 
+@pytest.mark.parametrize("kills", [[4, 6], [8, 11]])
+def test_resumed_from_an_epoch_end_then_killed_mid_epoch_resumes_to_the_same_metrics(tmp_path, kills):
+    # Found by the seeded test (TUNELAB_KILL_SEED=811896258): a run resumed from an epoch-end
+    # checkpoint and killed in the next epoch used to end training early on the second resume
+    # (Lightning's epoch counters; tunelab.ops.resume._close_resumed_epoch).
+    _killed_and_resumed(tmp_path, kills)
+
+
 def test_masked_lm_killed_at_a_random_step_resumes_to_the_same_metrics(tmp_path):
     # MLM draws its training masks from torch's RNG when a batch is collated, before the step:
     # the RNG must be restored before the resumed run draws its first batch.
