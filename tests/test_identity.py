@@ -58,6 +58,11 @@ def test_a_changed_single_run_is_refused_and_its_dir_left_alone(tmp_path):
         assert env["libraries"][lib] == version(lib), lib
     assert env["gpu"]["count"] == len(env["gpu"]["names"]) and env["git"]["dirty"] in (True, False, None)
     assert first["git_commit"] is None or first["git_commit"].startswith(env["git"]["commit"])
+    # results and checkpoints get the mode the umask gives (0644 under 022), not mkstemp's 0600
+    mask = os.umask(0o022)
+    os.umask(mask)
+    for f in (run_dir / "results.json", run_dir / "checkpoints" / "best.ckpt"):
+        assert f.stat().st_mode & 0o777 == 0o666 & ~mask, f
 
     r = run_cli([*args, "freeze=all", "optim.lr=1e-3"], tmp_path)
     assert r.returncode == 2, r.stderr[-3000:]
