@@ -187,10 +187,11 @@ def test_cli_resume_auto_without_name(cli, tmp_path):
     assert not list(tmp_path.rglob("results.json"))
 
 
-def test_cli_bad_csv_in_a_sweep_fails_every_job_and_exits_0(cli, tmp_path):
+def test_cli_bad_csv_in_a_sweep_fails_every_job_and_exits_1(cli, tmp_path):
     p = _w(tmp_path, "d.csv", b"text,label\n")
     r = cli("-m", *FAST, "data=csv", f"data.path={p}", "seed=0,1")
-    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.returncode == 1, r.stderr[-2000:]
+    assert "2 jobs: 0 ok, 2 failed; not ok:" in r.stdout
     runs = [load_results(f) for f in (tmp_path / "sweep").glob("*/results.json")]
     assert len(runs) == 2 and all(x["status"] == "failed" for x in runs)
     assert all("header but no rows" in x["error"]["message"] for x in runs)

@@ -20,7 +20,7 @@ def test_sweep_with_nan_job_goes_on_reports_it_and_leaks_no_secrets(tmp_path):
     # lr=1e30 drives the weights to inf within a few steps: the loss becomes NaN.
     r = run_cli(["-m", *FAST, "logger=csv", "optim.grad_clip=0", "optim.lr=1e-4,1e30"], tmp_path,
                 env=SECRETS)
-    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.returncode == 1, r.stderr[-3000:]  # a job failed: the multirun says so
     ok = load_results(tmp_path / "sweep" / "0" / "results.json")
     bad = load_results(tmp_path / "sweep" / "1" / "results.json")
     assert ok["status"] == "ok"
@@ -137,6 +137,36 @@ def test_secret_looking_keys_are_scrubbed():
            "list": [{"secret": "s"}]}
     assert scrub_secrets(cfg) == {"logger": {"api_key": "***", "project": "p"},
                                   "hub": {"HF_TOKEN": "***", "password": ""}, "list": [{"secret": "***"}]}
+
+
+@pytest.mark.parametrize("key", ["token", "api_key", "apikey", "WANDB_API_KEY", "hf_token", "HF_TOKEN",
+                                 "access_token", "auth-token", "password", "db_password", "secret",
+                                 "client_secret", "aws_secret_key", "credentials"])
+def test_credential_keys_are_scrubbed(key):
+    from tunelab.io import scrub_secrets
+
+    assert scrub_secrets({"a": {key: "value"}}) == {"a": {key: "***"}}
+
+
+@pytest.mark.parametrize("key", ["tokens_column", "tokenizer", "label_all_tokens", "pad_token", "mask_token",
+                                 "max_tokens", "token_budget", "secretary", "keyword", "monitor_key",
+                                 "passage", "tags_column"])
+def test_ordinary_keys_that_mention_tokens_or_keys_stay(key):
+    from tunelab.io import scrub_secrets
+
+    assert scrub_secrets({"a": [{key: "value"}]}) == {"a": [{key: "value"}]}
+
+
+def test_token_classification_config_survives_scrubbing(compose):
+    # a saved config must be able to rerun the study: nothing of a real token_cls config is masked
+    from omegaconf import OmegaConf
+
+    from tunelab.io import scrub_secrets
+
+    cfg = OmegaConf.to_container(compose(["task=token_cls", "data=wnut_ner", "model=tiny", "model.tokenizer=bert-base-uncased"]), resolve=True)
+    assert scrub_secrets(cfg) == cfg
+    assert cfg["data"]["tokens_column"] == "tokens" and cfg["task"]["label_all_tokens"] is False
+    assert cfg["model"]["tokenizer"] == "bert-base-uncased"
 
 
 def test_optuna_search_writes_best_config_and_survives_a_failing_trial(tmp_path):

@@ -93,7 +93,8 @@ def test_report_files_rows_and_values(sweep):
     assert rep.swept_keys == ["freeze"]
     assert list(rep.groups) == ["freeze=all", "freeze=last2", "freeze=none"]
     assert rep.reference == "freeze=all"
-    assert rep.to_dict()["counts"] == {"jobs": 12, "ok": 9, "failed": 1, "missing": 1, "corrupt": 1, "degenerate": 1}
+    assert rep.to_dict()["counts"] == {"jobs": 12, "ok": 9, "failed": 1, "interrupted": 0, "missing": 1,
+                                         "corrupt": 1, "degenerate": 1}
 
     rows = _csv_rows(sweep / "report.csv")
     assert len(rows) == 3 * 3  # groups x default metrics; test/loss is not a default
@@ -149,10 +150,12 @@ def test_metric_selection_all_and_missing(sweep):
     rep = rp.build_report(sweep, metrics=["all"])
     assert list(rep.metrics) == ["test/acc", "test/f1", "test/f1_macro", "test/loss"]
     assert (sweep / "boxplot_test_loss.png").is_file()
-    rep = rp.build_report(sweep, metrics=["test/loss", "test/BWT"])
+    rep = rp.build_report(sweep, metrics=["test/loss"])
     assert list(rep.metrics) == ["test/loss"]
-    assert any("test/BWT" in n for n in rep.notes)
     assert len(_csv_rows(sweep / "report.csv")) == 3
+    # a metric no ok run has is a typo or the wrong sweep: an error, not an empty section
+    with pytest.raises(rp.ReportError, match="test/BWT"):
+        rp.build_report(sweep, metrics=["test/loss", "test/BWT"])
 
 
 def test_reference_option_and_unknown_reference(sweep):
@@ -294,3 +297,50 @@ def test_hydra_callback_never_raises(tmp_path, caplog):
     cfg = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path / "missing")}}})
     ReportCallback().on_multirun_end(cfg)  # no such dir: logged, not raised
     assert "report" in caplog.text.lower()
+
+
+def test_unknown_metric_or_reference_exits_2_and_leaves_the_report_alone(sweep, capsys):
+    assert rp.main([str(sweep), "--metric", "test/acc"]) == 0
+    before = {p.name: p.read_bytes() for p in sweep.iterdir() if p.is_file()}
+    assert rp.main([str(sweep), "--metric", "test/acc", "test/acx"]) == 2
+    err = capsys.readouterr().err
+    assert "test/acx" in err and "test/f1_macro" in err and "\n" not in err.strip()
+    assert rp.main([str(sweep), "--reference", "freeze=typo"]) == 2
+    assert {p.name: p.read_bytes() for p in sweep.iterdir() if p.is_file()} == before
+
+
+def test_a_new_report_removes_the_plots_of_metrics_it_no_longer_has(sweep):
+    rp.build_report(sweep)  # the three default metrics
+    assert len(list(sweep.glob("boxplot_*.png"))) == 3
+    rep = rp.build_report(sweep, metrics=["test/f1"])
+    assert sorted(p.name for p in sweep.glob("boxplot_*.png")) == ["boxplot_test_f1.png"]
+    assert "boxplot_test_acc.png" not in (sweep / "report.md").read_text() and rep.files["plot:test/f1"]
+
+
+def test_a_job_left_running_by_a_kill_is_interrupted_not_corrupt(sweep):
+    r = _result("none", 7, 0, 0, 0, status="running", metrics={})
+    _job(sweep, 12, r["overrides"], r)
+    rep = rp.build_report(sweep)
+    c = rep.to_dict()["counts"]
+    assert c["interrupted"] == 1 and c["corrupt"] == 1  # job 11's truncated file stays corrupt
+    run = next(x for x in rep.to_dict()["runs"] if x["name"] == "12")
+    assert run["state"] == "interrupted" and "still says running" in run["problem"]
+    assert "Interrupted runs (results.json still says running): 1" in (sweep / "report.md").read_text()
+
+
+def test_report_files_honour_the_umask(sweep):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        rp.build_report(sweep)
+    finally:
+        os.umask(old)
+    for name in ("report.md", "report.csv", "report.json", "boxplot_test_acc.png"):
+        assert (sweep / name).stat().st_mode & 0o777 == 0o644, name
+    os.umask(0o077)
+    try:
+        rp.build_report(sweep)
+    finally:
+        os.umask(old)
+    assert (sweep / "report.md").stat().st_mode & 0o777 == 0o600

@@ -3,6 +3,7 @@ continues from its last checkpoint and ends exactly where an uninterrupted run e
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 
@@ -25,6 +26,14 @@ def _train(tmp_path, name, extra=(), env=None):
 # validation, so kills at 1..11 cover: no checkpoint yet (1), a mid-epoch checkpoint (2, 3, 6,
 # 7, 10, 11) and an epoch-end one (4, 5, 8, 9).
 KILL_STEPS = range(1, 12)
+
+
+def kill_rng() -> random.Random:
+    """Kill steps drawn from a seeded RNG: the seed is printed (pytest shows it on failure) and
+    ``TUNELAB_KILL_SEED=<seed>`` replays the same steps."""
+    seed = int(os.environ.get("TUNELAB_KILL_SEED") or random.SystemRandom().randrange(2 ** 31))
+    print(f"kill steps drawn with TUNELAB_KILL_SEED={seed}")
+    return random.Random(seed)
 
 
 def _killed_and_resumed(tmp_path, kills, extra=()):
@@ -56,15 +65,23 @@ def _killed_and_resumed(tmp_path, kills, extra=()):
 
 
 def test_killed_twice_at_random_steps_resumes_to_the_same_metrics(tmp_path):
-    kills = sorted(random.Random().sample(KILL_STEPS, 2))
+    kills = sorted(kill_rng().sample(KILL_STEPS, 2))
     print("SIGKILL at steps", kills)
+    _killed_and_resumed(tmp_path, kills)
+
+
+@pytest.mark.parametrize("kills", [[4, 6], [8, 11]])
+def test_resumed_from_an_epoch_end_then_killed_mid_epoch_resumes_to_the_same_metrics(tmp_path, kills):
+    # Found by the seeded test (TUNELAB_KILL_SEED=811896258): a run resumed from an epoch-end
+    # checkpoint and killed in the next epoch used to end training early on the second resume
+    # (Lightning's epoch counters; tunelab.ops.resume._close_resumed_epoch).
     _killed_and_resumed(tmp_path, kills)
 
 
 def test_masked_lm_killed_at_a_random_step_resumes_to_the_same_metrics(tmp_path):
     # MLM draws its training masks from torch's RNG when a batch is collated, before the step:
     # the RNG must be restored before the resumed run draws its first batch.
-    kill = random.Random().choice(range(2, 8))
+    kill = kill_rng().choice(range(2, 8))
     print("SIGKILL at step", kill)
     _killed_and_resumed(tmp_path, [kill], ["task=mlm", "optim.epochs=2"])
 

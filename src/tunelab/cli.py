@@ -22,11 +22,21 @@ def _report(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=report_cli.run)
 
 
+def _status(sub: argparse._SubParsersAction) -> None:
+    import tunelab.status as status
+
+    p = sub.add_parser("status", help="table of a sweep's jobs: ok/failed/running/interrupted/missing",
+                       description=status.__doc__.splitlines()[0])
+    status.add_arguments(p)
+    p.set_defaults(func=status.run)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser with every subcommand registered (add new ones here)."""
     parser = argparse.ArgumentParser(prog="tunelab", description="tunelab: studies of BERT fine-tuning")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _report(sub)
+    _status(sub)
     return parser
 
 

@@ -152,6 +152,9 @@ class TrainerConfig:
     deterministic: bool = False
     log_every_n_steps: int = 10
     enable_progress_bar: bool = True
+    # Batch jobs (stdout not a terminal): a plain progress line every this many optimiser steps
+    # and after each validation (tunelab.progress); 0 turns the lines off.
+    progress_every_n_steps: int = bounded(50, 0)
     # Threads for CPU runs (0 = torch default).
     num_threads: int = bounded(0, 0)
     # Limit batches, for smoke tests (1.0 = all).
@@ -216,7 +219,11 @@ class RunConfig:
 
 def register_configs() -> None:
     """Register the schemas the YAML files extend: the root (``- base_config`` in
-    ``conf/config.yaml``) and one per method (``- schema`` in each ``conf/method/*.yaml``)."""
+    ``conf/config.yaml``) and one per method (``- schema`` in each ``conf/method/*.yaml``), and
+    the resolvers ``conf/resume/auto.yaml`` names (job dirs by identity: tunelab.ops.identity)."""
+    from tunelab.ops.identity import register_resolvers
+
+    register_resolvers()
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=RunConfig)
     for name, schema in METHOD_SCHEMAS.items():

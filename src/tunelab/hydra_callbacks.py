@@ -72,6 +72,38 @@ class ReportCallback(Callback):
                       type(exc).__name__, exc)
 
 
+class SweepSummaryCallback(Callback):
+    """Prints one line when a multirun ends (n ok / skipped / failed, the dirs of jobs that are
+    not ok) and makes the command exit 1 when any job of this launch did not end ok.
+
+    Jobs record failures instead of raising (so the sweep goes on), which used to leave the
+    command's exit code 0 whatever happened; scripts and CI need to see it. It is listed first
+    in ``hydra.callbacks``: Hydra calls ``on_multirun_end`` in reverse order, so it runs after
+    the report is written. An Optuna search is the exception: a failed trial is part of the
+    search (``max_failure_rate``), so the line is printed and the exit code stays 0.
+    """
+
+    def __init__(self) -> None:
+        self.t0: float | None = None
+
+    def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
+        import time
+
+        # whole seconds, like results.json's finished_at: a job skipped as already ok finished before
+        self.t0 = float(int(time.time()))
+
+    def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
+        import sys
+
+        from tunelab.status import NOT_OK, summary_line, sweep_rows
+
+        rows = sweep_rows(config.hydra.sweep.dir, since=self.t0, use_sacct=False)
+        print(f"[tunelab] sweep {config.hydra.sweep.dir}: {summary_line(rows)}", flush=True)
+        search = "optuna" in str(config.hydra.sweeper.get("_target_", "")).lower()
+        if any(r.state in NOT_OK for r in rows) and not search:
+            sys.exit(1)
+
+
 class OutputDirCallback(Callback):
     """Stops with one sentence (exit 2) when the run or sweep dir cannot be created.
 

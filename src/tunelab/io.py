@@ -21,7 +21,14 @@ from typing import Any, Callable
 
 from tunelab.errors import TunelabError
 
-SECRET_MARKERS = ("api_key", "apikey", "token", "password", "secret")
+# A key is a credential when its whole name, or its last words, say so. Substrings are not
+# enough: "token" inside ``tokens_column``, ``tokenizer`` or ``label_all_tokens`` names text, not
+# a secret, and a scrubbed config can no longer rerun its study. Tokenizer settings such as
+# ``pad_token`` end in "_token" too, so token suffixes are listed one by one.
+SECRET_KEYS = frozenset({"token", "password", "passwd", "secret", "api_key", "apikey", "credentials"})
+SECRET_SUFFIXES = ("_api_key", "_apikey", "_password", "_passwd", "_secret", "_secret_key", "_private_key",
+                   "_access_key", "access_token", "auth_token", "api_token", "hf_token", "hub_token",
+                   "refresh_token", "bearer_token", "wandb_token")
 
 
 def jsonable(x: Any) -> Any:
@@ -39,14 +46,28 @@ def jsonable(x: Any) -> Any:
     return x
 
 
+def is_secret_key(key: Any) -> bool:
+    """True for credential names: ``api_key``, ``HF_TOKEN``, ``wandb.password``, ``client_secret``;
+    false for ``tokens_column``, ``tokenizer``, ``label_all_tokens``, ``pad_token``."""
+    k = str(key).lower().replace("-", "_")
+    return k in SECRET_KEYS or k.endswith(SECRET_SUFFIXES)
+
+
 def scrub_secrets(obj: Any) -> Any:
-    """Replace values of keys that look like credentials: configs are shared, keys are not."""
+    """Replace values of keys that are credentials (:func:`is_secret_key`): configs are shared,
+    keys are not. Empty values stay as they are (nothing to hide, and they show the key is unset)."""
     if isinstance(obj, dict):
-        return {k: ("***" if any(m in str(k).lower() for m in SECRET_MARKERS) and v else scrub_secrets(v))
-                for k, v in obj.items()}
+        return {k: ("***" if is_secret_key(k) and v else scrub_secrets(v)) for k, v in obj.items()}
     if isinstance(obj, list):
         return [scrub_secrets(v) for v in obj]
     return obj
+
+
+def _umask() -> int:
+    """The process umask (reading it means setting it: set it back at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write(path: Path, write: Callable[[Any], None], *, binary: bool = False, error=TunelabError,
@@ -55,6 +76,10 @@ def atomic_write(path: Path, write: Callable[[Any], None], *, binary: bool = Fal
 
     A kill or a full disk leaves either the old complete file or the new one, never a truncated
     one, and no temp file behind. On OSError raises ``error`` naming ``what`` and ``fix``.
+
+    ``mkstemp`` creates its file with mode 0600 whatever the umask; the final file gets the mode
+    an ordinary ``open`` would give (0666 & ~umask: 0644 under umask 022), so colleagues on a
+    shared cluster can read results, reports and checkpoints as their umask intends.
     """
     path = Path(path)
     try:
@@ -68,6 +93,7 @@ def atomic_write(path: Path, write: Callable[[Any], None], *, binary: bool = Fal
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException as e:  # a kill mid-write too: never leave the temp file
         try:

@@ -38,7 +38,8 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 from tunelab import seeds
 from tunelab.io import scrub_secrets
-from tunelab.results import SCHEMA_VERSION, git_commit, library_versions, utcnow, write_results
+from tunelab.environment import environment_record, library_versions
+from tunelab.results import SCHEMA_VERSION, git_commit, utcnow, write_results
 from tunelab.validation import method_name, validate
 
 log = logging.getLogger("tunelab")
@@ -56,6 +57,8 @@ class RunContext:
     job_num: Optional[int] = None
     # The experiment logger, kept so ``run`` can close it even when training fails.
     logger: Any = None
+    # The job's identity (tunelab.ops.identity), set by ``run``: W&B run id, checkpoint check.
+    identity: Optional[str] = None
 
     @classmethod
     def from_hydra(cls) -> "RunContext":
@@ -81,7 +84,10 @@ class RunContext:
 
     @property
     def swept_tags(self) -> list[str]:
-        return [o for o in self.overrides if not o.startswith(("seed=", "init_seed=", "order_seed=", "hydra"))]
+        """W&B tags: the job's values of the keys its sweep varies (tunelab.loggers.swept_tags)."""
+        from tunelab.loggers import swept_tags, sweep_keys
+
+        return swept_tags(self.overrides, sweep_keys(self.sweep_dir)) if self.multirun else []
 
 
 # --------------------------------------------------------------------------- the job
@@ -117,6 +123,8 @@ def base_record(cfg: DictConfig, ctx: RunContext) -> dict:
         "finished_at": None,
         "git_commit": git_commit(),
         "versions": library_versions(),
+        "identity": ctx.identity,
+        "environment": environment_record(),
         "output_dir": str(ctx.out_dir),
         "extra": {},
     }
@@ -124,7 +132,8 @@ def base_record(cfg: DictConfig, ctx: RunContext) -> dict:
 
 def run(cfg: DictConfig, ctx: RunContext) -> dict:
     """Run one job and write its results.json; raises what went wrong after recording it."""
-    from tunelab.ops import ddp, faults
+    from tunelab.ops import ddp, faults, preempt
+    from tunelab.ops.identity import job_identity, mismatch_message, recorded_identity
     from tunelab.ops.resume import job_already_ok
 
     t0, cpu0 = time.time(), cpu_seconds()
@@ -133,8 +142,13 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict:
     except OSError as e:
         raise TunelabError(f"cannot create the output dir {ctx.out_dir}: {e.strerror}. Choose a writable "
                            f"dir (hydra.run.dir / hydra.sweep.dir).") from None
+    ctx.identity = job_identity(cfg)
     resume = cfg.get("resume")
     if resume is not None and resume.get("mode") == "auto":
+        # Only the same job is skipped or resumed; another config's dir is never written to.
+        exists, recorded = recorded_identity(ctx.out_dir)
+        if exists and recorded != ctx.identity:
+            raise ConfigError(mismatch_message(ctx.out_dir, recorded, ctx.identity))
         done = job_already_ok(ctx.out_dir)
         if done is not None:
             log.info(f"[tunelab] resume=auto: {ctx.out_dir / 'results.json'} already says ok; skipping the job")
@@ -161,8 +175,11 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict:
 
             record["degenerate"] = warn_if_degenerate(record, cfg, log)
     except BaseException as e:  # KeyboardInterrupt too: the file must not say "running"
+        if preempt.requeued(e):  # SLURM requeues the job (tunelab.ops.preempt): it is not over
+            record["requeued_at"] = utcnow()
+            raise
         record["status"] = "failed"
-        record["error"] = {"type": type(e).__name__, "message": str(e) or type(e).__name__}
+        record["error"] = {"type": type(e).__name__, "message": str(e) or _WHY.get(type(e).__name__, type(e).__name__)}
         if not isinstance(e, TunelabError):
             record["error"]["traceback"] = traceback.format_exc(limit=20)
         raise
@@ -180,6 +197,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict:
     return record
 
 
+from tunelab.environment import environment_record
 def save_predictions(record: dict, out_dir: Path) -> None:
     """A runner may return its test ``predictions`` (``tunelab.predictions.Predictions``): they go
     to their own file (``predictions.npz``), and results.json only names it."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import sys
 from pathlib import Path
 from typing import Any, Optional
 
@@ -35,7 +36,9 @@ def build_trainer(cfg: DictConfig, out_dir: Path, logger, *, monitor: Optional[s
 
     from tunelab.ops.checkpoints import AtomicCheckpointIO
     from tunelab.ops.faults import fault_injection_callback
-    from tunelab.ops.resume import ResumeStateCallback
+    from tunelab.ops.identity import job_identity
+    from tunelab.ops.preempt import PreemptCheckpoint, slurm_plugins
+    from tunelab.ops.resume import LAST_CKPT, ResumeStateCallback
 
     t, o = cfg.trainer, cfg.optim
     callbacks = list(extra_callbacks or [])
@@ -51,12 +54,20 @@ def build_trainer(cfg: DictConfig, out_dir: Path, logger, *, monitor: Optional[s
                 dirpath=str(out_dir / ckpt_subdir), monitor=None, save_top_k=0, save_last=True,
                 every_n_train_steps=int(resume.every_n_steps), enable_version_counter=False))
         # Sampler position and RNG states in every checkpoint: a resumed run continues exactly.
-        callbacks.append(ResumeStateCallback())
+        callbacks.append(ResumeStateCallback(identity=job_identity(cfg)))
         # Checkpoints are written atomically and loaded with torch.load(weights_only=True).
         plugins.append(AtomicCheckpointIO())
+        # SLURM time limit / preemption: last.ckpt at once, submitit requeues (tunelab.ops.preempt).
+        callbacks.append(PreemptCheckpoint(out_dir / ckpt_subdir / LAST_CKPT))
+        plugins.extend(slurm_plugins())
     fault = fault_injection_callback()
     if fault is not None:
         callbacks.append(fault)
+    if t.progress_every_n_steps and not sys.stdout.isatty():
+        # a batch job's log: plain lines instead of a progress bar (tunelab.progress)
+        from tunelab.progress import BatchProgress
+
+        callbacks.append(BatchProgress(t.progress_every_n_steps))
     if monitor and o.early_stopping_patience:
         # With max_steps, training may end before the first validation: then the metric is
         # legitimately missing, and early stopping must not fail the run.
@@ -113,11 +124,11 @@ def tidy_checkpoints(cfg: DictConfig, out_dir: Path, subdir: str = "checkpoints"
 
 def start_logger(cfg: DictConfig, ctx, *, job_type: Optional[str] = None):
     """The experiment logger of a job (kept on ``ctx`` so the job can close it even on failure)."""
-    from tunelab.loggers import build_logger
+    from tunelab.loggers import build_logger, wandb_run_id
 
     logger = build_logger(cfg.logger, ctx.out_dir, run_name=run_name(ctx), group=ctx.group,
                           tags=ctx.swept_tags, config=scrub_secrets(OmegaConf.to_container(cfg, resolve=True)),
-                          job_type=job_type or cfg.task.name)
+                          job_type=job_type or cfg.task.name, run_id=wandb_run_id(ctx.identity, ctx.out_dir))
     ctx.logger = logger
     return logger
 

@@ -70,7 +70,10 @@ class ResumeStateCallback(L.Callback):
         batch is drawn (the sampler reads its position lazily, at the first batch).
         """
 
-    def __init__(self):
+    def __init__(self, identity: Optional[str] = None):
+        # The job identity (tunelab.ops.identity) goes into every checkpoint; a checkpoint of
+        # another config is refused instead of being continued as if it were this job's.
+        self.identity = identity
         self._pending: Optional[dict] = None
         self._trainer = None
 
@@ -82,13 +85,20 @@ class ResumeStateCallback(L.Callback):
         self._trainer = trainer
 
     def state_dict(self) -> dict:
-        state = {"rng": _rng_state()}
+        state = {"rng": _rng_state(), "identity": self.identity}
         loader = _train_loader(self._trainer)
         if loader is not None:
             state["train_loader"] = loader.state_dict()
         return state
 
     def load_state_dict(self, state: dict) -> None:
+        saved = state.get("identity")
+        if saved and self.identity and saved != self.identity:
+            from tunelab.errors import ConfigError
+
+            raise ConfigError(f"the checkpoint being resumed was written by a job with another config "
+                              f"(identity {saved[:12]}, this job {self.identity[:12]}): refusing to continue "
+                              f"it; delete the job dir's checkpoints/ or choose another resume.name.")
         self._pending = state
 
     def on_train_start(self, trainer, pl_module):
@@ -101,12 +111,28 @@ class ResumeStateCallback(L.Callback):
         # discarded by the sampler, as it should be.
         if self._pending is None:
             return
+        _close_resumed_epoch(trainer.fit_loop)
         loader = _train_loader(trainer)
         if loader is not None and "train_loader" in self._pending:
             loader.load_state_dict(self._pending["train_loader"])
         _set_rng_state(self._pending["rng"])
         log.info(f"[tunelab] resumed at step {trainer.global_step} (epoch {trainer.current_epoch})")
         self._pending = None
+
+
+def _close_resumed_epoch(fit_loop) -> None:
+    """Resuming from a checkpoint taken at an epoch's end (after its last batch, e.g. at the
+    validation that ends it): Lightning 2.6 marks that epoch processed and completed in
+    ``FitLoop.reset`` but keeps its "restarted mid-epoch" stage, so ``on_advance_start`` neither
+    counts the next epoch as ready/started nor calls ``on_train_epoch_start`` for it. A second
+    resume, from a checkpoint in that next epoch, then found ready == processed, took the epoch
+    for finished and ended training early (no validation of the last epoch; found by the seeded
+    kill test, kills at steps 8 and 11). Clearing the stage here, after ``reset`` and before the
+    next epoch starts, lets the new epoch start as in an uninterrupted run.
+    """
+    p = fit_loop.epoch_progress.current
+    if fit_loop.restarted_mid_epoch and p.ready == p.started == p.processed == p.completed:
+        fit_loop.reset_restart_stage()
 
 
 def _train_loader(trainer) -> Optional[Any]:

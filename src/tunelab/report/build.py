@@ -15,14 +15,14 @@ from tunelab.errors import TunelabError
 from tunelab.io import atomic_write, write_json
 from tunelab.report import analysis
 from tunelab.report.baseline import group_baseline
-from tunelab.report.collect import Job
+from tunelab.report.collect import Job, natural_key
 from tunelab.report.cost import group_costs
 from tunelab.report.examples import N_BOOT_PAIRED, example_level, positive_index_of
 from tunelab.report.header import make_header
 from tunelab.report.merge import collect_dirs
 from tunelab.report.paired import EXACT_BELOW
 from tunelab.report.model import Comparisons, Counts, Group, MetricSection, Methods, Report, Run
-from tunelab.report.plots import expected_max_plot_name, plot_expected_max, plot_metric, plot_name
+from tunelab.report.plots import PLOT_GLOB, expected_max_plot_name, plot_expected_max, plot_metric, plot_name
 from tunelab.report.render import render_csv, render_markdown
 
 LEVEL = 0.95
@@ -87,6 +87,13 @@ def build_report(sweep_dir, reference: str | None = None, metrics: Sequence[str]
 
     chosen, notes = analysis.select_metrics(jobs, metrics)
     notes = merge_notes + notes
+    found = sorted({m for j in jobs for m in j.metrics}, key=natural_key)
+    unknown = [m for m in ([metrics] if isinstance(metrics, str) else metrics or []) if m != "all" and m not in chosen]
+    if unknown and found:
+        # A typo must not overwrite a good report with an empty one: stop before writing. (With
+        # no ok run at all, nothing is known yet: the report then lists the failures.)
+        raise ReportError(f"metric {', '.join(unknown)} is not in any ok run of '{sweep}'; the metrics "
+                          f"found are: {', '.join(found) or 'none'}")
     notes += analysis.missing_metric_notes(jobs, chosen)
     if len(ok_groups) < 2:
         notes.append("fewer than two groups with ok runs: no comparisons")
@@ -128,7 +135,10 @@ def _write_text(path: Path, text: str) -> None:
 
 
 def write_report(sweep: Path, report: Report, groups: dict[str, list[Job]]) -> None:
-    """Plots first (report.md links them), then csv, json and md; records them in ``report.files``."""
+    """Plots first (report.md links them), then csv, json and md; records them in ``report.files``.
+
+    Box plots of metrics this report no longer has are removed at the end, so the sweep dir
+    holds one report's files, never a new report.md beside an old run's plots."""
     for metric in report.metrics:
         plot_metric(sweep / plot_name(metric), metric, report, groups)
         report.files[f"plot:{metric}"] = str(sweep / plot_name(metric))
@@ -140,3 +150,7 @@ def write_report(sweep: Path, report: Report, groups: dict[str, list[Job]]) -> N
     _write_text(sweep / "report.csv", render_csv(report))
     write_json(sweep / "report.json", report.to_dict())
     _write_text(sweep / "report.md", render_markdown(report))
+    current = {Path(f).name for f in report.files.values()}
+    for stale in sweep.glob(PLOT_GLOB):
+        if stale.name not in current:
+            stale.unlink(missing_ok=True)

@@ -58,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"tunelab report: error: {exc}", file=sys.stderr)
         return 2
     c = report.counts
-    print(f"{c.jobs} job dirs: {c.ok} ok, {c.failed} failed, {c.missing} without results.json, "
+    print(f"{c.jobs} job dirs: {c.ok} ok, {c.failed} failed, {c.interrupted} interrupted, "
+          f"{c.missing} without results.json, "
           f"{c.corrupt} corrupt, {c.degenerate} degenerate; {len(report.groups)} group(s)")
     print(report.files["md"])
     return 0

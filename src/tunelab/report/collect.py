@@ -24,7 +24,8 @@ SINGLE_GROUP = "default config"
 
 @dataclass
 class Job:
-    """One job dir and what could be read from it; ``state`` is ok, failed, missing or corrupt."""
+    """One job dir and what could be read from it; ``state`` is ok, failed, interrupted (its
+    results.json still says ``running``: killed, or still running), missing or corrupt."""
 
     name: str
     path: Path
@@ -113,15 +114,24 @@ def load_job(job_dir: Path, sweep_dir: Path) -> Job:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         return Job(name, job_dir, "corrupt", hydra_overrides,
                    problem=f"results.json unreadable: {type(exc).__name__}: {exc}")
+    if isinstance(data, dict) and data.get("status") == "running":
+        # A kill (SIGKILL, OOM, node loss, scancel) leaves the record a job writes at its start.
+        # Whether it is in fact still running is for ``tunelab status`` to find out.
+        return Job(name, job_dir, "interrupted", _overrides_of(data, hydra_overrides), result=data,
+                   problem=f"results.json still says running (started {data.get('started_at')}): the job "
+                           f"was killed before it finished, or is still running")
     if not isinstance(data, dict) or data.get("status") not in ("ok", "failed"):
         return Job(name, job_dir, "corrupt", hydra_overrides,
                    problem="results.json has no status 'ok' or 'failed'")
-    overrides = data.get("overrides")
-    overrides = [str(x) for x in overrides] if isinstance(overrides, list) else hydra_overrides
-    job = Job(name, job_dir, data["status"], overrides, result=data)
+    job = Job(name, job_dir, data["status"], _overrides_of(data, hydra_overrides), result=data)
     if job.state == "failed":
         job.problem = _error_text(data.get("error"))
     return job
+
+
+def _overrides_of(data: dict, hydra_overrides: list[str] | None) -> list[str] | None:
+    overrides = data.get("overrides")
+    return [str(x) for x in overrides] if isinstance(overrides, list) else hydra_overrides
 
 
 def _error_text(error: Any) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from tunelab.report.collect import SEED_KEYS, Job, fixed_overrides, natural_key, parse_overrides
-from tunelab.results import library_versions
+from tunelab.environment import library_versions
 
 
 @dataclass

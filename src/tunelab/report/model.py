@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # annotations only: these modules read jobs, and collect impo
     from tunelab.report.header import Header
     from tunelab.report.variance import Decomposition
 
-STATES = ("ok", "failed", "missing", "corrupt")
+STATES = ("ok", "failed", "interrupted", "missing", "corrupt")
 
 # metric key -> field of the majority-class baseline that scores the same way
 BASELINE_OF = {"test/acc": "acc", "test/f1": "f1", "test/f1_macro": "f1_macro"}
@@ -78,6 +78,7 @@ class Group:
     seeds: list
     ok: int
     failed: int
+    interrupted: int
     missing: int
     corrupt: int
 
@@ -88,7 +89,7 @@ class Group:
     @property
     def n_not_ok(self) -> int:
         """Jobs that gave no result: failed, died without results.json, or left an unreadable one."""
-        return self.failed + self.missing + self.corrupt
+        return self.failed + self.interrupted + self.missing + self.corrupt
 
 
 @dataclass
@@ -98,6 +99,7 @@ class Counts:
     jobs: int
     ok: int
     failed: int
+    interrupted: int
     missing: int
     corrupt: int
     degenerate: int

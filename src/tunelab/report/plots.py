@@ -22,6 +22,9 @@ def slug(metric: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", metric).strip("_")
 
 
+PLOT_GLOB = "boxplot_*.png"  # every plot_name(); the report removes the ones it did not write
+
+
 def plot_name(metric: str) -> str:
     """File name of a metric's box plot, beside report.md (which links it)."""
     return f"boxplot_{slug(metric)}.png"

@@ -63,7 +63,7 @@ def render_markdown(report: Report) -> str:
         "",
         f"- Sweep dir: `{report.sweep_dir}`",
         f"- Generated: {report.generated_at} by `tunelab.report`",
-        f"- Job dirs found: {c.jobs} — ok {c.ok}, failed {c.failed}, "
+        f"- Job dirs found: {c.jobs} — ok {c.ok}, failed {c.failed}, interrupted {c.interrupted}, "
         f"without results.json {c.missing}, corrupt results.json {c.corrupt}; degenerate ok runs {c.degenerate}",
         f"- Grouped by: {keys} (every override key whose value differs between jobs, except the seeds "
         f"`seed`, `init_seed`, `order_seed`)",
@@ -123,6 +123,7 @@ def _groups_section(report: Report) -> str:
 def _problems_section(report: Report) -> str:
     out = ["## Problems (every job that did not give a result, by name)", ""]
     for state, title in (("failed", "Failed runs (status failed)"),
+                         ("interrupted", "Interrupted runs (results.json still says running)"),
                          ("missing", "Job dirs without results.json"),
                          ("corrupt", "Job dirs with a corrupt results.json")):
         bad = report.runs_in(state)

@@ -1,0 +1,216 @@
+"""``tunelab status DIR``: the state of every job of a sweep, from its files (and ``sacct``).
+
+Usable while a sweep runs and after the launching process is gone (a login node logged out, a
+closed laptop): everything is read from the job dirs. A job's ``results.json`` is written as
+``running`` when it starts and ``ok``/``failed`` when it ends, so a file that still says
+``running`` is either running or was killed (SIGKILL, OOM, node loss, scancel). This module
+tells them apart: on the same host by the recorded pid, on SLURM by ``sacct``; otherwise it says
+it cannot know. The same rows give the one-line summary a multirun prints at its end
+(``tunelab.hydra_callbacks.SweepSummaryCallback``).
+
+The report is built by the launching process at the end of a sweep. On SLURM it can instead be
+built by a job that waits for the whole array, so the login-node process need not survive::
+
+    sbatch --dependency=afterany:<array job id> --wrap "tunelab report <sweep dir>"
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Optional, Sequence
+
+from tunelab.report.collect import find_job_dirs, load_job, parse_overrides, swept_keys
+
+# SLURM states in which a job still runs (or will again: requeued, pending).
+SLURM_ACTIVE = ("RUNNING", "PENDING", "REQUEUED", "RESIZING", "SUSPENDED", "CONFIGURING", "COMPLETING")
+NOT_OK = ("failed", "interrupted", "missing", "corrupt")
+
+
+@dataclass
+class JobRow:
+    name: str
+    path: Path
+    state: str  # ok | skipped | failed | running | interrupted | missing | corrupt | queued | starting
+    duration_s: Optional[float] = None
+    slurm_id: Optional[str] = None
+    slurm_state: Optional[str] = None
+    overrides: str = ""
+    error: str = ""
+
+
+def _hydra_job_id(job_dir: Path) -> Optional[str]:
+    """The launcher's job id Hydra saved in ``.hydra/hydra.yaml`` (submitit: the SLURM job id),
+    for jobs that have not written results.json yet."""
+    try:
+        import yaml
+
+        job = (yaml.safe_load((job_dir / ".hydra" / "hydra.yaml").read_text()) or {})["hydra"]["job"]
+    except Exception:
+        return None
+    jid = str(job.get("id") or "")
+    return jid if jid and jid[0].isdigit() else None
+
+
+def _slurm_id(record: dict, job_dir: Optional[Path] = None) -> Optional[str]:
+    if not record:
+        return _hydra_job_id(job_dir) if job_dir is not None else None
+    s = ((record or {}).get("environment") or {}).get("slurm") or {}
+    if s.get("SLURM_ARRAY_JOB_ID") and s.get("SLURM_ARRAY_TASK_ID") is not None:
+        return f"{s['SLURM_ARRAY_JOB_ID']}_{s['SLURM_ARRAY_TASK_ID']}"
+    return s.get("SLURM_JOB_ID")
+
+
+def sacct_states(job_ids: Sequence[str], *, queue: bool = False) -> dict[str, str]:
+    """``{job id: state}`` from ``sacct`` (or, ``queue=True``, from ``squeue``, which lists each
+    pending array task on its own line); empty when there is no SLURM here."""
+    ids = [i for i in job_ids if i]
+    cmd = (["squeue", "-h", "-r", "-o", "%i|%T"] if queue else ["sacct", "-X", "-n", "-P", "-o", "JobID,State"])
+    if not ids or not shutil.which(cmd[0]):
+        return {}
+    try:
+        r = subprocess.run([*cmd, "-j", ",".join(ids)], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    out = {}
+    for line in r.stdout.splitlines() if r.returncode == 0 else []:
+        job, _, state = line.partition("|")
+        out[job.strip()] = state.split()[0] if state.strip() else ""
+    return out
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _still_running(record: dict, slurm_state: Optional[str]) -> Optional[bool]:
+    """True/False when it can be known, None when not (another host, no sacct)."""
+    if slurm_state:
+        return slurm_state in SLURM_ACTIVE
+    env = (record or {}).get("environment") or {}
+    if env.get("host") == socket.gethostname() and env.get("pid"):
+        return _pid_alive(int(env["pid"]))
+    return None
+
+
+def _seconds_since(iso: Optional[str]) -> Optional[float]:
+    try:
+        return round(time.time() - datetime.fromisoformat(str(iso)).timestamp(), 1)
+    except (TypeError, ValueError):
+        return None
+
+
+def _was_written_since(job_dir: Path, since: float) -> bool:
+    """The job took part in the launch that started at ``since`` (Hydra rewrote its .hydra/)."""
+    paths = [job_dir / ".hydra" / "overrides.yaml", job_dir / "results.json"]
+    return any(p.is_file() and p.stat().st_mtime >= since for p in paths)
+
+
+def sweep_rows(sweep_dir: Path, *, since: Optional[float] = None, use_sacct: bool = True) -> list[JobRow]:
+    """One row per job dir. With ``since`` (a launch's start time), only the jobs of that launch,
+    and ok jobs that had finished before it (resume=auto skipped them) are ``skipped``."""
+    sweep = Path(sweep_dir)
+    jobs = [load_job(d, sweep) for d in find_job_dirs(sweep)]
+    if since is not None:
+        jobs = [j for j in jobs if _was_written_since(j.path, since)]
+    ids = {j.name: _slurm_id(j.result, j.path) for j in jobs} if use_sacct else {}
+    slurm = sacct_states(list(ids.values())) if use_sacct else {}
+    keys = swept_keys(jobs, seed_keys=())
+    rows = []
+    for j in jobs:
+        rec = j.result or {}
+        sid = ids.get(j.name)
+        shown = parse_overrides(j.overrides or [])
+        row = JobRow(j.name, j.path, j.state, rec.get("duration_s"), sid, slurm.get(sid or ""),
+                     " ".join(f"{k}={shown[k]}" for k in keys if k in shown), j.problem)
+        if j.state == "missing" and row.slurm_state in SLURM_ACTIVE:
+            row.state, row.error = "starting", ""  # the SLURM job runs, results.json comes soon
+        if j.state == "interrupted":
+            alive = _still_running(rec, row.slurm_state)
+            row.duration_s = _seconds_since(rec.get("started_at"))
+            if alive is not False:
+                row.state = "running"
+                row.error = "" if alive else "running? (started on another host; no sacct to ask)"
+        if j.state == "ok" and since is not None:
+            done = rec.get("finished_at")
+            try:
+                if done and datetime.fromisoformat(done).timestamp() < since:
+                    row.state = "skipped"
+            except ValueError:
+                pass
+        rows.append(row)
+    if use_sacct and since is None:
+        rows += _queued_rows(sweep, {r.slurm_id for r in rows})
+    return rows
+
+
+def _queued_rows(sweep: Path, seen: set) -> list[JobRow]:
+    """SLURM jobs of the sweep (``.submitit/<job id>/``) that have no job dir yet: queued or
+    starting. Only sacct knows them; without it they are not listed."""
+    sub = sweep / ".submitit"
+    ids = sorted(d.name for d in sub.iterdir() if d.is_dir() and d.name not in seen) if sub.is_dir() else []
+    states = sacct_states(ids, queue=True)
+    return [JobRow(f".submitit/{i}", sub / i, "queued" if states[i] == "PENDING" else "starting",
+                   slurm_id=i, slurm_state=states[i])
+            for i in ids if states.get(i) in SLURM_ACTIVE]
+
+
+def summary_line(rows: Sequence[JobRow]) -> str:
+    """``4 jobs: 2 ok, 1 skipped (already ok), 1 failed, ...; failed: <dirs>``."""
+    count = {s: sum(r.state == s for r in rows) for s in
+             ("ok", "skipped", "failed", "interrupted", "running", "queued", "starting", "missing", "corrupt")}
+    parts = [f"{n} {s}" + (" (already ok)" if s == "skipped" else "") for s, n in count.items()
+             if n or s in ("ok", "failed")]
+    bad = [str(r.path) for r in rows if r.state in NOT_OK]
+    return f"{len(rows)} jobs: " + ", ".join(parts) + (f"; not ok: {' '.join(bad)}" if bad else "")
+
+
+def _duration(s: Optional[float]) -> str:
+    if s is None:
+        return "-"
+    s = int(s)
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+
+def format_table(rows: Sequence[JobRow], width: int = 60) -> str:
+    """A plain-text table (no colours: it goes to logs and mails too)."""
+    head = ("job", "state", "slurm", "duration", "swept", "error")
+    body = [(r.name, r.state, f"{r.slurm_id} {r.slurm_state}" if r.slurm_state else (r.slurm_id or "-"),
+             _duration(r.duration_s), r.overrides or "-", (r.error or "")[:width]) for r in rows]
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
+    lines = ["  ".join(str(x).ljust(w) for x, w in zip(line, widths)).rstrip() for line in (head, *body)]
+    return "\n".join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("sweep_dir", help="a sweep dir (hydra.sweep.dir) or a single run's dir")
+    parser.add_argument("--no-sacct", action="store_true", help="do not ask SLURM's sacct for job states")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the table and the summary; exit 0 when every job is ok (or skipped), 1 when some
+    are not (yet) ok, 2 when the dir holds no jobs."""
+    sweep = Path(args.sweep_dir).expanduser()
+    rows = sweep_rows(sweep, use_sacct=not args.no_sacct) if sweep.is_dir() else []
+    if not rows:
+        import sys
+
+        print(f"tunelab status: error: no job dirs in '{sweep}' (no results.json or .hydra/overrides.yaml "
+              f"below it)", file=sys.stderr)
+        return 2
+    print(format_table(rows))
+    print(summary_line(rows))
+    return 0 if all(r.state in ("ok", "skipped") for r in rows) else 1
