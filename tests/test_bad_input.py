@@ -120,3 +120,23 @@ def test_drug_zip_that_is_not_a_zip(compose, tmp_path):
     p = _csv(tmp_path, "review\trating\ngood\tpositive\n", name="reviews.tsv")
     with pytest.raises(DataError, match=r"reviews.tsv: not a zip archive"):
         _load(compose, "data=drug_reviews", f"data.path={p}")
+
+
+@pytest.mark.parametrize("args, node", [(["freeze=last2", "freeze.probe.fit=head"], "freeze.probe"),
+                                        (["curriculum.stages=[tweets_sentiment]"], "curriculum"),
+                                        (["augment.alpha_sr=0.2"], "augment")])
+def test_key_under_a_null_group_is_one_sentence(cli, args, node):
+    r = cli(*args)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert "Traceback" not in r.stderr and "AssertionError" not in r.stderr
+    err = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(err) == 1 and f"'{node}' is null" in err[0], err
+
+
+def test_null_group_check_leaves_valid_overrides_alone():
+    from tunelab.overrides import null_override_error
+
+    assert null_override_error(["freeze=all", "freeze.probe.fit=head"]) is None
+    assert null_override_error(["experiment=forgetting", "curriculum.max_train_samples=5"]) is None
+    assert null_override_error(["adapt=tapt", "adapt.epochs=1"]) is None
+    assert null_override_error(["-m", "freeze=none,all", "freeze.probe.fit=head"]) is None  # sweeps: per job

@@ -15,10 +15,21 @@ register_configs()
 
 
 @hydra.main(version_base="1.3", config_path="pkg://tunelab.conf", config_name="config")
-def main(cfg: DictConfig):
+def _hydra_app(cfg: DictConfig):
     from tunelab.run import hydra_main
 
     return hydra_main(cfg)
+
+
+def main():
+    """``train.py`` / ``tunelab-train``: a key set inside a null group fails in one sentence
+    (tunelab.overrides) instead of OmegaConf's traceback; then Hydra takes over."""
+    import sys
+
+    from tunelab.overrides import check_or_exit
+
+    check_or_exit(sys.argv[1:])
+    return _hydra_app()
 
 
 if __name__ == "__main__":
