@@ -123,7 +123,9 @@ def _welch_parts(a, b):
     se2 = va + vb
     diff = float(x.mean() - y.mean())
     if se2 == 0:
-        return (diff, 0.0, NAN), "both samples have zero variance"
+        # Deterministic arms (a convex fit, a sparse baseline): Welch can only say the means
+        # differ; whether they differ beyond test-set noise is the paired test on examples.
+        return (diff, 0.0, NAN), "both samples have zero variance (seeds change nothing): see the paired test"
     df = se2**2 / (va**2 / (x.size - 1) + vb**2 / (y.size - 1))
     return (diff, math.sqrt(se2), float(df)), ""
 

@@ -148,7 +148,10 @@ def variance_metric(groups: Groups, metric: str) -> dict[str, Decomposition]:
     for g, jobs in groups.items():
         rows = [((j.result or {}).get("init_seed"), (j.result or {}).get("order_seed"), j.metrics[metric])
                 for j in jobs if j.state == "ok" and metric in j.metrics]
-        if len({r[0] for r in rows}) > 1 or len({r[1] for r in rows}) > 1:
+        # Only when the seeds were split: with ``seed`` alone init == order in every run (the
+        # diagonal of the grid), which is no design to decompose.
+        split = any(r[0] != r[1] for r in rows)
+        if split and (len({r[0] for r in rows}) > 1 or len({r[1] for r in rows}) > 1):
             out[g] = decompose(rows)
     return out
 

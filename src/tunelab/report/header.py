@@ -38,6 +38,10 @@ def _distinct(values) -> list:
     return sorted({v for v in values if v is not None}, key=str)
 
 
+def _split(results, key: str) -> bool:
+    return any(r.get(key) is not None and r.get(key) != r.get("seed") for r in results)
+
+
 def make_header(sources: Sequence[str], jobs: Sequence[Job], swept: Sequence[str]) -> Header:
     results = [j.result for j in jobs if j.result]
     overrides = [parse_overrides(j.overrides) for j in jobs if j.overrides is not None]
@@ -55,7 +59,8 @@ def make_header(sources: Sequence[str], jobs: Sequence[Job], swept: Sequence[str
         methods=_distinct(r.get("method") for r in results),
         fixed_overrides=fixed_overrides(jobs),
         swept_keys=list(swept),
-        seeds={k: v for k, v in seeds.items() if v},
+        # init_seed/order_seed only when some run split them from seed (else they just repeat it)
+        seeds={k: v for k, v in seeds.items() if v and (k == "seed" or _split(results, k))},
         git_commits=_distinct(r.get("git_commit") for r in results),
         versions={lib: sorted(v) for lib, v in sorted(versions.items())},
         report_versions=library_versions(),
