@@ -69,7 +69,9 @@ def hart_csv(tmp_path_factory) -> Path:
     df = pd.read_csv(path, encoding="latin-1")
     df = df[df["sentiment"].isin(["positive", "negative"])].sample(n=1500, random_state=0)
     out = tmp_path_factory.mktemp("hart") / "train.csv"
-    pd.DataFrame({"text": df["text"], "target": (df["sentiment"] == "positive").astype(int)}).to_csv(out, index=False)
+    # Some tweets hold bare carriage returns, which pandas writes unquoted (a new row to any reader).
+    text = df["text"].str.replace(r"[\r\n]+", " ", regex=True)
+    pd.DataFrame({"text": text, "target": (df["sentiment"] == "positive").astype(int)}).to_csv(out, index=False)
     return out
 
 
@@ -93,6 +95,11 @@ def test_token_classification_learns_packaged_ner(compose, tmp_path):
     assert res["degenerate"] == []
 
 
+# Known failure, kept with its bar (issue 12 is open on it): at 600 training examples per stage the
+# default stage recipe (lr 5e-5, 3 epochs: 57 steps) leaves the first stage at its majority class
+# (related: airline 0.793 = majority; unrelated: drug_reviews 0.723 = majority). strict: the day
+# the packaged curricula learn at this size, this test says so.
+@pytest.mark.xfail(strict=True, reason="packaged curricula's default stage recipe does not learn at 600/stage")
 @pytest.mark.parametrize("curriculum", ["related", "unrelated"])
 def test_each_packaged_curriculum_learns_every_stage(compose, tmp_path, curriculum):
     res = _run(compose, tmp_path, [f"curriculum={curriculum}", "model=minilm", "logger=none",

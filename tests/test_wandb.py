@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import signal
+import time
 import struct
 from pathlib import Path
 
@@ -101,6 +102,18 @@ def test_offline_sweep_runs_carry_group_job_type_swept_tags_history_and_summary(
     assert load_results(sweep / "1" / "results.json")["config"]["notes"] == LONG
 
 
+def _services_of(wandb_dir: Path) -> list[int]:
+    """PIDs of live processes whose environment names this WANDB_DIR (the killed job's service)."""
+    out = []
+    for env in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if f"WANDB_DIR={wandb_dir}".encode() in env.read_bytes():
+                out.append(int(env.parent.name))
+        except OSError:
+            continue
+    return out
+
+
 def test_a_killed_and_resumed_job_continues_its_own_wandb_run(tmp_path):
     from tunelab.loggers import wandb_run_id
 
@@ -109,6 +122,12 @@ def test_a_killed_and_resumed_job_continues_its_own_wandb_run(tmp_path):
     env = {"WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path / "wandb_dir")}
     r = run_cli(args, tmp_path, env={**env, "TUNELAB_FAULT_SIGKILL_AT_STEP": "5"})
     assert r.returncode == -signal.SIGKILL, r.stderr[-3000:]
+    # The killed job's W&B service process outlives it until it notices its parent is gone (a
+    # few seconds; longer on a loaded machine) and holds the run id until then: wait for it.
+    for _ in range(60):
+        if not _services_of(tmp_path / "wandb_dir"):
+            break
+        time.sleep(0.5)
     r = run_cli(args, tmp_path, env=env)
     assert r.returncode == 0, r.stderr[-3000:]
     files = _runs(tmp_path / "job")
