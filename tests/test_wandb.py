@@ -119,11 +119,13 @@ def test_a_killed_and_resumed_job_continues_its_own_wandb_run(tmp_path):
 
     args = [*WANDB, "optim.epochs=2", "resume=auto", "resume.name=w", "resume.every_n_steps=2",
             f"hydra.run.dir={tmp_path / 'job'}"]
-    env = {"WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path / "wandb_dir")}
+    # WANDB_SERVICE="": each job starts its own W&B service. An earlier in-process W&B test of this
+    # pytest worker leaves its service's address in os.environ; jobs inheriting it would share that
+    # service, which still holds the killed job's run id ("run ID ... is in use").
+    env = {"WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path / "wandb_dir"), "WANDB_SERVICE": ""}
     r = run_cli(args, tmp_path, env={**env, "TUNELAB_FAULT_SIGKILL_AT_STEP": "5"})
     assert r.returncode == -signal.SIGKILL, r.stderr[-3000:]
-    # The killed job's W&B service process outlives it until it notices its parent is gone (a
-    # few seconds; longer on a loaded machine) and holds the run id until then: wait for it.
+    # The killed job's own W&B service outlives it until it notices its parent is gone: wait.
     for _ in range(60):
         if not _services_of(tmp_path / "wandb_dir"):
             break
