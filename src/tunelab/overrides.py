@@ -47,7 +47,7 @@ def null_override_error(argv: Sequence[str]) -> Optional[str]:
     args = [a for a in argv if not a.startswith("-")]
     suspects = [(a, n) for a in args if (n := _node_of(a))]
     if not suspects or any(_is_sweep(a) for a in args):
-        return None  # nothing to check, or a sweep: Hydra composes each job itself
+        return None  # nothing to check, or a sweep (a multirun: see multirun_argv)
     from hydra import compose, initialize_config_module
     from omegaconf import OmegaConf
 
