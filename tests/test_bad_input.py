@@ -139,4 +139,60 @@ def test_null_group_check_leaves_valid_overrides_alone():
     assert null_override_error(["freeze=all", "freeze.probe.fit=head"]) is None
     assert null_override_error(["experiment=forgetting", "curriculum.max_train_samples=5"]) is None
     assert null_override_error(["adapt=tapt", "adapt.epochs=1"]) is None
-    assert null_override_error(["-m", "freeze=none,all", "freeze.probe.fit=head"]) is None  # sweeps: per job
+    assert null_override_error(["-m", "freeze=none,all", "freeze.probe.fit=head"]) is None  # sweeps: multirun_argv
+
+
+# A multirun composes its primary config without the sweep overrides, so a key inside a node that
+# a swept group chooses is carried to each job as a one-value sweep (tunelab.overrides.multirun_argv).
+def test_multirun_key_under_a_swept_group_becomes_a_one_value_sweep():
+    from tunelab.overrides import as_one_value_sweep, multirun_argv
+
+    argv = ["-m", "curriculum=related,unrelated", "optim.lr=1e-4", "curriculum.max_train_samples=600",
+            "curriculum.stages=[a,b]", "curriculum.name='x y'", "seed=1,2"]
+    assert multirun_argv(argv) == (["-m", "curriculum=related,unrelated", "optim.lr=1e-4",
+                                    "curriculum.max_train_samples=choice(600)", "curriculum.stages=choice([a,b])",
+                                    "curriculum.name=choice('x y')", "seed=1,2"], None)
+    # a node the primary config already has is left alone; choice(null) is not legal Hydra
+    assert multirun_argv(["-m", "freeze=all", "seed=1,2", "freeze.probe.fit=head"]) == (
+        ["-m", "freeze=all", "seed=1,2", "freeze.probe.fit=head"], None)
+    assert as_one_value_sweep("curriculum.stages=null") == "curriculum.stages=null"
+    assert as_one_value_sweep("curriculum.name=") == "curriculum.name=choice('')"
+
+
+@pytest.mark.parametrize("args, key, job", [
+    (["freeze=all,last2", "freeze.probe.fit=head"], "freeze.probe.fit", "freeze=last2"),
+    (["experiment=forgetting,hart2020", "curriculum.max_train_samples=6"], "curriculum.max_train_samples",
+     "experiment=hart2020"),
+    (["seed=1,2", "curriculum.max_train_samples=6"], "curriculum.max_train_samples", "every job")])
+def test_multirun_key_null_in_some_job_names_that_job(args, key, job):
+    from tunelab.overrides import multirun_argv
+
+    argv, msg = multirun_argv(["-m", *args])
+    assert argv == ["-m", *args]
+    assert msg.startswith(f"cannot set {key}:") and job in msg, msg
+
+
+def test_multirun_key_null_in_some_job_exits_2_in_one_sentence(cli):
+    r = cli("-m", "freeze=all,last2", "freeze.probe.fit=head", *FAST)
+    assert r.returncode == 2, r.stderr[-2000:]
+    err = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(err) == 1 and "freeze=last2" in err[0] and "Traceback" not in r.stderr, err
+
+
+def test_multirun_key_under_a_swept_group_reaches_every_job(cli, tmp_path):
+    import yaml
+
+    r = cli("-m", "curriculum=related,unrelated", "curriculum.max_train_samples=40", "curriculum.max_eval_samples=20",
+            "curriculum.baselines=false", "curriculum.heatmap=false", *FAST)
+    assert r.returncode == 0, r.stderr[-3000:]
+    for job, name in (("0", "related"), ("1", "unrelated")):
+        d = tmp_path / "sweep" / job
+        cfg = yaml.safe_load((d / ".hydra" / "config.yaml").read_text())
+        assert cfg["curriculum"]["max_train_samples"] == 40
+        # the job's own overrides (override_dirname, reports, W&B tags) show the plain key=value
+        assert yaml.safe_load((d / ".hydra" / "overrides.yaml").read_text())[:2] == [
+            f"curriculum={name}", "curriculum.max_train_samples=40"]
+        assert (d / "results.json").is_file()
+    from tunelab.loggers import sweep_keys
+
+    assert sweep_keys(tmp_path / "sweep") == {"curriculum"}  # choice(40) varies nothing: no W&B tag

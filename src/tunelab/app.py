@@ -28,7 +28,9 @@ def main():
 
     from tunelab.overrides import check_or_exit
 
-    check_or_exit(sys.argv[1:])
+    # In a multirun, a plain key=value inside a node a swept group chooses becomes
+    # key=choice(value) (tunelab.overrides.multirun_argv); Hydra reads sys.argv itself.
+    sys.argv[1:] = check_or_exit(sys.argv[1:])
     return _hydra_app()
 
 

@@ -59,6 +59,7 @@ def sweep_keys(sweep_dir: Optional[Path]) -> set[str]:
         return set()
     import yaml
     from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import ChoiceSweep
 
     try:
         hydra = (yaml.safe_load(path.read_text()) or {}).get("hydra") or {}
@@ -66,7 +67,11 @@ def sweep_keys(sweep_dir: Optional[Path]) -> set[str]:
     except Exception:  # an unreadable file costs the tags, never the run
         return set()
     params = (hydra.get("sweeper") or {}).get("params") or {}
-    return {o.key_or_group for o in parsed if o.is_sweep_override()} | set(params)
+    # A one-value choice(v) varies nothing: tunelab.overrides writes key=v that way in a multirun
+    # when a swept group chooses the node holding the key.
+    varied = [o for o in parsed if o.is_sweep_override()
+              and not (isinstance(o.value(), ChoiceSweep) and len(o.value().list) == 1)]
+    return {o.key_or_group for o in varied} | set(params)
 
 
 def swept_tags(overrides: Iterable[str], swept: set[str], exclude: tuple[str, ...] = ("seed",)) -> list[str]:

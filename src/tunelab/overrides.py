@@ -6,12 +6,21 @@
 freeze.probe.fit=head``) and stops with an AssertionError traceback from OmegaConf. This check
 runs before Hydra only when such a key is named: it composes the config without those
 overrides and, if the node they write into is null there, says which group to choose.
+
+A multirun (``-m``) is different: Hydra composes its *primary* config without the sweep
+overrides (``curriculum=related,unrelated`` is left to the sweeper, which applies it per job),
+so ``-m curriculum=related,unrelated curriculum.max_train_samples=600`` would hit the null node
+in the primary config although every job chooses a curriculum. Hydra applies *sweep* overrides
+per job, after that job's group choices, so :func:`multirun_argv` turns such a plain override
+into a one-value sweep, ``key=choice(value)`` (same value, same job overrides), after checking
+by composing every job's group choices that each job does give the node a value.
 """
 
 from __future__ import annotations
 
+import itertools
 import sys
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence
 
 # Nodes that are null in some compositions (conf/config.yaml; conf/freeze/*.yaml).
 NULLABLE = ("curriculum", "strategy", "adapt", "augment", "freeze.probe")
@@ -38,7 +47,7 @@ def null_override_error(argv: Sequence[str]) -> Optional[str]:
     args = [a for a in argv if not a.startswith("-")]
     suspects = [(a, n) for a in args if (n := _node_of(a))]
     if not suspects or any(_is_sweep(a) for a in args):
-        return None  # nothing to check, or a sweep: Hydra composes each job itself
+        return None  # nothing to check, or a sweep (a multirun: see multirun_argv)
     from hydra import compose, initialize_config_module
     from omegaconf import OmegaConf
 
@@ -59,8 +68,94 @@ def null_override_error(argv: Sequence[str]) -> Optional[str]:
     return None
 
 
-def check_or_exit(argv: Sequence[str]) -> None:
-    msg = null_override_error(argv)
+def _compose(overrides: Sequence[str]):
+    from hydra import compose, initialize_config_module
+
+    from tunelab.config import register_configs
+
+    register_configs()
+    with initialize_config_module("tunelab.conf", version_base="1.3"):
+        return compose("config", overrides=list(overrides))
+
+
+def _group_names() -> set:
+    from hydra import initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    with initialize_config_module("tunelab.conf", version_base="1.3"):
+        return set(GlobalHydra.instance().config_loader().list_groups(""))
+
+
+def as_one_value_sweep(arg: str) -> str:
+    """``key=value`` -> ``key=choice(value)``: the same single value, applied per job by the sweeper.
+    Kept as is when Hydra cannot parse the result (``choice(null)`` is not legal)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    key, value = arg.split("=", 1)
+    swept = f"{key}=choice({value or repr('')})"
+    try:
+        OverridesParser.create().parse_override(swept)
+    except Exception:  # noqa: BLE001 - leave it to Hydra, which reports it in its own words
+        return arg
+    return swept
+
+
+def multirun_argv(argv: Sequence[str]) -> tuple:
+    """(argv to hand to Hydra, error sentence or None) for a multirun's arguments.
+
+    Only plain overrides into a nullable node are touched, and only when the primary config (the
+    plain overrides alone, as Hydra composes it) leaves the node null: a group sweep is what
+    chooses it. Each job (each combination of the swept group choices) is composed first; a job
+    where the node is still null would fail inside Hydra, so it is named here instead."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    args = [a for a in argv if not a.startswith("-")]
+    try:
+        parsed = OverridesParser.create().parse_overrides(args)
+    except Exception:  # noqa: BLE001 - a malformed override: Hydra says so itself
+        return list(argv), None
+    sweeps = [(a, o) for a, o in zip(args, parsed) if o.is_sweep_override()]
+    suspects = [(a, n) for a, o in zip(args, parsed) if not o.is_sweep_override() and (n := _node_of(a))]
+    if not suspects:
+        return list(argv), None
+    plain = [a for a, o in zip(args, parsed) if not o.is_sweep_override() and not _node_of(a)]
+    try:
+        groups = _group_names()
+        # One list of "group=choice" per swept group; value sweeps (seed=range(3)) choose no node.
+        choices = [[f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()]
+                   for _, o in sweeps if o.key_or_group in groups]
+        primary = _compose(plain)
+        jobs = [(job, _compose(plain + list(job))) for job in itertools.product(*choices)]
+    except Exception:  # noqa: BLE001 - another problem (unknown option...): Hydra reports it
+        return list(argv), None
+    needed = set()
+    for arg, node in suspects:
+        if OmegaConf.select(primary, node) is not None:
+            continue  # the primary config has the node; Hydra can apply the override as it is
+        key = arg.split("=", 1)[0]
+        for job, cfg in jobs:
+            if OmegaConf.select(cfg, node) is None:
+                which = f"the job with {' '.join(job)}" if job else "every job (nothing swept chooses it)"
+                return list(argv), (f"cannot set {key}: '{node}' is null in {which}; choose it in every job "
+                                    f"({HOW[node]}) or drop {key}.")
+        needed.add(arg)
+    return [as_one_value_sweep(a) if a in needed else a for a in argv], None
+
+
+def is_multirun(argv: Sequence[str]) -> bool:
+    return any(a in ("-m", "--multirun") for a in argv)
+
+
+def check_or_exit(argv: Sequence[str]) -> List[str]:
+    """The arguments to give Hydra (rewritten for a multirun, see :func:`multirun_argv`), or exit 2
+    with one sentence when a key is set inside a node that is null."""
+    args = [a for a in argv if not a.startswith("-")]
+    if is_multirun(argv) and any(_is_sweep(a) for a in args):
+        argv, msg = multirun_argv(argv)
+    else:
+        msg = null_override_error(argv)
     if msg:
         print(f"error: {msg}", file=sys.stderr)
         sys.exit(2)
+    return list(argv)
