@@ -117,6 +117,18 @@ def test_degenerate_reasons_on_hand_made_records():
     assert reasons(cur) == ["stage b: test acc 0.5500 after training it <= its majority rate 0.6000"]
 
 
+def test_likely_cause_names_the_size_key_the_run_reads():
+    from omegaconf import OmegaConf
+
+    from tunelab.degenerate import likely_cause
+
+    base = {"optim": {"lr": 1e-4, "epochs": 3}, "data": {"max_train_samples": 2000}}
+    assert "data.max_train_samples=2000" in likely_cause(OmegaConf.create(base))
+    # A curriculum's stages are subsampled by curriculum.max_train_samples, not data.*
+    cur = likely_cause(OmegaConf.create(dict(base, curriculum={"max_train_samples": 600})))
+    assert "curriculum.max_train_samples=600" in cur and "data.max_train_samples" not in cur
+
+
 def test_a_degenerate_run_says_so_in_one_line(compose, tmp_path, caplog):
     # The paper's frozen recipe on a tiny random encoder: lr 5e-5, one epoch -> the class prior.
     caplog.set_level(logging.WARNING, logger="tunelab")

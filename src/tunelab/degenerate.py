@@ -63,8 +63,12 @@ def likely_cause(cfg: Any) -> str:
     o = cfg.get("optim")
     if o is None:
         return "check the training data's labels and size"
+    # A curriculum subsamples every stage with its own key; data.* is not what its stages read.
+    cur = cfg.get("curriculum")
+    size = (f"curriculum.max_train_samples={cur.get('max_train_samples')}" if cur is not None
+            else f"data.max_train_samples={cfg.data.get('max_train_samples')}")
     return (f"too few steps or an unsuitable lr for this data (optim.lr={o.lr:g}, optim.epochs={o.epochs}, "
-            f"data.max_train_samples={cfg.data.get('max_train_samples')}): train longer, on more data, or tune optim.lr")
+            f"{size}): train longer, on more data, or tune optim.lr")
 
 
 def warn_if_degenerate(record: dict, cfg: Any, log) -> list[str]:
