@@ -48,16 +48,11 @@ def null_override_error(argv: Sequence[str]) -> Optional[str]:
     suspects = [(a, n) for a in args if (n := _node_of(a))]
     if not suspects or any(_is_sweep(a) for a in args):
         return None  # nothing to check, or a sweep (a multirun: see multirun_argv)
-    from hydra import compose, initialize_config_module
     from omegaconf import OmegaConf
 
-    from tunelab.config import register_configs
-
-    register_configs()
     rest = [a for a in args if not _node_of(a)]
     try:
-        with initialize_config_module("tunelab.conf", version_base="1.3"):
-            cfg = compose("config", overrides=rest)
+        cfg = _compose(rest)
     except Exception:  # noqa: BLE001 - another problem: Hydra reports it in its own words
         return None
     for arg, node in suspects:
