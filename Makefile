@@ -38,7 +38,8 @@ sweep: $(STAMP)  ## the freeze study: freeze=none,all,last2 x 3 seeds, then its 
 	$(PY) train.py -m freeze=none,all,last2 'seed=range(3)' $(ARGS)
 
 test: $(STAMP)  ## every test CI runs (fast, packaged-data end to end, SLURM), 2 workers; JOBS=0 serial
-	$(PY) -m pytest -q -n $(JOBS) --dist worksteal $(ARGS)
+	# --durations: the slowest tests are listed at the end, so the suite's cost stays visible.
+	$(PY) -m pytest -q -n $(JOBS) --dist worksteal --durations=25 $(ARGS)
 
 test-fast: $(STAMP)  ## only the fast tests (tiny random BERT)
 	$(PY) -m pytest -q -n $(JOBS) --dist worksteal -m "not slow and not slurm" $(ARGS)
