@@ -281,7 +281,8 @@ def test_sweep_summary_mean_sd_heatmap(tmp_path):
         d = tmp_path / str(k)
         d.mkdir()
         cur = {"tasks": ["a", "b"], "rows": ["after a", "after b"], "R": [[r00, 0.5], [0.7, 0.9]],
-               "ACC": 0.8, "BWT": 0.7 - r00, "trainable_params": 100, "bytes_per_task": 400}
+               "ACC": 0.8, "BWT": 0.7 - r00, "FWT_zeroshot": 0.1 * (k + 1), "trainable_params": 100,
+               "bytes_per_task": 400}
         (d / "results.json").write_text(json.dumps({
             "schema_version": 1, "status": "ok", "seed": seed, "metrics": {"test/ACC": 0.8},
             "overrides": ["strategy=sequential", f"seed={seed}"], "extra": {"curriculum": cur}}))
@@ -291,4 +292,7 @@ def test_sweep_summary_mean_sd_heatmap(tmp_path):
     assert e["R_sd"][0][0] == pytest.approx(0.1414, abs=1e-3)
     assert e["BWT"]["mean"] == pytest.approx(0.0) and e["BWT"]["sd"] == pytest.approx(0.1414, abs=1e-3)
     assert Path(e["heatmap"]).read_bytes()[:4] == b"\x89PNG"
-    assert "± " in (tmp_path / "curriculum_summary.md").read_text()
+    md = (tmp_path / "curriculum_summary.md").read_text()
+    # No baselines ran: FWT is n/a; the zero-shot FWT is the mean of 0.1 and 0.2 (sd 0.0707).
+    assert "| FWT | FWT (zero-shot) |" in md
+    assert "| n/a | 0.150 ± 0.071 |" in md

@@ -299,6 +299,20 @@ def test_hydra_callback_never_raises(tmp_path, caplog):
     assert "report" in caplog.text.lower()
 
 
+def test_hydra_callback_reports_despite_a_configured_metric_no_run_has(sweep):
+    # experiment=forgetting lists test/FWT, which runs have only with curriculum baselines: the
+    # sweep's report must still be written (with a note), not lost to the CLI's typo check.
+    from omegaconf import OmegaConf
+
+    from tunelab.hydra_callbacks import ReportCallback
+
+    cfg = OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep)}}})
+    ReportCallback(metrics=["test/acc", "test/FWT"]).on_multirun_end(cfg)
+    md = (sweep / "report.md").read_text()
+    assert "metric test/FWT was asked for but no ok run has it" in md
+    assert {r["metric"] for r in _csv_rows(sweep / "report.csv")} == {"test/acc"}
+
+
 def test_unknown_metric_or_reference_exits_2_and_leaves_the_report_alone(sweep, capsys):
     assert rp.main([str(sweep), "--metric", "test/acc"]) == 0
     before = {p.name: p.read_bytes() for p in sweep.iterdir() if p.is_file()}

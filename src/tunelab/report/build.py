@@ -61,7 +61,7 @@ def _dirs(sweep_dir) -> list[Path]:
 def build_report(sweep_dir, reference: str | None = None, metrics: Sequence[str] | str | None = None,
                  aso: bool = False, *, level: float = LEVEL, n_boot: int = N_BOOT,
                  aso_iterations: int = 1000, write: bool = True, out_dir=None,
-                 paired_boot: int = N_BOOT_PAIRED) -> Report:
+                 paired_boot: int = N_BOOT_PAIRED, strict_metrics: bool = True) -> Report:
     """Build the report of a sweep dir (or of several, merged: ``tunelab.report.merge``) and
     (by default) write it; ``.to_dict()`` of the result is report.json's content.
 
@@ -69,7 +69,9 @@ def build_report(sweep_dir, reference: str | None = None, metrics: Sequence[str]
     order). ``metrics``: metric keys, or ``"all"``; default test/acc, test/f1, test/f1_macro
     where present. ``aso``: also run Almost Stochastic Order (deepsig) for every pair.
     ``out_dir``: where the files go (default: the sweep dir; for several, ``merged_report/``
-    in the first). ``paired_boot``: resamples of the paired bootstrap.
+    in the first). ``paired_boot``: resamples of the paired bootstrap. ``strict_metrics``: a
+    metric no ok run has is an error (a typo on the command line); False notes it instead (an
+    experiment's configured list, e.g. ``test/FWT``, which exists only with curriculum baselines).
     Raises ReportError when a dir does not exist, holds no job dirs, or the reference is unknown.
     """
     dirs = _dirs(sweep_dir)
@@ -89,7 +91,7 @@ def build_report(sweep_dir, reference: str | None = None, metrics: Sequence[str]
     notes = merge_notes + notes
     found = sorted({m for j in jobs for m in j.metrics}, key=natural_key)
     unknown = [m for m in ([metrics] if isinstance(metrics, str) else metrics or []) if m != "all" and m not in chosen]
-    if unknown and found:
+    if unknown and found and strict_metrics:
         # A typo must not overwrite a good report with an empty one: stop before writing. (With
         # no ok run at all, nothing is known yet: the report then lists the failures.)
         raise ReportError(f"metric {', '.join(unknown)} is not in any ok run of '{sweep}'; the metrics "

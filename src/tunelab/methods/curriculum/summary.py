@@ -53,8 +53,11 @@ def sweep_summary(sweep_dir, *, write: bool = True) -> dict:
         out[group] = entry
     if write and out:
         lines = ["# Curriculum summary (mean ± sd over seeds)", "",
-                 "| group | n | ACC | BWT | FWT | forgetting | trainable params | bytes per task |",
-                 "|---|---|---|---|---|---|---|---|"]
+                 "FWT needs `curriculum.baselines=true` (each task trained alone); FWT (zero-shot) is "
+                 "Lopez-Paz & Ranzato's: accuracy on a task just before training on it minus the "
+                 "original encoder's.", "",
+                 "| group | n | ACC | BWT | FWT | FWT (zero-shot) | forgetting | trainable params | bytes per task |",
+                 "|---|---|---|---|---|---|---|---|---|"]
 
         def cell(e, k, fmt="{:.3f}"):
             if k not in e:
@@ -63,7 +66,7 @@ def sweep_summary(sweep_dir, *, write: bool = True) -> dict:
 
         for group, e in out.items():
             lines.append(f"| {group} | {e['n']} | {cell(e, 'ACC')} | {cell(e, 'BWT')} | {cell(e, 'FWT')} | "
-                         f"{cell(e, 'forgetting')} | {cell(e, 'trainable_params', '{:,.0f}')} | "
+                         f"{cell(e, 'FWT_zeroshot')} | {cell(e, 'forgetting')} | {cell(e, 'trainable_params', '{:,.0f}')} | "
                          f"{cell(e, 'bytes_per_task', '{:,.0f}')} |")
             if "R_mean" in e:
                 png = plot_matrix(e["R_mean"], sweep / f"curriculum_R_{_safe(group)}.png", tasks=e["tasks"],
