@@ -296,3 +296,17 @@ def test_sweep_summary_mean_sd_heatmap(tmp_path):
     # No baselines ran: FWT is n/a; the zero-shot FWT is the mean of 0.1 and 0.2 (sd 0.0707).
     assert "| FWT | FWT (zero-shot) |" in md
     assert "| n/a | 0.150 ± 0.071 |" in md
+
+
+def test_parameter_efficient_strategies_give_their_heads_a_probe_rate(compose):
+    # At the stage lr a head on a frozen encoder stayed at its class prior (measured: README);
+    # the strategy's head_lr and epochs reach the config every stage trains with.
+    from tunelab.methods.curriculum.env import stage_cfg
+
+    for strategy, lr in (("adapters", 1e-3), ("lora", 2e-3)):
+        cfg = compose(["curriculum=related", f"strategy={strategy}"])
+        c = stage_cfg(cfg, epochs=6, lr=lr, validate=False)
+        assert (c.optim.lr, c.optim.head_lr) == (lr, 1e-2)
+    assert compose(["curriculum=related", "strategy=adapters"]).strategy.epochs == 6
+    seq = compose(["curriculum=related", "strategy=sequential"])
+    assert stage_cfg(seq, epochs=3, lr=1e-4, validate=False).optim.head_lr is None

@@ -35,6 +35,12 @@ class StrategyConfig:
     name: str = choice("sequential", "sequential", "joint", "replay", "adapters", "lora")
     # Learning rate of every stage (unless a stage sets its own); None = optim.lr.
     lr: Optional[float] = None
+    # Learning rate of the classification heads; None = optim.head_lr, else the stage lr. The
+    # parameter-efficient strategies set it: their heads sit on a frozen encoder and, like a
+    # linear probe, need a probe's rate (at the stage rate a head stayed at its class prior).
+    head_lr: Optional[float] = bounded(None, 0, lo_open=True)
+    # Epochs of every stage (unless a stage sets its own); None = optim.epochs.
+    epochs: Optional[int] = bounded(None, 1)
     # replay: examples kept from each finished stage's training split and mixed into every
     # later stage: a count, or a fraction of that split (exactly one of the two).
     replay_size: Optional[int] = None

@@ -36,6 +36,8 @@ def stage_cfg(cfg: DictConfig, *, epochs: int, lr: float, validate: bool) -> Dic
     c = copy.deepcopy(cfg)
     c.optim.lr = lr
     c.optim.epochs = epochs
+    if cfg.strategy.get("head_lr") is not None:
+        c.optim.head_lr = float(cfg.strategy.head_lr)
     c.optim.early_stopping_patience = None
     c.trainer.enable_checkpointing = False
     c.trainer.strategy = strategy_with_unused_parameters(cfg.trainer)

@@ -111,7 +111,7 @@ def load_stages(cfg: DictConfig) -> list[Stage]:
         seen.add(name)
         where = f"curriculum stage {i + 1} '{name}'"
         dcfg = data_config(spec, cfg, where)
-        epochs = int(spec.get("epochs") or cfg.optim.epochs)
+        epochs = int(spec.get("epochs") or cfg.strategy.get("epochs") or cfg.optim.epochs)
         lr = float(spec.get("lr") or cfg.strategy.lr or cfg.optim.lr)
         if epochs < 1 or lr <= 0:
             raise ConfigError(f"{where}: epochs={epochs} must be >= 1 and lr={lr} > 0.")
