@@ -127,6 +127,12 @@ def test_likely_cause_names_the_size_key_the_run_reads():
     # A curriculum's stages are subsampled by curriculum.max_train_samples, not data.*
     cur = likely_cause(OmegaConf.create(dict(base, curriculum={"max_train_samples": 600})))
     assert "curriculum.max_train_samples=600" in cur and "data.max_train_samples" not in cur
+    assert "optim.lr=0.0001" in cur
+    # With a strategy that sets its own rate and epochs (lora), those are what the stages used.
+    lora = {"lr": 2e-3, "epochs": None, "head_lr": 1e-2}
+    cur = likely_cause(OmegaConf.create(dict(base, curriculum={"max_train_samples": 600}, strategy=lora)))
+    assert "strategy.lr=0.002" in cur and "optim.epochs=3" in cur and "strategy.head_lr=0.01" in cur
+    assert "optim.lr" not in cur
 
 
 def test_a_degenerate_run_says_so_in_one_line(compose, tmp_path, caplog):

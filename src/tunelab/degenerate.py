@@ -65,10 +65,17 @@ def likely_cause(cfg: Any) -> str:
         return "check the training data's labels and size"
     # A curriculum subsamples every stage with its own key; data.* is not what its stages read.
     cur = cfg.get("curriculum")
-    size = (f"curriculum.max_train_samples={cur.get('max_train_samples')}" if cur is not None
-            else f"data.max_train_samples={cfg.data.get('max_train_samples')}")
+    if cur is not None:
+        # Stages train at strategy.lr/epochs when the strategy sets them (adapters, lora), not optim.*.
+        st = cfg.get("strategy") or {}
+        lr = f"strategy.lr={st.get('lr'):g}" if st.get("lr") is not None else f"optim.lr={o.lr:g}"
+        ep = f"strategy.epochs={st.get('epochs')}" if st.get("epochs") is not None else f"optim.epochs={o.epochs}"
+        head = f", strategy.head_lr={st.get('head_lr'):g}" if st.get("head_lr") is not None else ""
+        return (f"too few steps or an unsuitable lr for this data ({lr}, {ep}{head}, "
+                f"curriculum.max_train_samples={cur.get('max_train_samples')}; a stage's own lr/epochs win): "
+                f"train longer, on more data, or tune the lr")
     return (f"too few steps or an unsuitable lr for this data (optim.lr={o.lr:g}, optim.epochs={o.epochs}, "
-            f"{size}): train longer, on more data, or tune optim.lr")
+            f"data.max_train_samples={cfg.data.get('max_train_samples')}): train longer, on more data, or tune optim.lr")
 
 
 def warn_if_degenerate(record: dict, cfg: Any, log) -> list[str]:
