@@ -307,6 +307,7 @@ def test_parameter_efficient_strategies_give_their_heads_a_probe_rate(compose):
         cfg = compose(["curriculum=related", f"strategy={strategy}"])
         c = stage_cfg(cfg, epochs=6, lr=lr, validate=False)
         assert (c.optim.lr, c.optim.head_lr) == (lr, 1e-2)
-    assert compose(["curriculum=related", "strategy=adapters"]).strategy.epochs == 6
+    for strategy in ("adapters", "lora"):
+        assert compose(["curriculum=related", f"strategy={strategy}"]).strategy.epochs == 6
     seq = compose(["curriculum=related", "strategy=sequential"])
     assert stage_cfg(seq, epochs=3, lr=1e-4, validate=False).optim.head_lr is None
