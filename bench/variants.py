@@ -220,7 +220,9 @@ class RawTunelab:
 
         self.dm = dm
         self.model = maybe_compile(load_hf_model(cfg, n_labels, dev), dev)
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=5e-5)
+        # tunelab's optimiser (fused AdamW, SequenceClassifier.configure_optimizers), so that C/B
+        # measures what Lightning adds, not a kernel; A keeps the seed notebooks' default AdamW.
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=5e-5, fused=True)
         self.dev = dev
 
     def run(self, timer):

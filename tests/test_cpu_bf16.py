@@ -25,7 +25,39 @@ def test_one_training_step_runs_in_the_configured_precision(compose, tmp_path, p
     weights = module.model.classifier.weight.detach().clone()
     trainer.fit(module, datamodule=dm)
     assert trainer.global_step == 1
+    # The fused AdamW kernel in both precisions (bf16 autocast has no loss scaler to get in its way).
+    assert trainer.optimizers[0].defaults["fused"] is True
     assert seen and seen[0] == expected
     # Weights stay fp32 (mixed precision, not a bf16 model), and the step moved them.
     assert module.model.classifier.weight.dtype == torch.float32
     assert not torch.equal(weights, module.model.classifier.weight.detach())
+
+
+@pytest.mark.parametrize("algorithm", ["norm", "value"])
+def test_clipping_for_the_fused_optimiser_without_a_scaler(algorithm):
+    """Lightning refuses to clip for a fused optimiser under mixed precision; the module clips."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from tunelab.models.modules import SequenceClassifier
+
+    torch.manual_seed(0)
+    net = torch.nn.Linear(4, 3)
+    import lightning as L
+
+    module = SequenceClassifier.__new__(SequenceClassifier)  # only its clipping hook is used
+    L.LightningModule.__init__(module)
+    module.net = net
+    module._trainer = SimpleNamespace(precision_plugin=SimpleNamespace(scaler=None))
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-3, fused=True)
+    for p in net.parameters():
+        p.grad = torch.randn_like(p) * 10
+    before = np.concatenate([p.grad.numpy().ravel() for p in net.parameters()])
+    module.configure_gradient_clipping(opt, gradient_clip_val=0.5, gradient_clip_algorithm=algorithm)
+    after = np.concatenate([p.grad.numpy().ravel() for p in net.parameters()])
+    if algorithm == "norm":  # rescaled to norm 0.5, direction kept
+        assert np.linalg.norm(before) > 0.5
+        np.testing.assert_allclose(after, before * 0.5 / np.linalg.norm(before), rtol=1e-5)
+    else:
+        np.testing.assert_allclose(after, np.clip(before, -0.5, 0.5))
