@@ -120,11 +120,7 @@ class PrefixDataModule(FeatureDataModule):
         rows = self.data[split]
 
         def collate(idx):
-            parts = [rows.states.rows(int(i)) for i in idx]
-            lengths = torch.tensor([len(p) for p in parts])
-            hidden = torch.zeros(len(parts), int(lengths.max()), parts[0].shape[1])
-            for r, p in enumerate(parts):
-                hidden[r, :len(p)] = p
+            hidden, lengths = rows.states.batch(idx)
             mask = (torch.arange(hidden.shape[1])[None, :] < lengths[:, None]).long()
             return {"features": hidden, "attention_mask": mask,
                     "labels": rows.y.index_select(0, torch.as_tensor(idx, dtype=torch.long))}

@@ -45,7 +45,7 @@ def entry_key(model_identity: dict, *, tokenizer: str, texts_digest: str, n: int
 
 
 class PrefixStates:
-    """One split's cached states, memory-mapped; ``rows(i)`` is example ``i`` as float32."""
+    """One split's cached states, memory-mapped; ``batch(idx)`` gives examples as padded float32."""
 
     def __init__(self, path: Path, dtype: str):
         self.path, self.dtype = path, dtype
@@ -58,9 +58,19 @@ class PrefixStates:
     def length(self, i: int) -> int:
         return int(self.offsets[i + 1] - self.offsets[i])
 
-    def rows(self, i: int) -> torch.Tensor:
-        a = torch.from_numpy(np.array(self.states[self.offsets[i]:self.offsets[i + 1]]))
-        return a.view(torch.bfloat16).float() if self.dtype == "bfloat16" else a
+    def batch(self, idx) -> tuple[torch.Tensor, torch.Tensor]:
+        """Examples ``idx`` zero-padded to the longest: ([B, T, H] float32, lengths [B]).
+
+        One copy from the memory map into the padded batch (a training step's fixed cost: it
+        runs in the main process between steps)."""
+        idx = np.asarray(idx, dtype=np.int64)
+        starts, ends = self.offsets[idx], self.offsets[idx + 1]
+        lengths = ends - starts
+        out = np.zeros((len(idx), int(lengths.max()), self.states.shape[1]), dtype=self.states.dtype)
+        for r in range(len(idx)):
+            out[r, :lengths[r]] = self.states[starts[r]:ends[r]]
+        t = torch.from_numpy(out)
+        return (t.view(torch.bfloat16).float() if self.dtype == "bfloat16" else t), torch.from_numpy(lengths)
 
     def nbytes_on_disk(self) -> int:
         return sum(p.stat().st_size for p in self.path.iterdir() if p.is_file())
