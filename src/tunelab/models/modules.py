@@ -90,7 +90,7 @@ class EncoderModule(L.LightningModule):
         # The fused AdamW kernel: one pass over each parameter's memory instead of torch's default
         # per-tensor loop of a dozen element-wise ops on CPU. The same update up to float rounding;
         # measured on the packaged MiniLM (2-core CPU): 61 -> 6 ms per step for all 22.7 M
-        # parameters, 9 -> 1 ms for freeze=last2's 3.7 M (an 8-10 % faster training step).
+        # parameters, 9 -> 1 ms for freeze=last2's 3.7 M; training +8 % samples/s in fp32, +25 % in bf16.
         # Not under an fp16 loss scaler: its unscale-then-clip needs the unfused step.
         scaler = getattr(self.trainer.precision_plugin, "scaler", None) if self._trainer is not None else None
         fused = scaler is None and all(p.device.type in ("cpu", "cuda") and p.dtype.is_floating_point
