@@ -78,6 +78,15 @@ def run_cli(args, tmp_path, *, timeout=600, env=None, cwd=None):
     return subprocess.run(cmd, cwd=cwd or tmp_path, env=e, capture_output=True, text=True, timeout=timeout)
 
 
+def load_splits(compose, *overrides):
+    """The train/val/test splits a run of ``model=tiny`` + overrides would see (same code path)."""
+    from tunelab.data.sources import load_raw
+    from tunelab.data.splits import make_splits
+
+    cfg = compose(["model=tiny", *overrides])
+    return make_splits(load_raw(cfg.data, cfg.task.name), cfg.data, cfg.task.name)
+
+
 def load_results(path: Path) -> dict:
     return json.loads(Path(path).read_text())
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import FAST, load_results
+from conftest import FAST, load_results, load_splits
 
 
 def _csv(tmp_path, text, name="d.csv", encoding="utf-8"):
@@ -52,21 +52,13 @@ def test_bad_csv_through_the_cli_exits_2_without_traceback(cli, tmp_path):
     assert load_results(tmp_path / "run" / "results.json")["status"] == "failed"
 
 
-def _load(compose, *overrides):
-    from tunelab.data.sources import load_raw
-    from tunelab.data.splits import make_splits
-
-    cfg = compose(["model=tiny", *overrides])
-    return make_splits(load_raw(cfg.data, cfg.task.name), cfg.data, cfg.task.name)
-
-
 def test_ner_token_tag_mismatch_names_the_line(compose, tmp_path):
     from tunelab.errors import DataError
 
     p = tmp_path / "ner.txt"
     p.write_text("Paris\tB-loc\nis\tO\n\nBerlin\nrocks\tO\n")
     with pytest.raises(DataError, match=r"ner.txt: line 4: expected 'token<TAB>tag'"):
-        _load(compose, "task=token_cls", "data=conll", f"data.path={p}")
+        load_splits(compose, "task=token_cls", "data=conll", f"data.path={p}")
 
 
 def test_ner_tag_that_is_not_bio(compose, tmp_path):
@@ -75,7 +67,7 @@ def test_ner_tag_that_is_not_bio(compose, tmp_path):
     p = tmp_path / "ner.txt"
     p.write_text("Paris\tLOCATION\nis\tO\n")
     with pytest.raises(DataError, match=r"sentence at line 1: tag 'LOCATION' is not BIO"):
-        _load(compose, "task=token_cls", "data=conll", f"data.path={p}")
+        load_splits(compose, "task=token_cls", "data=conll", f"data.path={p}")
 
 
 def test_jsonl_bad_line(compose, tmp_path):
@@ -84,7 +76,7 @@ def test_jsonl_bad_line(compose, tmp_path):
     p = tmp_path / "d.jsonl"
     p.write_text('{"text": "a", "label": "x"}\n{"text": "b", "label": \n')
     with pytest.raises(DataError, match=r"d.jsonl: line 2: not valid JSON"):
-        _load(compose, "data=jsonl", f"data.path={p}")
+        load_splits(compose, "data=jsonl", f"data.path={p}")
 
 
 def test_unknown_group_option(cli):
@@ -111,7 +103,7 @@ def test_directory_as_data_file(compose, tmp_path):
     from tunelab.errors import DataError
 
     with pytest.raises(DataError, match=r"is a directory; data.path must name a file"):
-        _load(compose, "data=csv", f"data.path={tmp_path}")
+        load_splits(compose, "data=csv", f"data.path={tmp_path}")
 
 
 def test_drug_zip_that_is_not_a_zip(compose, tmp_path):
@@ -119,7 +111,7 @@ def test_drug_zip_that_is_not_a_zip(compose, tmp_path):
 
     p = _csv(tmp_path, "review\trating\ngood\tpositive\n", name="reviews.tsv")
     with pytest.raises(DataError, match=r"reviews.tsv: not a zip archive"):
-        _load(compose, "data=drug_reviews", f"data.path={p}")
+        load_splits(compose, "data=drug_reviews", f"data.path={p}")
 
 
 @pytest.mark.parametrize("args, node", [(["freeze=last2", "freeze.probe.fit=head"], "freeze.probe"),

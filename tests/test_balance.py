@@ -6,13 +6,7 @@ from collections import Counter
 
 import pytest
 
-
-def _load(compose, *overrides):
-    from tunelab.data.sources import load_raw
-    from tunelab.data.splits import make_splits
-
-    cfg = compose(["model=tiny", *overrides])
-    return make_splits(load_raw(cfg.data, cfg.task.name), cfg.data, cfg.task.name)
+from conftest import load_splits
 
 
 def _csv(tmp_path, n_neg: int, n_pos: int):
@@ -24,7 +18,7 @@ def _csv(tmp_path, n_neg: int, n_pos: int):
 
 def test_balanced_splits_hold_the_rarest_count_of_each_class(compose, tmp_path):
     p = _csv(tmp_path, 30, 10)
-    s = _load(compose, "data=csv", f"data.path={p}", "data.balance_classes=true",
+    s = load_splits(compose, "data=csv", f"data.path={p}", "data.balance_classes=true",
               "data.val_size=0", "data.test_size=0.25")
     both = list(s.train["text"]) + list(s.test["text"])
     # 10 positives and 10 of the 30 negatives: 20 rows, 5 held out (round(0.25 * 20)).
@@ -33,13 +27,13 @@ def test_balanced_splits_hold_the_rarest_count_of_each_class(compose, tmp_path):
     assert {f"pos text {i}" for i in range(10)} <= set(both)
     assert any("balanced to 10 each (20 examples left out)" in n for n in s.notes)
     # The draw depends on split_seed only: the same rows every time.
-    again = _load(compose, "data=csv", f"data.path={p}", "data.balance_classes=true",
+    again = load_splits(compose, "data=csv", f"data.path={p}", "data.balance_classes=true",
                   "data.val_size=0", "data.test_size=0.25")
     assert list(again.train["text"]) == list(s.train["text"])
 
 
 def test_unbalanced_by_default(compose, tmp_path):
-    s = _load(compose, "data=csv", f"data.path={_csv(tmp_path, 30, 10)}", "data.val_size=0", "data.test_size=0.25")
+    s = load_splits(compose, "data=csv", f"data.path={_csv(tmp_path, 30, 10)}", "data.val_size=0", "data.test_size=0.25")
     assert len(s.train) + len(s.test) == 40
 
 
@@ -49,7 +43,7 @@ def test_balance_needs_one_label_per_example(compose, tmp_path):
     p = tmp_path / "ner.txt"
     p.write_text("Paris\tB-loc\nis\tO\n\nBerlin\tB-loc\nrocks\tO\n")
     with pytest.raises(DataError, match=r"balance_classes=true needs one label per example"):
-        _load(compose, "task=token_cls", "data=conll", f"data.path={p}", "data.balance_classes=true")
+        load_splits(compose, "task=token_cls", "data=conll", f"data.path={p}", "data.balance_classes=true")
 
 
 def test_related_curriculum_stages_are_balanced(compose):

@@ -38,14 +38,13 @@ def test_clipping_for_the_fused_optimiser_without_a_scaler(algorithm):
     """Lightning refuses to clip for a fused optimiser under mixed precision; the module clips."""
     from types import SimpleNamespace
 
+    import lightning as L
     import numpy as np
 
     from tunelab.models.modules import SequenceClassifier
 
     torch.manual_seed(0)
     net = torch.nn.Linear(4, 3)
-    import lightning as L
-
     module = SequenceClassifier.__new__(SequenceClassifier)  # only its clipping hook is used
     L.LightningModule.__init__(module)
     module.net = net
