@@ -173,6 +173,10 @@ class TrainerConfig:
     # How the frozen-prefix cache stores hidden states: float32 (exact) or bfloat16 (half the
     # disk and page cache; results then carry bf16 rounding of the cached states).
     feature_cache_dtype: str = choice("float32", "float32", "bfloat16")
+    # CPU runs: dropout masks from 15-bit uniforms (a quarter of torch's random draws) and eager
+    # attention, whose dropout is then one of them (tunelab.models.dropout). Same generator and
+    # seeding, same keep probability (p rounded to 2**-15); other masks than torch's for a seed.
+    fast_dropout: bool = False
 
 
 @dataclass

@@ -102,6 +102,7 @@ def positive_index(label_names: list[str], data_cfg: Any) -> int:
 
 def build_module(cfg: DictConfig, dm, *, model_cfg=None, task_name=None, model=None):
     """The task's LightningModule around a freshly loaded (or given) Hugging Face model."""
+    from tunelab.models import dropout
     from tunelab.models.loading import load_model, print_load_report
     from tunelab.models.modules import TASK_MODULES
 
@@ -111,7 +112,7 @@ def build_module(cfg: DictConfig, dm, *, model_cfg=None, task_name=None, model=N
     if model is None:
         model, report = load_model(model_cfg or cfg.model, task_name,
                                    num_labels=len(label_names) if label_names else None,
-                                   label_names=label_names)
+                                   label_names=label_names, fast_dropout=dropout.wanted(cfg.trainer))
         print_load_report(report, log.info)
     kw = dict(optim_cfg=cfg.optim, freeze_cfg=cfg.freeze, label_names=label_names, log=log.info)
     cls = TASK_MODULES[task_name]

@@ -303,6 +303,7 @@ def run(cfg: DictConfig, ctx, pooling: Optional[str] = None) -> dict:
     ``pooling`` None feeds the head what the HF model would (the normal path's numbers); a
     pooling name (``freeze.probe.fit=head``) feeds it that hidden-size vector instead.
     """
+    from tunelab.models import dropout
     from tunelab.models.loading import load_model, load_tokenizer, print_load_report
 
     tokenizer = load_tokenizer(cfg.model)
@@ -310,7 +311,8 @@ def run(cfg: DictConfig, ctx, pooling: Optional[str] = None) -> dict:
     dm, splits = load_data(cfg, tokenizer)
     label_names = dm.label_names
     # Same call, same point of the seeded RNG stream as build_module: same head init.
-    model, report = load_model(cfg.model, "seq_cls", num_labels=len(label_names), label_names=label_names)
+    model, report = load_model(cfg.model, "seq_cls", num_labels=len(label_names), label_names=label_names,
+                               fast_dropout=dropout.wanted(cfg.trainer))
     print_load_report(report, log.info)
     feats, hits, secs = encode_splits(cfg, model, tokenizer, splits, report,
                                       batch_size=max(int(cfg.optim.eval_batch_size), 64), pooling=pooling)

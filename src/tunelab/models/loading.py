@@ -93,12 +93,18 @@ def load_config(model_cfg: Any, **extra):
 
 
 def load_model(model_cfg: Any, kind: str, *, num_labels: Optional[int] = None,
-               label_names: Optional[list[str]] = None):
-    """Return ``(model, LoadReport)`` for ``kind`` in AUTO_CLASSES."""
+               label_names: Optional[list[str]] = None, fast_dropout: bool = False):
+    """Return ``(model, LoadReport)`` for ``kind`` in AUTO_CLASSES.
+
+    ``fast_dropout`` (a CPU run with ``trainer.fast_dropout``: :func:`tunelab.models.dropout.wanted`)
+    loads eager attention, whose dropout is a module, and swaps the dropout modules.
+    """
     import transformers
 
     auto = getattr(transformers, AUTO_CLASSES[kind])
     extra = {}
+    if fast_dropout and "attn_implementation" not in (model_cfg.config_overrides or {}):
+        extra["attn_implementation"] = "eager"
     if num_labels:
         extra["num_labels"] = num_labels
     if label_names:
@@ -110,7 +116,7 @@ def load_model(model_cfg: Any, kind: str, *, num_labels: Optional[int] = None,
     if model_cfg.random_init:
         model = auto.from_config(config, trust_remote_code=model_cfg.trust_remote_code)
         report.notes.append("weights randomly initialised from the config (model.random_init=true)")
-        return model, report
+        return _with_dropout(model, report, fast_dropout), report
     prev = transformers.logging.get_verbosity()
     transformers.logging.set_verbosity_error()  # we print our own, shorter load report
     try:
@@ -129,7 +135,17 @@ def load_model(model_cfg: Any, kind: str, *, num_labels: Optional[int] = None,
             "the checkpoint has no trained MLM head: a fresh head was initialised "
             "(its decoder is tied to the trained word embeddings); expect a high starting perplexity"
         )
-    return model, report
+    return _with_dropout(model, report, fast_dropout), report
+
+
+def _with_dropout(model, report: LoadReport, fast: bool):
+    if fast:
+        from tunelab.models.dropout import use_fast_dropout
+
+        n = use_fast_dropout(model)
+        report.notes.append(f"trainer.fast_dropout: {n} dropout modules draw 15-bit masks "
+                            f"(tunelab.models.dropout), attention {model.config._attn_implementation}")
+    return model
 
 
 def print_load_report(report: LoadReport, log=print) -> None:

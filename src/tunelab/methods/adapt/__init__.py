@@ -93,6 +93,7 @@ def run(cfg: DictConfig, ctx) -> dict:
 def adapt_encoder(cfg: DictConfig, ctx, tokenizer, dm, original_dm) -> dict:
     """Stage 1 on a freshly loaded MLM model: perplexity before, head warm-up, adaptation,
     perplexity after, the encoder saved. Returns ``extra.adapt`` (without the corpus fields)."""
+    from tunelab.models import dropout
     from tunelab.models.loading import load_model, print_load_report
 
     from .mlm import MASKING_KEYS, adapt_mlm, head_warmup, heldout_perplexity
@@ -103,7 +104,7 @@ def adapt_encoder(cfg: DictConfig, ctx, tokenizer, dm, original_dm) -> dict:
     def ppl(datamodule) -> float:
         return heldout_perplexity(cfg, model, datamodule.val_dataloader(), out_dir)
 
-    model, report = load_model(cfg.model, "mlm")
+    model, report = load_model(cfg.model, "mlm", fast_dropout=dropout.wanted(cfg.trainer))
     print_load_report(report, log.info)
     fresh_head = any("predictions" in k or k.startswith("cls.") or "vocab" in k for k in report.missing)
     res: dict[str, Any] = {"fresh_mlm_head": fresh_head or bool(cfg.model.random_init),

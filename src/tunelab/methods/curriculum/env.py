@@ -67,11 +67,12 @@ class Env:
         """The original encoder, identical on every call (seeded for random-init models)."""
         import torch
 
+        from tunelab.models import dropout
         from tunelab.models.loading import load_model
 
         with torch.random.fork_rng():
             torch.manual_seed(int(self.cfg.seed))
-            enc, _ = load_model(self.cfg.model, "encoder")
+            enc, _ = load_model(self.cfg.model, "encoder", fast_dropout=dropout.wanted(self.cfg.trainer))
         return enc
 
     def build_model(self, stages: list[Stage], *, snapshot: bool = False):
