@@ -3,6 +3,7 @@
     python bench/run.py abc      # A0 HF minimal loop, A seed-style, B raw loop, C Lightning
     python bench/run.py prefix   # D: freeze=last2 uncached (D0) vs prefix-cached (D1), steady state
     python bench/run.py bf16     # E: A, and C in 32-true vs bf16-mixed
+    python bench/run.py dropout  # D0, D1 and C in bf16, each with torch's dropout and trainer.fast_dropout
     python bench/run.py sweep    # F: a 6-job sweep serial vs side by side (hydra/launcher=parallel)
 
 Every measurement is a process of its own, repeats are interleaved, and a result is marked
@@ -36,7 +37,16 @@ SUITES = {
               ("C32", ["--variant", "C", "--precision", "32-true"]),
               ("C16", ["--variant", "C", "--precision", "bf16-mixed"])],
              [("C16/C32", "C16", "C32"), ("C32/A", "C32", "A"), ("C16/A", "C16", "A")]),
+    # trainer.fast_dropout (suffix f) against torch's dropout, on D (fp32) and on C in bf16.
+    "dropout": ([("D0", ["--variant", "D0"]), ("D1", ["--variant", "D1"]),
+                 ("D0f", ["--variant", "D0", "--fast-dropout"]), ("D1f", ["--variant", "D1", "--fast-dropout"]),
+                 ("C16", ["--variant", "C", "--precision", "bf16-mixed"]),
+                 ("C16f", ["--variant", "C", "--precision", "bf16-mixed", "--fast-dropout"])],
+                [("D1/D0", "D1", "D0"), ("D1f/D0f", "D1f", "D0f"), ("D0f/D0", "D0f", "D0"),
+                 ("D1f/D1", "D1f", "D1"), ("C16f/C16", "C16f", "C16")]),
 }
+# Suites with D1: the prefix cache is built by an untimed D1 run first (steady state).
+PREFIX_SUITES = ("prefix", "dropout")
 
 
 def variant_flags(args) -> list[str]:
@@ -61,7 +71,7 @@ def step_suite(args) -> dict:
     cache = Path(args.cache_dir or tempfile.mkdtemp(prefix="tunelab-bench-cache-"))
     variants = {name: [sys.executable, VARIANTS, *flags, *variant_flags(args)] for name, flags in specs}
     env = {"TUNELAB_CACHE": str(cache)}
-    if args.suite == "prefix":
+    if args.suite in PREFIX_SUITES:
         # Steady state: the cache is built before any timed run (by an untimed D1 run).
         print("building the prefix cache (untimed) ...", flush=True)
         H.run_child(variants["D1"], env=env)
@@ -69,7 +79,7 @@ def step_suite(args) -> dict:
     summary = H.summarize(runs, "samples_per_s")
     ratios = {k: H.ratio(summary, a, b) for k, a, b in ratio_specs}
     extra = {}
-    if args.suite == "prefix":
+    if args.suite in PREFIX_SUITES:
         from tunelab.models.loading import load_config
         from variants import compose
 

@@ -300,6 +300,8 @@ def overrides_of(args) -> list[str]:
            "trainer.enable_checkpointing=false"]
     if args.variant in ("D0", "D1"):
         ovr.append(f"freeze={args.freeze}")
+    if args.fast_dropout:
+        ovr.append("trainer.fast_dropout=true")
     return ovr
 
 
@@ -319,6 +321,7 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--precision", default=None, help="default: bf16-mixed on a GPU, 32-true on CPU")
     ap.add_argument("--compile", action="store_true", help="torch.compile the models (GPU)")
     ap.add_argument("--cpu", action="store_true", help="ignore a GPU")
+    ap.add_argument("--fast-dropout", action="store_true", help="trainer.fast_dropout=true (C, D0, D1)")
     return ap
 
 
