@@ -71,10 +71,11 @@ def step_suite(args) -> dict:
     cache = Path(args.cache_dir or tempfile.mkdtemp(prefix="tunelab-bench-cache-"))
     variants = {name: [sys.executable, VARIANTS, *flags, *variant_flags(args)] for name, flags in specs}
     env = {"TUNELAB_CACHE": str(cache)}
-    if args.suite in PREFIX_SUITES:
+    cached = [n for n in variants if n.startswith("D1")]  # D1, D1f: read the prefix cache
+    if cached:
         # Steady state: the cache is built before any timed run (by an untimed D1 run).
         print("building the prefix cache (untimed) ...", flush=True)
-        H.run_child(variants["D1"], env=env)
+        H.run_child(variants[cached[0]], env=env)
     runs = H.interleave(variants, args.repeats, env_of=lambda n, i: env)
     summary = H.summarize(runs, "samples_per_s")
     ratios = {k: H.ratio(summary, a, b) for k, a, b in ratio_specs}
@@ -89,7 +90,8 @@ def step_suite(args) -> dict:
         if trained:
             extra["expected_from_layer_flops"] = {
                 args.model: layer_flops_ratio(n_layers, trained), "bert_base (12 layers)": layer_flops_ratio(12, trained)}
-        extra["prefix_cache"] = next((r.get("prefix_cache") for r in runs["D1"] if r.get("prefix_cache")), None)
+        extra["prefix_cache"] = next((r.get("prefix_cache") for n in cached for r in runs[n] if r.get("prefix_cache")),
+                                     None)
     return {"runs": runs, "summary": summary, "ratios": ratios, "unit": "samples/s", **extra}
 
 
