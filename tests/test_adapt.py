@@ -254,3 +254,18 @@ def test_whole_word_masking_masks_every_piece_of_a_word(compose):
     assert torch.equal(again(examples)["input_ids"], batch["input_ids"])     # seeded masks repeat
     masked = sel & (batch["input_ids"] == tok.mask_token_id)
     assert 0.7 < masked.sum() / sel.sum() < 0.9
+
+
+def test_fast_dropout_reaches_the_masked_lm(compose, tmp_path, tiny_folder, monkeypatch):
+    """trainer.fast_dropout: the MLM that adapts is loaded with it (spy on the swap)."""
+    from tunelab.models import dropout
+
+    corpus = tmp_path / "domain.txt"
+    corpus.write_text("\n".join(f"the patient took {i} mg of the drug" for i in range(40)) + "\n")
+    swapped = []
+    real = dropout.use_fast_dropout
+    monkeypatch.setattr(dropout, "use_fast_dropout", lambda m: swapped.append(type(m).__name__) or real(m))
+    cfg = _cfg(compose, tmp_path, tiny_folder, "adapt=dapt", f"adapt.corpus={corpus}", "adapt.skip_finetune=true",
+               "adapt.head_warmup_steps=0", "trainer.fast_dropout=true")
+    rec = run(cfg, RunContext(out_dir=tmp_path / "job"))
+    assert rec["status"] == "ok" and swapped == ["BertForMaskedLM"]

@@ -311,3 +311,14 @@ def test_parameter_efficient_strategies_give_their_heads_a_probe_rate(compose):
         assert compose(["curriculum=related", f"strategy={strategy}"]).strategy.epochs == 6
     seq = compose(["curriculum=related", "strategy=sequential"])
     assert stage_cfg(seq, epochs=3, lr=1e-4, validate=False).optim.head_lr is None
+
+
+def test_fast_dropout_reaches_the_curriculum_encoder(compose, tmp_path, monkeypatch):
+    """trainer.fast_dropout: the encoder every stage trains is loaded with it (spy on the swap)."""
+    from tunelab.models import dropout
+
+    swapped = []
+    real = dropout.use_fast_dropout
+    monkeypatch.setattr(dropout, "use_fast_dropout", lambda m: swapped.append(type(m).__name__) or real(m))
+    rec = _run(compose, tmp_path, "strategy=joint", "trainer.fast_dropout=true")
+    assert rec["status"] == "ok" and swapped and set(swapped) == {"BertModel"}
