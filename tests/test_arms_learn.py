@@ -19,7 +19,8 @@ import pytest
 
 from conftest import load_results
 
-pytestmark = pytest.mark.slow
+# study: every shipped arm trained at the size its study uses (minutes each; make test-study, CI).
+pytestmark = [pytest.mark.slow, pytest.mark.study]
 
 
 def _bf16_units() -> bool:

@@ -76,6 +76,7 @@ def test_sweep_through_submitit_local(tmp_path):
 
 
 @pytest.mark.slurm
+@pytest.mark.study  # ~5 min, most of it SLURM's clock: make test-study, CI
 def test_a_job_past_its_time_limit_is_checkpointed_requeued_and_ends_like_an_uninterrupted_run(slurm, tmp_path):
     # 128 examples / batch 16 = 8 steps an epoch, 3 epochs. In its first allocation the job sleeps
     # 4 s after each step (TUNELAB_FAULT_SLOW_STEP_S: the numbers are unchanged), so it trains
