@@ -49,9 +49,10 @@ class FastDropout(nn.Dropout):
     """``nn.Dropout`` whose CPU mask comes from :func:`keep_mask` (same module API and ``p``)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p in (0.0, 1.0) or x.device.type != "cpu":
-            return super().forward(x)
         drop = round(self.p * LEVELS)
+        # p that rounds to 0 or 1 (incl. exactly 0 and 1) is left to torch, which handles both exactly.
+        if not self.training or drop in (0, LEVELS) or x.device.type != "cpu":
+            return super().forward(x)
         # x * mask first keeps x's dtype (bf16 under autocast); the Python-float scale is applied
         # in the kernel's float arithmetic, so 1 / (1 - p) is not itself rounded to bf16.
         return x * keep_mask(x.shape, self.p) * (LEVELS / (LEVELS - drop))
