@@ -118,10 +118,12 @@ def test_prefix_cached_and_uncached_runs_agree_with_fast_dropout(compose, tmp_pa
     from test_prefix_cache import OVR, _assert_same
     from tunelab.run import RunContext, run
 
-    ovr = OVR + ["trainer.fast_dropout=true"]
+    # A cache of its own: test_prefix_cache expects its first cached run of OVR to be a miss.
+    ovr = OVR + ["trainer.fast_dropout=true", f"cache_dir={tmp_path}/cache"]
     slow = run(compose(ovr + ["trainer.feature_cache=false"]), RunContext(out_dir=tmp_path / "u"))
     fast = run(compose(ovr), RunContext(out_dir=tmp_path / "c"))
     _assert_same(slow, fast)
-    stock = run(compose(OVR + ["trainer.feature_cache=false"]), RunContext(out_dir=tmp_path / "s"))
+    stock = run(compose(OVR + ["trainer.feature_cache=false", f"cache_dir={tmp_path}/cache"]),
+                RunContext(out_dir=tmp_path / "s"))
     # Another draw of the masks, so another result (with lr 1e-2 and dropout 0.3 it shows).
     assert stock["metrics"]["test/loss"] != pytest.approx(slow["metrics"]["test/loss"], abs=1e-6)
