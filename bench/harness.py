@@ -150,14 +150,12 @@ def load_verdict(start_load, runs: dict[str, list[dict]]) -> dict:
 def machine() -> dict:
     import platform
 
-    flags = ""
-    try:
-        flags = next((ln for ln in open("/proc/cpuinfo") if ln.startswith("flags")), "")
-    except OSError:
-        pass
+    if str(ROOT / "src") not in sys.path:
+        sys.path.insert(0, str(ROOT / "src"))
+    from tunelab.environment import cpu_bf16_units
+
     return {"cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-            "bf16_units": sorted(f for f in ("amx_bf16", "avx512_bf16") if f in flags.split()),
-            "processor": platform.processor()}
+            "bf16_units": cpu_bf16_units(), "processor": platform.processor()}
 
 
 def write_result(name: str, result: dict, out: Path | None = None) -> Path:

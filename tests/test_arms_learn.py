@@ -18,23 +18,17 @@ import pandas as pd
 import pytest
 
 from conftest import load_results
+from tunelab.environment import cpu_bf16_units
 
 # study: every shipped arm trained at the size its study uses (minutes each; make test-study, CI).
 pytestmark = [pytest.mark.slow, pytest.mark.study]
-
-
-def _bf16_units() -> bool:
-    try:
-        return bool({"avx512_bf16", "amx_bf16"} & set(Path("/proc/cpuinfo").read_text().split()))
-    except OSError:
-        return False
 
 
 # Precision is hardware, not an arm's recipe: on a CPU with bf16 units these runs use
 # trainer=cpu_bf16 (1.9-2.2x the fp32 step rate here, bench/results/bf16.json; the studies in
 # the README ran so and every arm learned). The fp32 default is run end to end by
 # test_end_to_end.py.
-HW = ["trainer=cpu_bf16"] if _bf16_units() else []
+HW = ["trainer=cpu_bf16"] if cpu_bf16_units() else []
 # The packaged tweets, cut to 1,000 training tweets (3 epochs: 94 steps at batch 32).
 SIZE = ["model=minilm", "logger=none", "data.max_train_samples=1000", "data.max_eval_samples=500",
         "trainer.enable_progress_bar=false", "trainer.keep_checkpoints=none", *HW]

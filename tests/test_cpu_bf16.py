@@ -60,3 +60,25 @@ def test_clipping_for_the_fused_optimiser_without_a_scaler(algorithm):
         np.testing.assert_allclose(after, before * 0.5 / np.linalg.norm(before), rtol=1e-5)
     else:
         np.testing.assert_allclose(after, np.clip(before, -0.5, 0.5))
+
+
+def test_bf16_units_are_read_from_the_cpu_flags(monkeypatch):
+    from pathlib import Path
+
+    from tunelab.environment import cpu_bf16_units
+
+    cpuinfo = {"text": "processor\t: 0\nflags\t\t: fpu sse2 avx512f avx512_bf16 amx_tile\n"}
+
+    def read_text(self, *a, **k):
+        if isinstance(cpuinfo["text"], Exception):
+            raise cpuinfo["text"]
+        return cpuinfo["text"]
+
+    monkeypatch.setattr(Path, "read_text", read_text)
+    assert cpu_bf16_units() == ["avx512_bf16"]          # amx_tile is not amx_bf16
+    cpuinfo["text"] = "flags\t\t: fpu amx_bf16 avx512_bf16\n"
+    assert cpu_bf16_units() == ["amx_bf16", "avx512_bf16"]
+    cpuinfo["text"] = "flags\t\t: fpu sse2 avx2\n"
+    assert cpu_bf16_units() == []
+    cpuinfo["text"] = OSError("no /proc here")
+    assert cpu_bf16_units() == []

@@ -52,6 +52,18 @@ def cpu_model() -> Optional[str]:
     return platform.processor() or None
 
 
+def cpu_bf16_units() -> list[str]:
+    """The CPU's bf16 instruction sets (``amx_bf16``, ``avx512_bf16`` in /proc/cpuinfo's flags).
+
+    Where there are none, bf16 autocast (``trainer=cpu_bf16``) is emulated and slower than fp32.
+    """
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return []
+    return sorted(flags & {"amx_bf16", "avx512_bf16"})
+
+
 def gpus() -> dict:
     """CUDA devices this process sees (count and names); an empty list without CUDA."""
     import torch
