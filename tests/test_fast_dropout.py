@@ -22,6 +22,11 @@ def _mask(n: int, seed: int = 0) -> torch.Tensor:
     return keep_mask(torch.Size([n]), P)
 
 
+def _table(a: torch.Tensor, b: torch.Tensor) -> list[list[int]]:
+    """2 x 2 contingency table of two bool masks."""
+    return [[int((a & b).sum()), int((a & ~b).sum())], [int((~a & b).sum()), int((~a & ~b).sum())]]
+
+
 def test_keep_rate_is_binomial_with_the_rounded_p():
     m = _mask(1_000_001)         # odd: the last word's high half is cut off
     assert m.dtype == torch.bool and m.shape == (1_000_001,)
@@ -34,13 +39,9 @@ def test_the_two_halves_of_a_word_are_independent():
     # Element i and element i + half come from the low and high bits of the same 32-bit draw.
     n = 400_000
     m = _mask(n).view(2, n // 2)
-    a, b = m[0], m[1]
-    table = [[int((a & b).sum()), int((a & ~b).sum())], [int((~a & b).sum()), int((~a & ~b).sum())]]
-    assert stats.chi2_contingency(table).pvalue > 1e-3
+    assert stats.chi2_contingency(_table(m[0], m[1])).pvalue > 1e-3
     # Neighbours too (the mask is not built from runs of equal bits).
-    x, y = m[0, :-1], m[0, 1:]
-    table = [[int((x & y).sum()), int((x & ~y).sum())], [int((~x & y).sum()), int((~x & ~y).sum())]]
-    assert stats.chi2_contingency(table).pvalue > 1e-3
+    assert stats.chi2_contingency(_table(m[0, :-1], m[0, 1:])).pvalue > 1e-3
 
 
 def test_same_seed_same_mask_other_seed_other_mask():

@@ -32,7 +32,7 @@ BITS = 15
 LEVELS = 1 << BITS  # a uniform on [0, LEVELS)
 
 
-def keep_mask(shape: torch.Size, p: float, generator: torch.Generator | None = None) -> torch.Tensor:
+def keep_mask(shape: torch.Size, p: float) -> torch.Tensor:
     """Bool mask of ``shape``, each element True with probability ``1 - round(p * 2**15) / 2**15``."""
     n = 1
     for s in shape:
@@ -40,7 +40,7 @@ def keep_mask(shape: torch.Size, p: float, generator: torch.Generator | None = N
     drop = round(p * LEVELS)
     # random_(0, 2**30) on int32: one 32-bit draw per word, reduced mod 2**30 (exactly uniform,
     # since 2**30 divides 2**32), so its low and high 15 bits are two independent uniforms.
-    words = torch.empty((n + 1) // 2, dtype=torch.int32).random_(0, 1 << (2 * BITS), generator=generator)
+    words = torch.empty((n + 1) // 2, dtype=torch.int32).random_(0, 1 << (2 * BITS))
     low, high = words & (LEVELS - 1), words >> BITS
     return torch.cat((low >= drop, high >= drop))[:n].view(shape)
 
