@@ -166,9 +166,9 @@ class TrainerConfig:
     limit_val_batches: float = 1.0
     limit_test_batches: float = 1.0
     # freeze=all: compute the frozen encoder's output once per (model, data, max length) and
-    # train only the head on the cached features (same metrics; tunelab.methods.frozen_cache).
+    # train only the head on the cached features (same metrics; tunelab.models.cache.frozen).
     # Frozen bottom layers (freeze=last_n|first_n): their output is cached likewise and only the
-    # top layers train (tunelab.methods.prefix_cache).
+    # top layers train (tunelab.models.cache.prefix_module).
     feature_cache: bool = True
     # How the frozen-prefix cache stores hidden states: float32 (exact) or bfloat16 (half the
     # disk and page cache; results then carry bf16 rounding of the cached states).
