@@ -33,27 +33,6 @@ def with_route_optim(cfg: DictConfig, route) -> DictConfig:
 
 def run_route(cfg: DictConfig, ctx, route=None) -> dict:
     """Train and test as the plan's route says; returns the record's fields."""
-    from tunelab.methods.shared import cached, probe
-    from tunelab.models.plan import route_of
-
-    route = route or route_of(cfg)
-    log.info(f"[tunelab] plan: freeze={route.policy.name} -> runner {route.runner}, cache {route.cache} "
-             f"({route.why})")
-    if route.optim:
-        log.info("[tunelab] freeze=all: the head trains alone at " +
-                 ", ".join(f"optim.{k}={v:g}" for k, v in route.optim.items()) + " (freeze.probe.lr, .epochs)")
-    cfg = with_route_optim(cfg, route)
-    if route.runner == "logreg":
-        return probe.run_logreg(cfg, ctx, route)
-    if route.runner == "features":
-        return cached.run_features(cfg, ctx, route)
-    if route.runner == "prefix":
-        return cached.run_prefix(cfg, ctx, route)
-    return run_encoder(cfg, ctx, route)
-
-
-def run_route(cfg: DictConfig, ctx, route=None) -> dict:
-    """Train and test as the plan's route says; returns the record's fields."""
     from tunelab.models.plan import route_of
 
     route = route or route_of(cfg)
