@@ -97,3 +97,38 @@ def test_plan_rules_are_part_of_the_identity(compose, monkeypatch):
     before = identity.job_identity(cfg)
     monkeypatch.setattr(identity, "PLAN_RULES", identity.PLAN_RULES + 1)
     assert identity.job_identity(cfg) != before
+
+
+BIASES = 2 * H + 2 * (4 * H + 2 * H + I + H) + H          # embeddings/layer LayerNorms, q k v o, FFN; pooler
+
+
+def test_bitfit_trains_the_biases_and_the_head(compose, tmp_path):
+    rec = _run(compose, tmp_path, "freeze=bitfit")
+    assert rec["plan"]["trainable_params"] == BIASES - H + HEAD == 706   # embeddings: its LayerNorm bias only
+    assert rec["plan"]["runner"] == "encoder" and "biases" in rec["plan"]["cache_why"]
+
+
+def test_lpft_probes_then_fine_tunes_from_the_probed_head(compose, tmp_path):
+    """With a vanishing fine-tuning lr, LP-FT's test scores are those of the probe alone: the
+    head freeze=all fit=head trains on what the head reads, from the same init and batches."""
+    common = ["freeze.probe.epochs=3", "freeze.probe.lr=0.05", "optim.early_stopping_patience=null",
+              "trainer.enable_checkpointing=false"]
+    lpft = _run(compose, tmp_path / "a", "freeze=lpft", "optim.lr=1e-12", *common)
+    probe = _run(compose, tmp_path / "b", "freeze=all", "freeze.probe.fit=head", "freeze.probe.pooling=head", *common)
+    assert [p["trainable_params"] for p in lpft["plan"]["phases"]] == [HEAD, TOTAL]
+    assert lpft["plan"]["runner"] == "lpft" and probe["plan"]["runner"] == "features"
+    assert lpft["metrics"]["test/acc"] == probe["metrics"]["test/acc"]
+    assert lpft["metrics"]["test/loss"] == pytest.approx(probe["metrics"]["test/loss"], abs=1e-4)
+    assert probe["metrics"]["test/loss"] < 0.69  # the probe moved the head off its random start
+
+
+def test_lpft_and_bitfit_refusals(compose):
+    from tunelab.errors import ConfigError
+    from tunelab.validation import validate
+
+    with pytest.raises(ConfigError, match="freeze.probe.pooling=head"):
+        validate(compose(FAST + ["freeze=lpft", "freeze.probe.pooling=mean"]))
+    with pytest.raises(ConfigError, match="freeze=lpft fits a classifier head first"):
+        validate(compose(FAST + ["freeze=lpft", "task=mlm"]))
+    with pytest.raises(ConfigError, match="strategy=lora trains only its own"):
+        validate(compose(["model=tiny", "curriculum=related", "strategy=lora", "freeze=bitfit"]))

@@ -108,15 +108,16 @@ class TaskConfig:
 @dataclass
 class FreezeConfig:
     name: str = "none"
-    # none | all | last_n | first_n | embeddings | gradual
-    mode: str = choice("none", "none", "all", "last_n", "first_n", "embeddings", "gradual")
+    # none | all | last_n | first_n | embeddings | gradual | bitfit | lpft (tunelab.models.policy)
+    mode: str = choice("none", "none", "all", "last_n", "first_n", "embeddings", "gradual", "bitfit", "lpft")
     # last_n: the top n encoder layers (+ pooler + head) train; first_n: embeddings and the
     # first n layers are frozen.
     n: int = bounded(0, 0)
     # gradual: unfreeze one more layer from the top every epoch ("epoch") or every k steps.
     unfreeze_every: str = choice("epoch", "epoch", "steps")
     unfreeze_k_steps: int = bounded(100, 1)
-    # freeze=all only: how the classifier is fitted on the frozen encoder (schemas/probe.py).
+    # freeze=all: how the classifier is fitted on the frozen encoder (schemas/probe.py);
+    # freeze=lpft: how the head is fitted before everything is fine-tuned (fit: head).
     probe: Optional[ProbeConfig] = None
 
 

@@ -13,7 +13,9 @@ object, made in one place, that every method reads and results.json keeps (``pla
    * ``prefix``   — the top layers on cached outputs of a frozen bottom (``freeze=last_n``,
      ``first_n``; :mod:`tunelab.models.cache.prefix_module`);
    * ``logreg``   — logistic regression on pooled features of the frozen encoder
-     (``freeze=all`` with its default probe; no Lightning),
+     (``freeze=all`` with its default probe; no Lightning);
+   * ``lpft``     — the ``features`` (or ``encoder``) route's probe first, then the whole model
+     fine-tuned from that head (``freeze=lpft``; :attr:`Route.lp` is the probe phase's route),
 
    with ``cache`` (``none`` / ``features`` / ``prefix``) and ``why`` (one sentence: why this
    cache, or why none). A cached route and the ``encoder`` route give the same numbers (tested),
@@ -59,6 +61,8 @@ class Route:
     pooling: Optional[str] = None
     # optim.* keys the route sets (the probe trains its head at its own lr and epochs).
     optim: dict = field(default_factory=dict)
+    # lpft: the probe phase's own route (the head alone on the frozen encoder).
+    lp: Optional["Route"] = None
 
     @classmethod
     def direct(cls, policy: Policy, task: str, why: str = "") -> "Route":
@@ -100,6 +104,25 @@ def _cache_blocker(cfg: Any, task: str) -> Optional[str]:
     return None
 
 
+def route_of_probe(base: Route, blocker: Optional[str], mtype: Optional[str]) -> Route:
+    """The head alone on the frozen encoder, trained by Lightning (``freeze=all`` with probe
+    fit=head|paper; the probe phase of ``lpft``): on cached encoder outputs where it can."""
+    from tunelab.models.cache import heads
+
+    probe = base.policy.probe
+    optim = {}
+    if base.policy.fit != "paper":
+        optim = {"lr": probe.lr, "head_lr": probe.lr, "epochs": probe.epochs}
+    # pooling None: what the model's own head reads (fit=paper, or fit=head with pooling=head).
+    pooling = probe.pooling if base.policy.fit == "head" and probe.pooling != "head" else None
+    why = blocker or heads.unsupported(mtype)
+    frozen = replace(base, policy=replace(base.policy, mode="all"))
+    if why is None:
+        return replace(frozen, runner="features", cache="features", pooling=pooling, optim=optim,
+                       why="the encoder is fixed: its outputs are computed once and cached, only the head trains")
+    return replace(frozen, optim=optim, pooling=pooling, why=f"no feature cache: {why}")
+
+
 def route_of(cfg: Any) -> Route:
     """The route of a ``method=finetune`` job (and of ``method=adapt``'s fine-tuning stage)."""
     from tunelab.models.cache import heads, prefix
@@ -111,6 +134,10 @@ def route_of(cfg: Any) -> Route:
         policy.check_depth(n_layers)
     base = Route(policy=policy, task=task, model_type=mtype, n_layers=n_layers)
     blocker = _cache_blocker(cfg, task)
+    if policy.mode == "lpft":
+        probe = route_of_probe(base, blocker, mtype)
+        return replace(base, runner="lpft", cache=probe.cache, lp=probe,
+                       why=f"a linear probe first ({probe.runner}: {probe.why}), then everything fine-tunes")
     if policy.mode == "all":
         probe = policy.probe
         if policy.fit == "logreg" and task == "seq_cls":
@@ -118,19 +145,12 @@ def route_of(cfg: Any) -> Route:
             return replace(base, runner="logreg", cache="features" if cached else "none", pooling=probe.pooling,
                            why=f"freeze.probe.fit=logreg: logistic regression on {probe.pooling}-pooled features "
                                + ("read from the feature cache" if cached else "(trainer.feature_cache=false)"))
-        optim = {}
-        if policy.fit != "paper":
-            optim = {"lr": probe.lr, "head_lr": probe.lr, "epochs": probe.epochs}
-        pooling = probe.pooling if policy.fit == "head" else None
-        why = blocker or heads.unsupported(mtype)
-        if why is None:
-            return replace(base, runner="features", cache="features", pooling=pooling, optim=optim,
-                           why="the encoder is fixed: its outputs are computed once and cached, only the head trains")
-        return replace(base, optim=optim, why=f"no feature cache: {why}")
+        return route_of_probe(base, blocker, mtype)
     k = policy.prefix_layers(n_layers) if n_layers else None
     if k is None:
-        why = ("gradual unfreezing thaws blocks during training, so no prefix stays fixed"
-               if policy.mode == "gradual" else "nothing is frozen, so there is nothing to cache")
+        why = {"gradual": "gradual unfreezing thaws blocks during training, so no prefix stays fixed",
+               "bitfit": "the biases of every layer train, so no layer's output stays fixed"}.get(
+            policy.mode, "nothing is frozen, so there is nothing to cache")
         return replace(base, why=f"no prefix cache: {why}")
     if k == 0:
         return replace(base, why="no prefix cache: only the embeddings are frozen; caching their output "
@@ -248,8 +268,9 @@ def make_plan(route: Route, model, optim_cfg: Any, *, restrict_to: Optional[Iter
     policy = route.policy
     frozen = policy.frozen_blocks([b.name for b in blocks], n_layers)
     allowed = None if restrict_to is None else {id(p) for p in restrict_to}
+    names = {id(p): n for n, p in model.named_parameters()}
     trainable = {id(p) for b in blocks if b.name not in frozen for p in b.params
-                 if allowed is None or id(p) in allowed}
+                 if (allowed is None or id(p) in allowed) and policy.trains_parameter(names.get(id(p), ""), b.name)}
     if not trainable:
         raise ConfigError(f"nothing to train: freeze={policy.name} leaves no trainable parameter in "
                           f"{type(model).__name__}.")

@@ -13,7 +13,10 @@ A policy names *blocks* (``embeddings``, ``layer.0`` … ``layer.{L-1}``, ``pool
   probe: ``freeze.probe`` says how it is fitted, :mod:`tunelab.schemas.probe`);
 * ``last_n``: the top ``n`` layers, the pooler and the head train; ``first_n``: the embeddings
   and the first ``n`` layers are frozen; ``embeddings``: only the embeddings are frozen;
-* ``gradual``: starts as ``all`` and thaws one block from the top at a time (ULMFiT).
+* ``gradual``: starts as ``all`` and thaws one block from the top at a time (ULMFiT);
+* ``bitfit``: only the bias terms of the encoder and the head train (Ben Zaken et al. 2022);
+* ``lpft``: ``all`` with its probe fitted first (the head alone, ``freeze.probe``), then ``none``
+  from that head (Kumar et al. 2022): two plans in one job.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import Any, Optional
 
 from tunelab.errors import ConfigError
 
-MODES = ("none", "all", "last_n", "first_n", "embeddings", "gradual")
+MODES = ("none", "all", "last_n", "first_n", "embeddings", "gradual", "bitfit", "lpft")
 # Policies whose frozen set is fixed for the whole run (a frozen prefix can be cached).
 STATIC_LAYER_MODES = ("last_n", "first_n")
 # Methods that train an encoder under ``freeze`` (the others never run one, or keep it frozen).
@@ -73,9 +76,11 @@ class Policy:
         return self.mode in ("last_n", "first_n", "gradual")
 
     def frozen_blocks(self, block_names: list[str], n_layers: int) -> set[str]:
-        """Names of the blocks frozen at the start (for ``gradual``: all of the base model)."""
+        """Names of the blocks frozen at the start (for ``gradual``: all of the base model; for
+        ``bitfit`` none: its weights are frozen inside every block, :meth:`trains_parameter`;
+        ``lpft`` is fine-tuned whole, its probe phase is ``all``)."""
         base = [b for b in block_names if b != "head"]
-        if self.mode == "none":
+        if self.mode in ("none", "bitfit", "lpft"):
             return set()
         if self.mode in ("all", "gradual"):
             return set(base)
@@ -85,6 +90,13 @@ class Policy:
         if self.mode == "last_n":
             return {"embeddings"} | {f"layer.{i}" for i in range(n_layers - self.n)}
         return {"embeddings"} | {f"layer.{i}" for i in range(self.n)}  # first_n
+
+    def trains_parameter(self, name: str, block: str) -> bool:
+        """Within a block that is not frozen, does this parameter train? (BitFit: biases only,
+        outside the head; every other policy: all of them.)"""
+        if self.mode == "bitfit" and block != "head":
+            return name.endswith("bias")
+        return True
 
     def check_depth(self, n_layers: int) -> None:
         """``last_n``/``first_n`` may not name more layers than the model has."""
@@ -151,11 +163,25 @@ def check_policy(policy: Policy, *, method: str, task: str, strategy: Optional[s
         raise ConfigError(f"strategy={strategy} trains only its own {strategy} and the heads (the encoder "
                           f"stays frozen), so freeze={policy.name} would be ignored: drop freeze=.")
     probe = policy.probe
+    if policy.mode == "lpft":
+        if task not in ("seq_cls", "token_cls"):
+            raise ConfigError(f"freeze=lpft fits a classifier head first, which task={task} has not: use "
+                              f"task=seq_cls or token_cls.")
+        if probe is None or probe.fit != "head" or probe.pooling != "head":
+            raise ConfigError("freeze=lpft's probe is the head the fine-tuning continues from, trained on what "
+                              "that head reads: keep freeze.probe.fit=head and freeze.probe.pooling=head.")
+        if method == "curriculum":
+            raise ConfigError("freeze=lpft is a recipe for one task (probe, then fine-tune); a curriculum trains "
+                              "its stages' heads with optim.*: use freeze=none or a strategy.")
+        return
     if probe is None:
         return
     if policy.mode != "all":
         raise ConfigError(f"freeze.probe fits a classifier on a fully frozen encoder, but freeze={policy.name} "
                           f"trains encoder layers: drop freeze.probe or use freeze=all.")
+    if probe.pooling == "head" and probe.fit != "head":
+        raise ConfigError(f"freeze.probe.pooling=head means what the model's own head reads, which only "
+                          f"freeze.probe.fit=head trains (fit={probe.fit}): use pooling=cls|mean|pooler|concat_last4.")
     if probe.fit == "head" and probe.pooling == "concat_last4":
         raise ConfigError("freeze.probe.fit=head trains the model's own classifier, which reads one hidden-size "
                           "vector: use freeze.probe.pooling=cls|mean|pooler, or fit=logreg for concat_last4.")

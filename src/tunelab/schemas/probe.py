@@ -19,7 +19,9 @@ are used in practice (SentEval, linear probes of representation papers):
 Pooling: ``mean`` by default. Sentence-embedding encoders such as the packaged all-MiniLM-L6-v2
 are trained so that the mean of the last layer over real tokens is the text's vector; for plain
 BERT checkpoints mean pooling is also the stronger frozen feature (the pooler was trained for
-next-sentence prediction, not for the task). ``paper`` always reads the pooler, as the HF head does.
+next-sentence prediction, not for the task). ``paper`` always reads the pooler, as the HF head does;
+``pooling: head`` (fit=head) reads what the model's own head reads, as ``freeze=lpft``'s probe must
+(the fine-tuning continues from that head).
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ class ProbeConfig:
     # logreg | head | paper (module docstring)
     fit: str = choice("logreg", "logreg", "head", "paper")
     # cls | mean | concat_last4 | pooler (tunelab.models.cache.features.POOLINGS)
-    pooling: str = choice("mean", "cls", "mean", "concat_last4", "pooler")
+    # head: what the model's own head reads (BERT: the pooler; DistilBERT: [CLS]); LP-FT's probe.
+    pooling: str = choice("mean", "cls", "mean", "concat_last4", "pooler", "head")
     # logreg: inverse L2 strength; null = chosen from Cs by cv-fold CV (log loss) on train.
     C: Optional[float] = bounded(None, 0, lo_open=True)
     Cs: List[float] = field(default_factory=lambda: [1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0])

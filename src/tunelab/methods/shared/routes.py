@@ -6,7 +6,8 @@ config) names the runner; this module only dispatches to it:
 * ``encoder``  — :func:`tunelab.methods.shared.encoder.run_encoder`, the full forward pass;
 * ``features`` / ``prefix`` — the same, on cached outputs of the frozen part
   (:mod:`tunelab.methods.shared.cached`; same numbers, tested);
-* ``logreg``   — the frozen probe (:func:`tunelab.methods.shared.probe.run_logreg`).
+* ``logreg``   — the frozen probe (:func:`tunelab.methods.shared.probe.run_logreg`);
+* ``lpft``     — a probe, then everything fine-tuned from it (:mod:`tunelab.methods.shared.lpft`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import logging
 
 from omegaconf import DictConfig, open_dict
 
-from tunelab.methods.shared import cached, encoder, probe
+from tunelab.methods.shared import cached, encoder, lpft, probe
 
 log = logging.getLogger("tunelab")
 
@@ -48,4 +49,6 @@ def run_route(cfg: DictConfig, ctx, route=None) -> dict:
         return cached.run_features(cfg, ctx, route)
     if route.runner == "prefix":
         return cached.run_prefix(cfg, ctx, route)
+    if route.runner == "lpft":
+        return lpft.run_lpft(cfg, ctx, route)
     return encoder.run_encoder(cfg, ctx, route)
