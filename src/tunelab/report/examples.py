@@ -21,7 +21,7 @@ import numpy as np
 
 from tunelab import predictions as P
 from tunelab import stats
-from tunelab.report.collect import Job
+from tunelab.report.jobs import Job
 from tunelab.report.paired import (agreement, discordant, mcnemar, mean_probability, paired_bootstrap, scores,
                                    vote)
 

@@ -15,11 +15,11 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
-if TYPE_CHECKING:  # annotations only: these modules read jobs, and collect imports this module
-    from tunelab.report.collect import Job
+if TYPE_CHECKING:  # annotations only, and none of these imports this module
     from tunelab.report.examples import ExampleLevel
     from tunelab.report.expected_max import Curve
     from tunelab.report.header import Header
+    from tunelab.report.jobs import Job
     from tunelab.report.variance import Decomposition
 
 STATES = ("ok", "failed", "interrupted", "missing", "corrupt")
