@@ -99,18 +99,24 @@ def evaluate(model, splits, inputs: dict[str, Any], n_classes: int, pos: int):
     """Scores of a fitted model on the test split and, when ``inputs`` has it, the val split.
 
     ``inputs`` maps a split name to what the model reads (texts, or feature rows). Returns the
-    metrics, the test predictions (for the record's prediction counts) and their probabilities
-    (for predictions.npz).
+    metrics, the test predictions (for the record's prediction counts), their probabilities
+    (for predictions.npz) and the val split's predictions (None without one), which
+    temperature scaling is fitted on (``tunelab.calibration``).
     """
+    from tunelab import predictions
+
     metrics: dict[str, float] = {}
-    test_pred = test_proba = None
+    test_pred = test_proba = val = None
     for split in ("test", "val"):
         if split in inputs:
             pred, proba = predict(model, inputs[split], n_classes)
-            metrics.update(scores(getattr(splits, split)["label"].to_numpy(), pred, proba, n_classes, pos, split))
+            gold = getattr(splits, split)["label"].to_numpy()
+            metrics.update(scores(gold, pred, proba, n_classes, pos, split))
             if split == "test":
                 test_pred, test_proba = pred, proba
-    return metrics, test_pred, test_proba
+            else:
+                val = predictions.for_classes(np.arange(len(gold)), gold, pred, splits.label_names, proba)
+    return metrics, test_pred, test_proba, val
 
 
 def log_final(logger, metrics: dict) -> None:
@@ -122,15 +128,16 @@ def log_final(logger, metrics: dict) -> None:
 
 
 def record(splits, metrics: dict, y_pred, n_params: int, extra: dict, total: Optional[int] = None,
-           proba: Optional[np.ndarray] = None) -> dict:
+           proba: Optional[np.ndarray] = None, val=None) -> dict:
     """The record fields ``run_encoder`` returns, for a method that fine-tunes nothing
-    (``predictions``: the per-example test predictions that run.py writes to predictions.npz)."""
+    (``predictions``: the per-example test predictions, with the ``val`` ones from
+    :func:`evaluate`, that run.py writes to predictions.npz)."""
     from tunelab import predictions
     from tunelab.data.splits import majority_rate
 
     return {
         "predictions": predictions.for_classes(np.arange(len(splits.test)), splits.test["label"].to_numpy(),
-                                               y_pred, splits.label_names, proba),
+                                               y_pred, splits.label_names, proba).with_split("val", val),
         "metrics": metrics,
         "majority_rate": majority_rate(splits),
         "pred_class_counts": predicted_counts(y_pred, splits.label_names),

@@ -99,7 +99,7 @@ def run(cfg: DictConfig, ctx) -> dict:
     pipe = make_pipeline(sp, seed)
     converged = fit_quietly(pipe, texts["train"], y_train)
     fit_s = time.time() - t0
-    metrics, pred, proba = evaluate(pipe, splits, texts, n, pos)
+    metrics, pred, proba, val = evaluate(pipe, splits, texts, n, pos)
     extra: dict[str, Any] = {"sparse": {"features": sp.features, "converged": converged, "fit_s": round(fit_s, 3)}}
     vec, clf = pipe.named_steps["vec"], pipe.named_steps["clf"]
     extra["sparse"]["n_features"] = int(clf.coef_.shape[1])
@@ -114,4 +114,4 @@ def run(cfg: DictConfig, ctx) -> dict:
     n_params = int(clf.coef_.size + clf.intercept_.size)
     log.info(f"[tunelab] sparse {sp.features}: {extra['sparse']['n_features']:,} features, "
              f"{n_params:,} coefficients, fit in {fit_s:.1f} s")
-    return record(splits, metrics, pred, n_params, extra, proba=proba)
+    return record(splits, metrics, pred, n_params, extra, proba=proba, val=val)

@@ -15,6 +15,7 @@ from tunelab.errors import TunelabError
 from tunelab.io import atomic_write, write_json
 from tunelab.report import analysis
 from tunelab.report.baseline import group_baseline
+from tunelab.report.calibration import calibration_section
 from tunelab.report.collect import Job, natural_key
 from tunelab.report.cost import group_costs
 from tunelab.report.examples import N_BOOT_PAIRED, example_level, positive_index_of
@@ -23,6 +24,7 @@ from tunelab.report.merge import collect_dirs
 from tunelab.report.paired import EXACT_BELOW
 from tunelab.report.model import Comparisons, Counts, Group, MetricSection, Methods, Report, Run
 from tunelab.report.plots import PLOT_GLOB, expected_max_plot_name, plot_expected_max, plot_metric, plot_name
+from tunelab.report.reliability import PLOT_PREFIX, plot_reliability, reliability_plot_name
 from tunelab.report.render import render_csv, render_markdown
 
 LEVEL = 0.95
@@ -115,6 +117,7 @@ def build_report(sweep_dir, reference: str | None = None, metrics: Sequence[str]
         header=make_header([str(d.resolve()) for d in dirs], jobs, keys),
         examples=example_level(ok_groups, positive_index_of(jobs), level=level, n_boot=paired_boot),
         cost=group_costs(groups),
+        calibration=calibration_section(ok_groups),
     )
     for metric in chosen:
         report.metrics[metric] = MetricSection(
@@ -147,12 +150,16 @@ def write_report(sweep: Path, report: Report, groups: dict[str, list[Job]]) -> N
         if report.metrics[metric].expected_max:
             plot_expected_max(sweep / expected_max_plot_name(metric), metric, report.metrics[metric].expected_max)
             report.files[f"expected_max:{metric}"] = str(sweep / expected_max_plot_name(metric))
+    for g, arm in (report.calibration.arms.items() if report.calibration else ()):
+        if arm.pooled_bins is not None:
+            plot_reliability(sweep / reliability_plot_name(g), g, arm)
+            report.files[f"reliability:{g}"] = str(sweep / reliability_plot_name(g))
     for kind in ("csv", "json", "md"):
         report.files[kind] = str(sweep / f"report.{kind}")
     _write_text(sweep / "report.csv", render_csv(report))
     write_json(sweep / "report.json", report.to_dict())
     _write_text(sweep / "report.md", render_markdown(report))
     current = {Path(f).name for f in report.files.values()}
-    for stale in sweep.glob(PLOT_GLOB):
+    for stale in [*sweep.glob(PLOT_GLOB), *sweep.glob(f"{PLOT_PREFIX}*.png")]:
         if stale.name not in current:
             stale.unlink(missing_ok=True)

@@ -15,6 +15,7 @@ import numpy as np
 
 from tunelab.report.cost import cost_section
 from tunelab.report.formatting import fmt, fmt_ci, fmt_p, md_table
+from tunelab.report.render_calibration import calibration_section
 from tunelab.report.model import BASELINE_OF, Comparison, MetricSection, Report, Summary
 from tunelab.report import render_study
 from tunelab.report.plots import plot_name
@@ -47,6 +48,7 @@ def render_markdown(report: Report) -> str:
     for metric, entry in report.metrics.items():
         parts.append(_metric_section(report, metric, entry))
     parts.append(cost_section(report.cost))
+    parts.append(calibration_section(report))
     if not report.metrics:
         parts.append("## Metrics\n\nNo metric to report (no ok run has any of the metrics asked for).\n")
     parts.append(render_study.examples_section(report))
