@@ -13,10 +13,12 @@ from typing import Sequence
 
 from tunelab.errors import TunelabError
 from tunelab.io import atomic_write, write_json
-from tunelab.report import analysis
+from tunelab.report import analysis, claims
 from tunelab.report.baseline import group_baseline
 from tunelab.report.calibration import calibration_section
+from tunelab.report.cd_diagram import PLOT_PREFIX as CD_PREFIX, cd_plot_name, plot_cd
 from tunelab.report.collect import Job, natural_key
+from tunelab.report.datasets import split_groups
 from tunelab.report.cost import group_costs
 from tunelab.report.examples import N_BOOT_PAIRED, example_level, positive_index_of
 from tunelab.report.header import make_header
@@ -107,6 +109,11 @@ def build_report(sweep_dir, reference: str | None = None, metrics: Sequence[str]
     if aso_note:
         notes.append(aso_note)
 
+    # A data sweep: tests within each dataset only (tunelab.report.claims).
+    by_data = split_groups(groups, keys, alpha=1 - level)
+    if by_data is not None:
+        by_data.examples = {d: example_level(by_data.groups_of(d, ok_groups), positive_index_of(jobs), level=level,
+                                             n_boot=paired_boot) for d in by_data.datasets}
     report = Report(
         sweep_dir=str(sweep.resolve()),
         generated_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -115,7 +122,7 @@ def build_report(sweep_dir, reference: str | None = None, metrics: Sequence[str]
         groups={g: Group.from_jobs(js) for g, js in groups.items()},
         baseline={g: group_baseline(js) for g, js in groups.items()}, notes=notes,
         header=make_header([str(d.resolve()) for d in dirs], jobs, keys),
-        examples=example_level(ok_groups, positive_index_of(jobs), level=level, n_boot=paired_boot),
+        examples=None if by_data else example_level(ok_groups, positive_index_of(jobs), level=level, n_boot=paired_boot),
         cost=group_costs(groups),
         calibration=calibration_section(ok_groups),
     )
@@ -123,12 +130,17 @@ def build_report(sweep_dir, reference: str | None = None, metrics: Sequence[str]
         report.metrics[metric] = MetricSection(
             name=analysis.metric_name(metric, jobs),
             summary=analysis.summarize_metric(groups, metric, level, n_boot),
-            comparisons=analysis.compare_metric(ok_groups, metric, reference, level) if reference in ok_groups
-            else Comparisons(),
-            aso=analysis.aso_metric(ok_groups, metric, aso_fn, aso_iterations, level) if aso_fn else None,
+            comparisons=Comparisons() if reference not in ok_groups
+            else claims.compare_within(by_data, ok_groups, metric, reference, level) if by_data
+            else analysis.compare_metric(ok_groups, metric, reference, level),
+            aso=None if not aso_fn
+            else claims.aso_within(by_data, ok_groups, metric, aso_fn, aso_iterations, level) if by_data
+            else analysis.aso_metric(ok_groups, metric, aso_fn, aso_iterations, level),
             expected_max=analysis.expected_max_metric(ok_groups, metric, level, min(n_boot, 2000)),
             variance=analysis.variance_metric(ok_groups, metric),
         )
+    if by_data is not None:
+        report.datasets = claims.fill(by_data, ok_groups, chosen)
     if write:
         write_report(out, report, groups)
     return report
@@ -154,12 +166,15 @@ def write_report(sweep: Path, report: Report, groups: dict[str, list[Job]]) -> N
         if arm.pooled_bins is not None:
             plot_reliability(sweep / reliability_plot_name(g), g, arm)
             report.files[f"reliability:{g}"] = str(sweep / reliability_plot_name(g))
+    for metric, ranking in (report.datasets.rankings.items() if report.datasets else ()):
+        plot_cd(sweep / cd_plot_name(metric), metric, ranking)
+        report.files[f"cd:{metric}"] = str(sweep / cd_plot_name(metric))
     for kind in ("csv", "json", "md"):
         report.files[kind] = str(sweep / f"report.{kind}")
     _write_text(sweep / "report.csv", render_csv(report))
     write_json(sweep / "report.json", report.to_dict())
     _write_text(sweep / "report.md", render_markdown(report))
     current = {Path(f).name for f in report.files.values()}
-    for stale in [*sweep.glob(PLOT_GLOB), *sweep.glob(f"{PLOT_PREFIX}*.png")]:
+    for stale in [*sweep.glob(PLOT_GLOB), *sweep.glob(f"{PLOT_PREFIX}*.png"), *sweep.glob(f"{CD_PREFIX}*.png")]:
         if stale.name not in current:
             stale.unlink(missing_ok=True)

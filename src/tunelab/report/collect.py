@@ -15,7 +15,7 @@ from typing import Any, Sequence
 from tunelab.report.baseline import degenerate_reasons
 # The job record and its override helpers live below collect and baseline (``jobs``); importers
 # of collect still find them here.
-from tunelab.report.jobs import SEED_KEYS, Job, fixed_overrides, natural_key, parse_overrides
+from tunelab.report.jobs import SEED_KEYS, Job, fixed_overrides, job_value, natural_key, parse_overrides
 
 # The label of the one group when nothing but seeds varies and no override was fixed either.
 SINGLE_GROUP = "default config"
@@ -97,17 +97,6 @@ def _error_text(error: Any) -> str:
 
 
 # =============================================================================== grouping
-
-
-def job_value(job: Job, key: str, parsed: dict | None = None):
-    """A key's value for a job: its override, else (a key some other job overrode, e.g. in
-    another sweep of a merged report) the group option it ran with (``choices``), else None."""
-    parsed = parse_overrides(job.overrides or []) if parsed is None else parsed
-    if key in parsed:
-        return parsed[key]
-    choices = (job.result or {}).get("choices")
-    value = choices.get(key) if isinstance(choices, dict) else None
-    return None if value is None else str(value)
 
 
 def swept_keys(jobs: Sequence[Job], seed_keys: Sequence[str] = SEED_KEYS) -> list[str]:

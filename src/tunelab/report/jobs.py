@@ -73,6 +73,17 @@ def parse_overrides(overrides: Iterable[str]) -> dict[str, str]:
     return out
 
 
+def job_value(job: Job, key: str, parsed: dict | None = None):
+    """A key's value for a job: its override, else (a key some other job overrode, e.g. in
+    another sweep of a merged report) the group option it ran with (``choices``), else None."""
+    parsed = parse_overrides(job.overrides or []) if parsed is None else parsed
+    if key in parsed:
+        return parsed[key]
+    choices = (job.result or {}).get("choices")
+    value = choices.get(key) if isinstance(choices, dict) else None
+    return None if value is None else str(value)
+
+
 def fixed_overrides(jobs: Sequence[Job], seed_keys: Sequence[str] = SEED_KEYS) -> list[str]:
     """``key=value`` of every override that all jobs (with known overrides) share, seeds aside."""
     parsed = [parse_overrides(j.overrides) for j in jobs if j.overrides is not None]

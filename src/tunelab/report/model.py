@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
 if TYPE_CHECKING:  # annotations only, and none of these imports this module
     from tunelab.report.calibration import CalibrationSection
+    from tunelab.report.datasets import DatasetsSection
     from tunelab.report.examples import ExampleLevel
     from tunelab.report.expected_max import Curve
     from tunelab.report.header import Header
@@ -231,6 +232,7 @@ class Report:
     examples: ExampleLevel | None = None  # paired tests, ensembles, agreement (tunelab.report.examples)
     cost: dict[str, Any] = field(default_factory=dict)  # group -> tunelab.report.cost.ArmCost
     calibration: CalibrationSection | None = None  # ECE, Brier, NLL per arm (tunelab.report.calibration)
+    datasets: DatasetsSection | None = None  # a data sweep: arms x datasets, claims, ranks (tunelab.report.claims)
     files: dict[str, str] = field(default_factory=dict)  # filled when written: kind -> path
 
     @property

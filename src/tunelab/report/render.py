@@ -16,6 +16,7 @@ import numpy as np
 from tunelab.report.cost import cost_section
 from tunelab.report.formatting import fmt, fmt_ci, fmt_p, md_table
 from tunelab.report.render_calibration import calibration_section
+from tunelab.report.render_datasets import datasets_section
 from tunelab.report.model import BASELINE_OF, Comparison, MetricSection, Report, Summary
 from tunelab.report import render_study
 from tunelab.report.plots import plot_name
@@ -49,6 +50,7 @@ def render_markdown(report: Report) -> str:
         parts.append(_metric_section(report, metric, entry))
     parts.append(cost_section(report.cost))
     parts.append(calibration_section(report))
+    parts.append(datasets_section(report))
     if not report.metrics:
         parts.append("## Metrics\n\nNo metric to report (no ok run has any of the metrics asked for).\n")
     parts.append(render_study.examples_section(report))
@@ -148,10 +150,10 @@ def _metric_section(report: Report, metric: str, entry: MetricSection) -> str:
                 md_table(header, _summary_rows(report, metric, entry, True)), ""]
     comp = entry.comparisons
     if comp.vs_reference:
-        out += [f"### vs reference `{report.reference}` (Welch t-test, Holm within this family)", "",
+        out += [f"### vs reference `{report.reference}` (Welch t-test, {_family(report)})", "",
                 _comparison_table(comp.vs_reference, "group"), ""]
     if comp.all_pairs:
-        out += ["### All pairs (Welch t-test, Holm within this family)", "",
+        out += [f"### All pairs (Welch t-test, {_family(report)})", "",
                 _comparison_table(comp.all_pairs, "A"), ""]
     if entry.aso:
         out += ["### Almost Stochastic Order (ASO)", "",
@@ -160,6 +162,11 @@ def _metric_section(report: Report, metric: str, entry: MetricSection) -> str:
     out += [f"![{metric} box plot]({plot_name(metric)})", ""]
     out += render_study.variance_section(entry) + render_study.expected_max_section(metric, entry)
     return "\n".join(out)
+
+
+def _family(report: Report) -> str:
+    """Where Holm adjusts: a data sweep tests (and adjusts) within each dataset only."""
+    return "within each dataset, Holm within each" if report.datasets else "Holm within this family"
 
 
 def _comparison_table(rows: list[Comparison], first: str) -> str:
