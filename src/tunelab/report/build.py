@@ -17,11 +17,13 @@ from tunelab.report import analysis, claims
 from tunelab.report.baseline import group_baseline
 from tunelab.report.calibration import calibration_section
 from tunelab.report.cd_diagram import PLOT_PREFIX as CD_PREFIX, cd_plot_name, plot_cd
+from tunelab.report.checklist import render_checklist
 from tunelab.report.collect import Job, natural_key
 from tunelab.report.datasets import split_groups
 from tunelab.report.cost import group_costs
 from tunelab.report.examples import N_BOOT_PAIRED, example_level, positive_index_of
 from tunelab.report.header import make_header
+from tunelab.report.latex import latex_tables
 from tunelab.report.merge import collect_dirs
 from tunelab.report.paired import EXACT_BELOW
 from tunelab.report.model import Comparisons, Counts, Group, MetricSection, Methods, Report, Run
@@ -65,7 +67,7 @@ def _dirs(sweep_dir) -> list[Path]:
 def build_report(sweep_dir, reference: str | None = None, metrics: Sequence[str] | str | None = None,
                  aso: bool = False, *, level: float = LEVEL, n_boot: int = N_BOOT,
                  aso_iterations: int = 1000, write: bool = True, out_dir=None,
-                 paired_boot: int = N_BOOT_PAIRED, strict_metrics: bool = True) -> Report:
+                 paired_boot: int = N_BOOT_PAIRED, strict_metrics: bool = True, latex: bool = False) -> Report:
     """Build the report of a sweep dir (or of several, merged: ``tunelab.report.merge``) and
     (by default) write it; ``.to_dict()`` of the result is report.json's content.
 
@@ -76,6 +78,7 @@ def build_report(sweep_dir, reference: str | None = None, metrics: Sequence[str]
     in the first). ``paired_boot``: resamples of the paired bootstrap. ``strict_metrics``: a
     metric no ok run has is an error (a typo on the command line); False notes it instead (an
     experiment's configured list, e.g. ``test/FWT``, which exists only with curriculum baselines).
+    ``latex``: also write ``tables.tex``, booktabs tables of the numbers (``tunelab.report.latex``).
     Raises ReportError when a dir does not exist, holds no job dirs, or the reference is unknown.
     """
     dirs = _dirs(sweep_dir)
@@ -142,7 +145,7 @@ def build_report(sweep_dir, reference: str | None = None, metrics: Sequence[str]
     if by_data is not None:
         report.datasets = claims.fill(by_data, ok_groups, chosen)
     if write:
-        write_report(out, report, groups)
+        write_report(out, report, groups, latex=latex)
     return report
 
 
@@ -151,8 +154,9 @@ def _write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda f: f.write(text.encode("utf-8")), binary=True, what="report ")
 
 
-def write_report(sweep: Path, report: Report, groups: dict[str, list[Job]]) -> None:
-    """Plots first (report.md links them), then csv, json and md; records them in ``report.files``.
+def write_report(sweep: Path, report: Report, groups: dict[str, list[Job]], *, latex: bool = False) -> None:
+    """Plots first (report.md links them), then csv, json and md (with checklist.md, and tables.tex
+    when ``latex``); records them in ``report.files``.
 
     Box plots of metrics this report no longer has are removed at the end, so the sweep dir
     holds one report's files, never a new report.md beside an old run's plots."""
@@ -171,6 +175,13 @@ def write_report(sweep: Path, report: Report, groups: dict[str, list[Job]]) -> N
         report.files[f"cd:{metric}"] = str(sweep / cd_plot_name(metric))
     for kind in ("csv", "json", "md"):
         report.files[kind] = str(sweep / f"report.{kind}")
+    report.files["checklist"] = str(sweep / "checklist.md")
+    if latex:
+        report.files["latex"] = str(sweep / "tables.tex")
+        _write_text(sweep / "tables.tex", latex_tables(report))
+    else:  # an earlier report's tables would no longer match this report's numbers
+        (sweep / "tables.tex").unlink(missing_ok=True)
+    _write_text(sweep / "checklist.md", render_checklist(report, groups))
     _write_text(sweep / "report.csv", render_csv(report))
     write_json(sweep / "report.json", report.to_dict())
     _write_text(sweep / "report.md", render_markdown(report))
