@@ -21,6 +21,7 @@ import numpy as np
 
 from tunelab import calibration as C
 from tunelab import predictions as P
+from tunelab.report.examples import read_predictions
 from tunelab.report.jobs import Job
 
 # report key -> results.json metric, in the order of the table
@@ -73,16 +74,9 @@ def _mean_sd(values: list[float]) -> tuple[float, float]:
 def _load(jobs: Sequence[Job], group: str, notes: list[str]) -> list[P.Predictions]:
     """The ok runs' sequence-classification predictions with probabilities, on one shared test set."""
     out: list[P.Predictions] = []
-    for job in jobs:
-        path = job.path / P.PREDICTIONS_FILE
-        if job.state != "ok" or not path.is_file():
-            continue
-        try:
-            p = P.read(path)
-        except (OSError, ValueError, KeyError) as exc:
-            notes.append(f"run {job.name}: {P.PREDICTIONS_FILE} unreadable ({type(exc).__name__}: {exc})")
-            continue
-        if p.kind != "seq_cls" or p.probs is None:
+    for job in (j for j in jobs if j.state == "ok"):
+        p = read_predictions(job, notes)
+        if p is None or p.kind != "seq_cls" or p.probs is None:
             continue
         if out and not (np.array_equal(p.index, out[0].index) and np.array_equal(p.gold, out[0].gold)):
             notes.append(f"run {job.name} ({group}) was tested on other examples than its group's first run: "
