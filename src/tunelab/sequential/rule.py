@@ -1,0 +1,378 @@
+"""The adaptive seed rule: repeated confidence intervals per contrast, decided as seeds come in.
+
+A study has arms (the swept configurations) and planned contrasts between them (every pair, or
+each arm against a reference). Seeds run in rounds. After each round every open contrast gets a
+*repeated confidence interval* (RCI; Jennison & Turnbull 1989, JRSS B 51:305; Jennison & Turnbull
+2000, *Group Sequential Methods with Applications to Clinical Trials*, ch. 9) for the difference
+of the arms' mean metric::
+
+    RCI_k = diff_k -/+ q_k * se_k,   q_k = t-quantile(1 - p_k / 2, df_k),   p_k = 2 (1 - Phi(c_k))
+
+where diff_k and se_k are the Welch difference of means and its standard error, df_k the
+Welch-Satterthwaite degrees of freedom, and c_k the group-sequential critical value of look k for
+the contrast's information fractions (``spending``: Lan-DeMets alpha spending) at level
+alpha / C (Bonferroni over the C planned contrasts). Seed variances are unknown, so each look's
+normal critical value is carried over to the t distribution through its nominal significance
+level (the "significance level approach", Jennison & Turnbull 2000, sec. 3.8 and 9.3), which
+keeps small looks (3 seeds: 2-4 df) honest where a normal boundary would not be.
+
+The RCIs of a contrast cover the true difference at *every* look at once with probability
+>= 1 - alpha / C, so, by Bonferroni, all RCIs of all contrasts cover with probability
+>= 1 - alpha whatever the stopping. A contrast stops as soon as its RCI:
+
+* excludes 0: **decided**, ``greater`` (a > b) or ``less`` (a < b);
+* lies inside (-margin, margin), ``margin`` the smallest effect of interest: **equivalent** (the
+  two one-sided tests of TOST, each at level alpha / 2C: conservative against a 1 - 2 alpha
+  interval, but one coverage argument then covers every kind of decision);
+* or else at the last possible look: **undecided**.
+
+Every wrong decision (a sign when the truth is 0 or the other sign, equivalence when the
+difference is at least the margin) needs an RCI that missed the truth, so the family-wise error
+of all decisions is <= alpha. The RCI at the stopping look is the estimate that accounts for
+stopping (J&T 2000, ch. 9: valid whatever rule stopped the study); the plain difference of
+means beside it is biased away from 0 when a study stops early.
+
+Arms with **no seed variance** (convex fits such as the frozen probe or sparse baselines give the
+same numbers every seed): an arm whose first ``min_seeds`` ok runs are identical is *constant*
+and gets no more seeds; a contrast with one constant arm is then a one-sample test of the other
+(Welch with a zero variance: df = n - 1); two constant arms are decided exactly by the sign of
+their difference (or ``equivalent`` when equal). An arm gets seeds while any of its contrasts is
+open, until ``max_seeds``. Failed runs are not data: they count against ``max_failures`` (past
+it the arm is *abandoned* and its open contrasts end ``abandoned``), and a look needs
+``min_seeds`` ok runs of each arm.
+
+:class:`Study` is the whole rule as a state machine (plan a round, record its outcomes, look);
+the sweeper (``hydra/sweeper=adaptive``) drives it with real jobs, ``tunelab replay`` with
+resampled recorded results.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields, replace
+from itertools import combinations
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+from scipy.stats import norm
+from scipy.stats import t as student_t
+
+from tunelab.errors import ConfigError
+from tunelab.sequential.spending import SPENDING, boundaries, nominal_level
+
+CONTRASTS = ("all_pairs", "reference")
+DECIDED = ("greater", "less")
+CLOSED = ("greater", "less", "equivalent", "undecided", "abandoned")
+
+
+@dataclass(frozen=True)
+class Design:
+    """What the rule needs to know; the defaults are conf/hydra/sweeper/adaptive.yaml's."""
+
+    alpha: float = 0.05           # family-wise error over all planned contrasts
+    contrasts: str = "all_pairs"  # or "reference": each arm against ``reference``
+    reference: Optional[str] = None
+    margin: float = 0.0           # smallest effect of interest (0: no equivalence decisions)
+    min_seeds: int = 3            # seeds per arm in the first round; ok runs an arm needs to be tested
+    seeds_per_round: int = 2      # new seeds per active arm in each later round
+    max_seeds: int = 10           # at most this many seeds per arm
+    spending: str = "pocock"      # alpha-spending function: pocock | obf
+    max_failures: int = 2         # failed runs an arm may have; one more and it is abandoned
+
+    def check(self, arms: Sequence[str], name: Callable[[str], str] = lambda k: f"hydra.sweeper.{k}") -> None:
+        """One sentence naming the setting and the fix (``ConfigError``) for a design that cannot run."""
+        if not 0 < self.alpha < 1:
+            raise ConfigError(f"{name('alpha')}={self.alpha}: the family-wise error must be in (0, 1), e.g. 0.05.")
+        if self.spending not in SPENDING:
+            raise ConfigError(f"{name('spending')}={self.spending}: choose one of {', '.join(SPENDING)}.")
+        if self.contrasts not in CONTRASTS:
+            raise ConfigError(f"{name('contrasts')}={self.contrasts}: choose one of {', '.join(CONTRASTS)}.")
+        if self.margin < 0 or not math.isfinite(self.margin):
+            raise ConfigError(f"{name('margin')}={self.margin}: the smallest effect of interest is >= 0 "
+                              f"(0: no equivalence decisions).")
+        if self.min_seeds < 2:
+            raise ConfigError(f"{name('min_seeds')}={self.min_seeds}: a seed variance needs at least 2 seeds per arm.")
+        if self.seeds_per_round < 1:
+            raise ConfigError(f"{name('seeds_per_round')}={self.seeds_per_round}: add at least 1 seed per round.")
+        if self.max_seeds < self.min_seeds:
+            raise ConfigError(f"{name('max_seeds')}={self.max_seeds} is below {name('min_seeds')}={self.min_seeds}: "
+                              f"sweep more seeds or lower min_seeds.")
+        if self.max_failures < 0:
+            raise ConfigError(f"{name('max_failures')}={self.max_failures}: must be >= 0.")
+        if len(arms) < 2:
+            raise ConfigError(f"an adaptive study needs at least 2 arms, got {len(arms)} ({', '.join(arms) or 'none'}): "
+                              f"sweep a non-seed key, e.g. freeze=none,all,last2.")
+        if self.contrasts == "reference" and self.reference not in arms:
+            raise ConfigError(f"{name('reference')}={self.reference} is not an arm of this study; the arms are: "
+                              f"{', '.join(arms)}.")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Design":
+        return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
+
+
+# =============================================================================== one look
+
+
+def welch(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
+    """(mean(a) - mean(b), its standard error, Welch-Satterthwaite df); an arm of identical
+    values contributes no variance (df = n - 1 of the other; inf when both are constant)."""
+    va = float(np.var(a, ddof=1)) / a.size if a.size > 1 else 0.0
+    vb = float(np.var(b, ddof=1)) / b.size if b.size > 1 else 0.0
+    se2 = va + vb
+    den = (va * va / (a.size - 1) if va > 0 else 0.0) + (vb * vb / (b.size - 1) if vb > 0 else 0.0)
+    return float(a.mean() - b.mean()), math.sqrt(se2), (se2 * se2 / den) if den > 0 else math.inf
+
+
+def rci(diff, se, df, crit):
+    """The repeated CI ``diff -/+ q se`` for a look's critical value ``crit`` of |Z| (vectorised):
+    its nominal two-sided level carried to the t quantile with ``df`` degrees of freedom."""
+    level = 2.0 * norm.sf(np.asarray(crit, dtype=float))  # 0 for an infinite critical value
+    q = student_t.isf(level / 2.0, df)                    # inf for level 0; normal for df = inf
+    se = np.asarray(se, dtype=float)
+    half = np.where(se == 0, 0.0, q * se)
+    return np.asarray(diff) - half, np.asarray(diff) + half
+
+
+def decide(low: float, high: float, margin: float, final: bool) -> str:
+    """The decision an interval supports (module doc); ``open`` while the study may go on."""
+    if low > 0:
+        return "greater"
+    if high < 0:
+        return "less"
+    if margin > 0 and -margin < low and high < margin:
+        return "equivalent"
+    return "undecided" if final else "open"
+
+
+@dataclass
+class Look:
+    """One look at one contrast: the data, the boundary, the interval, the decision."""
+
+    round: int
+    n_a: int
+    n_b: int
+    t: float           # information fraction (1 at a final look)
+    crit_z: float      # group-sequential critical value of |Z| at this look
+    level: float       # its nominal two-sided level
+    diff: float        # mean(a) - mean(b), not adjusted for stopping
+    se: float
+    df: float
+    low: float         # repeated confidence interval
+    high: float
+    decision: str
+
+
+@dataclass
+class Contrast:
+    a: str
+    b: str
+    decision: str = "open"
+    reason: str = ""
+    looks: list[Look] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return f"{self.a} vs {self.b}"
+
+    @property
+    def last(self) -> Optional[Look]:
+        return self.looks[-1] if self.looks else None
+
+
+@dataclass(frozen=True)
+class Run:
+    """One seed's outcome: the metric (None: the run failed), its CPU seconds, and ``key``, what
+    makes two runs the same run (the sweeper: all the run's metrics; default: the value).
+
+    Why a key: an arm is taken as deterministic when its runs are identical, and a metric alone
+    can tie by chance (accuracy on a test set is a multiple of 1/n), while a random arm's seeds
+    essentially never give the same loss, F1 and accuracy together."""
+
+    value: Optional[float]
+    cpu_s: Optional[float] = None
+    key: object = None
+
+
+@dataclass
+class Arm:
+    """The runs of one arm's seeds, in seed order."""
+
+    name: str
+    runs: list = field(default_factory=list)
+    constant: bool = False
+    abandoned: bool = False
+
+    @property
+    def values(self) -> np.ndarray:
+        return np.array([r.value for r in self.runs if r.value is not None], dtype=float)
+
+    @property
+    def failures(self) -> int:
+        return sum(r.value is None for r in self.runs)
+
+    def identical(self) -> bool:
+        """All ok runs are the same run (same key and same value)."""
+        ok = [r for r in self.runs if r.value is not None]
+        keys = {r.value if r.key is None else r.key for r in ok}
+        return bool(ok) and len(keys) == 1 and len({r.value for r in ok}) == 1
+
+
+def planned_contrasts(design: Design, arms: Sequence[str]) -> list[Contrast]:
+    if design.contrasts == "reference":
+        return [Contrast(a, design.reference) for a in arms if a != design.reference]
+    return [Contrast(a, b) for a, b in combinations(arms, 2)]
+
+
+# =============================================================================== the study
+
+
+class Study:
+    """The rule as a state machine: :meth:`plan` a round, :meth:`record` its outcomes (each
+    record is a look at every open contrast), until :meth:`plan` returns nothing."""
+
+    def __init__(self, design: Design, arms: Sequence[str], check: bool = True):
+        if check:
+            design.check(arms)
+        self.design = design
+        self.arms = {a: Arm(a) for a in arms}
+        self.contrasts = planned_contrasts(design, arms)
+        self.alpha_c = design.alpha / len(self.contrasts)
+        self.round = 0
+
+    # ------------------------------------------------------------------ planning
+    def can_grow(self, arm: Arm) -> bool:
+        return not (arm.constant or arm.abandoned or len(arm.runs) >= self.design.max_seeds)
+
+    def active(self, arm: Arm) -> bool:
+        """Gets seeds in the next round: can grow and has an open contrast."""
+        return self.can_grow(arm) and any(c.decision == "open" and arm.name in (c.a, c.b) for c in self.contrasts)
+
+    def plan(self) -> dict[str, int]:
+        """New seeds per arm for the next round ({} when the study is over)."""
+        d = self.design
+        if self.round == 0:
+            return {a: min(d.min_seeds, d.max_seeds) for a in self.arms}
+        return {a.name: min(d.seeds_per_round, d.max_seeds - len(a.runs))
+                for a in self.arms.values() if self.active(a)}
+
+    # ------------------------------------------------------------------ recording
+    def record(self, runs: dict[str, Sequence[Run]]) -> None:
+        """This round's runs per arm, in seed order, then a look at every open contrast."""
+        for name, rs in runs.items():
+            arm = self.arms[name]
+            for r in rs:
+                bad = r.value is None or not math.isfinite(r.value)
+                arm.runs.append(Run(None, r.cpu_s, None) if bad else r)
+        self.round += 1
+        self._update_arms()
+        for c in self.contrasts:
+            if c.decision == "open":
+                self._look(c)
+
+    def _update_arms(self) -> None:
+        d = self.design
+        for arm in self.arms.values():
+            arm.abandoned = arm.failures > d.max_failures
+            arm.constant = not arm.abandoned and arm.values.size >= d.min_seeds and arm.identical()
+
+    def _close(self, c: Contrast, decision: str, reason: str) -> None:
+        c.decision, c.reason = decision, reason
+
+    def ready(self, arm: Arm) -> bool:
+        """An arm can be tested: constant, or at least ``min_seeds`` ok runs."""
+        return arm.constant or arm.values.size >= max(2, self.design.min_seeds)
+
+    def _look(self, c: Contrast, final: Optional[bool] = None) -> None:
+        d = self.design
+        A, B = self.arms[c.a], self.arms[c.b]
+        for arm in (A, B):
+            if arm.abandoned:
+                return self._close(c, "abandoned", f"{arm.name}: {arm.failures} failed runs (max_failures "
+                                                   f"{d.max_failures})")
+        if final is None:
+            final = not (self.can_grow(A) or self.can_grow(B))
+        a, b = A.values, B.values
+        if not (self.ready(A) and self.ready(B)):
+            if final:
+                self._close(c, "undecided", f"fewer than min_seeds={d.min_seeds} ok runs in an arm at max_seeds")
+            return None
+        if A.constant and B.constant:
+            diff = float(a[0] - b[0])
+            decision = "greater" if diff > 0 else "less" if diff < 0 else "equivalent"
+            c.looks.append(Look(self.round, a.size, b.size, 1.0, math.inf, 0.0, diff, 0.0, math.inf, diff, diff,
+                                decision))
+            return self._close(c, decision, "both arms constant over seeds: exact")
+        t = 1.0 if final else self.information(A, B)
+        if c.looks and t <= c.looks[-1].t + 1e-12:
+            return None  # no new information since the last look (new runs failed): no test
+        times = [lk.t for lk in c.looks] + [t]
+        crit = boundaries(self.alpha_c, d.spending, times)[-1]
+        diff, se, df = welch(a, b)
+        low, high = (float(x) for x in rci(diff, se, df, crit))
+        decision = decide(low, high, d.margin, final)
+        c.looks.append(Look(self.round, a.size, b.size, t, crit, nominal_level(crit), diff, se, df, low, high,
+                            decision))
+        if decision != "open":
+            why = {"greater": "interval above 0", "less": "interval below 0",
+                   "equivalent": f"interval inside +-{d.margin:g}",
+                   "undecided": "max_seeds reached with 0 in the interval"}[decision]
+            self._close(c, decision, f"{why} at look {len(c.looks)} (round {self.round})")
+        return None
+
+    def information(self, A: Arm, B: Arm) -> float:
+        """Information fraction of the contrast: 1/Var(diff) relative to its value at max_seeds,
+        with equal variances assumed (so it depends on the seed counts only); a constant arm adds
+        no variance."""
+        def w(arm: Arm, n: int) -> float:
+            return 0.0 if arm.constant else 1.0 / n
+        now = 1.0 / (w(A, A.values.size) + w(B, B.values.size))
+        full = 1.0 / (w(A, self.design.max_seeds) + w(B, self.design.max_seeds))
+        return min(1.0, now / full)
+
+    # ------------------------------------------------------------------ results
+    @property
+    def done(self) -> bool:
+        return self.round > 0 and not self.plan()
+
+    def seeds_run(self) -> dict[str, int]:
+        return {a.name: len(a.runs) for a in self.arms.values()}
+
+    def cpu_s(self) -> float:
+        """CPU seconds of every run so far (runs without a price count 0)."""
+        return float(sum(r.cpu_s or 0.0 for a in self.arms.values() for r in a.runs))
+
+    def decisions(self) -> dict[str, str]:
+        return {c.label: c.decision for c in self.contrasts}
+
+    def summary(self) -> dict:
+        """Plain data for the state file and the report."""
+        return {
+            "alpha_per_contrast": self.alpha_c,
+            "rounds": self.round,
+            "done": self.done,
+            "arms": {a.name: {"seeds_run": len(a.runs), "ok": int(a.values.size), "failed": a.failures,
+                              "constant": a.constant, "abandoned": a.abandoned, "active": self.active(a),
+                              "mean": float(a.values.mean()) if a.values.size else None}
+                     for a in self.arms.values()},
+            "contrasts": [{"a": c.a, "b": c.b, "decision": c.decision, "reason": c.reason,
+                           "looks": [asdict(lk) for lk in c.looks]} for c in self.contrasts],
+        }
+
+
+def fixed_decisions(design: Design, runs: dict[str, Sequence[Run]]) -> dict[str, tuple[str, Optional[Look]]]:
+    """What a fixed design decides on all of ``runs``: one final look (information fraction 1)
+    per contrast in the same Bonferroni family with the same interval; the reference
+    ``tunelab replay`` compares the rule with. An arm is constant here when all its runs are
+    identical (even a single run); any other arm needs 2 ok runs."""
+    study = Study(replace(design, min_seeds=2), list(runs), check=False)
+    for name, rs in runs.items():
+        arm = study.arms[name]
+        arm.runs = list(rs)
+        arm.constant = arm.identical()
+    for c in study.contrasts:
+        study._look(c, final=True)
+    return {c.label: (c.decision, c.last) for c in study.contrasts}
