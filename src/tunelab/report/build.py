@@ -14,6 +14,7 @@ from typing import Sequence
 from tunelab.errors import TunelabError
 from tunelab.io import atomic_write, write_json
 from tunelab.report import analysis
+from tunelab.report.adaptive import adaptive_study
 from tunelab.report.baseline import group_baseline
 from tunelab.report.collect import Job, natural_key
 from tunelab.report.cost import group_costs
@@ -115,6 +116,7 @@ def build_report(sweep_dir, reference: str | None = None, metrics: Sequence[str]
         header=make_header([str(d.resolve()) for d in dirs], jobs, keys),
         examples=example_level(ok_groups, positive_index_of(jobs), level=level, n_boot=paired_boot),
         cost=group_costs(groups),
+        adaptive=adaptive_study(dirs),
     )
     for metric in chosen:
         report.metrics[metric] = MetricSection(

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
 if TYPE_CHECKING:  # annotations only: these modules read jobs, and collect imports this module
+    from tunelab.report.adaptive import AdaptiveStudy
     from tunelab.report.collect import Job
     from tunelab.report.examples import ExampleLevel
     from tunelab.report.expected_max import Curve
@@ -229,6 +230,7 @@ class Report:
     header: Header | None = None  # what ran (tunelab.report.header)
     examples: ExampleLevel | None = None  # paired tests, ensembles, agreement (tunelab.report.examples)
     cost: dict[str, Any] = field(default_factory=dict)  # group -> tunelab.report.cost.ArmCost
+    adaptive: AdaptiveStudy | None = None  # hydra/sweeper=adaptive's rounds and decisions (tunelab.report.adaptive)
     files: dict[str, str] = field(default_factory=dict)  # filled when written: kind -> path
 
     @property

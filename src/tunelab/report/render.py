@@ -17,6 +17,7 @@ import numpy as np
 from tunelab.report.cost import cost_section
 from tunelab.report.model import BASELINE_OF, Comparison, MetricSection, Report, Summary
 from tunelab.report import render_study
+from tunelab.report.render_adaptive import adaptive_section
 from tunelab.report.plots import plot_name
 
 # =============================================================================== formatting
@@ -75,6 +76,7 @@ def render_markdown(report: Report) -> str:
         _problems_section(report),
         _degenerate_section(report),
         _baseline_section(report),
+        adaptive_section(report.adaptive, fmt, md_table),
     ]
     for metric, entry in report.metrics.items():
         parts.append(_metric_section(report, metric, entry))

@@ -6,15 +6,16 @@ each arm against a reference). Seeds run in rounds. After each round every open 
 2000, *Group Sequential Methods with Applications to Clinical Trials*, ch. 9) for the difference
 of the arms' mean metric::
 
-    RCI_k = diff_k -/+ q_k * se_k,   q_k = t-quantile(1 - p_k / 2, df_k),   p_k = 2 (1 - Phi(c_k))
+    RCI_k = diff_k -/+ q_k * se_k,   q_k = t-quantile(1 - p_k / 2, df_k)
 
 where diff_k and se_k are the Welch difference of means and its standard error, df_k the
-Welch-Satterthwaite degrees of freedom, and c_k the group-sequential critical value of look k for
-the contrast's information fractions (``spending``: Lan-DeMets alpha spending) at level
-alpha / C (Bonferroni over the C planned contrasts). Seed variances are unknown, so each look's
-normal critical value is carried over to the t distribution through its nominal significance
-level (the "significance level approach", Jennison & Turnbull 2000, sec. 3.8 and 9.3), which
-keeps small looks (3 seeds: 2-4 df) honest where a normal boundary would not be.
+Welch-Satterthwaite degrees of freedom, and p_k the look's nominal level: the level at which a
+sequential t-test first crosses at look k with probability alpha(t_k) - alpha(t_{k-1}), alpha(.)
+the Lan-DeMets spending function (``spending``; Lan & DeMets 1983) at alpha / C (Bonferroni over
+the C planned contrasts) and t_k the contrast's information fraction. Seed variances are
+unknown and seeds few (2-9 df), so the levels are calibrated on the sequential one-sample t
+statistic itself (``spending.t_levels``; Jennison & Turnbull 1991) rather than carried over from
+normal boundaries, which with 3 seeds would let the error grow past alpha.
 
 The RCIs of a contrast cover the true difference at *every* look at once with probability
 >= 1 - alpha / C, so, by Bonferroni, all RCIs of all contrasts cover with probability
@@ -37,7 +38,8 @@ same numbers every seed): an arm whose first ``min_seeds`` ok runs are identical
 and gets no more seeds; a contrast with one constant arm is then a one-sample test of the other
 (Welch with a zero variance: df = n - 1); two constant arms are decided exactly by the sign of
 their difference (or ``equivalent`` when equal). An arm gets seeds while any of its contrasts is
-open, until ``max_seeds``. Failed runs are not data: they count against ``max_failures`` (past
+open, until ``max_seeds``. An arm of distinct runs that tie on the metric (0 sample variance, but
+not constant) is not tested until its values vary. Failed runs are not data: they count against ``max_failures`` (past
 it the arm is *abandoned* and its open contrasts end ``abandoned``), and a look needs
 ``min_seeds`` ok runs of each arm.
 
@@ -54,11 +56,10 @@ from itertools import combinations
 from typing import Callable, Optional, Sequence
 
 import numpy as np
-from scipy.stats import norm
-from scipy.stats import t as student_t
+from scipy.special import stdtrit
 
 from tunelab.errors import ConfigError
-from tunelab.sequential.spending import SPENDING, boundaries, nominal_level
+from tunelab.sequential.spending import SPENDING, t_levels
 
 CONTRASTS = ("all_pairs", "reference")
 DECIDED = ("greater", "less")
@@ -74,7 +75,7 @@ class Design:
     reference: Optional[str] = None
     margin: float = 0.0           # smallest effect of interest (0: no equivalence decisions)
     min_seeds: int = 3            # seeds per arm in the first round; ok runs an arm needs to be tested
-    seeds_per_round: int = 2      # new seeds per active arm in each later round
+    seeds_per_round: int = 1      # new seeds per active arm in each later round
     max_seeds: int = 10           # at most this many seeds per arm
     spending: str = "pocock"      # alpha-spending function: pocock | obf
     max_failures: int = 2         # failed runs an arm may have; one more and it is abandoned
@@ -127,11 +128,10 @@ def welch(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
     return float(a.mean() - b.mean()), math.sqrt(se2), (se2 * se2 / den) if den > 0 else math.inf
 
 
-def rci(diff, se, df, crit):
-    """The repeated CI ``diff -/+ q se`` for a look's critical value ``crit`` of |Z| (vectorised):
-    its nominal two-sided level carried to the t quantile with ``df`` degrees of freedom."""
-    level = 2.0 * norm.sf(np.asarray(crit, dtype=float))  # 0 for an infinite critical value
-    q = student_t.isf(level / 2.0, df)                    # inf for level 0; normal for df = inf
+def rci(diff, se, df, level):
+    """The repeated CI ``diff -/+ q se`` of a look with nominal two-sided ``level`` (vectorised):
+    q is the t quantile with ``df`` degrees of freedom (inf for level 0)."""
+    q = -stdtrit(df, np.asarray(level, dtype=float) / 2.0)  # = t.isf(level / 2, df), as a plain ufunc
     se = np.asarray(se, dtype=float)
     half = np.where(se == 0, 0.0, q * se)
     return np.asarray(diff) - half, np.asarray(diff) + half
@@ -156,8 +156,8 @@ class Look:
     n_a: int
     n_b: int
     t: float           # information fraction (1 at a final look)
-    crit_z: float      # group-sequential critical value of |Z| at this look
-    level: float       # its nominal two-sided level
+    n_t: int           # seeds of the calibrating one-sample t (the fewest ok runs of a varying arm)
+    level: float       # the look's nominal two-sided level (spending.t_levels)
     diff: float        # mean(a) - mean(b), not adjusted for stopping
     se: float
     df: float
@@ -208,7 +208,10 @@ class Arm:
 
     @property
     def values(self) -> np.ndarray:
-        return np.array([r.value for r in self.runs if r.value is not None], dtype=float)
+        key = (id(self.runs), len(self.runs))  # runs are appended, or the list replaced
+        if getattr(self, "_cache", (None,))[0] != key:
+            self._cache = (key, np.array([r.value for r in self.runs if r.value is not None], dtype=float))
+        return self._cache[1]
 
     @property
     def failures(self) -> int:
@@ -283,8 +286,11 @@ class Study:
         c.decision, c.reason = decision, reason
 
     def ready(self, arm: Arm) -> bool:
-        """An arm can be tested: constant, or at least ``min_seeds`` ok runs."""
-        return arm.constant or arm.values.size >= max(2, self.design.min_seeds)
+        """An arm can be tested: constant, or at least ``min_seeds`` ok runs that vary. Distinct
+        runs with equal values (accuracy ties) have a sample variance of 0, which a Welch test
+        would take at its word: such an arm waits for more seeds instead."""
+        v = arm.values
+        return arm.constant or (v.size >= max(2, self.design.min_seeds) and float(np.ptp(v)) > 0)
 
     def _look(self, c: Contrast, final: Optional[bool] = None) -> None:
         d = self.design
@@ -298,24 +304,24 @@ class Study:
         a, b = A.values, B.values
         if not (self.ready(A) and self.ready(B)):
             if final:
-                self._close(c, "undecided", f"fewer than min_seeds={d.min_seeds} ok runs in an arm at max_seeds")
+                self._close(c, "undecided", f"an arm has fewer than min_seeds={d.min_seeds} ok runs, or runs "
+                                            f"that differ but tie on the metric, at max_seeds")
             return None
         if A.constant and B.constant:
             diff = float(a[0] - b[0])
             decision = "greater" if diff > 0 else "less" if diff < 0 else "equivalent"
-            c.looks.append(Look(self.round, a.size, b.size, 1.0, math.inf, 0.0, diff, 0.0, math.inf, diff, diff,
-                                decision))
+            c.looks.append(Look(self.round, a.size, b.size, 1.0, 0, 0.0, diff, 0.0, math.inf, diff, diff, decision))
             return self._close(c, decision, "both arms constant over seeds: exact")
         t = 1.0 if final else self.information(A, B)
         if c.looks and t <= c.looks[-1].t + 1e-12:
             return None  # no new information since the last look (new runs failed): no test
-        times = [lk.t for lk in c.looks] + [t]
-        crit = boundaries(self.alpha_c, d.spending, times)[-1]
+        n_t = min(arm.values.size for arm in (A, B) if not arm.constant)
+        level = t_levels(self.alpha_c, d.spending, [lk.t for lk in c.looks] + [t],
+                         [lk.n_t for lk in c.looks] + [n_t])[-1]
         diff, se, df = welch(a, b)
-        low, high = (float(x) for x in rci(diff, se, df, crit))
+        low, high = (float(x) for x in rci(diff, se, df, level))
         decision = decide(low, high, d.margin, final)
-        c.looks.append(Look(self.round, a.size, b.size, t, crit, nominal_level(crit), diff, se, df, low, high,
-                            decision))
+        c.looks.append(Look(self.round, a.size, b.size, t, n_t, level, diff, se, df, low, high, decision))
         if decision != "open":
             why = {"greater": "interval above 0", "less": "interval below 0",
                    "equivalent": f"interval inside +-{d.margin:g}",

@@ -25,8 +25,8 @@ from tunelab.errors import ConfigError
 from tunelab.io import write_json
 from tunelab.results import utcnow
 from tunelab.sweeps.jobs import JobSpec, Outcome
+from tunelab.sweeps.statefile import SCHEMA, read_state
 
-SCHEMA = "tunelab.sweep_state/1"
 
 
 @dataclass
@@ -108,18 +108,3 @@ class SweepState:
 def _plain(x):
     """JSON round trip: a setup compares equal to the one read back from the file."""
     return json.loads(json.dumps(x, sort_keys=True, default=str))
-
-
-def read_state(path: Path) -> Optional[dict]:
-    """The state file's content, or None when there is none; ConfigError when it is unreadable."""
-    path = Path(path)
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"{path} is unreadable ({e}): delete it to start the study over, or choose another "
-                          f"sweep dir.") from None
-    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
-        raise ConfigError(f"{path} is not a tunelab sweep state ({SCHEMA}): delete it, or choose another sweep dir.")
-    return data
