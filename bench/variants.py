@@ -16,7 +16,9 @@ Variants (same model, data and batch size):
   C   tunelab through Lightning (``Trainer.fit`` on ``SequenceClassifier`` + ``TextDataModule``);
   D0  C with ``freeze=last2`` (frozen prefix recomputed every step: the uncached path);
   D1  ``freeze=last2`` on cached prefix states (``tunelab.methods.prefix_cache``), steady state:
-      the cache is built (or read) before the timed steps, and its build time reported apart.
+      the cache is built (or read) before the timed steps, and its build time reported apart;
+  PEAK  no training: the machine's peak matmul rate in the precision's dtype (``bench/flops.py``),
+      the denominator of each variant's MFU (``model_flops_per_s``, recorded by every variant but A0).
 Precision (``--precision``) applies to every variant: E compares C in 32-true and bf16-mixed.
 """
 
@@ -136,7 +138,7 @@ class Timer:
     def reset(self):
         self.i = 0
         self.t0 = self.t1 = None
-        self.samples = self.real = self.padded = 0
+        self.samples = self.real = self.padded = self.padded_x_len = 0
 
     def before(self):
         if self.i == self.warmup:
@@ -149,6 +151,7 @@ class Timer:
             self.samples += attention_mask.shape[0]
             self.real += int(attention_mask.sum())
             self.padded += attention_mask.numel()
+            self.padded_x_len += attention_mask.numel() * attention_mask.shape[-1]  # batch x len^2
         self.i += 1
         if self.i == self.warmup + self.steps:
             self.dev.sync()
@@ -164,7 +167,8 @@ class Timer:
         return {"seconds": dt, "cpu_seconds": cpu, "samples_per_cpu_s": self.samples / cpu,
                 "samples_per_s": self.samples / dt, "tokens_per_s": self.real / dt,
                 "padded_tokens_per_s": self.padded / dt, "padding_fraction": 1 - self.real / self.padded,
-                "mean_padded_len": self.padded / self.samples}
+                "mean_padded_len": self.padded / self.samples, "padded_tokens": self.padded,
+                "padded_x_len": self.padded_x_len}
 
 
 def plain_loop(model, opt, batches, timer: Timer, dev: Device):
@@ -293,6 +297,25 @@ class PrefixCachedTunelab(LightningTunelab):
         super().__init__(cfg, pdm, dev, module=module)
 
 
+def model_flops(cfg, args, res: dict) -> dict:
+    """The timed steps' model FLOPs per second (``bench/flops.py``): every layer trains in A, B and
+    C; in D0 the frozen layers run forward only, in D1 they are read from the cache."""
+    from flops import train_flops
+
+    from tunelab.models.loading import load_config
+
+    conf = load_config(cfg.model)
+    trained = None
+    if args.variant in ("D0", "D1"):
+        if cfg.freeze.mode != "last_n":
+            return {}  # only the top-n freeze has a fixed set of trained layers to count
+        trained = int(cfg.freeze.n)
+    flops = train_flops(conf.hidden_size, conf.intermediate_size, conf.num_hidden_layers, res["padded_tokens"],
+                        res["padded_x_len"], trained=trained, frozen_computed=args.variant != "D1")
+    return {"model_flops": flops, "model_flops_per_s": flops / res["seconds"], "trained_layers": trained
+            or conf.num_hidden_layers, "layers": conf.num_hidden_layers}
+
+
 def overrides_of(args) -> list[str]:
     ovr = [f"model={args.model}", f"data={args.data}", f"model.max_length={args.max_length}",
            f"optim.batch_size={args.batch_size}", f"data.max_train_samples={args.max_train_samples}",
@@ -307,7 +330,7 @@ def overrides_of(args) -> list[str]:
 
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--variant", required=True, choices=["A", "A0", "B", "C", "D0", "D1"])
+    ap.add_argument("--variant", required=True, choices=["A", "A0", "B", "C", "D0", "D1", "PEAK"])
     ap.add_argument("--model", default="minilm", help="conf/model name (minilm, bert_base, ...)")
     ap.add_argument("--data", default="tweets_sentiment", help="conf/data name")
     ap.add_argument("--batch-size", type=int, default=32)
@@ -322,6 +345,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--compile", action="store_true", help="torch.compile the models (GPU)")
     ap.add_argument("--cpu", action="store_true", help="ignore a GPU")
     ap.add_argument("--fast-dropout", action="store_true", help="trainer.fast_dropout=true (C, D0, D1)")
+    ap.add_argument("--gemm-size", type=int, default=2048, help="PEAK: n of the n x n GEMM")
+    ap.add_argument("--gemm-seconds", type=float, default=2.0, help="PEAK: seconds per timing (best of 5)")
     return ap
 
 
@@ -331,6 +356,11 @@ def run_variant(args) -> dict:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.variant == "PEAK":
+        from flops import peak_gemm
+
+        dtype = "bfloat16" if (args.precision or "32-true").startswith("bf16") else "float32"
+        return dict(peak_gemm(dtype, args.gemm_size, args.gemm_seconds), precision=args.precision or "32-true")
     dev = Device(args)
     cfg = compose(overrides_of(args))
     from tunelab.methods.finetune import build_datamodule
@@ -366,6 +396,7 @@ def run_variant(args) -> dict:
     res.update(extra, setup_s=setup_s, rss_mb=rss_mb(), peak_rss_mb=peak_rss_mb(),
                torch_threads=torch.get_num_threads(), precision=dev.precision, device=dev.name,
                train_examples=len(splits.train))
+    res.update(model_flops(cfg, args, res))
     if dev.cuda:
         from tunelab.models.loading import load_config
 
