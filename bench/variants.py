@@ -66,7 +66,7 @@ def compose(overrides):
     return cfg
 
 
-# --------------------------------------------------------------------------- devices / flops
+# --------------------------------------------------------------------------- devices
 
 
 class Device:
@@ -96,13 +96,6 @@ class Device:
             import torch
 
             torch.cuda.synchronize()
-
-
-def train_flops_per_token(config, seq_len: float) -> float:
-    """≈ 6·N (dense matmuls, fwd+bwd) + attention 12·L·h·s per token (Kaplan et al. / PaLM)."""
-    h, L, inter = config.hidden_size, config.num_hidden_layers, config.intermediate_size
-    n_dense = L * (4 * h * h + 2 * h * inter)  # Q,K,V,O + FFN (embeddings are lookups)
-    return 6 * n_dense + 12 * L * h * seq_len
 
 
 # --------------------------------------------------------------------------- variants
@@ -397,10 +390,8 @@ def run_variant(args) -> dict:
                torch_threads=torch.get_num_threads(), precision=dev.precision, device=dev.name,
                train_examples=len(splits.train))
     res.update(model_flops(cfg, args, res))
-    if dev.cuda:
-        from tunelab.models.loading import load_config
-
-        res["train_flops_per_padded_token"] = train_flops_per_token(load_config(cfg.model), res["mean_padded_len"])
+    if dev.cuda and res.get("model_flops"):
+        res["train_flops_per_padded_token"] = res["model_flops"] / res["padded_tokens"]  # throughput.py's GPU MFU
         res["peak_memory_gb"] = torch.cuda.max_memory_allocated() / 2**30
     return res
 
