@@ -153,12 +153,23 @@ def test_constant_arm_is_a_one_sample_test_and_stops_getting_seeds():
     assert study.plan() == {}
 
 
-def test_tied_values_of_distinct_runs_are_not_taken_as_constant():
-    """Accuracy can tie across seeds while the runs differ (their keys: all metrics): no test on
-    a zero variance; the arm waits for seeds that vary."""
-    study = Study(Design(min_seeds=3, max_seeds=5), ["a", "b"])
-    study.record({"a": [Run(0.8, key=i) for i in range(3)], "b": [Run(0.7 + 0.01 * i) for i in range(3)]})
-    assert not study.arms["a"].constant and study.contrasts[0].looks == [] and study.plan() == {"a": 1, "b": 1}
+def _fp(acc, loss):
+    return (("test/acc", acc), ("test/loss", loss))
+
+
+def test_constant_means_the_same_run_to_solver_precision_not_a_tied_metric():
+    """The frozen probe's runs agree in every metric up to its solver's last digits (loss to 1e-10):
+    constant. A random arm's accuracies can tie across seeds while the runs differ (loss to 1e-3):
+    not constant, and no test on its zero variance; it waits for seeds that vary."""
+    probe = [Run(0.853, key=_fp(0.853, 0.3509718249 + 1e-10 * i)) for i in range(3)]
+    tied = [Run(0.8, key=_fp(0.8, 0.41 + 1e-3 * i)) for i in range(3)]
+    other = [Run(0.7 + 0.01 * i, key=_fp(0.7 + 0.01 * i, 0.5 + 0.01 * i)) for i in range(3)]
+    study = Study(Design(min_seeds=3, max_seeds=5), ["probe", "tied", "other"])
+    study.record({"probe": probe, "tied": tied, "other": other})
+    assert study.arms["probe"].constant and not study.arms["tied"].constant
+    assert {c.label: len(c.looks) for c in study.contrasts} == {"probe vs tied": 0, "probe vs other": 1,
+                                                                 "tied vs other": 0}
+    assert study.plan() == {"tied": 1, "other": 1}
 
 
 def test_failed_runs_are_not_data_and_too_many_abandon_the_arm():

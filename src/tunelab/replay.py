@@ -34,7 +34,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from tunelab.errors import TunelabError
-from tunelab.sequential.rule import DECIDED, Design, Run, Study, fixed_decisions
+from tunelab.sequential.rule import DECIDED, Design, Run, Study, fixed_decisions, same_runs
 
 REPLAYS = 1000
 
@@ -114,10 +114,6 @@ def recorded_runs(dirs: Sequence[str], metric: str) -> tuple[dict[str, list[Run]
     return arms, notes
 
 
-def _deterministic(runs: Sequence[Run]) -> bool:
-    return len({r.key for r in runs}) == 1 and len({r.value for r in runs}) == 1
-
-
 # =============================================================================== replays
 
 
@@ -143,7 +139,7 @@ def replay(arms: dict[str, list[Run]], design: Design, replays: int = REPLAYS, s
            metric: str = "") -> ReplayResult:
     design.check(list(arms), name=_flag)
     rng = np.random.default_rng(seed)
-    det = {a: _deterministic(rs) for a, rs in arms.items()}
+    det = {a: same_runs(rs) for a, rs in arms.items()}
     full = fixed_decisions(design, arms)
     n = design.max_seeds
     agree, used_cpu, fixed_cpu = 0, 0.0, 0.0
