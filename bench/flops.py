@@ -41,6 +41,22 @@ def train_flops(hidden: int, intermediate: int, layers: int, tokens: float, toke
     return forward * (3 * trained + (frozen if frozen_computed else 0))
 
 
+def variant_flops(conf, variant: str, freeze, res: dict) -> dict:
+    """A benchmark variant's model FLOPs and FLOP/s over its timed steps (``res``: the Timer's
+    padded tokens, batch x len^2 sum and seconds; ``conf``: the model's HF config): every layer
+    trains in A, B and C; in D0 the frozen layers run forward only, in D1 they are read from the
+    cache. Empty for a freeze without a fixed set of trained layers (only ``last_n`` has one)."""
+    trained = None
+    if variant in ("D0", "D1"):
+        if freeze.mode != "last_n":
+            return {}
+        trained = int(freeze.n)
+    flops = train_flops(conf.hidden_size, conf.intermediate_size, conf.num_hidden_layers, res["padded_tokens"],
+                        res["padded_x_len"], trained=trained, frozen_computed=variant != "D1")
+    return {"model_flops": flops, "model_flops_per_s": flops / res["seconds"],
+            "trained_layers": trained or conf.num_hidden_layers, "layers": conf.num_hidden_layers}
+
+
 def peak_gemm(dtype: str = "float32", n: int = 2048, seconds: float = 2.0, repeats: int = 5) -> dict:
     """The machine's best n x n x n matmul rate in ``dtype``: FLOP/s = 2 n^3 per product, the best
     of ``repeats`` timings of about ``seconds`` each, through ``torch.mm`` and through

@@ -290,25 +290,6 @@ class PrefixCachedTunelab(LightningTunelab):
         super().__init__(cfg, pdm, dev, module=module)
 
 
-def model_flops(cfg, args, res: dict) -> dict:
-    """The timed steps' model FLOPs per second (``bench/flops.py``): every layer trains in A, B and
-    C; in D0 the frozen layers run forward only, in D1 they are read from the cache."""
-    from flops import train_flops
-
-    from tunelab.models.loading import load_config
-
-    conf = load_config(cfg.model)
-    trained = None
-    if args.variant in ("D0", "D1"):
-        if cfg.freeze.mode != "last_n":
-            return {}  # only the top-n freeze has a fixed set of trained layers to count
-        trained = int(cfg.freeze.n)
-    flops = train_flops(conf.hidden_size, conf.intermediate_size, conf.num_hidden_layers, res["padded_tokens"],
-                        res["padded_x_len"], trained=trained, frozen_computed=args.variant != "D1")
-    return {"model_flops": flops, "model_flops_per_s": flops / res["seconds"], "trained_layers": trained
-            or conf.num_hidden_layers, "layers": conf.num_hidden_layers}
-
-
 def overrides_of(args) -> list[str]:
     ovr = [f"model={args.model}", f"data={args.data}", f"model.max_length={args.max_length}",
            f"optim.batch_size={args.batch_size}", f"data.max_train_samples={args.max_train_samples}",
@@ -389,7 +370,11 @@ def run_variant(args) -> dict:
     res.update(extra, setup_s=setup_s, rss_mb=rss_mb(), peak_rss_mb=peak_rss_mb(),
                torch_threads=torch.get_num_threads(), precision=dev.precision, device=dev.name,
                train_examples=len(splits.train))
-    res.update(model_flops(cfg, args, res))
+    from flops import variant_flops
+
+    from tunelab.models.loading import load_config
+
+    res.update(variant_flops(load_config(cfg.model), args.variant, cfg.freeze, res))
     if dev.cuda and res.get("model_flops"):
         res["train_flops_per_padded_token"] = res["model_flops"] / res["padded_tokens"]  # throughput.py's GPU MFU
         res["peak_memory_gb"] = torch.cuda.max_memory_allocated() / 2**30

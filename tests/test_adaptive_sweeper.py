@@ -36,6 +36,9 @@ def test_jobs_are_the_basic_sweepers_and_arms_the_reports_groups():
     keys = swept_keys(jobs)
     assert {group_label(j, keys) for j in jobs} == {a.label for a in space.arms}
     assert space.fixed() == ["model=tiny", "+notes=x"]
+    # a tuning trial's values (the tune sweeper): in place for a swept key, appended otherwise
+    extra = space.job_overrides(space.arms[0], "0", {"optim.lr": "3e-5", "optim.epochs": "2"})
+    assert extra == ["model=tiny", "freeze=none", "optim.lr=3e-5", "seed=0", "+notes=x", "optim.epochs=2"]
 
 
 def test_seed_lists():
@@ -157,6 +160,13 @@ def test_another_setup_in_the_same_dir_is_refused_and_a_bad_metric_named(tmp_pat
     bad = AdaptiveSweep(tmp_path / "other", space, Design(max_seeds=4), "test/acc_typo", seed_list(space, None))
     with pytest.raises(ConfigError, match="metric=test/acc_typo is not a metric .* test/acc, test/loss"):
         bad.run(FakeLauncher(tmp_path / "other"), say=lambda s: None)
+
+
+def test_unknown_sweeper_key_is_one_sentence():
+    from hydra_plugins.tunelab_sweepers.adaptive import AdaptiveSweeper
+
+    with pytest.raises(ConfigError, match="hydra.sweeper has no key bogus .*its keys are: metric, alpha"):
+        AdaptiveSweeper(bogus=1)._study([])
 
 
 def test_conf_defaults_are_the_designs(compose):

@@ -108,3 +108,15 @@ def test_mfu_table_by_hand():
 def test_peak_gemm_smoke():
     r = flops.peak_gemm("float32", n=64, seconds=0.01, repeats=1)
     assert r["peak_flops_per_s"] > 0 and r["peak_op"] in ("mm", "linear") and r["gemm_n"] == 64
+
+
+def test_variant_flops_count_what_each_variant_trains():
+    from types import SimpleNamespace as NS
+
+    conf = NS(hidden_size=4, intermediate_size=8, num_hidden_layers=2)
+    res = {"padded_tokens": 11, "padded_x_len": 43, "seconds": 2.0}
+    last1 = NS(mode="last_n", n=1)
+    assert flops.variant_flops(conf, "C", NS(mode="none"), res)["model_flops"] == 6 * 3504   # both layers train
+    assert flops.variant_flops(conf, "D0", last1, res)["model_flops"] == 4 * 3504            # + frozen forward
+    assert flops.variant_flops(conf, "D1", last1, res)["model_flops_per_s"] == 3 * 3504 / 2  # cached prefix
+    assert flops.variant_flops(conf, "D0", NS(mode="gradual"), res) == {}

@@ -39,9 +39,10 @@ and gets no more seeds; a contrast with one constant arm is then a one-sample te
 (Welch with a zero variance: df = n - 1); two constant arms are decided exactly by the sign of
 their difference (or ``equivalent`` when equal). An arm gets seeds while any of its contrasts is
 open, until ``max_seeds``. An arm of distinct runs that tie on the metric (0 sample variance, but
-not constant) is not tested until its values vary. Failed runs are not data: they count against ``max_failures`` (past
-it the arm is *abandoned* and its open contrasts end ``abandoned``), and a look needs
-``min_seeds`` ok runs of each arm.
+not constant) is not tested until its values vary. Failed runs are not data: they count against
+``max_failures`` (past it the arm is *abandoned* and its open contrasts end ``abandoned``), and a
+look needs ``min_seeds`` ok runs of each arm. The design is ``design.Design``, the runs
+``runs.Run`` / ``runs.Arm``.
 
 :class:`Study` is the whole rule as a state machine (plan a round, record its outcomes, look);
 the sweeper (``hydra/sweeper=adaptive``) drives it with real jobs, ``tunelab replay`` with
@@ -51,68 +52,19 @@ resampled recorded results.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from itertools import combinations
-from typing import Callable, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 from scipy.special import stdtrit
 
-from tunelab.errors import ConfigError
-from tunelab.sequential.spending import SPENDING, t_levels
+from tunelab.sequential.design import Design
+from tunelab.sequential.runs import Arm, Run, same_runs
+from tunelab.sequential.spending import t_levels
 
-CONTRASTS = ("all_pairs", "reference")
 DECIDED = ("greater", "less")
 CLOSED = ("greater", "less", "equivalent", "undecided", "abandoned")
-
-
-@dataclass(frozen=True)
-class Design:
-    """What the rule needs to know; the defaults are conf/hydra/sweeper/adaptive.yaml's."""
-
-    alpha: float = 0.05           # family-wise error over all planned contrasts
-    contrasts: str = "all_pairs"  # or "reference": each arm against ``reference``
-    reference: Optional[str] = None
-    margin: float = 0.0           # smallest effect of interest (0: no equivalence decisions)
-    min_seeds: int = 3            # seeds per arm in the first round; ok runs an arm needs to be tested
-    seeds_per_round: int = 1      # new seeds per active arm in each later round
-    max_seeds: int = 10           # at most this many seeds per arm
-    spending: str = "pocock"      # alpha-spending function: pocock | obf
-    max_failures: int = 2         # failed runs an arm may have; one more and it is abandoned
-
-    def check(self, arms: Sequence[str], name: Callable[[str], str] = lambda k: f"hydra.sweeper.{k}") -> None:
-        """One sentence naming the setting and the fix (``ConfigError``) for a design that cannot run."""
-        if not 0 < self.alpha < 1:
-            raise ConfigError(f"{name('alpha')}={self.alpha}: the family-wise error must be in (0, 1), e.g. 0.05.")
-        if self.spending not in SPENDING:
-            raise ConfigError(f"{name('spending')}={self.spending}: choose one of {', '.join(SPENDING)}.")
-        if self.contrasts not in CONTRASTS:
-            raise ConfigError(f"{name('contrasts')}={self.contrasts}: choose one of {', '.join(CONTRASTS)}.")
-        if self.margin < 0 or not math.isfinite(self.margin):
-            raise ConfigError(f"{name('margin')}={self.margin}: the smallest effect of interest is >= 0 "
-                              f"(0: no equivalence decisions).")
-        if self.min_seeds < 2:
-            raise ConfigError(f"{name('min_seeds')}={self.min_seeds}: a seed variance needs at least 2 seeds per arm.")
-        if self.seeds_per_round < 1:
-            raise ConfigError(f"{name('seeds_per_round')}={self.seeds_per_round}: add at least 1 seed per round.")
-        if self.max_seeds < self.min_seeds:
-            raise ConfigError(f"{name('max_seeds')}={self.max_seeds} is below {name('min_seeds')}={self.min_seeds}: "
-                              f"sweep more seeds or lower min_seeds.")
-        if self.max_failures < 0:
-            raise ConfigError(f"{name('max_failures')}={self.max_failures}: must be >= 0.")
-        if len(arms) < 2:
-            raise ConfigError(f"an adaptive study needs at least 2 arms, got {len(arms)} ({', '.join(arms) or 'none'}): "
-                              f"sweep a non-seed key, e.g. freeze=none,all,last2.")
-        if self.contrasts == "reference" and self.reference not in arms:
-            raise ConfigError(f"{name('reference')}={self.reference} is not an arm of this study; the arms are: "
-                              f"{', '.join(arms)}.")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "Design":
-        return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
 
 
 # =============================================================================== one look
@@ -181,73 +133,6 @@ class Contrast:
     @property
     def last(self) -> Optional[Look]:
         return self.looks[-1] if self.looks else None
-
-
-@dataclass(frozen=True)
-class Run:
-    """One seed's outcome: the metric (None: the run failed), its CPU seconds, and ``key``, what
-    makes two runs the same run (the sweeper: all the run's metrics; default: the value).
-
-    Why a key: an arm is taken as deterministic when its runs are identical, and a metric alone
-    can tie by chance (accuracy on a test set is a multiple of 1/n), while a random arm's seeds
-    essentially never give the same loss, F1 and accuracy together."""
-
-    value: Optional[float]
-    cpu_s: Optional[float] = None
-    key: object = None
-
-
-@dataclass
-class Arm:
-    """The runs of one arm's seeds, in seed order."""
-
-    name: str
-    runs: list = field(default_factory=list)
-    constant: bool = False
-    abandoned: bool = False
-
-    @property
-    def values(self) -> np.ndarray:
-        key = (id(self.runs), len(self.runs))  # runs are appended, or the list replaced
-        if getattr(self, "_cache", (None,))[0] != key:
-            self._cache = (key, np.array([r.value for r in self.runs if r.value is not None], dtype=float))
-        return self._cache[1]
-
-    @property
-    def failures(self) -> int:
-        return sum(r.value is None for r in self.runs)
-
-    def identical(self) -> bool:
-        """All ok runs are the same run (module doc: ``same_runs``)."""
-        return same_runs([r for r in self.runs if r.value is not None])
-
-
-# Runs of a deterministic arm agree to the solver's tolerance, not to the last bit: the frozen
-# probe's test loss differs between seeds in the 10th digit. A random arm's seeds differ by
-# orders of magnitude more (fine-tuned losses: 1e-2).
-RTOL = 1e-6
-
-
-def _close(x: float, y: float) -> bool:
-    return abs(x - y) <= RTOL * max(1.0, abs(x), abs(y))
-
-
-def _same_key(a, b) -> bool:
-    """Keys that are metric fingerprints (tuples of (name, value)) compare with RTOL; others exactly."""
-    def metrics(k):
-        return (isinstance(k, tuple) and all(isinstance(x, tuple) and len(x) == 2 and isinstance(x[1], float)
-                                             for x in k))
-    if metrics(a) and metrics(b):
-        return [n for n, _ in a] == [n for n, _ in b] and all(_close(x, y) for (_, x), (_, y) in zip(a, b))
-    return a == b
-
-
-def same_runs(runs: Sequence[Run]) -> bool:
-    """At least one run, and all are the same run: equal values and keys (to ``RTOL``)."""
-    if not runs:
-        return False
-    first = runs[0]
-    return all(_close(r.value, first.value) and _same_key(r.key, first.key) for r in runs[1:])
 
 
 def planned_contrasts(design: Design, arms: Sequence[str]) -> list[Contrast]:

@@ -56,17 +56,21 @@ class AdaptiveSweep:
         for rnd in state.rounds:
             if not rnd.complete:
                 self._wave(state, rnd, launch, validate)
-            study.record(self.runs_of(rnd))
-            self._report_round(study, rnd, say)
+            self._look(state, study, rnd, say)
         while plan := study.plan():
             rnd = state.add_round(self._plan_jobs(state, study, plan))
             self._wave(state, rnd, launch, validate)
-            study.record(self.runs_of(rnd))
-            self._report_round(study, rnd, say)
-        state.analysis = study.summary()
-        state.save()
+            self._look(state, study, rnd, say)
         self._report_end(study, say)
         return study
+
+    def _look(self, state: SweepState, study: Study, rnd: Round, say) -> None:
+        """The rule looks at the round; its analysis is saved at once (a report made while the
+        study runs, or after a kill, shows the decisions so far)."""
+        study.record(self.runs_of(rnd))
+        state.analysis = study.summary()
+        state.save()
+        self._report_round(study, rnd, say)
 
     def _plan_jobs(self, state: SweepState, study: Study, plan: dict[str, int]) -> list[JobSpec]:
         num = max(state.next_num(), self._free_num())

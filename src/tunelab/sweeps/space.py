@@ -43,15 +43,18 @@ class SweepSpace:
         """The swept seed values in order, or None when the seed key was not given."""
         return self.values.get(self.seed_key)
 
-    def job_overrides(self, arm: ArmSpec, seed: str) -> list[str]:
-        """The override list of one job: every key in order, the arm's values, this seed."""
+    def job_overrides(self, arm: ArmSpec, seed: str, extra: Optional[dict] = None) -> list[str]:
+        """The override list of one job: every key in order, the arm's values, this seed.
+        ``extra``: key -> value set on top (a tuning trial's hyper-parameters): in its place when
+        the sweep has the key, else appended."""
+        extra = dict(extra or {})
         out = []
         for k in self.keys:
             v = seed if k == self.seed_key else arm.values[k] if k in arm.values else self.values[k][0]
-            out.append(f"{k}={v}")
+            out.append(f"{k}={extra.pop(k, v)}")
         if self.seed_key not in self.keys:
             out.append(f"{self.seed_key}={seed}")
-        return out
+        return out + [f"{k}={v}" for k, v in extra.items()]
 
     def fixed(self) -> list[str]:
         return [f"{k}={self.values[k][0]}" for k in self.keys if k not in self.arm_keys and k != self.seed_key]
