@@ -34,7 +34,9 @@ from typing import Optional, Sequence
 import numpy as np
 
 from tunelab.errors import TunelabError
-from tunelab.sequential.rule import DECIDED, Design, Run, Study, fixed_decisions, same_runs
+from tunelab.sequential.design import Design
+from tunelab.sequential.rule import DECIDED, Study, fixed_decisions
+from tunelab.sequential.runs import Run, same_runs
 
 REPLAYS = 1000
 

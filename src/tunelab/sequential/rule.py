@@ -60,7 +60,7 @@ import numpy as np
 from scipy.special import stdtrit
 
 from tunelab.sequential.design import Design
-from tunelab.sequential.runs import Arm, Run, same_runs
+from tunelab.sequential.runs import Arm, Run, close
 from tunelab.sequential.spending import t_levels
 
 DECIDED = ("greater", "less")
@@ -221,7 +221,7 @@ class Study:
             return None
         if A.constant and B.constant:
             diff = float(a[0] - b[0])
-            decision = "greater" if diff > 0 else "less" if diff < 0 else "equivalent"
+            decision = "equivalent" if close(a[0], b[0]) else "greater" if diff > 0 else "less"
             c.looks.append(Look(self.round, a.size, b.size, 1.0, 0, 0.0, diff, 0.0, math.inf, diff, diff, decision))
             return self._close(c, decision, "both arms constant over seeds: exact")
         t = 1.0 if final else self.information(A, B)
