@@ -20,12 +20,14 @@ from tunelab.sweeps.statefile import read_state
 STATE_FILE = "adaptive.json"  # = tunelab.sweeps.adaptive.STATE_FILE (not imported: it pulls in the rule)
 
 METHOD = ("repeated confidence intervals (Jennison & Turnbull 1989, JRSS B 51:305; Jennison & Turnbull 2000, "
-          "Group Sequential Methods, ch. 9) for the Welch difference of means, each look's critical value from "
-          "Lan-DeMets {spending}-type alpha spending (Lan & DeMets 1983, Biometrika 70:659) over the contrast's "
-          "information fractions (seeds run / max_seeds), carried to a t quantile with Welch-Satterthwaite df "
-          "through its nominal level (J&T 2000, sec. 3.8), at alpha / {n} per contrast (Bonferroni over the "
-          "{n} planned contrast(s), family-wise {alpha:g}); a contrast stops when its interval excludes 0 "
-          "(decided), lies inside +-margin (equivalent: TOST at alpha/2 per side) or at max_seeds (undecided)")
+          "Group Sequential Methods, ch. 9) for the Welch difference of means: each look's nominal level is the "
+          "one at which a sequential one-sample t-test first crosses with the increment of Lan-DeMets "
+          "{spending}-type alpha spending (Lan & DeMets 1983, Biometrika 70:659) over the contrast's information "
+          "fraction (seeds / max_seeds), calibrated by seeded simulation (the t statistic's null distribution is "
+          "free of the variance: Jennison & Turnbull 1991, Biometrika 78:133), and is applied at the look's "
+          "Welch-Satterthwaite df; alpha / {n} per contrast (Bonferroni over the {n} planned contrast(s), "
+          "family-wise {alpha:g}). A contrast stops when its interval excludes 0 (decided), lies inside +-margin "
+          "(equivalent: TOST at alpha/2 per side) or at max_seeds (undecided)")
 
 
 @dataclass
