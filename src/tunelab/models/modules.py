@@ -33,6 +33,7 @@ class EncoderModule(L.LightningModule):
         self.label_names = label_names
         self._log_fn = log
         self.blocks = freezing.blocks_of(model)
+        freezing.check_shared_layers(self.blocks, freeze_cfg, optim_cfg)
         freezing.apply_freeze(self.blocks, freezing.frozen_block_names(self.blocks, freeze_cfg))
         self.unfreezer = None
         if freeze_cfg.mode == "gradual":
