@@ -180,6 +180,24 @@ def check_freeze_depth(cfg: Any) -> None:
         check_depth(cfg.freeze, int(n_layers))
 
 
+def check_shared_layers(cfg: Any) -> None:
+    """Per-layer policies on an encoder whose layers share weights (ALBERT), refused before any
+    training (an adapt job would otherwise adapt first): from a meta-device model, no weights read."""
+    from tunelab.models.freezing import PER_LAYER_MODES
+
+    if method_name(cfg) not in FREEZES or (cfg.freeze.mode not in PER_LAYER_MODES and float(cfg.optim.layer_decay) == 1.0):
+        return
+    import torch
+    from transformers import AutoModel
+
+    from tunelab.models.freezing import check_shared_layers_of
+    from tunelab.models.loading import load_config
+
+    with torch.device("meta"):
+        model = AutoModel.from_config(load_config(cfg.model), trust_remote_code=cfg.model.trust_remote_code)
+    check_shared_layers_of(model, cfg.freeze, cfg.optim)
+
+
 def validate(cfg: Any) -> None:
     """All config checks, cheapest first. Raises ConfigError naming the key and the fix."""
     check_config(cfg)
@@ -188,3 +206,4 @@ def validate(cfg: Any) -> None:
     seeds.check(cfg, method_name(cfg))
     check_hardware(cfg)
     check_freeze_depth(cfg)
+    check_shared_layers(cfg)

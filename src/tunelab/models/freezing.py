@@ -154,18 +154,32 @@ def blocks_of(model: nn.Module) -> list[Block]:
     return blocks
 
 
+PER_LAYER_MODES = ("last_n", "first_n", "gradual")
+
+
 def check_shared_layers(blocks: list[Block], freeze_cfg: Any, optim_cfg: Any) -> None:
     """Refuse per-layer policies on layers that share their weights (ALBERT).
 
     Freezing "the last two layers" of ALBERT would freeze or train the one set of weights that
     every layer runs, and layer-wise lr decay has no per-layer weights to give rates to.
     """
-    shared = next((b for b in blocks if b.uses > 1), None)
-    if shared is None:
+    _refuse_split(max(b.uses for b in blocks), freeze_cfg, optim_cfg)
+
+
+def check_shared_layers_of(model: nn.Module, freeze_cfg: Any, optim_cfg: Any) -> None:
+    """:func:`check_shared_layers` from the module structure alone (a meta-device model will do:
+    no forward, no weights), so a run can be refused at start-up."""
+    base = getattr(model, "base_model", model)
+    cfg = getattr(model, "config", None)
+    n_layers = getattr(cfg, "num_hidden_layers", None) or getattr(cfg, "n_layers", None)
+    _refuse_split(_find_layer_list(base, n_layers)[2], freeze_cfg, optim_cfg)
+
+
+def _refuse_split(uses: int, freeze_cfg: Any, optim_cfg: Any) -> None:
+    if uses <= 1:
         return
-    what = (f"its {shared.uses} encoder layers run one shared set of weights (cross-layer sharing, "
-            f"as in ALBERT)")
-    if freeze_cfg.mode in ("last_n", "first_n", "gradual"):
+    what = f"its encoder layers share their weights ({uses} layers run each set, as in ALBERT)"
+    if freeze_cfg.mode in PER_LAYER_MODES:
         raise ConfigError(f"freeze={freeze_cfg.name} cannot freeze part of this encoder: {what}; use "
                           f"freeze=none, all or embeddings.")
     if float(getattr(optim_cfg, "layer_decay", 1.0)) != 1.0:
