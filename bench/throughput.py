@@ -66,9 +66,9 @@ def measure_startup(overrides, repeats: int = 1) -> dict:
         "transformers": "import transformers",
         "lightning": "import lightning",
         "tunelab.run": "import tunelab.run",
-        "tunelab.features": "import tunelab.models.features",
+        "tunelab.features": "import tunelab.models.cache.features",
         "run_imports": "import tunelab.run, lightning, transformers, torch; import tunelab.models.modules, "
-                       "tunelab.data.datamodule, tunelab.methods.finetune",
+                       "tunelab.data.datamodule, tunelab.methods.shared.routes",
     }
     for name, code in imports.items():
         out[f"import {name}"] = statistics.median(_child_time(code) for _ in range(repeats))
@@ -77,7 +77,7 @@ import json, time, sys
 sys.path.insert(0, {str(ROOT / 'bench')!r})
 t = time.perf_counter()
 import tunelab.run, lightning, transformers, torch, tunelab.models.modules, tunelab.data.datamodule
-import tunelab.methods.finetune
+import tunelab.methods.shared.routes
 t_imp = time.perf_counter() - t
 from variants import compose
 cfg = compose({list(overrides)!r})
@@ -86,7 +86,7 @@ from tunelab.models.loading import load_tokenizer, load_model
 tok = load_tokenizer(cfg.model)
 t_tok = time.perf_counter() - t
 t = time.perf_counter()
-from tunelab.methods.finetune import build_datamodule
+from tunelab.methods.shared.data import build_datamodule
 dm = build_datamodule(cfg, tok); dm.load()
 t_data = time.perf_counter() - t
 t = time.perf_counter()

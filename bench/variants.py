@@ -15,7 +15,7 @@ Variants (same model, data and batch size):
   B   the same plain loop over tunelab's batches (dynamic padding + length-grouped sampler);
   C   tunelab through Lightning (``Trainer.fit`` on ``SequenceClassifier`` + ``TextDataModule``);
   D0  C with ``freeze=last2`` (frozen prefix recomputed every step: the uncached path);
-  D1  ``freeze=last2`` on cached prefix states (``tunelab.methods.prefix_cache``), steady state:
+  D1  ``freeze=last2`` on cached prefix states (``tunelab.models.cache.prefix_module``), steady state:
       the cache is built (or read) before the timed steps, and its build time reported apart.
 Precision (``--precision``) applies to every variant: E compares C in 32-true and bf16-mixed.
 """
@@ -246,10 +246,11 @@ class LightningTunelab:
     """(C): Trainer.fit on tunelab's module + datamodule, exactly as a run builds them."""
 
     def __init__(self, cfg, dm, dev: Device, module=None):
-        from tunelab.methods.finetune import build_module
+        from tunelab.methods.shared.encoder import build_module
+        from tunelab.models.plan import route_of
 
         self.cfg, self.dm, self.dev = cfg, dm, dev
-        self.module = module if module is not None else build_module(cfg, dm)[0]
+        self.module = module if module is not None else build_module(cfg, dm, route_of(cfg))[0]
         if dev.cuda:
             self.module.model.config._attn_implementation = "sdpa"
         if dev.compile:
@@ -285,9 +286,14 @@ class PrefixCachedTunelab(LightningTunelab):
     """(D1): the prefix-cached freeze run's module and data, through the same Trainer as C."""
 
     def __init__(self, cfg, dm, splits, dev: Device):
-        from tunelab.methods.prefix_cache import prepare
+        from tunelab.methods.shared.encoder import build_module
+        from tunelab.models.cache.prefix_module import prepare
+        from tunelab.models.plan import route_of
 
-        module, pdm, _, info = prepare(cfg, dm, splits, log_fn=lambda *_: None)
+        route = route_of(cfg)
+        assert route.runner == "prefix", route.why
+        plain, report = build_module(cfg, dm, route)
+        module, pdm, info = prepare(cfg, plain, report, dm, splits, log_fn=lambda *_: None)
         self.cache = {"layers": info["layers"], "hit": all(info["hits"].values()), "build_s": info["seconds"],
                       "bytes": info["bytes"], "dtype": info["dtype"]}
         super().__init__(cfg, pdm, dev, module=module)
@@ -333,7 +339,7 @@ def run_variant(args) -> dict:
         torch.set_num_threads(args.threads)
     dev = Device(args)
     cfg = compose(overrides_of(args))
-    from tunelab.methods.finetune import build_datamodule
+    from tunelab.methods.shared.data import build_datamodule
     from tunelab.models.loading import load_tokenizer
 
     import lightning as L

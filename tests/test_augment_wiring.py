@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from tunelab.augment import WordNetMissingError, load_wordnet
-from tunelab.methods.finetune import build_datamodule, train_transform_of
+from tunelab.methods.shared.data import build_datamodule, train_transform_of
 
 try:
     load_wordnet()

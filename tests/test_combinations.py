@@ -23,7 +23,7 @@ METHODS = [None, "finetune", "sparse", "features", "zeroshot", "curriculum", "ad
 CURRICULA = [None, "related"]
 ADAPTS = [None, "none", "tapt", "dapt"]
 TASKS = ["seq_cls", "token_cls", "mlm"]
-FREEZES = ["none", "all", "last2", "last_n", "first_n", "embeddings", "gradual"]
+FREEZES = ["none", "all", "last2", "last_n", "first_n", "embeddings", "gradual", "bitfit", "lpft"]
 STRATEGIES = [None, "sequential", "joint", "replay", "adapters", "lora"]
 AUGMENTS = [None, "none", "eda"]
 
@@ -66,6 +66,8 @@ def expected_refusals(c: dict) -> list[str]:
         # loaded: augmentation would be ignored, and a curriculum trains heads with optim.*
         (c["freeze"] == "all" and c["augment"] == "eda" and task == "seq_cls", "augment=eda"),
         (c["freeze"] == "all" and m == "curriculum", "freeze.probe.fit=paper"),
+        # LP-FT fits a classifier head before fine-tuning: one task with a head
+        (c["freeze"] == "lpft" and (task == "mlm" or m == "curriculum"), "freeze=lpft"),
     ]
     return [word for broken, word in rules if broken]
 
@@ -104,7 +106,7 @@ def _nodes(compose) -> dict:
 
 
 def test_every_combination_is_run_or_refused_at_start_up(compose):
-    """All 18,144 command-line combinations. The full validation (schema walk included) runs on
+    """All 27,216 command-line combinations. The full validation (schema walk included) runs on
     each composed base config; the combination table on every combination, on plain copies."""
     from tunelab.errors import ConfigError
     from tunelab.validation import check_combination, validate
@@ -145,7 +147,8 @@ def test_every_combination_is_run_or_refused_at_start_up(compose):
 
 # The option values a run can differ in. The method is given explicitly (how Hydra selects it is
 # covered above); a curriculum comes with its stages, token classification with tagged data.
-RUN_AXES = {"method": list(SUPPORTED_TASKS), "task": TASKS, "freeze": ["none", "all", "last2", "gradual"],
+RUN_AXES = {"method": list(SUPPORTED_TASKS), "task": TASKS,
+            "freeze": ["none", "all", "last2", "gradual", "bitfit", "lpft"],
             "strategy": STRATEGIES, "adapt": [None, "tapt", "dapt"], "augment": [None, "eda"]}
 
 
@@ -217,8 +220,11 @@ def test_one_training_step_honours_every_option(compose, tmp_path, c):
     conf = saved["config"]
     assert conf["freeze"]["name"] == c["freeze"]
     # Each option shows its effect in the record.
-    if c["freeze"] != "none" and m in ("finetune", "adapt"):
-        assert saved["params"]["trainable"] < saved["params"]["total"], c
+    if c["freeze"] not in ("none", "lpft") and m in ("finetune", "adapt"):
+        assert saved["plan"]["trainable_params"] < saved["plan"]["total_params"], c
+    if c["freeze"] == "lpft":  # two plans: the head alone, then everything
+        probe, ft = saved["plan"]["phases"]
+        assert probe["trainable_params"] < ft["trainable_params"] == ft["total_params"], c
     if m == "curriculum":
         assert conf["strategy"]["name"] == (c["strategy"] or "sequential")
         assert "test/ACC" in saved["metrics"] and len(saved["extra"]["curriculum"]["stages"]) == 2

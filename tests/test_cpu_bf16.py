@@ -10,14 +10,16 @@ from conftest import FAST
 
 @pytest.mark.parametrize("preset,expected", [("trainer=cpu_bf16", torch.bfloat16), ("trainer=cpu", torch.float32)])
 def test_one_training_step_runs_in_the_configured_precision(compose, tmp_path, preset, expected):
-    from tunelab.methods.finetune import build_module, load_data
+    from tunelab.methods.shared.data import load_data
+    from tunelab.methods.shared.encoder import build_module
     from tunelab.models.loading import load_tokenizer
+    from tunelab.models.plan import route_of
     from tunelab.training import build_trainer
 
     cfg = compose(FAST + [preset, "optim.max_steps=1", "trainer.enable_checkpointing=false"])
     assert cfg.trainer.accelerator == "cpu"
     dm, _ = load_data(cfg, load_tokenizer(cfg.model))
-    module, _ = build_module(cfg, dm)
+    module, _ = build_module(cfg, dm, route_of(cfg))
     seen = []
     module.model.classifier.register_forward_hook(lambda m, i, out: seen.append(out.dtype))
     trainer = build_trainer(cfg, tmp_path, False, monitor=None, mode="min")

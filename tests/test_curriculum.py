@@ -250,10 +250,12 @@ def test_adapters_train_only_own_adapter_and_head(compose):
     """A backward pass for task 1 gives gradients to task 1's adapter and head only."""
     import torch
 
-    from tunelab.methods.curriculum.adapters import set_trainable
-    from tunelab.models.peft import add_bottleneck, init_bottleneck
+    from tunelab.methods.curriculum.adapters import prepare_stage, stage_parameters
     from tunelab.methods.curriculum.model import MultiHeadClassifier
     from tunelab.models.loading import load_model
+    from tunelab.models.peft import add_bottleneck, init_bottleneck
+    from tunelab.models.plan import Route, make_plan
+    from tunelab.models.policy import policy_of
 
     cfg = compose(["model=tiny"])
     enc, _ = load_model(cfg.model, "encoder")
@@ -261,7 +263,10 @@ def test_adapters_train_only_own_adapter_and_head(compose):
     for name in ("task0", "task1"):
         add_bottleneck(enc, name, 4, "stage", "tiny")
     model = MultiHeadClassifier(enc, {"task0": 2, "task1": 5}, head_seeds={"task0": 1, "task1": 2})
-    set_trainable(model, "adapters", {"task1"}, "task1")
+    prepare_stage(model, "adapters", "task1")
+    plan = make_plan(Route.direct(policy_of(cfg), "seq_cls"), model, cfg.optim,
+                     restrict_to=stage_parameters(model, "adapters", {"task1"}, "task1"))
+    assert plan.trainable_params == sum(p.numel() for p in model.parameters() if p.requires_grad)
     model.train()
     model.active = "task1"
     out = model(input_ids=torch.randint(5, 1000, (3, 7)), labels=torch.tensor([0, 4, 2]))

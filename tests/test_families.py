@@ -105,14 +105,18 @@ def config(compose, family_dirs, family: str, *overrides):
 
 
 def module_for(cfg, *, labels=("negative", "positive")):
-    """``(LightningModule, load report)`` as the run builds it: ``method=finetune``'s builder, or for
-    ``strategy=lora|adapters`` the curriculum's model for one task with that task's adapter set to train."""
-    from tunelab.methods.finetune import build_module
+    """``(LightningModule, load report)`` as a job builds it: the full-forward module under the job's
+    plan (``method=finetune``'s builder), or for ``strategy=lora|adapters`` a curriculum stage's
+    model for one task, as ``Env.build_model`` and ``Env.fit`` make it."""
+    from tunelab.methods.shared.encoder import build_module
+    from tunelab.models.plan import Route, make_plan
+    from tunelab.models.policy import policy_of
 
+    route = Route.direct(policy_of(cfg), str(cfg.task.name))
     strategy = str((cfg.get("strategy") or {}).get("name", "sequential"))
     if strategy not in ("lora", "adapters"):
-        return build_module(cfg, SimpleNamespace(label_names=list(labels) if cfg.task.name != "mlm" else None))
-    from tunelab.methods.curriculum.adapters import set_trainable
+        return build_module(cfg, SimpleNamespace(label_names=list(labels) if cfg.task.name != "mlm" else None), route)
+    from tunelab.methods.curriculum.adapters import prepare_stage, stage_parameters
     from tunelab.methods.curriculum.env import Env
     from tunelab.methods.curriculum.stages import Stage
     from tunelab.models.modules import SequenceClassifier
@@ -120,11 +124,11 @@ def module_for(cfg, *, labels=("negative", "positive")):
     stage = Stage(index=0, name="t", data="t", data_cfg=None, epochs=1, lr=1e-3, head="h")
     env = Env(cfg, None, None, [stage], {"h": list(labels)}, strategy)
     model = env.build_model([stage])
-    module = SequenceClassifier(model, num_labels=len(labels), optim_cfg=cfg.optim, freeze_cfg=cfg.freeze,
-                                label_names=list(labels), log=lambda *_: None)
     model.active = "h"
-    set_trainable(model, strategy, {"h"}, stage.adapter)  # after the module, as Env.fit does
-    return module, None
+    prepare_stage(model, strategy, stage.adapter)
+    plan = make_plan(route, model, cfg.optim, restrict_to=stage_parameters(model, strategy, {"h"}, stage.adapter))
+    return SequenceClassifier(model, plan=plan, num_labels=len(labels), positive_index=1, optim_cfg=cfg.optim,
+                              label_names=list(labels), log=lambda *_: None), None
 
 
 def batch_of(tokenizer, texts=TEXTS, labels=(0, 1, 0, 1)) -> dict:
@@ -203,13 +207,14 @@ def test_what_trains_is_the_architecture_s_blocks_and_frozen_blocks_stay_bit_ide
 @pytest.mark.parametrize("overrides", [["freeze=last2"], ["freeze=first_n", "freeze.n=1"], ["freeze=gradual"],
                                        ["optim.layer_decay=0.8"]], ids=["last2", "first_n", "gradual", "decay"])
 def test_albert_refuses_to_split_its_shared_layer(compose, family_dirs, overrides):
-    """Refused at start-up (validation, from a meta-device model) and by the module builder."""
-    from tunelab.validation import validate
+    """Refused by the plan, and before a curriculum's or adaptation's first stage (from a
+    meta-device model: no weights read)."""
+    from tunelab.models.plan import check_depth
 
     cfg = config(compose, family_dirs, "albert", *overrides)
     why = r"its encoder layers share their weights \(4 layers run each set, as in ALBERT\); use (freeze|optim)"
     with pytest.raises(ConfigError, match=why):
-        validate(cfg)
+        check_depth(cfg)
     with pytest.raises(ConfigError, match=why):
         module_for(cfg)
 
@@ -335,7 +340,7 @@ def test_model_dropout_reaches_every_dropout_of_the_model(compose, family_dirs, 
 def test_probe_features_are_each_text_s_own_mean_over_its_tokens(compose, family_dirs, family):
     """The frozen features freeze=all's probe fits on: batched and padded, they equal each text
     run alone (no padding) and mean-pooled by hand."""
-    from tunelab.models.features import extract
+    from tunelab.models.cache.features import extract
     from tunelab.models.loading import load_model, load_tokenizer
 
     cfg = config(compose, family_dirs, family)

@@ -1,4 +1,4 @@
-"""tunelab.models.features: shapes per pooling, padding-free mean pooling, the disk cache and its key."""
+"""tunelab.models.cache.features: shapes per pooling, padding-free mean pooling, the disk cache and its key."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from tunelab.models import features as F
+from tunelab.models.cache import features as F
 
 TEXTS = ["a short text", "another, somewhat longer text about the weather today", "ok"]
 
@@ -75,14 +75,16 @@ def test_cache_hit_then_reuse(tiny, tmp_path):
 def test_key_changes_with_model_data_length_pooling_and_seed(tmp_path):
     from omegaconf import OmegaConf
 
+    from tunelab.models.loading import load_tokenizer
+
     tiny = F.model_config("tiny")
-    base = dict(pooling="mean", max_length=32)
+    base = dict(pooling="mean", max_length=32, tokenizer=load_tokenizer(tiny))
     k0 = F.feature_key(tiny, TEXTS, **base)
     assert k0 == F.feature_key(tiny, list(TEXTS), **base)
     assert k0 != F.feature_key(tiny, TEXTS[:2], **base)                          # data
     assert k0 != F.feature_key(tiny, TEXTS[:2] + ["ok!"], **base)               # data
-    assert k0 != F.feature_key(tiny, TEXTS, pooling="mean", max_length=64)      # max length
-    assert k0 != F.feature_key(tiny, TEXTS, pooling="cls", max_length=32)       # pooling
+    assert k0 != F.feature_key(tiny, TEXTS, **{**base, "max_length": 64})       # max length
+    assert k0 != F.feature_key(tiny, TEXTS, **{**base, "pooling": "cls"})       # pooling
     assert k0 != F.feature_key(tiny, TEXTS, seed=1, **base)                     # random init: seed
     assert k0 != F.feature_key(F.model_config("minilm"), TEXTS, **base)         # model
     other = OmegaConf.merge(tiny, {"config_overrides": {"num_hidden_layers": 1}})

@@ -1,4 +1,5 @@
-"""Every freeze policy: which blocks train, that frozen means frozen, and layer-wise lr decay."""
+"""Every freeze policy, as the job's plan applies it: which blocks train, that frozen means frozen,
+and layer-wise lr decay (the expected blocks are written out by hand for the 2-layer tiny BERT)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import torch
 from tunelab.models import freezing
 from tunelab.errors import ConfigError
 from tunelab.models.loading import load_model
+from tunelab.models.plan import plan_for
 
 POLICIES = {
     # policy overrides -> blocks that must be frozen (tiny has 2 layers)
@@ -30,15 +32,17 @@ def _tiny(compose, *overrides, task="seq_cls"):
 @pytest.mark.parametrize("overrides,frozen", list(POLICIES.items()), ids=lambda x: ",".join(x) if isinstance(x, tuple) else None)
 def test_policy_freezes_exactly_these_blocks(compose, overrides, frozen):
     cfg, model = _tiny(compose, *overrides)
-    blocks = freezing.blocks_of(model)
+    plan = plan_for(cfg, model)
+    blocks = plan.blocks
     assert [b.name for b in blocks] == ["embeddings", "layer.0", "layer.1", "pooler", "head"]
-    got = freezing.frozen_block_names(blocks, cfg.freeze)
-    assert got == frozen
-    freezing.apply_freeze(blocks, got)
+    assert plan.frozen == frozen
     for b in blocks:
         assert all(p.requires_grad == (b.name not in frozen) for p in b.params), b.name
     # The head always trains.
     assert all(p.requires_grad for p in blocks[-1].params)
+    # The recorded counts are the model's own.
+    assert plan.trainable_params == sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert plan.total_params == sum(p.numel() for p in model.parameters())
 
 
 def test_blocks_cover_every_parameter_once(compose):
@@ -54,7 +58,7 @@ def test_frozen_params_get_no_grad_no_update_and_no_dropout(compose, policy):
     from tunelab.models.modules import SequenceClassifier
 
     cfg, model = _tiny(compose, policy, "model.dropout=0.5")
-    module = SequenceClassifier(model, num_labels=2, optim_cfg=cfg.optim, freeze_cfg=cfg.freeze,
+    module = SequenceClassifier(model, plan=plan_for(cfg, model), num_labels=2, optim_cfg=cfg.optim,
                                 label_names=["a", "b"], log=lambda *_: None)
     module.trainer = None
     frozen_before = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
@@ -85,7 +89,7 @@ def test_frozen_params_get_no_grad_no_update_and_no_dropout(compose, policy):
 def test_asking_for_more_layers_than_the_model_has_is_a_clear_error(compose):
     cfg, model = _tiny(compose, "freeze=last_n", "freeze.n=5")
     with pytest.raises(ConfigError, match=r"freeze.n=5 but the model has only 2 encoder layers"):
-        freezing.frozen_block_names(freezing.blocks_of(model), cfg.freeze)
+        plan_for(cfg, model)
 
 
 def test_layer_decay_lrs_shrink_downwards(compose):
@@ -104,13 +108,13 @@ def test_layer_decay_lrs_shrink_downwards(compose):
 
 def test_gradual_unfreezing_adds_blocks_to_optimizer_top_down(compose):
     cfg, model = _tiny(compose, "freeze=gradual")
-    blocks = freezing.blocks_of(model)
-    freezing.apply_freeze(blocks, freezing.frozen_block_names(blocks, cfg.freeze))
+    plan = plan_for(cfg, model)
+    blocks = plan.blocks
     groups = freezing.param_groups(blocks, cfg.optim, named=freezing.named_ids(model))
     opt = torch.optim.AdamW(groups, lr=cfg.optim.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5)
     assert {g["block"] for g in opt.param_groups} == {"head"}
-    u = freezing.GradualUnfreezer(blocks, cfg.optim, cfg.freeze, freezing.named_ids(model))
+    u = freezing.GradualUnfreezer(plan, cfg.optim, freezing.named_ids(model))
     assert u.step(opt, sched, epoch=0, global_step=0) == []
     assert sorted(u.step(opt, sched, epoch=1, global_step=10)) == ["layer.1", "pooler"]
     assert {g["block"] for g in opt.param_groups} == {"head", "layer.1", "pooler"}
@@ -126,7 +130,7 @@ def test_module_starts_in_train_mode_except_frozen_blocks(compose):
 
     cfg = compose(["model=minilm", "freeze=last2"])
     model, _ = load_model(cfg.model, "seq_cls", num_labels=2)  # real checkpoint: loads in eval mode
-    module = SequenceClassifier(model, num_labels=2, optim_cfg=cfg.optim, freeze_cfg=cfg.freeze,
+    module = SequenceClassifier(model, plan=plan_for(cfg, model), num_labels=2, optim_cfg=cfg.optim,
                                 label_names=["a", "b"], log=lambda *_: None)
     by_name = {b.name: b for b in module.blocks}
     assert all(m.training for m in by_name["layer.5"].modules)

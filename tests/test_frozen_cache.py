@@ -20,17 +20,19 @@ def _run(compose, tmp_path: Path, name: str, *extra):
     return run(cfg, RunContext(out_dir=tmp_path / name)), cfg
 
 
-def test_cached_branch_taken_only_when_it_applies(compose):
-    from tunelab.methods import frozen_cache
+def test_cached_route_taken_only_when_it_applies(compose):
+    from tunelab.models.plan import route_of
 
-    assert frozen_cache.why_not(compose(OVR)) is None
-    for extra, why in ((["trainer.feature_cache=false"], "feature_cache=false"),
-                       (["freeze=last2"], "only freeze=all"),
-                       (["task=token_cls", "data=wnut_ner"], "only freeze=all"),
-                       (["augment=eda"], "augmented texts"),
-                       (["ckpt_path=/nonexistent.ckpt"], "ckpt_path")):
+    assert route_of(compose(OVR)).runner == "features"
+    for extra, runner, why in ((["trainer.feature_cache=false"], "encoder", "feature_cache=false"),
+                               (["freeze=last2"], "encoder", "only the embeddings"),  # tiny: 2 layers
+                               (["task=token_cls", "data=wnut_ner"], "encoder", "task=token_cls"),
+                               (["augment=eda"], "encoder", "augmented texts"),
+                               (["ckpt_path=/nonexistent.ckpt"], "encoder", "ckpt_path")):
         base = [o for o in OVR if not o.startswith("freeze.probe")] if "freeze=last2" in extra else OVR
-        assert why in frozen_cache.why_not(compose(base + extra)), extra
+        route = route_of(compose(base + extra))
+        assert (route.runner, route.cache) == (runner, "none"), extra
+        assert why in route.why, extra
 
 
 def test_cached_and_uncached_runs_agree(compose, tmp_path):

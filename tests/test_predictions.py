@@ -81,7 +81,7 @@ def test_sparse_predictions(compose, tmp_path):
 
 def test_seeds_null_is_bit_identical_and_each_key_goes_where_documented(compose, tmp_path):
     from tunelab import seeds
-    from tunelab.methods.finetune import build_datamodule
+    from tunelab.methods.shared.data import build_datamodule
     from tunelab.models.loading import load_tokenizer
 
     cfg = compose(FAST + ["seed=3", "init_seed=5", "order_seed=7"])

@@ -31,27 +31,34 @@ def _assert_same(slow: dict, rec: dict):
 
 
 def test_prefix_depth_of_policies():
-    from tunelab.models.prefix import prefix_depth
+    """k = the frozen layers sitting on frozen embeddings for the whole run (hand-counted)."""
+    from tunelab.models.policy import Policy
 
-    assert prefix_depth({"embeddings", "layer.0", "layer.1"}, 4) == 2
-    assert prefix_depth({"embeddings", "layer.1"}, 4) == 0        # not contiguous from the bottom
-    assert prefix_depth({"layer.0", "layer.1"}, 4) is None         # embeddings train: no prefix
-    assert prefix_depth({"embeddings", "layer.0", "layer.1", "pooler"}, 2) == 2
+    assert Policy("last2", "last_n", n=2).prefix_layers(6) == 4
+    assert Policy("last6", "last_n", n=6).prefix_layers(6) == 0       # every layer trains
+    assert Policy("first3", "first_n", n=3).prefix_layers(6) == 3
+    assert Policy("embeddings", "embeddings").prefix_layers(6) == 0
+    assert Policy("gradual", "gradual").prefix_layers(6) is None      # thaws: nothing stays fixed
+    assert Policy("none", "none").prefix_layers(6) is None
+    assert Policy("all", "all").prefix_layers(6) is None              # the feature cache's case
 
 
-def test_branch_taken_only_when_it_applies(compose):
-    from tunelab.methods import prefix_cache
+def test_route_taken_only_when_it_applies(compose):
+    from tunelab.models.plan import route_of
 
-    assert prefix_cache.why_not(compose(OVR)) is None
-    assert prefix_cache.why_not(compose(FAST + ["freeze=first_n", "freeze.n=1"])) is None
+    assert route_of(compose(OVR)).runner == "prefix"
+    assert route_of(compose(OVR)).prefix_layers == 1
+    assert route_of(compose(FAST + ["freeze=first_n", "freeze.n=1"])).runner == "prefix"
     for extra, why in ((["trainer.feature_cache=false"], "feature_cache=false"),
                        (["freeze=gradual"], "gradual"),
                        (["freeze=embeddings"], "only the embeddings"),
                        (["freeze.n=2"], "only the embeddings"),        # tiny has 2 layers
-                       (["freeze=none"], "frozen bottom layers"),
+                       (["freeze=none"], "nothing is frozen"),
                        (["augment=eda"], "augmented texts"),
                        (["ckpt_path=/nonexistent.ckpt"], "ckpt_path")):
-        assert why in prefix_cache.why_not(compose(OVR + extra)), extra
+        route = route_of(compose(OVR + extra))
+        assert route.runner == "encoder" and route.cache == "none", extra
+        assert why in route.why, extra
 
 
 def test_cached_and_uncached_runs_agree_bert(compose, tmp_path):
@@ -114,7 +121,7 @@ def test_top_logits_equal_hf_forward_with_padding_and_dropout(compose, k):
     with the frozen prefix in eval mode, under the same RNG seed: same logits, same masks."""
     import torch
 
-    from tunelab.models import prefix
+    from tunelab.models.cache import prefix
     from tunelab.models.loading import load_model, load_tokenizer
 
     cfg = compose(["model=tiny", "model.dropout=0.3"])

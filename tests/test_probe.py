@@ -1,4 +1,4 @@
-"""freeze=all's probe (tunelab.methods.probe) and the degenerate-run warning (tunelab.degenerate)."""
+"""freeze=all's probe (tunelab.methods.shared.probe) and the degenerate-run warning (tunelab.degenerate)."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def test_probe_matches_an_independent_sklearn_fit(compose, tmp_path):
 
     from tunelab.data.sources import load_raw
     from tunelab.data.splits import make_splits
-    from tunelab.models import features as F
+    from tunelab.models.cache import features as F
 
     ovr = OVR + ["freeze=all", "seed=2"]
     res = _run(compose, tmp_path, "probe", ovr)
@@ -77,11 +77,11 @@ def test_probe_rules(compose):
     validate(compose(OVR + ["freeze=all"]))
     from omegaconf import OmegaConf
 
-    from tunelab.schemas.probe import check_probe
+    from tunelab.models.policy import check_policy, policy_of
 
-    last2 = OmegaConf.merge(compose(OVR + ["freeze=last2"]).freeze, {"probe": {"fit": "head"}})
+    last2 = OmegaConf.merge(compose(OVR + ["freeze=last2"]), {"freeze": {"probe": {"fit": "head"}}})
     with pytest.raises(ConfigError, match="freeze.probe fits a classifier on a fully frozen encoder"):
-        check_probe(last2, "seq_cls", "finetune")
+        check_policy(policy_of(last2), method="finetune", task="seq_cls", strategy=None, augment="none")
     with pytest.raises(ConfigError, match="pooling=cls|mean|pooler"):
         validate(compose(OVR + ["freeze=all", "freeze.probe.fit=head", "freeze.probe.pooling=concat_last4"]))
     with pytest.raises(ConfigError, match="freeze.probe.fit=paper"):

@@ -42,8 +42,10 @@ def test_seq_cls_f1_is_positive_class_f1(compose, tmp_path):
     from tunelab.models.loading import load_model
 
     model, _ = load_model(cfg.model, "seq_cls", num_labels=2)
-    mod = SequenceClassifier(model, num_labels=2, positive_index=1, optim_cfg=cfg.optim,
-                             freeze_cfg=cfg.freeze, label_names=["neg", "pos"], log=lambda *_: None)
+    from tunelab.models.plan import plan_for
+
+    mod = SequenceClassifier(model, plan=plan_for(cfg, model), num_labels=2, positive_index=1, optim_cfg=cfg.optim,
+                             label_names=["neg", "pos"], log=lambda *_: None)
     preds = torch.tensor([1, 1, 0, 0, 1, 0, 1, 1])
     labels = torch.tensor([1, 0, 0, 1, 1, 0, 0, 1])
     # Two evaluation batches through the module's own pass end (what Lightning calls).

@@ -35,7 +35,7 @@ def _cfg(compose, tmp_path, csv, *overrides):
 
 def test_record_on_the_same_test_split(compose, tmp_path, topics_csv):
     """Wiring on the tiny random model: metrics, baseline and counts; test split = seq_cls's."""
-    from tunelab.methods.finetune import build_datamodule
+    from tunelab.methods.shared.data import build_datamodule
 
     cfg = _cfg(compose, tmp_path, topics_csv, "model=tiny")
     rec = run(cfg, RunContext(out_dir=tmp_path / "job"))

@@ -108,15 +108,16 @@ class TaskConfig:
 @dataclass
 class FreezeConfig:
     name: str = "none"
-    # none | all | last_n | first_n | embeddings | gradual
-    mode: str = choice("none", "none", "all", "last_n", "first_n", "embeddings", "gradual")
+    # none | all | last_n | first_n | embeddings | gradual | bitfit | lpft (tunelab.models.policy)
+    mode: str = choice("none", "none", "all", "last_n", "first_n", "embeddings", "gradual", "bitfit", "lpft")
     # last_n: the top n encoder layers (+ pooler + head) train; first_n: embeddings and the
     # first n layers are frozen.
     n: int = bounded(0, 0)
     # gradual: unfreeze one more layer from the top every epoch ("epoch") or every k steps.
     unfreeze_every: str = choice("epoch", "epoch", "steps")
     unfreeze_k_steps: int = bounded(100, 1)
-    # freeze=all only: how the classifier is fitted on the frozen encoder (schemas/probe.py).
+    # freeze=all: how the classifier is fitted on the frozen encoder (schemas/probe.py);
+    # freeze=lpft: how the head is fitted before everything is fine-tuned (fit: head).
     probe: Optional[ProbeConfig] = None
 
 
@@ -166,9 +167,9 @@ class TrainerConfig:
     limit_val_batches: float = 1.0
     limit_test_batches: float = 1.0
     # freeze=all: compute the frozen encoder's output once per (model, data, max length) and
-    # train only the head on the cached features (same metrics; tunelab.methods.frozen_cache).
+    # train only the head on the cached features (same metrics; tunelab.models.cache.frozen).
     # Frozen bottom layers (freeze=last_n|first_n): their output is cached likewise and only the
-    # top layers train (tunelab.methods.prefix_cache).
+    # top layers train (tunelab.models.cache.prefix_module).
     feature_cache: bool = True
     # How the frozen-prefix cache stores hidden states: float32 (exact) or bfloat16 (half the
     # disk and page cache; results then carry bf16 rounding of the cached states).

@@ -52,12 +52,12 @@ def _curriculum_reasons(cur: Optional[dict]) -> list[str]:
     return out
 
 
-def likely_cause(cfg: Any) -> str:
-    """The usual reason a run of this config ends degenerate, and the knob to turn."""
-    freeze = cfg.get("freeze")
-    probe = freeze.get("probe") if freeze is not None else None
-    if freeze is not None and freeze.mode == "all" and probe is not None and probe.fit in ("paper", "head"):
-        lr = cfg.optim.lr if probe.fit == "paper" else probe.lr
+def likely_cause(cfg: Any, plan: Optional[dict] = None) -> str:
+    """The usual reason a run of this config ends degenerate, and the knob to turn; ``plan`` is
+    the run's recorded plan (results.json ``plan``: what trained, and at which optim.* keys)."""
+    plan = plan or {}
+    if plan.get("mode") == "all" and plan.get("fit") in ("paper", "head"):
+        lr = (plan.get("optim") or {}).get("lr", cfg.optim.lr)
         return (f"a frozen encoder's head trained at lr {lr:g} stays at the class prior: use "
                 f"freeze.probe.fit=logreg (the default) or a larger freeze.probe.lr")
     o = cfg.get("optim")
@@ -83,5 +83,5 @@ def warn_if_degenerate(record: dict, cfg: Any, log) -> list[str]:
     why = reasons(record, cfg.task.name if "task" in cfg else None)
     if why:
         log.warning(f"[tunelab] warning: this run learned nothing usable ({'; '.join(why)}); likely cause: "
-                    f"{likely_cause(cfg)}.")
+                    f"{likely_cause(cfg, record.get('plan'))}.")
     return why

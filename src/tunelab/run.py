@@ -26,9 +26,8 @@ import shutil
 import sys
 import time
 import traceback
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -37,6 +36,7 @@ from tunelab.errors import ConfigError, TunelabError
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 from tunelab import seeds
+from tunelab.context import RunContext
 from tunelab.io import scrub_secrets
 from tunelab.environment import environment_record, library_versions
 from tunelab.results import SCHEMA_VERSION, git_commit, utcnow, write_results
@@ -45,56 +45,12 @@ from tunelab.validation import method_name, validate
 log = logging.getLogger("tunelab")
 
 
-@dataclass
-class RunContext:
-    """Where a job writes and what Hydra knows about it."""
-
-    out_dir: Path
-    multirun: bool = False
-    overrides: list[str] = field(default_factory=list)
-    choices: dict[str, Any] = field(default_factory=dict)
-    sweep_dir: Optional[Path] = None
-    job_num: Optional[int] = None
-    # The experiment logger, kept so ``run`` can close it even when training fails.
-    logger: Any = None
-    # The job's identity (tunelab.ops.identity), set by ``run``: W&B run id, checkpoint check.
-    identity: Optional[str] = None
-
-    @classmethod
-    def from_hydra(cls) -> "RunContext":
-        from hydra.core.hydra_config import HydraConfig
-        from hydra.types import RunMode
-
-        hc = HydraConfig.get()
-        multirun = hc.mode == RunMode.MULTIRUN
-        return cls(
-            out_dir=Path(hc.runtime.output_dir),
-            multirun=multirun,
-            overrides=list(hc.overrides.task),
-            choices={k: v for k, v in hc.runtime.choices.items() if not k.startswith("hydra")},
-            sweep_dir=Path(hc.sweep.dir) if multirun else None,
-            job_num=hc.job.num if multirun else None,
-        )
-
-    @property
-    def group(self) -> str:
-        """W&B group: one per sweep (or per single run)."""
-        base = self.sweep_dir if self.multirun and self.sweep_dir else self.out_dir
-        return "_".join(base.parts[-2:])
-
-    @property
-    def swept_tags(self) -> list[str]:
-        """W&B tags: the job's values of the keys its sweep varies (tunelab.loggers.swept_tags)."""
-        from tunelab.loggers import swept_tags, sweep_keys
-
-        return swept_tags(self.overrides, sweep_keys(self.sweep_dir)) if self.multirun else []
-
-
 # --------------------------------------------------------------------------- the job
 
 
 def base_record(cfg: DictConfig, ctx: RunContext) -> dict:
     from tunelab.models.loading import model_label
+    from tunelab.models.policy import policy_of
 
     return {
         "schema_version": SCHEMA_VERSION,
@@ -104,7 +60,7 @@ def base_record(cfg: DictConfig, ctx: RunContext) -> dict:
         "method": method_name(cfg),
         "model": model_label(cfg.model) if "model" in cfg else None,
         "data": cfg.data.name if "data" in cfg else None,
-        "freeze": cfg.freeze.name if "freeze" in cfg else None,
+        "freeze": policy_of(cfg).name if "freeze" in cfg else None,
         "seed": int(cfg.seed),
         # The seeds in effect (tunelab.seeds): equal to seed unless init_seed/order_seed were set.
         "init_seed": seeds.init_seed(cfg),
@@ -115,6 +71,8 @@ def base_record(cfg: DictConfig, ctx: RunContext) -> dict:
         "label_names": None,
         "n_examples": None,
         "params": None,
+        # What trains (tunelab.models.plan): filled in by the method.
+        "plan": None,
         "overrides": ctx.overrides,
         "choices": ctx.choices,
         "config": scrub_secrets(OmegaConf.to_container(cfg, resolve=True)),

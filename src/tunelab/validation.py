@@ -1,7 +1,8 @@
 """Every check of a composed config that a single field cannot express, in one place.
 
-``validate(cfg)`` runs before any data or model is loaded (``freeze.n=99`` fails in
-milliseconds, not after the model loaded). It raises :class:`~tunelab.errors.ConfigError` with
+``validate(cfg)`` runs before any data or model is loaded (a typo fails in milliseconds, not
+after the model loaded; ``freeze.n`` deeper than the model fails when the plan reads the model's
+config, still before any weights: :mod:`tunelab.models.plan`). It raises :class:`~tunelab.errors.ConfigError` with
 one sentence that names the conflict and the fix. Three layers, in order:
 
 1. the schema walk (``tunelab.schemas.checks``): unknown keys (``+optim.lrr``), closed choices,
@@ -29,13 +30,8 @@ TASKS = {
     "curriculum": ("seq_cls",),
     "adapt": ("seq_cls", "token_cls"),
 }
-# methods that train an encoder under ``freeze`` (the others never run one, or keep it frozen)
-FREEZES = ("finetune", "curriculum", "adapt")
 # methods that apply ``augment`` to their training texts (and the tasks where EDA keeps labels)
 AUGMENTS = ("finetune", "adapt")
-# strategies that train only their own parameters (adapters/LoRA + heads): a freeze policy on
-# top would be silently replaced, so it is refused
-OWN_PARAMETERS = ("adapters", "lora")
 
 
 def _name(node: Any, default: Optional[str] = None) -> Optional[str]:
@@ -84,9 +80,10 @@ def check_hardware(cfg: Any) -> None:
 
 def check_combination(cfg: Any) -> None:
     """The method x task x freeze x strategy x adapt x augment table."""
+    from tunelab.models.policy import check_policy, policy_of
+
     method = method_name(cfg)
     task = cfg.task.name
-    freeze = cfg.freeze.mode
     strategy = _name(cfg.get("strategy"))
     curriculum = _name(cfg.get("curriculum"))
     adapt = _name(cfg.get("adapt"), "none")
@@ -122,13 +119,6 @@ def check_combination(cfg: Any) -> None:
                           "method=finetune).")
     if adapt != "none":
         check_adapt(cfg.adapt)
-    if freeze != "none" and method not in FREEZES:
-        raise ConfigError(f"freeze={cfg.freeze.name} has no effect with method={method} (it trains no "
-                          f"encoder layers): drop freeze= (for a frozen encoder + classifier use "
-                          f"method=features or freeze=all).")
-    if freeze != "none" and strategy in OWN_PARAMETERS:
-        raise ConfigError(f"strategy={strategy} trains only its own {strategy} and the heads (the encoder "
-                          f"stays frozen), so freeze={cfg.freeze.name} would be ignored: drop freeze=.")
     if augment != "none":
         if method not in AUGMENTS:
             raise ConfigError(f"augment={augment} is applied by fine-tuning only (method=finetune|adapt), "
@@ -136,10 +126,8 @@ def check_combination(cfg: Any) -> None:
         if task != "seq_cls":
             raise ConfigError(f"augment={augment} rewrites whole texts and keeps their label, which needs "
                               f"task=seq_cls (task={task} labels tokens/words): drop augment=.")
-    if cfg.freeze.get("probe") is not None:
-        from tunelab.schemas.probe import check_probe
-
-        check_probe(cfg.freeze, task, method, augment)
+    # The freeze policy's own rules (tunelab.models.policy: the one reading of ``freeze``).
+    check_policy(policy_of(cfg), method=method, task=task, strategy=strategy, augment=augment)
 
 
 def check_adapt(a: Any) -> None:
@@ -167,37 +155,6 @@ def check_masking(node: Any, prefix: str) -> None:
                           f"rest keep the original token).")
 
 
-def check_freeze_depth(cfg: Any) -> None:
-    """``freeze.n`` against the model's depth, from its config file alone (no weights loaded)."""
-    if cfg.freeze.mode not in ("last_n", "first_n") or method_name(cfg) not in FREEZES:
-        return
-    from tunelab.models.freezing import check_depth
-    from tunelab.models.loading import load_config
-
-    mc = load_config(cfg.model)
-    n_layers = getattr(mc, "num_hidden_layers", None) or getattr(mc, "n_layers", None)
-    if n_layers:
-        check_depth(cfg.freeze, int(n_layers))
-
-
-def check_shared_layers(cfg: Any) -> None:
-    """Per-layer policies on an encoder whose layers share weights (ALBERT), refused before any
-    training (an adapt job would otherwise adapt first): from a meta-device model, no weights read."""
-    from tunelab.models.freezing import PER_LAYER_MODES
-
-    if method_name(cfg) not in FREEZES or (cfg.freeze.mode not in PER_LAYER_MODES and float(cfg.optim.layer_decay) == 1.0):
-        return
-    import torch
-    from transformers import AutoModel
-
-    from tunelab.models.freezing import check_shared_layers_of
-    from tunelab.models.loading import load_config
-
-    with torch.device("meta"):
-        model = AutoModel.from_config(load_config(cfg.model), trust_remote_code=cfg.model.trust_remote_code)
-    check_shared_layers_of(model, cfg.freeze, cfg.optim)
-
-
 def validate(cfg: Any) -> None:
     """All config checks, cheapest first. Raises ConfigError naming the key and the fix."""
     check_config(cfg)
@@ -205,5 +162,3 @@ def validate(cfg: Any) -> None:
     check_combination(cfg)
     seeds.check(cfg, method_name(cfg))
     check_hardware(cfg)
-    check_freeze_depth(cfg)
-    check_shared_layers(cfg)

@@ -1,16 +1,15 @@
 """The LightningDataModule: load -> split -> tokenise (cached) -> length-grouped batches.
 
 Tokenisation goes through ``datasets.map`` and the result is saved under
-``<cache_dir>/tokenized/<key>``, where the key hashes the tokenizer, max length, task options
-and the exact split contents. All runs of a sweep (ten seeds, three freeze schemes) therefore
+``<cache_dir>/tokenized/<key>``, with the description of what it was built from (the
+tokenizer's content, max length, task options, the label -> id list and the exact split
+contents; :mod:`tunelab.caching`), which every read checks. All runs of a sweep (ten seeds, three freeze schemes) therefore
 tokenise once. Padding is dynamic (per batch), and training batches group similar lengths:
 tweets are ~25 tokens, so padding everything to 128 would waste most of the compute.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import shutil
 import tempfile
@@ -23,6 +22,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
+from tunelab.caching import check, digest, entry_name, tokenizer_identity, usable, write_description
 from tunelab.data.sampler import LengthGroupedBatchSampler
 from tunelab.data.sources import TOKEN_TASKS, UNLABELLED_TASKS, load_raw
 from tunelab.data.splits import Splits, make_splits
@@ -30,18 +30,15 @@ from tunelab.data.splits import Splits, make_splits
 datasets.disable_progress_bars()
 
 
-def _hash_frame(df: pd.DataFrame) -> str:
-    cols = [c for c in df.columns if c in ("text", "label", "tokens", "tags")]
-    h = hashlib.sha256()
-    for c in cols:
-        h.update(c.encode())
-        h.update(json.dumps(df[c].tolist(), default=str).encode())
-    return h.hexdigest()
+def _frame_digest(df: pd.DataFrame) -> str:
+    """Every column a tokenised split is built from: texts, tokens, tags as strings and as ids."""
+    cols = sorted(c for c in df.columns if c in ("text", "label", "tokens", "tags", "labels"))
+    return digest({c: df[c].tolist() for c in cols})
 
 
 def tokenizer_fingerprint(tokenizer) -> str:
-    fp = f"{tokenizer.name_or_path}|{type(tokenizer).__name__}|{len(tokenizer)}|{tokenizer.do_lower_case if hasattr(tokenizer, 'do_lower_case') else ''}"
-    return fp + ("|prefix-space" if getattr(tokenizer, "add_prefix_space", False) else "")
+    """A short, stable name of the tokenizer's full content (see tunelab.caching.tokenizer_identity)."""
+    return digest(tokenizer_identity(tokenizer))[:24]
 
 
 def for_pre_split_words(tokenizer):
@@ -55,6 +52,7 @@ def for_pre_split_words(tokenizer):
     pre-tokenizer is byte-level without it, else the tokenizer itself (WordPiece, Unigram).
     """
     import copy
+    import json
 
     from tokenizers import pre_tokenizers
 
@@ -203,24 +201,24 @@ class TextDataModule(L.LightningDataModule):
             return names.index("I-" + name[2:])
         return label_id
 
-    def _cache_key(self, split: str, df: pd.DataFrame) -> str:
-        parts = {
-            "tok": tokenizer_fingerprint(self.tokenizer),
-            "max_length": self.max_length,
-            "task": self.task,
-            "label_all": getattr(self.task_cfg, "label_all_tokens", None),
-            "data": _hash_frame(df),
-            "v": 1,
+    def cache_description(self, split: str, df: pd.DataFrame) -> dict:
+        """What a tokenised split is a function of (tunelab.caching): the tokenizer's content, the
+        length limit, the task and its options, the label -> id list and the split's rows."""
+        return {
+            "kind": "tokenized", "split": split, "tokenizer": tokenizer_identity(self.tokenizer),
+            "max_length": int(self.max_length), "task": self.task,
+            "label_all_tokens": bool(getattr(self.task_cfg, "label_all_tokens", False)),
+            "label_names": list(self.label_names or []), "rows": len(df), "data": _frame_digest(df),
         }
-        return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24] + f"-{split}"
 
     def _tokenize_split(self, split: str, df: pd.DataFrame) -> datasets.Dataset:
-        key = self._cache_key(split, df)
-        target = self.cache_dir / "tokenized" / key if self.cache_dir else None
-        if target is not None and target.exists():
+        desc = self.cache_description(split, df)
+        target = self.cache_dir / "tokenized" / entry_name(split, desc) if self.cache_dir else None
+        if target is not None and usable(target, desc, "tokenisation"):
             try:
+                ds = datasets.load_from_disk(str(target))
                 self.cache_hits[split] = True
-                return datasets.load_from_disk(str(target))
+                return ds
             except Exception:
                 shutil.rmtree(target, ignore_errors=True)  # a broken cache entry is rebuilt
         self.cache_hits[split] = False
@@ -230,16 +228,19 @@ class TextDataModule(L.LightningDataModule):
         ds = ds.map(fn, batched=True, remove_columns=[c for c in drop if c in ds.column_names])
         ds = ds.map(lambda b: {"length": [len(x) for x in b["input_ids"]]}, batched=True)
         if target is not None:
-            # Written to a temp dir and renamed: two jobs of a sweep may race to fill the cache,
-            # and a reader must never see a half-written entry.
+            # Written to a temp dir (data, then its description) and renamed: two jobs of a sweep
+            # may race to fill the cache, and a reader must never see a half-written entry.
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
             try:
                 ds.save_to_disk(str(tmp))
+                write_description(tmp, desc)
+                if target.exists() and check(target, desc) is not None:
+                    shutil.rmtree(target, ignore_errors=True)  # an entry of other inputs: replaced
                 os.replace(tmp, target)
             except OSError:
                 shutil.rmtree(tmp, ignore_errors=True)
-            if target.exists():
+            if target.exists() and usable(target, desc, "tokenisation"):
                 ds = datasets.load_from_disk(str(target))
         return ds
 

@@ -3,7 +3,7 @@
 The classic text classifier that fine-tuned encoders are measured against (Hart 2020 asks
 whether BERT beats it). ``method.features=tfidf|count|hash`` picks the vectoriser; it trains on
 the train split an encoder run of the same ``data`` config trains on and is scored on its test
-split (:mod:`tunelab.methods.shallow`).
+split (:mod:`tunelab.methods.shared.shallow`).
 
 ``method.cv=k`` adds stratified k-fold cross-validation on the training data (the folds depend
 on ``data.split_seed`` only): per-fold scores in ``extra.cv``, means and standard deviations in
@@ -20,8 +20,9 @@ import numpy as np
 from omegaconf import DictConfig
 
 from tunelab.errors import ConfigError
-from tunelab.methods.shallow import (class_space, evaluate, fit_quietly, load_splits, log_final, make_logreg,
-                                    predict, record, scores)
+from tunelab.methods.shared.data import class_space, load_splits
+from tunelab.methods.shared.record import baseline_record
+from tunelab.methods.shared.shallow import evaluate, fit_quietly, log_final, make_logreg, predict, scores
 from tunelab.training import start_logger
 
 log = logging.getLogger("tunelab")
@@ -114,4 +115,9 @@ def run(cfg: DictConfig, ctx) -> dict:
     n_params = int(clf.coef_.size + clf.intercept_.size)
     log.info(f"[tunelab] sparse {sp.features}: {extra['sparse']['n_features']:,} features, "
              f"{n_params:,} coefficients, fit in {fit_s:.1f} s")
-    return record(splits, metrics, pred, n_params, extra, proba=proba)
+    from tunelab.models.plan import fixed_record
+
+    rec = baseline_record(splits, metrics, pred, n_params, extra, proba=proba)
+    rec["plan"] = fixed_record(runner="sparse", cache="none", why="no encoder: a bag of words",
+                               encoder_params=0, classifier_params=n_params)
+    return rec

@@ -3,7 +3,7 @@
 Default (embedding similarity): every label gets one or more natural-language descriptions,
 ``method.templates`` filled with ``{label}`` = ``method.descriptions[label]`` (or the label
 name), e.g. "This text is positive.". Texts and descriptions are embedded by the same frozen
-encoder (``tunelab.models.features.extract``, mean pooling by default); a label's vector is the mean of
+encoder (``tunelab.models.cache.features.extract``, mean pooling by default); a label's vector is the mean of
 its unit-normalised description vectors, and each text gets the label of highest cosine
 similarity. This only works with an encoder trained to produce sentence embeddings (the
 packaged MiniLM is one: all-MiniLM-L6-v2); a randomly initialised model guesses.
@@ -14,7 +14,7 @@ No NLI model is packaged, so offline a hub id fails with a message saying so.
 
 The data are split exactly as for fine-tuning (same ``data.*`` settings, same test split), and the
 job writes ``results.json`` with ``test/acc``, ``test/f1`` (positive class for binary tasks, macro
-otherwise), ``test/f1_macro`` (all through :mod:`tunelab.methods.shallow`, as for the other methods
+otherwise), ``test/f1_macro`` (all through :mod:`tunelab.methods.shared.shallow`, as for the other methods
 without fine-tuning), the majority-class rate and prediction counts, so a zero-shot row sits next
 to the fine-tuned ones in a report. The training split is used only for the majority baseline and
 the class counts.
@@ -29,8 +29,8 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from tunelab.errors import ConfigError, HubUnavailableError
-from tunelab.methods.finetune import positive_index
-from tunelab.methods.shallow import load_splits, record
+from tunelab.methods.shared.data import load_splits, positive_index
+from tunelab.methods.shared.record import baseline_record
 from tunelab.metrics import classification_scores
 
 log = logging.getLogger("tunelab")
@@ -55,7 +55,7 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 def embedding_scores(texts: list[str], prompts: dict[str, list[str]], cfg: DictConfig) -> np.ndarray:
     """Cosine similarity [n_texts, n_labels] between texts and label description vectors."""
-    from tunelab.models.features import extract
+    from tunelab.models.cache.features import extract
 
     flat = [p for ps in prompts.values() for p in ps]
     z = cfg.method
@@ -143,9 +143,13 @@ def run(cfg: DictConfig, ctx) -> dict:
             test_pred = pred
             top2 = np.sort(scores, axis=1)[:, -2:] if len(names) > 1 else None
             mean_margin = float((top2[:, 1] - top2[:, 0]).mean()) if top2 is not None else None
-    rec = record(splits, metrics, test_pred, 0, {
+    rec = baseline_record(splits, metrics, test_pred, 0, {
         "zeroshot": {"method": method, "prompts": prompts, "pooling": z.pooling,
                      "nli_model": z.nli_model, "mean_top2_margin": mean_margin}})
+    from tunelab.models.plan import fixed_record
+
+    rec["plan"] = fixed_record(runner="zeroshot", cache="none", why=f"nothing is fitted ({method})",
+                               encoder_params=0, classifier_params=0, pooling=z.pooling)
     log.info(f"[tunelab] zero-shot test accuracy {metrics['test/acc']:.4f} "
              f"(majority class: {rec['majority_rate']:.4f}); predictions {rec['pred_class_counts']}")
     return rec

@@ -1,8 +1,9 @@
-"""Which parameters train, at which learning rate.
+"""A model as blocks, and the mechanics of freezing them (which blocks freeze: the plan).
 
 The model is cut into *blocks*, bottom to top: ``embeddings``, ``layer.0`` … ``layer.{L-1}``,
 ``pooler`` (if any) and ``head`` (everything outside the base encoder: classifier, MLM head).
-A freeze policy is a set of frozen blocks; layer-wise lr decay gives block depth ``d`` the rate
+Which blocks a job freezes is decided once, by :mod:`tunelab.models.plan` from the freeze
+policy (:mod:`tunelab.models.policy`); layer-wise lr decay gives block depth ``d`` the rate
 ``lr * layer_decay ** (top - d)``. Frozen really means frozen:
   * ``requires_grad=False`` (no gradient is computed or stored),
   * not in the optimizer (``param_groups`` skips them, so weight decay cannot move them),
@@ -154,73 +155,35 @@ def blocks_of(model: nn.Module) -> list[Block]:
     return blocks
 
 
-PER_LAYER_MODES = ("last_n", "first_n", "gradual")
-
-
-def check_shared_layers(blocks: list[Block], freeze_cfg: Any, optim_cfg: Any) -> None:
-    """Refuse per-layer policies on layers that share their weights (ALBERT).
+def check_shared_layers(blocks: list[Block], policy: Any, optim_cfg: Any) -> None:
+    """Refuse per-layer policies (a :class:`tunelab.models.policy.Policy`) on layers that share
+    their weights (ALBERT).
 
     Freezing "the last two layers" of ALBERT would freeze or train the one set of weights that
     every layer runs, and layer-wise lr decay has no per-layer weights to give rates to.
     """
-    _refuse_split(max(b.uses for b in blocks), freeze_cfg, optim_cfg)
+    _refuse_split(max(b.uses for b in blocks), policy, optim_cfg)
 
 
-def check_shared_layers_of(model: nn.Module, freeze_cfg: Any, optim_cfg: Any) -> None:
+def check_shared_layers_of(model: nn.Module, policy: Any, optim_cfg: Any) -> None:
     """:func:`check_shared_layers` from the module structure alone (a meta-device model will do:
     no forward, no weights), so a run can be refused at start-up."""
     base = getattr(model, "base_model", model)
     cfg = getattr(model, "config", None)
     n_layers = getattr(cfg, "num_hidden_layers", None) or getattr(cfg, "n_layers", None)
-    _refuse_split(_find_layer_list(base, n_layers)[2], freeze_cfg, optim_cfg)
+    _refuse_split(_find_layer_list(base, n_layers)[2], policy, optim_cfg)
 
 
-def _refuse_split(uses: int, freeze_cfg: Any, optim_cfg: Any) -> None:
+def _refuse_split(uses: int, policy: Any, optim_cfg: Any) -> None:
     if uses <= 1:
         return
     what = f"its encoder layers share their weights ({uses} layers run each set, as in ALBERT)"
-    if freeze_cfg.mode in PER_LAYER_MODES:
-        raise ConfigError(f"freeze={freeze_cfg.name} cannot freeze part of this encoder: {what}; use "
-                          f"freeze=none, all or embeddings.")
+    if policy.per_layer:
+        raise ConfigError(f"freeze={policy.name} cannot freeze part of this encoder: {what}; use "
+                          f"freeze=none, all, embeddings, bitfit or lpft.")
     if float(getattr(optim_cfg, "layer_decay", 1.0)) != 1.0:
         raise ConfigError(f"optim.layer_decay={optim_cfg.layer_decay} needs one set of weights per layer, but "
                           f"{what}; use optim.layer_decay=1.")
-
-
-def check_depth(freeze_cfg: Any, n_layers: int) -> None:
-    """``last_n``/``first_n`` may not name more layers than the model has."""
-    n = int(getattr(freeze_cfg, "n", 0) or 0)
-    if freeze_cfg.mode in ("last_n", "first_n") and n > n_layers:
-        raise ConfigError(
-            f"freeze={freeze_cfg.name}: freeze.n={n} but the model has only {n_layers} encoder layers; "
-            f"use freeze.n<={n_layers} (freeze=none trains everything)."
-        )
-
-
-def frozen_block_names(blocks: list[Block], freeze_cfg: Any) -> set[str]:
-    """Names of blocks a (static) policy freezes; for ``gradual``, its starting state."""
-    n_layers = sum(b.name.startswith("layer.") for b in blocks)
-    base = [b.name for b in blocks if b.name != "head"]
-    mode, n = freeze_cfg.mode, int(getattr(freeze_cfg, "n", 0) or 0)
-    if mode == "none":
-        return set()
-    if mode in ("all", "gradual"):
-        return set(base)
-    if mode == "embeddings":
-        return {"embeddings"}
-    check_depth(freeze_cfg, n_layers)
-    if mode == "last_n":  # the top n layers, the pooler and the head train
-        return {"embeddings"} | {f"layer.{i}" for i in range(n_layers - n)}
-    if mode == "first_n":  # embeddings and the first n layers are frozen
-        return {"embeddings"} | {f"layer.{i}" for i in range(n)}
-    raise ConfigError(f"unknown freeze.mode={mode!r}")
-
-
-def apply_freeze(blocks: list[Block], frozen: Iterable[str]) -> None:
-    frozen = set(frozen)
-    for b in blocks:
-        for p in b.params:
-            p.requires_grad_(b.name not in frozen)
 
 
 def keep_frozen_in_eval(blocks: list[Block]) -> None:
@@ -270,42 +233,25 @@ def count(params: Iterable[nn.Parameter]) -> tuple[int, int]:
     return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
 
 
-def summary_lines(model: nn.Module, blocks: list[Block], optim_cfg: Any) -> list[str]:
-    """A per-block table and PEFT's one-line trainable-parameter summary."""
-    lrs = block_lrs(blocks, optim_cfg)
-    lines = [f"{'block':<12} {'trainable':>12} {'total':>12}  lr"]
-    for b in blocks:
-        tr, tot = count(b.params)
-        lr = f"{lrs[b.name]:.2e}" if tr else "frozen"
-        lines.append(f"{b.name:<12} {tr:>12,} {tot:>12,}  {lr}")
-    tr, tot = count(model.parameters())
-    lines.append(f"trainable params: {tr:,} || all params: {tot:,} || trainable%: {100 * tr / max(tot, 1):.4f}")
-    return lines
-
-
 class GradualUnfreezer:
-    """ULMFiT-style schedule: block order top-down, thawed one at a time.
+    """ULMFiT-style schedule: the plan's thaw order (top block first), one step at a time.
 
     ``step(optimizer, scheduler, epoch=..., global_step=...)`` thaws the blocks due and adds
     their parameters to the optimizer (and the lr scheduler, which otherwise would not scale
     the new groups' rates with warmup/decay).
     """
 
-    def __init__(self, blocks: list[Block], optim_cfg: Any, freeze_cfg: Any, named: dict[int, str]):
-        self.blocks, self.optim_cfg, self.freeze_cfg, self.named = blocks, optim_cfg, freeze_cfg, named
-        order = [b.name for b in reversed(blocks) if b.name != "head"]
-        # The pooler thaws together with the top layer: it is a single dense layer on its output.
-        if order and order[0] == "pooler" and len(order) > 1:
-            order = [("pooler", order[1])] + [(n,) for n in order[2:]]
-        else:
-            order = [(n,) for n in order]
-        self.order = order
+    def __init__(self, plan, optim_cfg: Any, named: dict[int, str]):
+        policy = plan.route.policy
+        self.blocks, self.optim_cfg, self.named = plan.blocks, optim_cfg, named
+        self.every, self.k_steps = policy.unfreeze_every, policy.unfreeze_k_steps
+        self.order = plan.thaw_order()
         self.thawed = 0
 
     def due(self, epoch: int, global_step: int) -> int:
-        if self.freeze_cfg.unfreeze_every == "epoch":
+        if self.every == "epoch":
             return min(epoch, len(self.order))
-        return min(global_step // max(1, self.freeze_cfg.unfreeze_k_steps), len(self.order))
+        return min(global_step // max(1, self.k_steps), len(self.order))
 
     def step(self, optimizer, scheduler, *, epoch: int, global_step: int) -> list[str]:
         target = self.due(epoch, global_step)
@@ -316,8 +262,7 @@ class GradualUnfreezer:
                 if b.name in names:
                     for p in b.params:
                         p.requires_grad_(True)
-                    b_mods = b.modules
-                    for m in b_mods:
+                    for m in b.modules:
                         m.train()
             for g in param_groups(self.blocks, self.optim_cfg, only=names, named=self.named):
                 optimizer.add_param_group(g)

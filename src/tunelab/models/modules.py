@@ -25,20 +25,18 @@ class EncoderModule(L.LightningModule):
 
     kind = "encoder"
 
-    def __init__(self, model, *, optim_cfg: Any, freeze_cfg: Any, label_names: Optional[list[str]] = None,
-                 log=print):
+    def __init__(self, model, *, plan, optim_cfg: Any, label_names: Optional[list[str]] = None, log=print):
+        """``plan`` (tunelab.models.plan.make_plan) says what trains and at which rate; it has
+        been applied to ``model`` already, and this module only follows it."""
         super().__init__()
         self.model = model
-        self.optim_cfg, self.freeze_cfg = optim_cfg, freeze_cfg
+        self.plan, self.optim_cfg = plan, optim_cfg
         self.label_names = label_names
         self._log_fn = log
-        self.blocks = freezing.blocks_of(model)
-        freezing.check_shared_layers(self.blocks, freeze_cfg, optim_cfg)
-        freezing.apply_freeze(self.blocks, freezing.frozen_block_names(self.blocks, freeze_cfg))
+        self.blocks = plan.blocks
         self.unfreezer = None
-        if freeze_cfg.mode == "gradual":
-            self.unfreezer = freezing.GradualUnfreezer(self.blocks, optim_cfg, freeze_cfg,
-                                                       freezing.named_ids(model))
+        if plan.gradual:
+            self.unfreezer = freezing.GradualUnfreezer(plan, optim_cfg, freezing.named_ids(model))
         self.test_outputs: dict[str, Any] = {}
         # from_pretrained returns a model in eval mode, and Lightning >= 2.5 keeps the mode it
         # finds at fit start: without this the whole model would train with dropout off.
@@ -53,9 +51,10 @@ class EncoderModule(L.LightningModule):
         return self
 
     def param_summary(self) -> list[str]:
-        return freezing.summary_lines(self.model, self.blocks, self.optim_cfg)
+        return self.plan.summary_lines()
 
     def param_counts(self) -> dict[str, int]:
+        """Parameters that train now (after a run: including the blocks gradual unfreezing thawed)."""
         tr, tot = freezing.count(self.model.parameters())
         return {"trainable": tr, "total": tot}
 
@@ -78,7 +77,7 @@ class EncoderModule(L.LightningModule):
         self._thaw()
 
     def on_train_batch_start(self, batch, batch_idx) -> None:
-        if self.unfreezer is not None and self.freeze_cfg.unfreeze_every == "steps":
+        if self.unfreezer is not None and self.unfreezer.every == "steps":
             self._thaw()
 
     # -- optimisation -------------------------------------------------------------------
@@ -87,7 +86,7 @@ class EncoderModule(L.LightningModule):
 
         groups = freezing.param_groups(self.blocks, self.optim_cfg, named=freezing.named_ids(self.model))
         if not groups:
-            raise TunelabError("nothing to train: the freeze policy froze every parameter.")
+            raise TunelabError("nothing to train: the plan froze every parameter.")
         # The fused AdamW kernel: one pass over each parameter's memory instead of torch's default
         # per-tensor loop of a dozen element-wise ops on CPU. The same update up to float rounding;
         # measured on the packaged MiniLM (2-core CPU): 61 -> 6 ms per step for all 22.7 M

@@ -34,16 +34,22 @@ from omegaconf import DictConfig, OmegaConf
 # Dotted keys left out of the identity: they change where or how a job is recorded, not its
 # numbers. resume.* (the same job resumed is the same job), logger.* (W&B/CSV), cache_dir (a
 # cache gives identical inputs), notes, progress and checkpoint bookkeeping, and the frozen
-# feature cache (same metrics by construction: tunelab.methods.frozen_cache).
+# feature cache (same metrics by construction: tunelab.models.cache.frozen).
 BOOKKEEPING = ("resume", "logger", "cache_dir", "notes", "trainer.enable_progress_bar",
                "trainer.log_every_n_steps", "trainer.progress_every_n_steps", "trainer.keep_checkpoints",
                "trainer.feature_cache")
+# The version of the rules that turn a config into what trains (tunelab.models.plan, which
+# records it in every plan). Bump it when they change what a config trains: a job's identity
+# includes it, so a job planned under other rules is never skipped or resumed as this one.
+PLAN_RULES = 2
 RESOLVER_SUBDIR = "tunelab_job_subdir"
 RESOLVER_HYDRA_SUBDIR = "tunelab_hydra_subdir"
 
 
 def identity_payload(cfg: Any) -> dict:
-    """The resolved config that is hashed: plain data, ``hydra`` and :data:`BOOKKEEPING` removed."""
+    """The resolved config that is hashed: plain data, ``hydra`` and :data:`BOOKKEEPING` removed,
+    and the version of the rules that turn a config into what trains (``plan_rules``:
+    :data:`PLAN_RULES`), so a job planned under other rules is another job."""
     if isinstance(cfg, DictConfig):
         data = {k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
                 for k in cfg if k != "hydra"}
@@ -56,6 +62,7 @@ def identity_payload(cfg: Any) -> dict:
             node = node.get(p) if isinstance(node, dict) else None
         if isinstance(node, dict):
             node.pop(leaf, None)
+    data["plan_rules"] = PLAN_RULES
     return data
 
 

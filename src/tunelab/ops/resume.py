@@ -74,6 +74,9 @@ class ResumeStateCallback(L.Callback):
         # The job identity (tunelab.ops.identity) goes into every checkpoint; a checkpoint of
         # another config is refused instead of being continued as if it were this job's.
         self.identity = identity
+        # And the digest of the job's plan (tunelab.models.plan: what trains), read from the
+        # module at setup: a checkpoint of another plan is refused too.
+        self.plan: Optional[str] = None
         self._pending: Optional[dict] = None
         self._trainer = None
 
@@ -83,9 +86,11 @@ class ResumeStateCallback(L.Callback):
 
     def setup(self, trainer, pl_module, stage):
         self._trainer = trainer
+        plan = getattr(pl_module, "plan", None)
+        self.plan = getattr(plan, "digest", None)
 
     def state_dict(self) -> dict:
-        state = {"rng": _rng_state(), "identity": self.identity}
+        state = {"rng": _rng_state(), "identity": self.identity, "plan": self.plan}
         loader = _train_loader(self._trainer)
         if loader is not None:
             state["train_loader"] = loader.state_dict()
@@ -99,6 +104,13 @@ class ResumeStateCallback(L.Callback):
             raise ConfigError(f"the checkpoint being resumed was written by a job with another config "
                               f"(identity {saved[:12]}, this job {self.identity[:12]}): refusing to continue "
                               f"it; delete the job dir's checkpoints/ or choose another resume.name.")
+        plan = state.get("plan")
+        if plan and self.plan and plan != self.plan:
+            from tunelab.errors import ConfigError
+
+            raise ConfigError(f"the checkpoint being resumed was trained under another plan (what trains: "
+                              f"{plan}, this job {self.plan}; a model or tunelab version change): refusing to "
+                              f"continue it; delete the job dir's checkpoints/ to start over.")
         self._pending = state
 
     def on_train_start(self, trainer, pl_module):

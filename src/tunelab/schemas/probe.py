@@ -19,7 +19,9 @@ are used in practice (SentEval, linear probes of representation papers):
 Pooling: ``mean`` by default. Sentence-embedding encoders such as the packaged all-MiniLM-L6-v2
 are trained so that the mean of the last layer over real tokens is the text's vector; for plain
 BERT checkpoints mean pooling is also the stronger frozen feature (the pooler was trained for
-next-sentence prediction, not for the task). ``paper`` always reads the pooler, as the HF head does.
+next-sentence prediction, not for the task). ``paper`` always reads the pooler, as the HF head does;
+``pooling: head`` (fit=head) reads what the model's own head reads, as ``freeze=lpft``'s probe must
+(the fine-tuning continues from that head).
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, List, Optional
 
-from tunelab.errors import ConfigError
 from tunelab.schemas.checks import bounded, choice
 
 
@@ -35,8 +36,9 @@ from tunelab.schemas.checks import bounded, choice
 class ProbeConfig:
     # logreg | head | paper (module docstring)
     fit: str = choice("logreg", "logreg", "head", "paper")
-    # cls | mean | concat_last4 | pooler (tunelab.models.features.POOLINGS)
-    pooling: str = choice("mean", "cls", "mean", "concat_last4", "pooler")
+    # cls | mean | concat_last4 | pooler (tunelab.models.cache.features.POOLINGS)
+    # head: what the model's own head reads (BERT: the pooler; DistilBERT: [CLS]); LP-FT's probe.
+    pooling: str = choice("mean", "cls", "mean", "concat_last4", "pooler", "head")
     # logreg: inverse L2 strength; null = chosen from Cs by cv-fold CV (log loss) on train.
     C: Optional[float] = bounded(None, 0, lo_open=True)
     Cs: List[float] = field(default_factory=lambda: [1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0])
@@ -45,22 +47,3 @@ class ProbeConfig:
     # head: AdamW step and epochs of the head alone (warm-up and decay as optim.* say).
     lr: float = bounded(1e-3, 0, lo_open=True)
     epochs: int = bounded(20, 1)
-
-
-def check_probe(freeze: Any, task: str, method: str, augment: str = "none") -> None:
-    """The ``freeze.probe`` rules across fields (choices and ranges are on the fields)."""
-    probe = freeze.get("probe")
-    if probe is None:
-        return
-    if freeze.mode != "all":
-        raise ConfigError(f"freeze.probe fits a classifier on a fully frozen encoder, but freeze={freeze.name} "
-                          f"trains encoder layers: drop freeze.probe or use freeze=all.")
-    if probe.fit == "head" and probe.pooling == "concat_last4":
-        raise ConfigError("freeze.probe.fit=head trains the model's own classifier, which reads one hidden-size "
-                          "vector: use freeze.probe.pooling=cls|mean|pooler, or fit=logreg for concat_last4.")
-    if method == "curriculum" and probe.fit != "paper":
-        raise ConfigError(f"a curriculum trains each stage's head with optim.* (freeze.probe.fit={probe.fit} is "
-                          f"for one task): add freeze.probe.fit=paper to freeze=all, or use strategy=adapters|lora.")
-    if augment != "none" and probe.fit == "logreg" and task == "seq_cls":
-        raise ConfigError(f"augment={augment} adds training texts, but freeze.probe.fit=logreg fits on the encoder "
-                          f"features of the data as loaded: use freeze.probe.fit=head (or paper), or drop augment=.")

@@ -32,7 +32,7 @@ One job, two stages:
    The adapted encoder is saved as a Hugging Face folder ``<job dir>/adapted_encoder``
    (:mod:`.save`); any later run can use it with ``model.path=<job dir>/adapted_encoder``.
 
-2. **Fine-tuning** through the normal path (:func:`tunelab.methods.finetune.run_encoder`) with a
+2. **Fine-tuning** the way ``method=finetune`` does (:func:`tunelab.methods.shared.routes.run_route`) with a
    copy of the config whose ``model.path`` is that folder; the RNG is reseeded first, so the new
    classifier head starts from the same draw as the ``adapt=none`` run of the same seed.
 
@@ -53,11 +53,13 @@ log = logging.getLogger("tunelab")
 def run(cfg: DictConfig, ctx) -> dict:
     """Stage 1 (MLM adaptation) then stage 2 (fine-tuning the adapted encoder)."""
     from tunelab.models.loading import load_tokenizer
+    from tunelab.models.plan import check_depth
 
     from .corpus import corpus_texts, norm, original_texts, prepare_corpus, task_splits, texts_of
     from .mlm import mlm_datamodule
 
     a = cfg.adapt
+    check_depth(cfg)  # stage 2's freeze policy against the encoder, before stage 1 runs
     tokenizer = load_tokenizer(cfg.model)
     # -- corpus (never the task's val/test texts); a bad dapt corpus fails before the task data load
     texts, source = corpus_texts(cfg) if a.name == "dapt" else (None, None)
@@ -148,7 +150,7 @@ def finetune_adapted(cfg: DictConfig, ctx, res: dict, metrics: dict) -> dict:
     adapted encoder (``res["path"]``)."""
     import lightning as L
 
-    from tunelab.methods.finetune import run as finetune
+    from tunelab.methods.shared.routes import run_route
 
     cfg2 = cfg.copy()
     with open_dict(cfg2):
@@ -156,7 +158,7 @@ def finetune_adapted(cfg: DictConfig, ctx, res: dict, metrics: dict) -> dict:
         cfg2.model.random_init = False
         cfg2.model.tokenizer = None
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
-    out = finetune(cfg2, ctx)
+    out = run_route(cfg2, ctx)
     out["metrics"] = {**out.get("metrics", {}), **metrics}
     out.setdefault("extra", {})["adapt"] = res
     if ctx.logger is not None and hasattr(ctx.logger, "log_metrics"):

@@ -39,7 +39,7 @@ def norm(t: str) -> str:
 
 def task_splits(cfg: DictConfig):
     """The labelled task's splits exactly as stage 2 builds them (no augmentation applied)."""
-    from tunelab.methods.finetune import build_datamodule
+    from tunelab.methods.shared.data import build_datamodule
 
     return build_datamodule(cfg, None).load()
 

@@ -69,9 +69,15 @@ def _stage_cfg(cfg: DictConfig, optim: dict, trainer: Optional[dict] = None) -> 
     return c
 
 
-def _freeze(mode: str) -> DictConfig:
-    return OmegaConf.create({"name": mode, "mode": mode, "n": 0, "unfreeze_every": "epoch",
-                             "unfreeze_k_steps": 100})
+def _module(model, c: DictConfig, mode: str) -> "MaskedLM":
+    """The MLM module of one stage, under the plan of its own policy (``none``: the whole model
+    trains or evaluates; ``all``: only the MLM head trains, the head warm-up): the adaptation
+    stage's freezing is fixed by what the stage is, not by ``freeze``, which is stage 2's."""
+    from tunelab.models.plan import Route, make_plan
+    from tunelab.models.policy import Policy
+
+    route = Route.direct(Policy(name=mode, mode=mode), "mlm", why="masked-LM adaptation stage")
+    return MaskedLM(model, plan=make_plan(route, model, c.optim), optim_cfg=c.optim, log=log.info)
 
 
 def heldout_perplexity(cfg: DictConfig, model, loader, out_dir: Path) -> float:
@@ -86,7 +92,7 @@ def heldout_perplexity(cfg: DictConfig, model, loader, out_dir: Path) -> float:
                    {"enable_checkpointing": False, "precision": "32-true", "limit_val_batches": 1.0,
                     "enable_progress_bar": False})
     # freeze=none: the module only evaluates, nothing is frozen or trained here.
-    module = MaskedLM(model, optim_cfg=c.optim, freeze_cfg=_freeze("none"), log=log.info)
+    module = _module(model, c, "none")
     trainer = build_trainer(c, out_dir, False, monitor=None, mode="min")
     trainer.validate(module, dataloaders=loader, verbose=False)
     loss = float(trainer.callback_metrics.get("val/loss", math.nan))
@@ -103,7 +109,7 @@ def head_warmup(cfg: DictConfig, model, dm, out_dir: Path) -> int:
                          "epochs": 10 ** 6, "early_stopping_patience": None, "warmup_ratio": 0.1,
                          "layer_decay": 1.0, "weight_decay": 0.0, "val_check_interval": 1.0},
                    {"enable_checkpointing": False, "limit_val_batches": 0})
-    module = MaskedLM(model, optim_cfg=c.optim, freeze_cfg=_freeze("all"), log=log.info)
+    module = _module(model, c, "all")
     trainer = build_trainer(c, out_dir, False, monitor=None, mode="min", max_epochs=10 ** 6)
     # from_pretrained returns eval mode and Lightning keeps submodule modes: switch dropout on
     # (EncoderModule.train keeps the frozen blocks in eval).
@@ -134,7 +140,7 @@ def adapt_mlm(cfg: DictConfig, model, dm, out_dir: Path) -> dict:
                          "early_stopping_patience": a.early_stopping_patience or None,
                          "val_check_interval": float(a.val_check_interval)},
                    {"enable_checkpointing": False})
-    module = MaskedLM(model, optim_cfg=c.optim, freeze_cfg=_freeze("none"), log=log.info)
+    module = _module(model, c, "none")
     keep = KeepBest()
     trainer = build_trainer(c, out_dir, False, monitor="val/loss", mode="min", extra_callbacks=[keep])
     module.train()

@@ -22,19 +22,24 @@ from tunelab.methods.curriculum.model import MultiHeadClassifier
 # --------------------------------------------------------------------------- activation
 
 
-def set_trainable(model: MultiHeadClassifier, strategy: str, heads: set[str], adapter: Optional[str]) -> None:
-    """Before a stage: only what this strategy trains in it keeps ``requires_grad``."""
+def prepare_stage(model: MultiHeadClassifier, strategy: str, adapter: Optional[str]) -> None:
+    """Before a stage: make this stage's adapter the one that runs and trains (adapters/LoRA)."""
     enc = model.encoder
     if strategy == "adapters":
-        enc.train_adapter(adapter)  # freezes the base and every other adapter, activates this one
+        enc.train_adapter(adapter)  # activates this adapter (and freezes the rest: the plan agrees)
     elif strategy == "lora":
         enc.set_adapter(adapter)
-        for n, p in enc.named_parameters():
-            p.requires_grad_("lora_" in n and f".{adapter}." in n)
-    # full fine-tuning: the base stays as the freeze policy left it
-    for key in model.head_keys:
-        for p in model.head(key).parameters():
-            p.requires_grad_(key in heads)
+
+
+def stage_parameters(model: MultiHeadClassifier, strategy: str, heads: set[str],
+                     adapter: Optional[str]) -> list[nn.Parameter]:
+    """What a stage may train (the plan's ``restrict_to``): the per-task strategies' adapter, or
+    the whole encoder as the freeze policy allows it; and the heads this stage routes to."""
+    if strategy in ("adapters", "lora"):
+        part = adapter_params(model, strategy, adapter)
+    else:
+        part = list(model.encoder.parameters())
+    return part + [p for key in model.head_keys if key in heads for p in model.head(key).parameters()]
 
 
 def activate(model: MultiHeadClassifier, strategy: str, head: str, adapter: Optional[str]) -> None:

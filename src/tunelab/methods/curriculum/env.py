@@ -19,7 +19,7 @@ from typing import Any, Optional
 from omegaconf import DictConfig
 
 from tunelab.methods.curriculum.stages import Stage
-from tunelab.run import RunContext
+from tunelab.context import RunContext
 
 log = logging.getLogger("tunelab")
 
@@ -108,7 +108,7 @@ class Env:
         """The stage's test split, tokenised once (a datamodule with empty train/val)."""
         if s.eval_dm is None:
             from tunelab.data.splits import Splits
-            from tunelab.methods.finetune import build_datamodule
+            from tunelab.methods.shared.data import build_datamodule
 
             sp = s.splits
             dm = build_datamodule(self.cfg, self.tokenizer, data_cfg=s.data_cfg, task_cfg=self.cfg.task,
@@ -159,12 +159,13 @@ class Env:
             label: str) -> dict:
         """One training run on the (possibly mixed) data of ``parts``; ``main`` is whose val split
         and data settings the run uses."""
-        from tunelab.models import freezing
         from tunelab.data.splits import Splits
-        from tunelab.methods.curriculum.adapters import set_trainable
+        from tunelab.methods.curriculum.adapters import prepare_stage, stage_parameters
         from tunelab.methods.curriculum.replay import mixed_frame
-        from tunelab.methods.finetune import build_datamodule, positive_index
+        from tunelab.methods.shared.data import build_datamodule, positive_index
         from tunelab.models.modules import SequenceClassifier
+        from tunelab.models.plan import Route, make_plan
+        from tunelab.models.policy import policy_of
         from tunelab.training import build_trainer
 
         t0 = time.time()
@@ -176,15 +177,20 @@ class Env:
                               splits=Splits(train=train, val=sp.val if validate else sp.val.iloc[:0],
                                             test=sp.test, label_names=sp.label_names))
         dm.setup("fit")
-        module = SequenceClassifier(model, num_labels=len(main.labels),
-                                    positive_index=positive_index(main.labels, main.data_cfg),
-                                    optim_cfg=c.optim, freeze_cfg=self.cfg.freeze, label_names=main.labels,
-                                    log=log.info)
         model.active = main.head
         model.routes = routes
         adapter = main.adapter if self.strategy in PER_TASK_STRATEGIES else None
-        set_trainable(model, self.strategy, {h for h, _, _ in routes}, adapter)
-        trainable, total = freezing.count(model.parameters())
+        prepare_stage(model, self.strategy, adapter)
+        # What this stage trains: the freeze policy over the encoder, narrowed to this strategy's
+        # part of it (a per-task adapter) and to the heads this stage's data routes to.
+        route = Route.direct(policy_of(self.cfg), "seq_cls", why="a curriculum trains its multi-head model directly")
+        peft = {"strategy": self.strategy, "adapter": adapter} if adapter else None
+        plan = make_plan(route, model, c.optim, restrict_to=stage_parameters(model, self.strategy,
+                                                                            {h for h, _, _ in routes}, adapter), peft=peft)
+        module = SequenceClassifier(model, plan=plan, num_labels=len(main.labels),
+                                    positive_index=positive_index(main.labels, main.data_cfg),
+                                    optim_cfg=c.optim, label_names=main.labels, log=log.info)
+        trainable, total = plan.trainable_params, plan.total_params
         log.info(f"[tunelab] {label}: training {len(train):,} examples for {epochs} epoch(s) at lr {lr:g}; "
                  f"trainable params {trainable:,} of {total:,}")
         trainer = build_trainer(c, self.ctx.out_dir, self.logger, monitor=None, mode="max", max_epochs=epochs)
@@ -194,4 +200,4 @@ class Env:
             model.routes = None
         return {"trainable_params": trainable, "total_params": total, "train_examples": len(train),
                 "steps": int(trainer.global_step), "seconds": round(time.time() - t0, 2), "lr": lr,
-                "epochs": epochs}
+                "epochs": epochs, "plan": plan.record()}

@@ -17,20 +17,20 @@ from omegaconf import DictConfig
 from tunelab.errors import ConfigError
 from tunelab.methods.curriculum.env import PER_TASK_STRATEGIES, STRATEGIES, Env
 from tunelab.methods.curriculum.stages import Stage, assign_heads, load_stages, stage_record
-from tunelab.run import RunContext
+from tunelab.context import RunContext
 
 log = logging.getLogger("tunelab")
 
 
 def run_curriculum(cfg: DictConfig, ctx: RunContext) -> dict:
     """Train the stages in order with the configured strategy; R, ACC, BWT, FWT, forgetting."""
-    from tunelab.models import freezing
     from tunelab.methods.curriculum.adapters import adapter_params, save_task
     from tunelab.methods.curriculum.heatmap import plot_matrix
     from tunelab.methods.curriculum.metrics import continual_metrics
     from tunelab.methods.curriculum.model import param_bytes
     from tunelab.methods.curriculum.replay import replay_sample
     from tunelab.models.loading import load_tokenizer
+    from tunelab.models.plan import check_depth
     from tunelab.training import start_logger
 
     t_start = time.time()
@@ -42,6 +42,7 @@ def run_curriculum(cfg: DictConfig, ctx: RunContext) -> dict:
         raise ConfigError(f"curriculum={cfg.curriculum.name} supports task=seq_cls only (got task={cfg.task.name}).")
     if strategy not in STRATEGIES:
         raise ConfigError(f"strategy={strategy!r} is not one of {list(STRATEGIES)}.")
+    check_depth(cfg)
     tokenizer = load_tokenizer(cfg.model)
     stages = load_stages(cfg)
     if strategy == "replay":  # check the buffer settings before any training
@@ -101,7 +102,7 @@ def run_curriculum(cfg: DictConfig, ctx: RunContext) -> dict:
         per_task_param_bytes = [enc_bytes + param_bytes(model.head(s.head).parameters()) for s in stages]
         bytes_per_task = per_task_param_bytes
     trainable_mean = float(np.mean([r["trainable_params"] for r in runs]))
-    total_params = freezing.count(model.parameters())[1]
+    total_params = runs[-1]["total_params"]
 
     # Checks of the parameter-efficient strategies: base untouched, saved adapters reload exactly.
     checks: dict = {}
@@ -167,6 +168,8 @@ def run_curriculum(cfg: DictConfig, ctx: RunContext) -> dict:
         "label_names": None,
         "n_examples": sizes,
         "params": {"trainable": int(max(r["trainable_params"] for r in runs)), "total": int(total_params)},
+        # Each stage's plan is in extra.curriculum.runs; the last stage's stands for the job.
+        "plan": {**runs[-1]["plan"], "stages": len(runs)},
         "extra": {"curriculum": curriculum},
     }
 

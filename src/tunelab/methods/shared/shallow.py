@@ -1,15 +1,15 @@
-"""What the methods that fine-tune nothing share: the splits, the classifier, the scores, the record.
+"""How the classifiers that fine-tune nothing are fitted and scored.
 
-``method=sparse``, ``method=features`` and ``method=zeroshot`` are comparison rows for the
-fine-tuned encoders, so they must be measured on the same ground:
+``method=sparse``, ``method=features``, ``method=zeroshot`` and the frozen probe are comparison
+rows for the fine-tuned encoders, so they must be measured on the same ground:
 
-* the same data: :func:`load_splits` gives exactly the train/val/test split an encoder run of
-  the same ``data`` config uses — the split depends on ``data.split_seed`` only;
+* the same data: :func:`tunelab.methods.shared.data.load_splits` gives exactly the split an
+  encoder run of the same ``data`` config uses;
 * the same scores: :func:`evaluate` scores through :mod:`tunelab.metrics` (``test/acc``,
   ``test/f1``: positive class if binary, else macro; ``test/f1_macro``), plus ``test/loss``, the
   log loss of the predicted probabilities, which only probabilistic classifiers have;
-* the same record: :func:`record` returns the fields ``run_encoder`` returns (majority-class rate,
-  prediction counts, label counts, sizes, parameters), so a report puts the rows side by side.
+* the same record: :func:`tunelab.methods.shared.record.baseline_record` has the fields a
+  trained encoder's record has, so a report puts the rows side by side.
 
 The classifier of sparse and features is an L2 logistic regression (:func:`make_logreg`),
 fitted by :func:`fit_quietly`, which turns scikit-learn's stream of convergence warnings into one
@@ -23,28 +23,10 @@ import warnings
 from typing import Any, Optional
 
 import numpy as np
-from omegaconf import DictConfig
 
-from tunelab.methods.finetune import describe_splits, label_counts, positive_index
-from tunelab.metrics import classification_scores, predicted_counts
+from tunelab.metrics import classification_scores
 
 log = logging.getLogger("tunelab")
-
-
-def load_splits(cfg: DictConfig):
-    """The same splits an encoder run of this config would use (augmentation does not apply to
-    these methods: tunelab.validation refuses it)."""
-    from tunelab.data.sources import load_raw
-    from tunelab.data.splits import make_splits
-
-    splits = make_splits(load_raw(cfg.data, "seq_cls"), cfg.data, "seq_cls")
-    describe_splits(cfg, splits)
-    return splits
-
-
-def class_space(cfg: DictConfig, splits) -> tuple[int, int]:
-    """(number of classes, index of the class binary F1 is about: ``data.positive_label``)."""
-    return len(splits.label_names), positive_index(splits.label_names, cfg.data)
 
 
 def make_logreg(C: float, max_iter: int, seed: int, solver: str = "lbfgs", class_weight=None):
@@ -119,23 +101,3 @@ def log_final(logger, metrics: dict) -> None:
         logger.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))}, step=0)
         if hasattr(logger, "save"):
             logger.save()
-
-
-def record(splits, metrics: dict, y_pred, n_params: int, extra: dict, total: Optional[int] = None,
-           proba: Optional[np.ndarray] = None) -> dict:
-    """The record fields ``run_encoder`` returns, for a method that fine-tunes nothing
-    (``predictions``: the per-example test predictions that run.py writes to predictions.npz)."""
-    from tunelab import predictions
-    from tunelab.data.splits import majority_rate
-
-    return {
-        "predictions": predictions.for_classes(np.arange(len(splits.test)), splits.test["label"].to_numpy(),
-                                               y_pred, splits.label_names, proba),
-        "metrics": metrics,
-        "majority_rate": majority_rate(splits),
-        "pred_class_counts": predicted_counts(y_pred, splits.label_names),
-        "label_names": splits.label_names,
-        "n_examples": splits.sizes(),
-        "params": {"trainable": int(n_params), "total": int(total if total is not None else n_params)},
-        "extra": {"dropped_rows": splits.dropped, **label_counts(splits), "data_notes": splits.notes, **extra},
-    }

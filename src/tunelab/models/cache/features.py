@@ -3,11 +3,11 @@
 A frozen encoder in eval mode is a deterministic function of the text, so its output for a
 (model, data, max length, pooling) combination is computed once and stored as
 ``<cache_dir>/features/<key>.npy``. Used by ``method=features``, ``method=zeroshot`` and the
-``freeze=all`` fast path (:mod:`tunelab.methods.frozen_cache`).
+``freeze=all`` fast path (:mod:`tunelab.models.cache.frozen`).
 
 From a notebook::
 
-    import tunelab.models.features as F
+    import tunelab.models.cache.features as F
     X = F.extract(["a text", "another one"], model="minilm", pooling="mean")   # [2, 384] float32
 
 Public interface
@@ -28,22 +28,24 @@ Public interface
 ``cached_features_with_info(...)``
     Same arguments; returns ``(array, hit)`` where ``hit`` is True when the array was read from
     disk (nothing was computed). This is how callers record cache hits in results.json.
-``feature_key(...)``
-    The cache key (exposed for tests and for the report of what was cached).
+``feature_description(...)`` / ``feature_key(...)``
+    What an entry is a function of, and its file name (exposed for tests and reports).
 
-Cache key: sha256 of the model identity (resolved source: local folder + name/size/mtime of
-its weight and config files, or the hub id; tokenizer source; ``config_overrides``), the
-exact texts, ``max_length`` and ``pooling``. Models whose weights are not fully read from a
-checkpoint (``random_init``, or base-model tensors reported missing at load) also include the
-seed, since their weights depend on it. Writes are atomic (``tunelab.io.atomic_write``: temp
-file + ``os.replace``), so jobs of a sweep may race to fill the same entry and a reader never
-sees a partial file.
+An entry stores, beside its array, the description of what it was built from
+(:mod:`tunelab.caching`; checked on every read, a difference is a miss): the model identity
+(resolved source: local folder + name/size/mtime of its weight files and the content of its
+config and tokenizer files, or the hub id; ``config_overrides``; torch and transformers
+versions), the tokenizer's content, the exact texts, ``max_length``, ``pooling`` and the
+attention implementation. Models whose weights are not fully read from a checkpoint
+(``random_init``, or base-model tensors reported missing at load) also include the seed, since
+their weights depend on it. Writes are atomic (``tunelab.io.atomic_write``: temp file +
+``os.replace``), so jobs of a sweep may race to fill the same entry and a reader never sees a
+partial file.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 from pathlib import Path
@@ -57,7 +59,9 @@ from tunelab.io import atomic_write
 log = logging.getLogger("tunelab")
 
 POOLINGS = ("cls", "mean", "concat_last4", "pooler")
-CACHE_VERSION = 1
+# Files up to this size (configs, vocabularies) are identified by content too, weights by size
+# and modification time (hashing hundreds of MB per run would cost seconds).
+_HASHED_BYTES = 8 * 2**20
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack", ".json", ".txt", ".model")
 
 
@@ -108,21 +112,26 @@ def _plain(value: Any) -> Any:
 
 
 def _files_identity(path: Path) -> list:
-    """(name, size, mtime_ns) of the files that define a local model's weights and config."""
-    if path.is_file():
-        st = path.stat()
-        return [[path.name, st.st_size, st.st_mtime_ns]]
+    """The files that define a local model's weights and config: (name, size, mtime_ns) of each,
+    and the sha256 of the small ones (config, tokenizer files) whose content a copy may change
+    without changing the size."""
+    files = [path] if path.is_file() else [p for p in sorted(path.iterdir())
+                                           if p.is_file() and p.suffix in _WEIGHT_SUFFIXES]
     out = []
-    for p in sorted(path.iterdir()):
-        if p.is_file() and p.suffix in _WEIGHT_SUFFIXES:
-            st = p.stat()
-            out.append([p.name, st.st_size, st.st_mtime_ns])
+    for p in files:
+        st = p.stat()
+        row = [p.name, st.st_size, st.st_mtime_ns]
+        if st.st_size <= _HASHED_BYTES:
+            row.append(hashlib.sha256(p.read_bytes()).hexdigest())
+        out.append(row)
     return out
 
 
 def model_identity(model_cfg: Any, *, seed: int = 0, seed_dependent: Optional[bool] = None,
                    extra: Optional[dict] = None) -> dict:
-    """What the encoder's outputs depend on (the model half of the cache key)."""
+    """What the encoder's outputs depend on (the model half of a cache entry's description):
+    its files, config overrides, the seed when weights are drawn at random, the libraries."""
+    from tunelab.caching import library_versions
     from tunelab.locate import resolve_local
     from tunelab.models.loading import model_source
 
@@ -134,6 +143,7 @@ def model_identity(model_cfg: Any, *, seed: int = 0, seed_dependent: Optional[bo
         "tokenizer": _get(model_cfg, "tokenizer"),
         "config_overrides": _plain(_get(model_cfg, "config_overrides")) or {},
         "random_init": bool(_get(model_cfg, "random_init", False)),
+        "versions": library_versions(),
     }
     if seed_dependent is None:
         seed_dependent = ident["random_init"]
@@ -153,19 +163,33 @@ def texts_digest(texts: Sequence[str]) -> str:
     return h.hexdigest()
 
 
-def feature_key(model_cfg: Any, texts: Sequence[str], *, pooling: str, max_length: int, seed: int = 0,
-                seed_dependent: Optional[bool] = None, extra: Optional[dict] = None) -> str:
+def feature_description(model_cfg: Any, texts: Sequence[str], *, pooling: str, max_length: int, tokenizer,
+                        seed: int = 0, seed_dependent: Optional[bool] = None, extra: Optional[dict] = None,
+                        attention: Optional[str] = None) -> dict:
+    """What a feature array is a function of (tunelab.caching): the encoder, the tokenizer's
+    content, the exact texts, max length, pooling and the attention implementation."""
+    from tunelab.caching import tokenizer_identity
+
     _check_pooling(pooling)
-    parts = {
-        "v": CACHE_VERSION,
+    return {
+        "kind": "features",
         "model": model_identity(model_cfg, seed=seed, seed_dependent=seed_dependent, extra=extra),
+        "tokenizer": tokenizer_identity(tokenizer),
         "texts": texts_digest(texts),
         "n": len(texts),
         "max_length": int(max_length),
         "pooling": pooling,
+        "attention": attention or "default",
+        "dtype": "float32",
     }
-    blob = json.dumps(parts, sort_keys=True, default=str).encode()
-    return f"{pooling}-{hashlib.sha256(blob).hexdigest()[:32]}"
+
+
+def feature_key(model_cfg: Any, texts: Sequence[str], *, tokenizer, pooling: str, max_length: int, **kw) -> str:
+    """The entry's name (``<pooling>-<hash of its description>``)."""
+    from tunelab.caching import entry_name
+
+    desc = feature_description(model_cfg, texts, pooling=pooling, max_length=max_length, tokenizer=tokenizer, **kw)
+    return entry_name(pooling, desc)
 
 
 def _check_pooling(pooling: str) -> None:
@@ -293,31 +317,37 @@ def cached_features_with_info(model_cfg: Any, texts: Sequence[str], *, pooling: 
 
     ``encoder``/``tokenizer``/``base`` let a caller that already holds the model (the
     ``freeze=all`` path) compute with it on a miss; ``seed_dependent`` and ``extra_key`` add to
-    the key what such a model's weights depend on. Without ``cache_dir`` nothing is cached.
+    the entry's description what such a model's weights depend on (:mod:`tunelab.caching`: a
+    stored description that differs is a miss). Without ``cache_dir`` nothing is cached.
     """
+    from tunelab.caching import entry_name, usable, write_description
+    from tunelab.models.loading import load_tokenizer
+
     model_cfg = model_config(model_cfg)
     _check_pooling(pooling)
     texts = [str(t) for t in texts]
-    path = None
+    path = desc = None
     if cache_dir:
-        key = feature_key(model_cfg, texts, pooling=pooling, max_length=max_length, seed=seed,
-                          seed_dependent=seed_dependent, extra=extra_key)
-        path = Path(cache_dir) / "features" / f"{key}.npy"
-        if path.exists():
+        tokenizer = tokenizer if tokenizer is not None else load_tokenizer(model_cfg)
+        attention = encoder.config._attn_implementation if encoder is not None else None
+        desc = feature_description(model_cfg, texts, pooling=pooling, max_length=max_length, tokenizer=tokenizer,
+                                   seed=seed, seed_dependent=seed_dependent, extra=extra_key, attention=attention)
+        path = Path(cache_dir) / "features" / f"{entry_name(pooling, desc)}.npy"
+        if usable(path, desc, "feature"):
             arr = _load(path, len(texts))
             if arr is not None:
                 return arr, True
             log.info(f"[tunelab] feature cache entry {path.name} unreadable; recomputing")
     if encoder is None:
-        tokenizer, encoder = load_encoder(model_cfg, seed=seed)
+        tok, encoder = load_encoder(model_cfg, seed=seed)
+        tokenizer = tokenizer if tokenizer is not None else tok
     elif tokenizer is None:
-        from tunelab.models.loading import load_tokenizer
-
         tokenizer = load_tokenizer(model_cfg)
     arr = compute_features(tokenizer, encoder, texts, pooling=pooling, max_length=max_length,
                            batch_size=batch_size, base=base)
     if path is not None:
         atomic_write(path, lambda f: np.save(f, arr), binary=True, what="feature cache entry ")
+        write_description(path, desc)
     return arr, False
 
 

@@ -13,16 +13,15 @@ Variable length per example because tweets are ~25 tokens: padding every example
 name and renamed into place, so jobs of a sweep may race to fill an entry and a reader never
 sees half of one (the loser of the race uses the winner's entry).
 
-The key hashes what the states depend on, like the ``freeze=all`` feature cache
-(:func:`tunelab.models.features.model_identity`: source files, tokenizer, config overrides, the
-seed when weights are drawn at random), plus the tokenizer's fingerprint, ``max_length``, the
-exact texts, the depth ``k`` and the storage dtype.
+and ``description.json``: what the states were built from (:mod:`tunelab.caching`, checked on
+every read; the entry's name is its hash): the model as for the ``freeze=all`` feature cache
+(:func:`tunelab.models.cache.features.model_identity`: source files, config overrides, the seed
+when weights are drawn at random, library versions), the tokenizer's content, ``max_length``,
+the exact texts, the depth ``k``, the attention implementation and the storage dtype.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import shutil
 import tempfile
@@ -32,16 +31,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-STORE_VERSION = 1
 DTYPES = {"float32": np.float32, "bfloat16": np.int16}
-
-
-def entry_key(model_identity: dict, *, tokenizer: str, texts_digest: str, n: int, max_length: int,
-              k: int, dtype: str) -> str:
-    parts = {"v": STORE_VERSION, "model": model_identity, "tokenizer": tokenizer, "texts": texts_digest,
-             "n": n, "max_length": int(max_length), "k": int(k), "dtype": dtype}
-    blob = json.dumps(parts, sort_keys=True, default=str).encode()
-    return f"k{k}-{hashlib.sha256(blob).hexdigest()[:32]}"
 
 
 class PrefixStates:
@@ -87,8 +77,11 @@ def open_entry(path: Path, dtype: str, n: int) -> Optional[PrefixStates]:
     return st
 
 
-def write_entry(path: Path, dtype: str, lengths: np.ndarray, hidden: int, batches) -> PrefixStates:
-    """Fill an entry from ``batches`` of ``(indices, [B, T, H] float32 tensor, lengths)``."""
+def write_entry(path: Path, dtype: str, lengths: np.ndarray, hidden: int, batches, description: dict) -> PrefixStates:
+    """Fill an entry from ``batches`` of ``(indices, [B, T, H] float32 tensor, lengths)``; its
+    ``description`` (tunelab.caching) goes in last, before the folder is renamed into place."""
+    from tunelab.caching import check, write_description
+
     offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -105,6 +98,9 @@ def write_entry(path: Path, dtype: str, lengths: np.ndarray, hidden: int, batche
         states.flush()
         del states
         np.save(tmp / "offsets.npy", offsets)
+        write_description(tmp, description)
+        if path.exists() and check(path, description) is not None:
+            shutil.rmtree(path, ignore_errors=True)  # an entry of other inputs: replaced
         try:
             os.replace(tmp, path)
         except OSError:  # another job of the sweep wrote it first: use theirs

@@ -4,8 +4,8 @@ When a freeze policy freezes the embeddings and the first ``k`` transformer laye
 in eval mode without gradient (:mod:`tunelab.models.freezing`), so the hidden states they hand
 layer ``k`` are a fixed function of the tokens. This module
 
-  * finds that ``k`` (:func:`prefix_depth`): the contiguous frozen run of layers above frozen
-    embeddings, whatever policy produced it (``last_n``, ``first_n``);
+  * takes that ``k`` from the plan (:meth:`tunelab.models.policy.Policy.prefix_layers`: the
+    contiguous frozen run of layers above frozen embeddings, ``last_n`` or ``first_n``);
   * computes those hidden states once per example (:func:`prefix_states`), through the Hugging
     Face model's own forward (``output_hidden_states``: ``hidden_states[k]`` is the input of
     layer ``k``), so token types, position ids and the attention implementation are HF's;
@@ -21,12 +21,14 @@ float rounding from the prefix having run on differently padded batches (~1e-6).
 
 BERT and DistilBERT are covered (:data:`SUPPORTED_TYPES`); their layer classes differ (a
 ``BertLayer`` takes the 4-d extended mask; DistilBERT's ``TransformerBlock`` takes the 2-d mask
-unless SDPA is used) and so do their heads (pooler + classifier vs. pre_classifier on [CLS]).
+unless SDPA is used) and so do their heads (pooler + classifier vs. pre_classifier on [CLS]:
+:mod:`.heads`). For another family the plan says so (:func:`unsupported`) and the run takes
+the full forward pass.
 """
 
 from __future__ import annotations
 
-from typing import Iterable, Optional
+from typing import Optional
 
 import numpy as np
 import torch
@@ -35,18 +37,12 @@ from torch import nn
 SUPPORTED_TYPES = ("bert", "distilbert")
 
 
-def prefix_depth(frozen: Iterable[str], n_layers: int) -> Optional[int]:
-    """``k``: how many bottom layers sit, frozen, on frozen embeddings (None: no prefix).
-
-    Only the embeddings frozen gives ``0``; callers decide whether such a prefix is worth a cache.
-    """
-    frozen = set(frozen)
-    if "embeddings" not in frozen:
+def unsupported(model_type: Optional[str]) -> Optional[str]:
+    """Why the prefix cache cannot serve this family (None: it can)."""
+    if model_type in SUPPORTED_TYPES:
         return None
-    k = 0
-    while k < n_layers and f"layer.{k}" in frozen:
-        k += 1
-    return k
+    return (f"the prefix cache is implemented for {', '.join(SUPPORTED_TYPES)} models (their layers "
+            f"are called one by one here), not {model_type!r}")
 
 
 def layers_of(model: nn.Module) -> nn.ModuleList:
@@ -77,17 +73,14 @@ def _layer_mask(model: nn.Module, attention_mask: torch.Tensor, dtype: torch.dty
 
 def top_logits(model: nn.Module, k: int, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """Logits of ``model`` (a BERT/DistilBERT sequence classifier) from layer ``k``'s input."""
-    from tunelab.methods.frozen_cache import head_parts
+    from tunelab.models.cache.heads import pooled_head
 
     mask = _layer_mask(model, attention_mask, hidden.dtype)
     # BertLayer returns (out, attention weights or None); TransformerBlock (..., out).
     pick = -1 if model.config.model_type == "distilbert" else 0
     for layer in layers_of(model)[k:]:
         hidden = layer(hidden, mask)[pick]
-    pooling, head = head_parts(model)
-    if pooling == "pooler":
-        return head(getattr(model, model.base_model_prefix).pooler(hidden))
-    return head(hidden[:, 0])
+    return pooled_head(model, hidden)
 
 
 @torch.inference_mode()
