@@ -13,8 +13,12 @@ What the file holds (numpy ``.npz``, compressed; no pickled objects, so it loads
   same example in every job of a study; the report also checks that ``gold`` agrees before
   pairing two jobs;
 * ``gold``, ``pred``: class ids (into ``label_names``);
-* ``probs`` (optional): class probabilities, float16 (3 significant digits is plenty for a
-  mean-probability ensemble and keeps 10k examples x 60 jobs at a few MB);
+* ``probs`` (optional): class probabilities, float16 in the file (3 significant digits is plenty
+  for a mean-probability ensemble and keeps 10k examples x 60 jobs at a few MB; in memory they
+  stay float32, so the job's own calibration metrics see the unrounded values);
+* the other splits the job scored, each the same four arrays under ``<split>.<name>``
+  (``val.index``, ``val.gold``, ``val.pred``, ``val.probs``): the validation predictions of the
+  tested weights, which temperature scaling is fitted on (``tunelab.calibration``);
 * token classification: ``gold``/``pred`` are the tag ids of all words, one sequence after the
   other, and ``offsets`` (length n+1) says where sequence ``i`` starts and ends.
 
@@ -25,7 +29,7 @@ Written atomically through :func:`tunelab.io.atomic_write`.
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -47,6 +51,8 @@ class Predictions:
     probs: Optional[np.ndarray] = None
     offsets: Optional[np.ndarray] = None  # token_cls: sequence boundaries into gold/pred
     split: str = "test"
+    # Other splits scored by the same weights (seq_cls): split name -> its predictions.
+    other: dict[str, Predictions] = field(default_factory=dict)
 
     @property
     def kind(self) -> str:
@@ -55,6 +61,12 @@ class Predictions:
     def __len__(self) -> int:
         return int(self.index.size)
 
+    def with_split(self, name: str, p: Optional[Predictions]) -> Predictions:
+        """These predictions with ``p`` kept as split ``name`` (unchanged when ``p`` is None)."""
+        if p is not None:
+            self.other[name] = Predictions(p.index, p.gold, p.pred, p.label_names, p.probs, p.offsets, name)
+        return self
+
     def sorted(self) -> Predictions:
         """The rows in example order (a no-op when they already are)."""
         order = np.argsort(self.index, kind="stable")
@@ -62,7 +74,7 @@ class Predictions:
             return self
         if self.offsets is None:
             return Predictions(self.index[order], self.gold[order], self.pred[order], self.label_names,
-                               None if self.probs is None else self.probs[order], None, self.split)
+                               None if self.probs is None else self.probs[order], None, self.split, self.other)
         seqs = [slice(self.offsets[i], self.offsets[i + 1]) for i in order]
         lengths = np.array([s.stop - s.start for s in seqs], dtype=np.int64)
         cat = (lambda a: np.concatenate([a[s] for s in seqs]) if seqs else a[:0])
@@ -76,7 +88,7 @@ def for_classes(index, gold, pred, label_names: Sequence[str], probs=None) -> Pr
     small = np.int16 if n < 2**15 else np.int32
     return Predictions(np.asarray(index, dtype=np.int64), np.asarray(gold).astype(small),
                        np.asarray(pred).astype(small), [str(x) for x in label_names],
-                       None if probs is None else np.asarray(probs, dtype=np.float16)).sorted()
+                       None if probs is None else np.asarray(probs, dtype=np.float32)).sorted()
 
 
 def for_tags(index, gold_seqs: list[list[str]], pred_seqs: list[list[str]], label_names: Sequence[str]) -> Predictions:
@@ -91,12 +103,13 @@ def for_tags(index, gold_seqs: list[list[str]], pred_seqs: list[list[str]], labe
 
 def write(out_dir: Path, p: Predictions) -> Path:
     """``out_dir/predictions.npz``, atomically."""
-    arrays = {"index": p.index, "gold": p.gold, "pred": p.pred,
-              "label_names": np.array(p.label_names, dtype=str), "split": np.array(p.split)}
-    if p.probs is not None:
-        arrays["probs"] = p.probs
-    if p.offsets is not None:
-        arrays["offsets"] = p.offsets
+    arrays = {"label_names": np.array(p.label_names, dtype=str), "split": np.array(p.split)}
+    for prefix, q in [("", p), *((f"{name}.", q) for name, q in p.other.items())]:
+        arrays.update({prefix + "index": q.index, prefix + "gold": q.gold, prefix + "pred": q.pred})
+        if q.probs is not None:
+            arrays[prefix + "probs"] = np.asarray(q.probs, dtype=np.float16)
+        if q.offsets is not None:
+            arrays[prefix + "offsets"] = q.offsets
     path = Path(out_dir) / PREDICTIONS_FILE
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
@@ -108,8 +121,13 @@ def read(path: Path) -> Predictions:
     """A predictions file as written by :func:`write` (raises OSError/ValueError/KeyError if unreadable)."""
     with np.load(Path(path), allow_pickle=False) as z:
         get = (lambda k: z[k] if k in z.files else None)
-        return Predictions(z["index"], z["gold"], z["pred"], [str(x) for x in z["label_names"]],
-                           get("probs"), get("offsets"), str(z["split"]) if "split" in z.files else "test")
+        names = [str(x) for x in z["label_names"]]
+        other = {}
+        for split in sorted({k.split(".", 1)[0] for k in z.files if "." in k}):
+            other[split] = Predictions(z[f"{split}.index"], z[f"{split}.gold"], z[f"{split}.pred"], names,
+                                       get(f"{split}.probs"), get(f"{split}.offsets"), split)
+        return Predictions(z["index"], z["gold"], z["pred"], names, get("probs"), get("offsets"),
+                           str(z["split"]) if "split" in z.files else "test", other)
 
 
 def eval_order(loader) -> np.ndarray:

@@ -37,6 +37,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 from tunelab import seeds
 from tunelab.context import RunContext
+from tunelab.calibration.job import job_metrics
 from tunelab.io import scrub_secrets
 from tunelab.environment import environment_record, library_versions
 from tunelab.results import SCHEMA_VERSION, git_commit, utcnow, write_results
@@ -126,6 +127,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict:
             record.update(runner(cfg, ctx))
         except FloatingPointError as e:  # modules.py: non-finite training loss
             raise faults.NonFiniteLossError(str(e)) from e
+        record["metrics"].update(job_metrics(record.get("predictions")))  # ECE, Brier, NLL, temperature
         save_predictions(record, ctx.out_dir)
         record["status"] = "ok"
         if rank_zero_only.rank == 0:

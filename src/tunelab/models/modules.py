@@ -17,6 +17,7 @@ from torchmetrics import MeanMetric
 
 from tunelab import metrics, predictions
 from tunelab.models import freezing
+from tunelab.models.kept_val import KeptValidation
 from tunelab.errors import TunelabError
 
 
@@ -148,10 +149,10 @@ class EncoderModule(L.LightningModule):
     def on_test_epoch_end(self):
         self._eval_epoch_end("test")
 
-    def _test_index(self, n_local: int):
-        """Test-split row of each example this rank scored, in the order it scored them (the
-        evaluation sampler is deterministic, so iterating it again replays the test pass)."""
-        loader = self._trainer.test_dataloaders if self._trainer is not None else None
+    def _test_index(self, n_local: int, split: str = "test"):
+        """Split row of each example this rank scored, in the order it scored them (the
+        evaluation sampler is deterministic, so iterating it again replays the pass)."""
+        loader = getattr(self._trainer, f"{split}_dataloaders", None) if self._trainer is not None else None
         if isinstance(loader, (list, tuple)):
             loader = loader[0] if loader else None
         return predictions.eval_order(loader)[:n_local] if loader is not None else range(n_local)
@@ -168,6 +169,18 @@ class SequenceClassifier(EncoderModule):
         self._preds: dict[str, tuple[list, list, list]] = {}
         for split in ("val", "test"):
             setattr(self, f"{split}_loss", MeanMetric())
+        # Validation predictions of the tested weights: temperature scaling (tunelab.calibration).
+        self.kept_val = KeptValidation()
+
+    def on_train_start(self) -> None:
+        super().on_train_start()
+        self.kept_val.weights_moved()
+
+    def on_save_checkpoint(self, checkpoint) -> None:
+        self.kept_val.save(checkpoint, self.global_step)
+
+    def on_load_checkpoint(self, checkpoint) -> None:
+        self.kept_val.load(checkpoint)
 
     def _eval_forward(self, batch):
         """Model outputs for an evaluation batch (the cached-feature path runs only the head)."""
@@ -180,8 +193,8 @@ class SequenceClassifier(EncoderModule):
         y_true, y_pred, probs = self._preds.setdefault(split, ([], [], []))
         y_true.append(labels.detach().cpu())
         y_pred.append(preds.detach().cpu())
-        if split == "test":  # kept for predictions.npz (tunelab.predictions)
-            probs.append(out.logits.detach().float().softmax(-1).cpu())
+        # kept for predictions.npz (tunelab.predictions) and calibration (val and test)
+        probs.append(out.logits.detach().float().softmax(-1).cpu())
         getattr(self, f"{split}_loss").update(out.loss, weight=labels.numel())
         return preds
 
@@ -194,12 +207,14 @@ class SequenceClassifier(EncoderModule):
         self.log_dict({**scores, f"{split}/loss": getattr(self, f"{split}_loss").compute()},
                       prog_bar=(split == "val"), sync_dist=False)  # already gathered across ranks
         getattr(self, f"{split}_loss").reset()
-        if split == "test":
-            names = self.label_names or [str(i) for i in range(self.num_labels)]
+        names = self.label_names or [str(i) for i in range(self.num_labels)]
+        index, probs = gathered_lists(list(self._test_index(n_local, split)), [p for b in probs for p in b])
+        preds = predictions.for_classes(index, y_true, y_pred, names, torch.stack(probs).numpy() if probs else None)
+        if split == "val":
+            self.kept_val.add(self.global_step, preds)
+        else:
             self.test_outputs["pred_class_counts"] = metrics.predicted_counts(y_pred, names)
-            index, probs = gathered_lists(list(self._test_index(n_local)), [p for b in probs for p in b])
-            self.test_outputs["predictions"] = predictions.for_classes(
-                index, y_true, y_pred, names, torch.stack(probs).numpy() if probs else None)
+            self.test_outputs["predictions"] = preds.with_split("val", self.kept_val.of_tested(self.global_step))
 
 
 class TokenClassifier(EncoderModule):

@@ -18,11 +18,14 @@ be made on any machine that has the result files.
 
 What a report is: ``build_report`` returns a typed ``Report`` (``model``); report.json is its
 ``to_dict()``, and report.md/csv (``render``) and the box plots (``plots``) are drawn from it.
-The modules, each importing only the ones above it:
+The modules, each importing only the ones above it (``model`` names a few below it for type
+annotations only); no two import each other, not even inside a function:
 
+  * ``jobs``     — the ``Job`` record of one job dir, its overrides and seeds;
+  * ``formatting`` — numbers, p-values, intervals and markdown tables, for every renderer;
   * ``model``    — the ``Report`` dataclasses (one per part of report.json);
   * ``baseline`` — the majority-class baseline and degenerate-run flags;
-  * ``collect``  — job dirs, ``Job``, overrides, grouping (``collect(sweep_dir)``);
+  * ``collect``  — job dirs, reading them, grouping (``collect(sweep_dir)``);
   * ``merge``    — several sweep dirs as one study (identical configs once, conflicts named);
   * ``header``   — what ran: model, data, task, fixed/swept overrides, seeds, versions;
   * ``analysis`` — metric choice, summaries, Welch + Holm + Hedges' g + seeds needed, ASO,

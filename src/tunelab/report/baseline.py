@@ -16,7 +16,7 @@ from tunelab import metrics
 from tunelab.report.model import Baseline
 
 if TYPE_CHECKING:
-    from tunelab.report.collect import Job
+    from tunelab.report.jobs import Job
 
 
 def _num(x) -> float | None:

@@ -13,16 +13,22 @@ from typing import Sequence
 
 from tunelab.errors import TunelabError
 from tunelab.io import atomic_write, write_json
-from tunelab.report import analysis
+from tunelab.report import analysis, claims
 from tunelab.report.baseline import group_baseline
+from tunelab.report.calibration import calibration_section
+from tunelab.report.cd_diagram import PLOT_PREFIX as CD_PREFIX, cd_plot_name, plot_cd
+from tunelab.report.checklist import render_checklist
 from tunelab.report.collect import Job, natural_key
+from tunelab.report.datasets import split_groups
 from tunelab.report.cost import group_costs
 from tunelab.report.examples import N_BOOT_PAIRED, example_level, positive_index_of
 from tunelab.report.header import make_header
+from tunelab.report.latex import latex_tables
 from tunelab.report.merge import collect_dirs
 from tunelab.report.paired import EXACT_BELOW
 from tunelab.report.model import Comparisons, Counts, Group, MetricSection, Methods, Report, Run
 from tunelab.report.plots import PLOT_GLOB, expected_max_plot_name, plot_expected_max, plot_metric, plot_name
+from tunelab.report.reliability import PLOT_PREFIX, plot_reliability, reliability_plot_name
 from tunelab.report.render import render_csv, render_markdown
 
 LEVEL = 0.95
@@ -61,7 +67,7 @@ def _dirs(sweep_dir) -> list[Path]:
 def build_report(sweep_dir, reference: str | None = None, metrics: Sequence[str] | str | None = None,
                  aso: bool = False, *, level: float = LEVEL, n_boot: int = N_BOOT,
                  aso_iterations: int = 1000, write: bool = True, out_dir=None,
-                 paired_boot: int = N_BOOT_PAIRED, strict_metrics: bool = True) -> Report:
+                 paired_boot: int = N_BOOT_PAIRED, strict_metrics: bool = True, latex: bool = False) -> Report:
     """Build the report of a sweep dir (or of several, merged: ``tunelab.report.merge``) and
     (by default) write it; ``.to_dict()`` of the result is report.json's content.
 
@@ -72,6 +78,7 @@ def build_report(sweep_dir, reference: str | None = None, metrics: Sequence[str]
     in the first). ``paired_boot``: resamples of the paired bootstrap. ``strict_metrics``: a
     metric no ok run has is an error (a typo on the command line); False notes it instead (an
     experiment's configured list, e.g. ``test/FWT``, which exists only with curriculum baselines).
+    ``latex``: also write ``tables.tex``, booktabs tables of the numbers (``tunelab.report.latex``).
     Raises ReportError when a dir does not exist, holds no job dirs, or the reference is unknown.
     """
     dirs = _dirs(sweep_dir)
@@ -105,6 +112,11 @@ def build_report(sweep_dir, reference: str | None = None, metrics: Sequence[str]
     if aso_note:
         notes.append(aso_note)
 
+    # A data sweep: tests within each dataset only (tunelab.report.claims).
+    by_data = split_groups(groups, keys, alpha=1 - level)
+    if by_data is not None:
+        by_data.examples = {d: example_level(by_data.groups_of(d, ok_groups), positive_index_of(jobs), level=level,
+                                             n_boot=paired_boot) for d in by_data.datasets}
     report = Report(
         sweep_dir=str(sweep.resolve()),
         generated_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -113,21 +125,27 @@ def build_report(sweep_dir, reference: str | None = None, metrics: Sequence[str]
         groups={g: Group.from_jobs(js) for g, js in groups.items()},
         baseline={g: group_baseline(js) for g, js in groups.items()}, notes=notes,
         header=make_header([str(d.resolve()) for d in dirs], jobs, keys),
-        examples=example_level(ok_groups, positive_index_of(jobs), level=level, n_boot=paired_boot),
+        examples=None if by_data else example_level(ok_groups, positive_index_of(jobs), level=level, n_boot=paired_boot),
         cost=group_costs(groups),
+        calibration=calibration_section(ok_groups),
     )
     for metric in chosen:
         report.metrics[metric] = MetricSection(
             name=analysis.metric_name(metric, jobs),
             summary=analysis.summarize_metric(groups, metric, level, n_boot),
-            comparisons=analysis.compare_metric(ok_groups, metric, reference, level) if reference in ok_groups
-            else Comparisons(),
-            aso=analysis.aso_metric(ok_groups, metric, aso_fn, aso_iterations, level) if aso_fn else None,
+            comparisons=Comparisons() if reference not in ok_groups
+            else claims.compare_within(by_data, ok_groups, metric, reference, level) if by_data
+            else analysis.compare_metric(ok_groups, metric, reference, level),
+            aso=None if not aso_fn
+            else claims.aso_within(by_data, ok_groups, metric, aso_fn, aso_iterations, level) if by_data
+            else analysis.aso_metric(ok_groups, metric, aso_fn, aso_iterations, level),
             expected_max=analysis.expected_max_metric(ok_groups, metric, level, min(n_boot, 2000)),
             variance=analysis.variance_metric(ok_groups, metric),
         )
+    if by_data is not None:
+        report.datasets = claims.fill(by_data, ok_groups, chosen)
     if write:
-        write_report(out, report, groups)
+        write_report(out, report, groups, latex=latex)
     return report
 
 
@@ -136,8 +154,9 @@ def _write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda f: f.write(text.encode("utf-8")), binary=True, what="report ")
 
 
-def write_report(sweep: Path, report: Report, groups: dict[str, list[Job]]) -> None:
-    """Plots first (report.md links them), then csv, json and md; records them in ``report.files``.
+def write_report(sweep: Path, report: Report, groups: dict[str, list[Job]], *, latex: bool = False) -> None:
+    """Plots first (report.md links them), then csv, json and md (with checklist.md, and tables.tex
+    when ``latex``); records them in ``report.files``.
 
     Box plots of metrics this report no longer has are removed at the end, so the sweep dir
     holds one report's files, never a new report.md beside an old run's plots."""
@@ -147,12 +166,26 @@ def write_report(sweep: Path, report: Report, groups: dict[str, list[Job]]) -> N
         if report.metrics[metric].expected_max:
             plot_expected_max(sweep / expected_max_plot_name(metric), metric, report.metrics[metric].expected_max)
             report.files[f"expected_max:{metric}"] = str(sweep / expected_max_plot_name(metric))
+    for g, arm in (report.calibration.arms.items() if report.calibration else ()):
+        if arm.pooled_bins is not None:
+            plot_reliability(sweep / reliability_plot_name(g), g, arm)
+            report.files[f"reliability:{g}"] = str(sweep / reliability_plot_name(g))
+    for metric, ranking in (report.datasets.rankings.items() if report.datasets else ()):
+        plot_cd(sweep / cd_plot_name(metric), metric, ranking)
+        report.files[f"cd:{metric}"] = str(sweep / cd_plot_name(metric))
     for kind in ("csv", "json", "md"):
         report.files[kind] = str(sweep / f"report.{kind}")
+    report.files["checklist"] = str(sweep / "checklist.md")
+    if latex:
+        report.files["latex"] = str(sweep / "tables.tex")
+        _write_text(sweep / "tables.tex", latex_tables(report))
+    else:  # an earlier report's tables would no longer match this report's numbers
+        (sweep / "tables.tex").unlink(missing_ok=True)
+    _write_text(sweep / "checklist.md", render_checklist(report, groups))
     _write_text(sweep / "report.csv", render_csv(report))
     write_json(sweep / "report.json", report.to_dict())
     _write_text(sweep / "report.md", render_markdown(report))
     current = {Path(f).name for f in report.files.values()}
-    for stale in sweep.glob(PLOT_GLOB):
+    for stale in [*sweep.glob(PLOT_GLOB), *sweep.glob(f"{PLOT_PREFIX}*.png"), *sweep.glob(f"{CD_PREFIX}*.png")]:
         if stale.name not in current:
             stale.unlink(missing_ok=True)

@@ -32,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--paired-boot", type=int, default=1000, metavar="N",
                         help="paired-bootstrap resamples per arm pair and seed pair (default 1000; ~1 s per "
                              "1000 on 10k examples and one seed pair)")
+    parser.add_argument("--latex", action="store_true",
+                        help="also write tables.tex: booktabs tables (mean ± sd, CI, significance marks, the "
+                             "majority baseline) to \\input in a paper")
     parser.add_argument("--wandb", action="store_true",
                         help="also log the report as one W&B run (job type 'report', the sweep's group); "
                              "offline unless WANDB_MODE says otherwise (upload later with `wandb sync`)")
@@ -49,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         report = build_report(args.sweep_dir, reference=args.reference, metrics=args.metrics,
                               aso=args.aso, aso_iterations=args.aso_iterations, out_dir=args.out,
-                              paired_boot=args.paired_boot)
+                              paired_boot=args.paired_boot, latex=args.latex)
         if args.wandb:
             from tunelab.report.wandb_run import log_report
 

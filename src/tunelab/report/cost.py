@@ -15,6 +15,8 @@ import math
 from dataclasses import dataclass
 from typing import Sequence
 
+from tunelab.report.formatting import fmt, md_table
+
 
 @dataclass
 class ArmCost:
@@ -55,8 +57,6 @@ def group_costs(groups: dict) -> dict[str, ArmCost]:
 
 def cost_section(costs: dict[str, ArmCost]) -> str:
     """The markdown section, with the report's own formatters."""
-    from tunelab.report.render import fmt, md_table  # render imports this module
-
     if not costs:
         return ""
     rows = [(f"`{g}`", c.n, fmt(c.wall_s_mean, 1), fmt(c.wall_s_total, 1), fmt(c.cpu_s_mean, 1),

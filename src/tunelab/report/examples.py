@@ -21,7 +21,7 @@ import numpy as np
 
 from tunelab import predictions as P
 from tunelab import stats
-from tunelab.report.collect import Job
+from tunelab.report.jobs import Job
 from tunelab.report.paired import (agreement, discordant, mcnemar, mean_probability, paired_bootstrap, scores,
                                    vote)
 
@@ -74,20 +74,29 @@ def seed_key(job: Job) -> tuple:
     return r.get("init_seed", job.seed), r.get("order_seed", job.seed)
 
 
+def read_predictions(job: Job, notes: list[str], if_missing: str = "") -> P.Predictions | None:
+    """A job's predictions.npz; None, with a note, when it cannot be read, and when it is missing
+    (the note only if ``if_missing`` says what that costs)."""
+    path = job.path / P.PREDICTIONS_FILE
+    if not path.is_file():
+        if if_missing:
+            notes.append(f"run {job.name} ({job.group}) has no {P.PREDICTIONS_FILE}: {if_missing}")
+        return None
+    try:
+        return P.read(path)
+    except (OSError, ValueError, KeyError) as exc:
+        notes.append(f"run {job.name}: {P.PREDICTIONS_FILE} unreadable ({type(exc).__name__}: {exc})")
+        return None
+
+
 def _load(groups: dict[str, list[Job]], notes: list[str]) -> dict[str, dict[tuple, P.Predictions]]:
     """Per arm: seed key -> predictions, for the ok seq_cls runs on one shared split."""
     ref: P.Predictions | None = None
     out: dict[str, dict[tuple, P.Predictions]] = {}
     for group, jobs in groups.items():
         for job in (j for j in jobs if j.state == "ok"):
-            path = job.path / P.PREDICTIONS_FILE
-            if not path.is_file():
-                notes.append(f"run {job.name} ({group}) has no {P.PREDICTIONS_FILE}: left out of the paired statistics")
-                continue
-            try:
-                p = P.read(path)
-            except (OSError, ValueError, KeyError) as exc:
-                notes.append(f"run {job.name}: {P.PREDICTIONS_FILE} unreadable ({type(exc).__name__}: {exc})")
+            p = read_predictions(job, notes, "left out of the paired statistics")
+            if p is None:
                 continue
             if p.kind != "seq_cls":
                 notes.append(f"run {job.name}: {p.kind} predictions are kept but not paired (sequence "

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from tunelab.report.collect import SEED_KEYS, Job, fixed_overrides, natural_key, parse_overrides
+from tunelab.report.jobs import SEED_KEYS, Job, fixed_overrides, natural_key, parse_overrides
 from tunelab.environment import library_versions
 
 

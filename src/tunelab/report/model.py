@@ -15,11 +15,13 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
-if TYPE_CHECKING:  # annotations only: these modules read jobs, and collect imports this module
-    from tunelab.report.collect import Job
+if TYPE_CHECKING:  # annotations only, and none of these imports this module
+    from tunelab.report.calibration import CalibrationSection
+    from tunelab.report.datasets import DatasetsSection
     from tunelab.report.examples import ExampleLevel
     from tunelab.report.expected_max import Curve
     from tunelab.report.header import Header
+    from tunelab.report.jobs import Job
     from tunelab.report.variance import Decomposition
 
 STATES = ("ok", "failed", "interrupted", "missing", "corrupt")
@@ -229,6 +231,8 @@ class Report:
     header: Header | None = None  # what ran (tunelab.report.header)
     examples: ExampleLevel | None = None  # paired tests, ensembles, agreement (tunelab.report.examples)
     cost: dict[str, Any] = field(default_factory=dict)  # group -> tunelab.report.cost.ArmCost
+    calibration: CalibrationSection | None = None  # ECE, Brier, NLL per arm (tunelab.report.calibration)
+    datasets: DatasetsSection | None = None  # a data sweep: arms x datasets, claims, ranks (tunelab.report.claims)
     files: dict[str, str] = field(default_factory=dict)  # filled when written: kind -> path
 
     @property

@@ -10,46 +10,16 @@ import csv
 import io
 import math
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 
 from tunelab.report.cost import cost_section
+from tunelab.report.formatting import fmt, fmt_ci, fmt_p, md_table
+from tunelab.report.render_calibration import calibration_section
+from tunelab.report.render_datasets import datasets_section
 from tunelab.report.model import BASELINE_OF, Comparison, MetricSection, Report, Summary
 from tunelab.report import render_study
 from tunelab.report.plots import plot_name
-
-# =============================================================================== formatting
-
-
-def fmt(x, digits: int = 4) -> str:
-    """A number for the tables; NaN/None -> n/a, infinities as "inf"/"-inf"."""
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "n/a"
-    if isinstance(x, float) and math.isinf(x):
-        return "inf" if x > 0 else "-inf"
-    return f"{x:.{digits}f}"
-
-
-def fmt_p(p) -> str:
-    """p-values: 4 decimals, scientific below 1e-4."""
-    if p is None or not math.isfinite(p):
-        return "n/a"
-    return f"{p:.2e}" if 0 < p < 1e-4 else f"{p:.4f}"
-
-
-def fmt_ci(lo, hi) -> str:
-    return "n/a" if fmt(lo) == "n/a" else f"[{fmt(lo)}, {fmt(hi)}]"
-
-
-def md_table(header: Sequence[str], rows: Iterable[Sequence]) -> str:
-    """A GitHub markdown table ('|' inside cells escaped)."""
-    def cell(x):
-        return str(x).replace("|", "\\|").replace("\n", " ")
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
 
 # =============================================================================== markdown
 
@@ -79,6 +49,8 @@ def render_markdown(report: Report) -> str:
     for metric, entry in report.metrics.items():
         parts.append(_metric_section(report, metric, entry))
     parts.append(cost_section(report.cost))
+    parts.append(calibration_section(report))
+    parts.append(datasets_section(report))
     if not report.metrics:
         parts.append("## Metrics\n\nNo metric to report (no ok run has any of the metrics asked for).\n")
     parts.append(render_study.examples_section(report))
@@ -178,10 +150,10 @@ def _metric_section(report: Report, metric: str, entry: MetricSection) -> str:
                 md_table(header, _summary_rows(report, metric, entry, True)), ""]
     comp = entry.comparisons
     if comp.vs_reference:
-        out += [f"### vs reference `{report.reference}` (Welch t-test, Holm within this family)", "",
+        out += [f"### vs reference `{report.reference}` (Welch t-test, {_family(report)})", "",
                 _comparison_table(comp.vs_reference, "group"), ""]
     if comp.all_pairs:
-        out += ["### All pairs (Welch t-test, Holm within this family)", "",
+        out += [f"### All pairs (Welch t-test, {_family(report)})", "",
                 _comparison_table(comp.all_pairs, "A"), ""]
     if entry.aso:
         out += ["### Almost Stochastic Order (ASO)", "",
@@ -190,6 +162,11 @@ def _metric_section(report: Report, metric: str, entry: MetricSection) -> str:
     out += [f"![{metric} box plot]({plot_name(metric)})", ""]
     out += render_study.variance_section(entry) + render_study.expected_max_section(metric, entry)
     return "\n".join(out)
+
+
+def _family(report: Report) -> str:
+    """Where Holm adjusts: a data sweep tests (and adjusts) within each dataset only."""
+    return "within each dataset, Holm within each" if report.datasets else "Holm within this family"
 
 
 def _comparison_table(rows: list[Comparison], first: str) -> str:

@@ -10,24 +10,13 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from tunelab.report.formatting import fmt, fmt_p, md_table
 from tunelab.report.plots import expected_max_plot_name
 
 if TYPE_CHECKING:
     from tunelab.report.model import MetricSection, Report
 
 SCORES = ("test/acc", "test/f1", "test/f1_macro")
-
-
-def _fmt(x, digits: int = 4) -> str:
-    from tunelab.report.render import fmt
-
-    return fmt(x, digits)
-
-
-def _table(header, rows) -> str:
-    from tunelab.report.render import md_table
-
-    return md_table(header, rows)
 
 
 def what_ran(report: Report) -> str:
@@ -60,14 +49,14 @@ def variance_section(entry: MetricSection) -> list[str]:
     for g, d in entry.variance.items():
         vi, vo, vr = d.var_shares()
         rows.append((f"`{g}`", f"{d.n_init}×{d.n_order}×{d.reps}" if d.reps else f"{d.n_init}×{d.n_order}",
-                     _fmt(d.share_init, 3), _fmt(d.share_order, 3), _fmt(d.share_rest, 3),
-                     _fmt(vi, 3), _fmt(vo, 3), _fmt(vr, 3), d.note))
+                     fmt(d.share_init, 3), fmt(d.share_order, 3), fmt(d.share_rest, 3),
+                     fmt(vi, 3), fmt(vo, 3), fmt(vr, 3), d.note))
     return ["### Variance decomposition: initialisation vs. data order", "",
             "Two-way ANOVA over the crossed `init_seed` × `order_seed` grid (init = initial weights and "
             "dropout masks; order = batch order). SS share: the part of the total sum of squares; "
             "component share: random-effects variance components (negative estimates set to 0), the "
             "better estimate of where a single run's variance comes from.", "",
-            _table(["group", "grid (init×order×reps)", "SS init", "SS order", "SS interaction+residual",
+            md_table(["group", "grid (init×order×reps)", "SS init", "SS order", "SS interaction+residual",
                     "component init", "component order", "component rest", "note"], rows), ""]
 
 
@@ -84,9 +73,9 @@ def expected_max_section(metric: str, entry: MetricSection) -> list[str]:
         row = [n]
         for g in groups:
             c = entry.expected_max[g]["test"]
-            row.append(f"{_fmt(c.mean[n - 1])} [{_fmt(c.low[n - 1])}, {_fmt(c.high[n - 1])}]" if n <= len(c.n) else "")
+            row.append(f"{fmt(c.mean[n - 1])} [{fmt(c.low[n - 1])}, {fmt(c.high[n - 1])}]" if n <= len(c.n) else "")
         rows.append(row)
-    out += [_table(["n", *(f"`{g}`" for g in groups)], rows), "",
+    out += [md_table(["n", *(f"`{g}`" for g in groups)], rows), "",
             f"![{metric} expected max]({expected_max_plot_name(metric)})", ""]
     return out
 
@@ -94,15 +83,13 @@ def expected_max_section(metric: str, entry: MetricSection) -> list[str]:
 def _diff_cell(d: dict | None) -> str:
     if not d:
         return "n/a"
-    return f"{_fmt(d['diff'])} [{_fmt(d['low'])}, {_fmt(d['high'])}]"
+    return f"{fmt(d['diff'])} [{fmt(d['low'])}, {fmt(d['high'])}]"
 
 
 def examples_section(report: Report) -> str:
     ex = report.examples
     if ex is None:
         return ""
-    from tunelab.report.render import fmt_p
-
     out = ["## Example-level statistics (per-example predictions)", ""]
     if not ex.arms:
         return "\n".join(out + ["No predictions to compare.", ""] + [f"- {n}" for n in ex.notes]) + "\n"
@@ -114,11 +101,11 @@ def examples_section(report: Report) -> str:
     rows = []
     for g, a in ex.arms.items():
         mp = a.mean_probability or {}
-        rows.append((f"`{g}`", a.n_seeds, *(_fmt(a.mean_single.get(m)) for m in SCORES),
-                     *(_fmt(a.vote.get(m)) for m in SCORES), *(_fmt(mp.get(m)) for m in SCORES),
-                     _fmt(a.agreement, 3), _fmt(a.all_agree, 3)))
+        rows.append((f"`{g}`", a.n_seeds, *(fmt(a.mean_single.get(m)) for m in SCORES),
+                     *(fmt(a.vote.get(m)) for m in SCORES), *(fmt(mp.get(m)) for m in SCORES),
+                     fmt(a.agreement, 3), fmt(a.all_agree, 3)))
     heads = [f"{kind} {m.split('/')[1]}" for kind in ("mean single", "vote", "mean prob.") for m in SCORES]
-    out += [_table(["group", "seeds", *heads, "agreement", "all agree"], rows), ""]
+    out += [md_table(["group", "seeds", *heads, "agreement", "all agree"], rows), ""]
     pooled = [r for r in ex.pairs if r.seeds.startswith("pooled")]
     if pooled:
         out += ["### Paired tests between groups (same examples, seeds paired by init/order seed)", "",
@@ -129,19 +116,19 @@ def examples_section(report: Report) -> str:
                 "These tests hold the seeds "
                 "fixed and ask whether *these* runs differ on this test set; whether the arms differ across "
                 "seeds is the Welch test above.", "",
-                _paired_table(pooled, holm=True, fmt_p=fmt_p), ""]
+                _paired_table(pooled, holm=True), ""]
         per_seed = [r for r in ex.pairs if not r.seeds.startswith("pooled")]
         if per_seed:
-            out += ["Per seed pair (init/order):", "", _paired_table(per_seed, holm=False, fmt_p=fmt_p), ""]
+            out += ["Per seed pair (init/order):", "", _paired_table(per_seed, holm=False), ""]
     if ex.notes:
         out += [f"- {n}" for n in ex.notes] + [""]
     return "\n".join(out)
 
 
-def _paired_table(rows, *, holm: bool, fmt_p) -> str:
+def _paired_table(rows, *, holm: bool) -> str:
     header = ["A", "B", "seeds", "A✓B✗", "A✗B✓", "McNemar p", *(["p (Holm)"] if holm else []),
               "Δ acc [CI]", "Δ F1 [CI]", "Δ macro F1 [CI]", "test"]
-    return _table(header, [
+    return md_table(header, [
         (f"`{r.a}`", f"`{r.b}`", r.seeds, r.a_right_b_wrong, r.a_wrong_b_right, fmt_p(r.p),
          *([fmt_p(r.p_holm)] if holm else []), *(_diff_cell(r.diffs.get(m)) for m in SCORES), r.test)
         for r in rows])

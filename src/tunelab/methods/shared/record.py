@@ -43,16 +43,17 @@ def encoder_record(cfg: DictConfig, *, metrics: dict, splits, module, trainer, d
 
 
 def baseline_record(splits, metrics: dict, y_pred, n_params: int, extra: dict, total: Optional[int] = None,
-                    proba: Optional[np.ndarray] = None) -> dict:
+                    proba: Optional[np.ndarray] = None, val=None) -> dict:
     """The record of a method that fine-tunes nothing (``predictions``: the per-example test
-    predictions that run.py writes to predictions.npz)."""
+    predictions, with the ``val`` ones from :func:`tunelab.methods.shared.shallow.evaluate`, that
+    run.py writes to predictions.npz)."""
     from tunelab import predictions
     from tunelab.data.splits import majority_rate
     from tunelab.metrics import predicted_counts
 
     return {
         "predictions": predictions.for_classes(np.arange(len(splits.test)), splits.test["label"].to_numpy(),
-                                               y_pred, splits.label_names, proba),
+                                               y_pred, splits.label_names, proba).with_split("val", val),
         "metrics": metrics,
         "majority_rate": majority_rate(splits),
         "pred_class_counts": predicted_counts(y_pred, splits.label_names),

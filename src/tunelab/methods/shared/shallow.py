@@ -81,18 +81,24 @@ def evaluate(model, splits, inputs: dict[str, Any], n_classes: int, pos: int):
     """Scores of a fitted model on the test split and, when ``inputs`` has it, the val split.
 
     ``inputs`` maps a split name to what the model reads (texts, or feature rows). Returns the
-    metrics, the test predictions (for the record's prediction counts) and their probabilities
-    (for predictions.npz).
+    metrics, the test predictions (for the record's prediction counts), their probabilities
+    (for predictions.npz) and the val split's predictions (None without one), which
+    temperature scaling is fitted on (``tunelab.calibration``).
     """
+    from tunelab import predictions
+
     metrics: dict[str, float] = {}
-    test_pred = test_proba = None
+    test_pred = test_proba = val = None
     for split in ("test", "val"):
         if split in inputs:
             pred, proba = predict(model, inputs[split], n_classes)
-            metrics.update(scores(getattr(splits, split)["label"].to_numpy(), pred, proba, n_classes, pos, split))
+            gold = getattr(splits, split)["label"].to_numpy()
+            metrics.update(scores(gold, pred, proba, n_classes, pos, split))
             if split == "test":
                 test_pred, test_proba = pred, proba
-    return metrics, test_pred, test_proba
+            else:
+                val = predictions.for_classes(np.arange(len(gold)), gold, pred, splits.label_names, proba)
+    return metrics, test_pred, test_proba, val
 
 
 def log_final(logger, metrics: dict) -> None:

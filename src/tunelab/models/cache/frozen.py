@@ -72,6 +72,7 @@ class FrozenFeatureClassifier(SequenceClassifier):
         return self._head(batch)
 
     def on_save_checkpoint(self, checkpoint) -> None:
+        super().on_save_checkpoint(checkpoint)  # the kept validation passes (calibration) too
         frozen = {n for n, p in self.named_parameters() if not p.requires_grad}
         sd = checkpoint.get("state_dict", {})
         for k in [k for k in sd if k in frozen]:

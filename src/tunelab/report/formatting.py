@@ -1,0 +1,39 @@
+"""The report's text formatters: numbers, p-values, intervals and markdown tables.
+
+One module below every renderer (``render``, ``render_study``, ``cost`` and the study sections),
+so each formats numbers the same way and none imports another for it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable, Sequence
+
+
+def fmt(x, digits: int = 4) -> str:
+    """A number for the tables; NaN/None -> n/a, infinities as "inf"/"-inf"."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "n/a"
+    if isinstance(x, float) and math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    return f"{x:.{digits}f}"
+
+
+def fmt_p(p) -> str:
+    """p-values: 4 decimals, scientific below 1e-4."""
+    if p is None or not math.isfinite(p):
+        return "n/a"
+    return f"{p:.2e}" if 0 < p < 1e-4 else f"{p:.4f}"
+
+
+def fmt_ci(lo, hi) -> str:
+    return "n/a" if fmt(lo) == "n/a" else f"[{fmt(lo)}, {fmt(hi)}]"
+
+
+def md_table(header: Sequence[str], rows: Iterable[Sequence]) -> str:
+    """A GitHub markdown table ('|' inside cells escaped)."""
+    def cell(x):
+        return str(x).replace("|", "\\|").replace("\n", " ")
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)

@@ -1,0 +1,145 @@
+"""``tunelab report --latex``: the report's numbers as booktabs tables for a paper (``tables.tex``).
+
+One table per reported metric: each group's mean ± sd over seeds, its confidence interval, a
+significance mark from the report's own test against the reference group (Welch, Holm-adjusted:
+* p < .05, ** p < .01, *** p < .001) and the majority-class baseline as the last row. A sweep over
+datasets gets one wide table per metric instead (arms x datasets; marks from the within-dataset
+tests; the arms' average rank where the report ranked them), and a calibration table when the
+runs recorded calibration. The numbers are the report's (report.json), never recomputed here.
+
+Include with ``\\usepackage{booktabs}`` and ``\\input{tables.tex}``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import TYPE_CHECKING, Optional
+
+if TYPE_CHECKING:
+    from tunelab.report.model import Report, Summary
+
+DIGITS = 3
+MARKS = ((0.001, "***"), (0.01, "**"), (0.05, "*"))
+_SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
+            "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}"}
+
+
+def tex(text) -> str:
+    """Text with LaTeX's special characters escaped."""
+    return re.sub(r"[&%$#_{}~^\\]", lambda m: _SPECIAL[m.group()], str(text))
+
+
+def num(x, digits: int = DIGITS) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "--"
+    return f"{x:.{digits}f}"
+
+
+def mark(p_holm: Optional[float]) -> str:
+    """``$^{**}$`` for a Holm-adjusted p below .01, and so on; nothing when not significant."""
+    if p_holm is None or not math.isfinite(p_holm):
+        return ""
+    stars = next((s for bound, s in MARKS if p_holm < bound), "")
+    return f"$^{{{stars}}}$" if stars else ""
+
+
+def mean_sd(s: Summary, p_holm: Optional[float] = None) -> str:
+    if s.n == 0 or not math.isfinite(s.mean):
+        return "--"
+    sd = f" $\\pm$ {num(s.sd)}" if math.isfinite(s.sd) else ""
+    return f"{num(s.mean)}{sd}{mark(p_holm)}"
+
+
+def _ci(s: Summary) -> str:
+    return "--" if not math.isfinite(s.ci_low) else f"[{num(s.ci_low)}, {num(s.ci_high)}]"
+
+
+def _label(metric: str) -> str:
+    return "tab:tunelab-" + re.sub(r"[^A-Za-z0-9]+", "-", metric).strip("-")
+
+
+def _table(cols: str, header: list[str], rows: list[list[str]], footer: list[list[str]], caption: str,
+           label: str) -> str:
+    line = (lambda cells: " & ".join(cells) + r" \\")
+    out = [r"\begin{table}[t]", r"\centering", r"\small", rf"\begin{{tabular}}{{{cols}}}", r"\toprule",
+           line(header), r"\midrule", *map(line, rows)]
+    if footer:
+        out += [r"\midrule", *map(line, footer)]
+    out += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{caption}}}", rf"\label{{{label}}}", r"\end{table}", ""]
+    return "\n".join(out)
+
+
+def _stars_note() -> str:
+    return ("Marks: Welch t-test against the reference, Holm-adjusted: $^{*}$ $p<.05$, $^{**}$ $p<.01$, "
+            "$^{***}$ $p<.001$.")
+
+
+def metric_table(report: Report, metric: str) -> str:
+    entry = report.metrics[metric]
+    p_of = {c.a: c.p_holm for c in entry.comparisons.vs_reference}
+    rows = []
+    for g, s in entry.summary.items():
+        name = r"\texttt{" + tex(g) + "}" + (" (ref.)" if g == report.reference else "")
+        rows.append([name, str(s.all.n), mean_sd(s.all, p_of.get(g)), _ci(s.all)])
+    base = {report.baseline_value(g, metric) for g in entry.summary} - {None}
+    footer = [["majority class", "", num(next(iter(base))), ""]] if len(base) == 1 else []
+    if len(base) > 1:
+        footer = [[r"majority class (\texttt{" + tex(g) + "})", "", num(report.baseline_value(g, metric)), ""]
+                  for g in entry.summary if report.baseline_value(g, metric) is not None]
+    caption = (f"{tex(entry.name)} (\\texttt{{{tex(metric)}}}): mean $\\pm$ sd over seeds ($n$ ok runs) and "
+               f"{report.percent}\\% bootstrap CI of the mean. {_stars_note()}")
+    return _table("lrcc", ["Group", "$n$", tex(entry.name), f"{report.percent}\\% CI"], rows, footer, caption,
+                  _label(metric))
+
+
+def datasets_table(report: Report, metric: str) -> str:
+    sec, entry = report.datasets, report.metrics[metric]
+    p_of = {c.a: c.p_holm for c in entry.comparisons.vs_reference}
+    ranking = sec.rankings.get(metric)
+    rows = []
+    for arm in sec.arms:
+        cells = [r"\texttt{" + tex(arm) + "}"]
+        for d in sec.datasets:
+            g = sec.cells[d].get(arm)
+            s = entry.summary.get(g) if g else None
+            cells.append(mean_sd(s.all, p_of.get(g)) if s is not None else "--")
+        if ranking is not None:
+            cells.append(num(ranking.avg_ranks.get(arm), 2) if arm in ranking.avg_ranks else "--")
+        rows.append(cells)
+    base = []
+    for d in sec.datasets:
+        vals = {report.baseline_value(g, metric) for g in sec.cells[d].values() if g in report.baseline} - {None}
+        base.append(num(next(iter(vals))) if len(vals) == 1 else "--")
+    footer = [["majority class", *base, *([""] if ranking is not None else [])]] if any(b != "--" for b in base) else []
+    header = ["Arm", *(r"\texttt{" + tex(d.split("=", 1)[-1]) + "}" for d in sec.datasets),
+              *(["avg.\\ rank"] if ranking is not None else [])]
+    rank_note = (f" Average rank over the datasets (1 = best); Friedman $p = {ranking.p:.3g}$, Nemenyi "
+                 f"CD $= {ranking.cd:.2f}$ at $\\alpha = {ranking.alpha:g}$." if ranking is not None else "")
+    caption = (f"{tex(entry.name)} (\\texttt{{{tex(metric)}}}) per dataset: mean $\\pm$ sd over seeds. "
+               f"Marks: Welch t-test against the reference arm on the same dataset, Holm-adjusted within "
+               f"each dataset: $^{{*}}$ $p<.05$, $^{{**}}$ $p<.01$, $^{{***}}$ $p<.001$.{rank_note}")
+    return _table("l" + "c" * (len(header) - 1), header, rows, footer, caption, _label(metric) + "-datasets")
+
+
+def calibration_table(report: Report) -> str:
+    sec = report.calibration
+    cell = (lambda a, k: "--" if not math.isfinite(a.mean.get(k, math.nan)) else
+            num(a.mean[k]) + (f" $\\pm$ {num(a.sd[k])}" if math.isfinite(a.sd.get(k, math.nan)) else ""))
+    rows = [[r"\texttt{" + tex(g) + "}", str(a.n_runs), cell(a, "ece"), cell(a, "ece_ts"), cell(a, "brier"),
+             cell(a, "nll"), num(a.ensemble.get("ece"))] for g, a in sec.arms.items()]
+    caption = (f"Calibration on the test split: ECE ({sec.n_bins} equal-width bins) before and after temperature "
+               "scaling (T fitted on validation), multi-class Brier score and NLL, mean $\\pm$ sd over seeds; "
+               "last column: ECE of the mean-probability seed ensemble.")
+    return _table("lrccccc", ["Group", "$n$", "ECE", "ECE (TS)", "Brier", "NLL", "ens.\\ ECE"], rows, [], caption,
+                  "tab:tunelab-calibration")
+
+
+def latex_tables(report: Report) -> str:
+    """Every table, one after the other (a file to ``\\input``)."""
+    parts = [f"% tunelab report of {tex(report.sweep_dir)} ({report.generated_at}); needs \\usepackage{{booktabs}}", ""]
+    for metric in report.metrics:
+        parts.append(datasets_table(report, metric) if report.datasets else metric_table(report, metric))
+    if report.calibration is not None:
+        parts.append(calibration_table(report))
+    return "\n".join(parts)

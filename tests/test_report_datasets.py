@@ -1,0 +1,113 @@
+"""Claims across datasets: partial-conjunction counts (Dror et al. 2017), Friedman + Nemenyi
+(Demšar 2006), and a data sweep's report testing within each dataset only.
+
+References: hand-computed partial-conjunction p-values (Fisher's χ² tail in closed form for even
+df), Demšar's worked example (his Table 6: average ranks, χ²_F = 9.28, F_F = 3.69, CD = 1.25) and
+his Table 5a of Nemenyi critical values.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from tunelab.report.friedman import critical_difference, iman_davenport, nemenyi_q, rank_arms
+from tunelab.report.replicability import k_hat, partial_conjunction
+
+
+def _chi2_sf_even(x: float, df: int) -> float:
+    """P(χ²_df >= x) for even df: exp(-x/2) Σ_{i < df/2} (x/2)^i / i!."""
+    return math.exp(-x / 2) * sum((x / 2) ** i / math.factorial(i) for i in range(df // 2))
+
+
+def test_partial_conjunction_hand_computed():
+    p = [0.04, 0.5, 0.01, 0.02]  # order does not matter
+    assert partial_conjunction(p, "bonferroni") == pytest.approx([4 * 0.01, 3 * 0.02, 2 * 0.04, 0.5])
+    assert k_hat(p, 0.05, "bonferroni") == 1
+    logs = -2 * np.log([0.01, 0.02, 0.04, 0.5])
+    fisher = [_chi2_sf_even(logs[u:].sum(), 2 * (4 - u)) for u in range(4)]
+    assert fisher[1] < 0.05 < fisher[2]  # so the claim holds on 2 of 4 datasets with Fisher
+    assert partial_conjunction(p, "fisher") == pytest.approx(np.maximum.accumulate(fisher), rel=1e-9)
+    assert k_hat(p, 0.05, "fisher") == 2
+    # 2 * 0.01 = 0.02 > 1 * 0.011: the running maximum keeps the sequence non-decreasing
+    assert partial_conjunction([0.01, 0.011], "bonferroni") == pytest.approx([0.02, 0.02])
+    assert k_hat([float("nan"), 0.001], 0.05) == 1  # NaN (too few seeds) is no evidence
+
+
+# Demšar (2006), Table 6: AUC of C4.5 variants on 14 UCI data sets. On voting the printed 0.975 of
+# C4.5+cf and C4.5+m+cf are not a tie in the paper's ranks (2 and 3), so cf is 0.97501 here.
+DEMSAR = np.array([
+    [0.763, 0.768, 0.771, 0.798], [0.599, 0.591, 0.590, 0.569], [0.954, 0.971, 0.968, 0.967],
+    [0.628, 0.661, 0.654, 0.657], [0.882, 0.888, 0.886, 0.898], [0.936, 0.931, 0.916, 0.931],
+    [0.661, 0.668, 0.609, 0.685], [0.583, 0.583, 0.563, 0.625], [0.775, 0.838, 0.866, 0.875],
+    [1.000, 1.000, 1.000, 1.000], [0.940, 0.962, 0.965, 0.962], [0.619, 0.666, 0.614, 0.669],
+    [0.972, 0.981, 0.97501, 0.975], [0.957, 0.978, 0.946, 0.970]])
+
+
+def test_friedman_nemenyi_on_demsar_worked_example():
+    arms = ["C4.5", "C4.5+m", "C4.5+cf", "C4.5+m+cf"]
+    r = rank_arms(DEMSAR, arms, [f"d{i}" for i in range(14)])
+    assert [round(r.avg_ranks[a], 3) for a in arms] == [3.143, 2.000, 2.893, 1.964]
+    # scipy corrects χ² for ties; Demšar's 9.28 is the uncorrected statistic: undo the correction
+    ties = sum(t ** 3 - t for row in DEMSAR for t in np.unique(row, return_counts=True)[1])
+    factor = 1 - ties / (14 * 4 * (4 ** 2 - 1))
+    assert r.chi2 * factor == pytest.approx(9.28, abs=0.005)
+    assert iman_davenport(9.28, 14, 4)[0] == pytest.approx(3.69, abs=0.005)
+    assert r.cd == pytest.approx(1.25, abs=0.005)
+    # C4.5 vs C4.5+m+cf: 1.179 < CD, so no pair differs and all four are one group
+    assert r.cliques == [["C4.5+m+cf", "C4.5+m", "C4.5+cf", "C4.5"]]
+    table_5a = [1.960, 2.343, 2.569, 2.728, 2.850, 2.949, 3.031, 3.102, 3.164]
+    assert [round(nemenyi_q(k), 3) for k in range(2, 11)] == pytest.approx(table_5a, abs=0.0011)
+    assert critical_difference(3, 3) == pytest.approx(2.343 * math.sqrt(12 / 18), abs=1e-3)
+
+
+ARMS = {"none": 0.90, "last2": 0.85, "all": 0.70}
+
+
+def _data_sweep(root):
+    rng = np.random.default_rng(7)
+    idx = 0
+    for data, shift in (("bbc_news", 0.0), ("drug_reviews", -0.2), ("tweets_sentiment", -0.1)):
+        for arm, base in ARMS.items():
+            for seed in range(3):
+                d = root / str(idx)
+                (d / ".hydra").mkdir(parents=True)
+                ov = [f"data={data}", f"freeze={arm}", f"seed={seed}"]
+                (d / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in ov))
+                acc = base + shift + rng.normal(0, 0.005)
+                res = {"schema_version": 1, "status": "ok", "task": "seq_cls", "data": data, "seed": seed,
+                       "metrics": {"test/acc": acc}, "overrides": ov, "majority_rate": 0.5}
+                (d / "results.json").write_text(json.dumps(res))
+                idx += 1
+    return root
+
+
+def test_data_sweep_tests_within_datasets_and_counts_claims(tmp_path):
+    from tunelab import report as rp
+
+    sweep = _data_sweep(tmp_path / "sweep")
+    report = rp.build_report(sweep, reference="data=bbc_news,freeze=none", n_boot=200, paired_boot=10)
+    comp = report.metrics["test/acc"].comparisons
+    data_of = (lambda g: g.split(",")[0])
+    assert len(comp.all_pairs) == 3 * 3 and all(data_of(c.a) == data_of(c.b) for c in comp.all_pairs)
+    # the reference arm on each dataset is freeze=none
+    assert sorted((c.a, c.b) for c in comp.vs_reference if c.a.startswith("data=drug")) == [
+        ("data=drug_reviews,freeze=all", "data=drug_reviews,freeze=none"),
+        ("data=drug_reviews,freeze=last2", "data=drug_reviews,freeze=none")]
+    sec = report.datasets
+    claim = next(c for c in sec.claims if (c.a, c.b) == ("freeze=none", "freeze=all"))
+    assert claim.better_in == 3 and claim.k_bonferroni == 3 and claim.k_fisher == 3
+    back = next(c for c in sec.claims if (c.a, c.b) == ("freeze=all", "freeze=none"))
+    assert back.better_in == 0 and back.k_bonferroni == back.k_fisher == 0
+    r = sec.rankings["test/acc"]
+    assert r.avg_ranks == {"freeze=all": 3.0, "freeze=last2": 2.0, "freeze=none": 1.0}
+    # perfect agreement: χ² = 12N/(k(k+1)) Σ R_j² − 3N(k+1) = 3 · 14 − 36 = 6, p = exp(−3) (2 df)
+    assert r.chi2 == pytest.approx(6.0) and r.p == pytest.approx(math.exp(-3))
+    assert r.cliques == [["freeze=none", "freeze=last2"], ["freeze=last2", "freeze=all"]]  # CD 1.91
+    md = (sweep / "report.md").read_text()
+    assert "## Claims across datasets" in md and "](cd_test_acc.png)" in md and (sweep / "cd_test_acc.png").is_file()
+    assert "### Example-level statistics on `data=bbc_news`" in md
+    assert json.loads((sweep / "report.json").read_text())["datasets"]["claims"][0]["metric"] == "test/acc"
