@@ -80,14 +80,25 @@ def _model_shape(cfg: Any) -> tuple[Optional[str], Optional[int]]:
 
 
 def check_depth(cfg: Any) -> None:
-    """``freeze.n`` against the model's depth, from one read of its config (no weights): for the
-    methods that build their model themselves (a curriculum, adaptation before fine-tuning), so a
-    too-deep ``freeze.n`` fails before hours of work rather than at its first use."""
+    """``freeze.n`` against the model's depth, from one read of its config (no weights), and a
+    per-layer policy against layers that share their weights (ALBERT; from the model built on the
+    meta device): for the methods that build their model themselves (a curriculum, adaptation
+    before fine-tuning), so they fail before hours of work rather than at their first use."""
     policy = policy_of(cfg)
     if policy.mode in ("last_n", "first_n"):
         _, n_layers = _model_shape(cfg)
         if n_layers is not None:
             policy.check_depth(n_layers)
+    if policy.per_layer or float(cfg.optim.layer_decay) != 1.0:
+        import torch
+        from transformers import AutoModel
+
+        from tunelab.models import freezing
+        from tunelab.models.loading import load_config
+
+        with torch.device("meta"):
+            model = AutoModel.from_config(load_config(cfg.model), trust_remote_code=cfg.model.trust_remote_code)
+        freezing.check_shared_layers_of(model, policy, cfg.optim)
 
 
 def _cache_blocker(cfg: Any, task: str) -> Optional[str]:
@@ -266,6 +277,7 @@ def make_plan(route: Route, model, optim_cfg: Any, *, restrict_to: Optional[Iter
     blocks = freezing.blocks_of(model)
     n_layers = sum(b.name.startswith("layer.") for b in blocks)
     policy = route.policy
+    freezing.check_shared_layers(blocks, policy, optim_cfg)
     frozen = policy.frozen_blocks([b.name for b in blocks], n_layers)
     allowed = None if restrict_to is None else {id(p) for p in restrict_to}
     names = {id(p): n for n, p in model.named_parameters()}
