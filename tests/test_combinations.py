@@ -26,6 +26,7 @@ TASKS = ["seq_cls", "token_cls", "mlm"]
 FREEZES = ["none", "all", "last2", "last_n", "first_n", "embeddings", "gradual", "bitfit", "lpft"]
 STRATEGIES = [None, "sequential", "joint", "replay", "adapters", "lora"]
 AUGMENTS = [None, "none", "eda"]
+PEFTS = [None, "lora", "adapters", "ia3"]          # None: the default peft=none
 
 # The README table: method -> tasks it implements.
 SUPPORTED_TASKS = {"finetune": {"seq_cls", "token_cls", "mlm"}, "adapt": {"seq_cls", "token_cls"},
@@ -68,6 +69,9 @@ def expected_refusals(c: dict) -> list[str]:
         (c["freeze"] == "all" and m == "curriculum", "freeze.probe.fit=paper"),
         # LP-FT fits a classifier head before fine-tuning: one task with a head
         (c["freeze"] == "lpft" and (task == "mlm" or m == "curriculum"), "freeze=lpft"),
+        # PEFT modules are trained with one task's head inside a fine-tuned encoder, alone
+        (c.get("peft") and (m not in ("finetune", "adapt") or task == "mlm" or c["freeze"] != "none"),
+         f"peft={c.get('peft')}"),
     ]
     return [word for broken, word in rules if broken]
 
@@ -102,11 +106,12 @@ def _nodes(compose) -> dict:
     nodes.update({("freeze", f): compose([f"freeze={f}"]).freeze for f in FREEZES})
     nodes.update({("strategy", s): compose([f"strategy={s}"]).strategy for s in STRATEGIES if s})
     nodes.update({("augment", a): compose([f"augment={a}"]).augment for a in AUGMENTS if a})
+    nodes.update({("peft", p): compose([f"peft={p or 'none'}"]).peft for p in PEFTS})
     return nodes
 
 
 def test_every_combination_is_run_or_refused_at_start_up(compose):
-    """All 27,216 command-line combinations. The full validation (schema walk included) runs on
+    """All 108,864 command-line combinations. The full validation (schema walk included) runs on
     each composed base config; the combination table on every combination, on plain copies."""
     from tunelab.errors import ConfigError
     from tunelab.validation import check_combination, validate
@@ -122,11 +127,12 @@ def test_every_combination_is_run_or_refused_at_start_up(compose):
         else:
             validate(base)
         plain = _plain(base)
-        for task, freeze, strategy, augment in itertools.product(TASKS, FREEZES, STRATEGIES, AUGMENTS):
-            c = dict(c0, task=task, freeze=freeze, strategy=strategy, augment=augment)
+        for task, freeze, strategy, augment, peft in itertools.product(TASKS, FREEZES, STRATEGIES, AUGMENTS, PEFTS):
+            c = dict(c0, task=task, freeze=freeze, strategy=strategy, augment=augment, peft=peft)
             cfg = _Node(plain, task=plain_nodes["task", task], freeze=plain_nodes["freeze", freeze],
                         strategy=plain_nodes["strategy", strategy] if strategy else plain["strategy"],
-                        augment=plain_nodes["augment", augment] if augment else None)
+                        augment=plain_nodes["augment", augment] if augment else None,
+                        peft=plain_nodes["peft", peft])
             want = expected_refusals(c)
             if not want:
                 check_combination(cfg)  # must not raise
@@ -138,7 +144,8 @@ def test_every_combination_is_run_or_refused_at_start_up(compose):
             assert any(w in msg for w in want), (c, msg)
             assert "\n" not in msg and msg.endswith("."), msg  # one sentence
             counts["refused"] += 1
-    n = len(METHODS) * len(CURRICULA) * len(ADAPTS) * len(TASKS) * len(FREEZES) * len(STRATEGIES) * len(AUGMENTS)
+    n = (len(METHODS) * len(CURRICULA) * len(ADAPTS) * len(TASKS) * len(FREEZES) * len(STRATEGIES) * len(AUGMENTS)
+         * len(PEFTS))
     assert counts["accepted"] + counts["refused"] == n
     assert counts["accepted"] > 100 and counts["refused"] > 1000, counts
 
@@ -147,8 +154,12 @@ def test_every_combination_is_run_or_refused_at_start_up(compose):
 
 # The option values a run can differ in. The method is given explicitly (how Hydra selects it is
 # covered above); a curriculum comes with its stages, token classification with tagged data.
-RUN_AXES = {"method": list(SUPPORTED_TASKS), "task": TASKS,
-            "freeze": ["none", "all", "last2", "gradual", "bitfit", "lpft"],
+# What trains is one axis: a freeze policy, or a PEFT method (which needs freeze=none anyway), so
+# the pairwise cover stays small.
+TRAINS = {"none": ("none", None), "all": ("all", None), "last2": ("last2", None), "gradual": ("gradual", None),
+          "bitfit": ("bitfit", None), "lpft": ("lpft", None), "lora": ("none", "lora"),
+          "adapters": ("none", "adapters"), "ia3": ("none", "ia3")}
+RUN_AXES = {"method": list(SUPPORTED_TASKS), "task": TASKS, "trains": list(TRAINS),
             "strategy": STRATEGIES, "adapt": [None, "tapt", "dapt"], "augment": [None, "eda"]}
 
 
@@ -156,6 +167,7 @@ def _accepted() -> list[dict]:
     out = []
     for values in itertools.product(*RUN_AXES.values()):
         c = dict(zip(RUN_AXES, values), curriculum=None)
+        c["freeze"], c["peft"] = TRAINS[c["trains"]]
         if c["method"] == "curriculum":
             c["curriculum"] = "related"
         if c["task"] == "token_cls":
@@ -184,7 +196,7 @@ COVER = _pairwise_cover(_accepted())
 
 def _overrides(c: dict) -> list[str]:
     ov = [f"{k}={v}" for k, v in c.items() if v is not None and k in ("method", "curriculum", "adapt",
-                                                                       "strategy", "augment", "data")]
+                                                                       "strategy", "augment", "data", "peft")]
     ov += [f"task={c['task']}", f"freeze={c['freeze']}"]
     if c["augment"] == "eda":
         ov += ["augment.num_aug=1"]
@@ -198,7 +210,7 @@ def _overrides(c: dict) -> list[str]:
 
 def test_cover_is_pairwise_and_small():
     cands = _accepted()
-    assert 5 <= len(COVER) <= 40
+    assert 5 <= len(COVER) <= 55  # one tiny training step each: ~3 s
     methods = {resolved_method(c) for c in COVER}
     assert methods == set(SUPPORTED_TASKS)
     assert len(cands) > len(COVER)
@@ -222,6 +234,9 @@ def test_one_training_step_honours_every_option(compose, tmp_path, c):
     # Each option shows its effect in the record.
     if c["freeze"] not in ("none", "lpft") and m in ("finetune", "adapt"):
         assert saved["plan"]["trainable_params"] < saved["plan"]["total_params"], c
+    if c.get("peft"):  # only the PEFT modules and the head train
+        assert saved["plan"]["peft"]["method"] == c["peft"] and conf["peft"]["name"] == c["peft"]
+        assert saved["plan"]["trainable_params"] < saved["plan"]["total_params"] / 10, c
     if c["freeze"] == "lpft":  # two plans: the head alone, then everything
         probe, ft = saved["plan"]["phases"]
         assert probe["trainable_params"] < ft["trainable_params"] == ft["total_params"], c
