@@ -166,7 +166,7 @@ def route_of(cfg: Any) -> Route:
     if k == 0:
         return replace(base, why="no prefix cache: only the embeddings are frozen; caching their output "
                                  "would save almost nothing")
-    why = blocker or prefix.unsupported(mtype)
+    why = blocker or prefix.unsupported(mtype, (cfg.model.get("config_overrides") or {}).get("attn_implementation"))
     if why is not None:
         return replace(base, why=f"no prefix cache: {why}")
     return replace(base, runner="prefix", cache="prefix", prefix_layers=k,
