@@ -146,13 +146,15 @@ def fit(module, batch: dict, steps: int = FIT_STEPS) -> L.Trainer:
 
 
 @torch.no_grad()
-def hidden_states(encoder, batch: dict) -> list[torch.Tensor]:
-    """``[embedding output, layer 0's output, ...]`` in eval mode."""
-    was = encoder.training
-    encoder.eval()
+def hidden_states(encoder, batch: dict, keep_mode: bool = False) -> list[torch.Tensor]:
+    """``[embedding output, layer 0's output, ...]`` in eval mode (or in each module's current mode)."""
+    modes = {m: m.training for m in encoder.modules()}
+    if not keep_mode:
+        encoder.eval()
     inputs = {k: v for k, v in batch.items() if k != "labels"}
     out = encoder(**inputs, output_hidden_states=True).hidden_states
-    encoder.train(was)
+    for m, mode in modes.items():
+        m.training = mode
     return [h.clone() for h in out]
 
 
@@ -187,6 +189,11 @@ def test_what_trains_is_the_architecture_s_blocks_and_frozen_blocks_stay_bit_ide
 
     batch = batch_of(load_tokenizer(cfg.model))
     before = hidden_states(model.base_model, batch)
+    module.train()  # frozen blocks run in eval mode inside a training model: no dropout reaches them
+    torch.manual_seed(0)
+    in_training = hidden_states(model.base_model, batch, keep_mode=True)
+    for i in frozen_outputs(frozen_start):
+        assert torch.equal(before[i], in_training[i]), f"{family} {policy}: dropout in frozen hidden_states[{i}]"
     weights = {n: p.detach().clone() for n, p in model.named_parameters()}
     trainer = fit(module, batch)
     want = {n for n, b in block.items() if b not in frozen_end}
@@ -353,6 +360,50 @@ def test_probe_features_are_each_text_s_own_mean_over_its_tokens(compose, family
     assert X.shape == (len(TEXTS), families.HIDDEN)
     assert max(abs(X[i] - want[i]).max() for i in range(len(TEXTS))) < 1e-5
 
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_caches_give_the_full_forward_pass_s_logits(compose, family_dirs, family):
+    """The family-specific half of both caches, against the model's own forward within 1e-5: the
+    head on cached pooled features (freeze=all's route), and the top layers on cached prefix
+    states (freeze=last2's), the latter in train mode with dropout from the same RNG state (so
+    the same masks). The plan takes both routes for every family but ALBERT's prefix."""
+    import numpy as np
+
+    from tunelab.models.cache import heads, prefix
+    from tunelab.models.cache.features import compute_features
+    from tunelab.models.loading import load_tokenizer
+    from tunelab.models.plan import route_of
+
+    policy = ["freeze=all"] if family == "albert" else ["freeze=last2"]
+    cfg = config(compose, family_dirs, family, *policy, "model.dropout=0.2")
+    probe = config(compose, family_dirs, family, "freeze=all", "freeze.probe.fit=head", "freeze.probe.pooling=head")
+    assert route_of(probe).runner == "features"
+    assert route_of(cfg).runner == ("logreg" if family == "albert" else "prefix"), route_of(cfg).why
+    module, _ = module_for(cfg)
+    model = module.model
+    tok = load_tokenizer(cfg.model)
+    batch = batch_of(tok)
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    model.eval()
+    with torch.no_grad():
+        full = model(**inputs).logits
+        pooling, head = heads.head_parts(model)
+        feats = compute_features(tok, model, TEXTS, pooling=pooling, max_length=32, base=heads.base_of(model))
+        cached = head(torch.from_numpy(feats))
+    assert (cached - full).abs().max() < 1e-5
+    if family == "albert":
+        return
+    rows = {k: [r[m.bool()].tolist() for r, m in zip(v, batch["attention_mask"])] for k, v in inputs.items()}
+    (_, states, _), = prefix.prefix_states(model, 2, rows, np.arange(len(TEXTS)), batch_size=len(TEXTS),
+                                           pad_id=tok.pad_token_id)
+    module.train()  # the frozen bottom in eval mode, the top layers and the head with dropout
+    with torch.no_grad():
+        torch.manual_seed(1)
+        full = model(**inputs).logits
+        torch.manual_seed(1)
+        top = prefix.top_logits(model, 2, states, batch["attention_mask"])
+    assert (top - full).abs().max() < 1e-5
 
 class _CrashAtStep(L.Callback):
     """Raises when global step ``step`` starts: a run that dies mid-epoch after a checkpoint."""
