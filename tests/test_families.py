@@ -61,6 +61,8 @@ POLICIES = {
     "embeddings": (["freeze=embeddings"], {"embeddings"}, {"embeddings"}),
     # one block more from the top at each step from step 1: pooler + layer.3, then layer.2
     "gradual": (["freeze=gradual", "freeze.unfreeze_every=steps", "freeze.unfreeze_k_steps=1"], BASE_BLOCKS, _BOTTOM2),
+    # the encoder's bias terms and the head (no block frozen whole: see bitfit_trains)
+    "bitfit": (["freeze=bitfit"], set(), set()),
 }
 PER_LAYER = ("last2", "first_n", "gradual")  # ALBERT's shared layer cannot be split: refused
 
@@ -167,10 +169,15 @@ def trainable(model) -> set[str]:
     return {n for n, p in model.named_parameters() if p.requires_grad}
 
 
+def bitfit_trains(name: str, block: str) -> bool:
+    return block == "head" or name.endswith(".bias")
+
+
 def _cases():
     for family in FAMILIES:
         for policy in POLICIES:
-            if not (family == "albert" and policy in PER_LAYER):
+            # ALBERT's layer is shared; ModernBERT's encoder has no bias terms: both refused
+            if not (family == "albert" and policy in PER_LAYER) and (family, policy) != ("modernbert", "bitfit"):
                 yield family, policy
 
 
@@ -184,7 +191,8 @@ def test_what_trains_is_the_architecture_s_blocks_and_frozen_blocks_stay_bit_ide
     module, _ = module_for(cfg)
     model = module.model
     block = {n: expected_block(family, n) for n, _ in model.named_parameters()}
-    assert trainable(model) == {n for n, b in block.items() if b not in frozen_start}
+    keep = bitfit_trains if policy == "bitfit" else (lambda n, b: True)
+    assert trainable(model) == {n for n, b in block.items() if b not in frozen_start and keep(n, b)}
     from tunelab.models.loading import load_tokenizer
 
     batch = batch_of(load_tokenizer(cfg.model))
@@ -196,7 +204,7 @@ def test_what_trains_is_the_architecture_s_blocks_and_frozen_blocks_stay_bit_ide
         assert torch.equal(before[i], in_training[i]), f"{family} {policy}: dropout in frozen hidden_states[{i}]"
     weights = {n: p.detach().clone() for n, p in model.named_parameters()}
     trainer = fit(module, batch)
-    want = {n for n, b in block.items() if b not in frozen_end}
+    want = {n for n, b in block.items() if b not in frozen_end and keep(n, b)}
     assert trainable(model) == want
     after = hidden_states(model.base_model, batch)
     for i in frozen_outputs(frozen_end):
@@ -209,6 +217,12 @@ def test_what_trains_is_the_architecture_s_blocks_and_frozen_blocks_stay_bit_ide
         for n, p in model.named_parameters():
             lr = 1e-3 if block[n] == "head" else 1e-3 * 0.5 ** max(0, LAYERS - depth[block[n]])
             assert lr_of[id(p)] == pytest.approx(lr, rel=1e-12), n
+
+
+def test_bitfit_on_a_bias_free_encoder_is_refused(compose, family_dirs):
+    cfg = config(compose, family_dirs, "modernbert", "freeze=bitfit")
+    with pytest.raises(ConfigError, match=r"ModernBertModel has none \(its layers are bias-free\)"):
+        module_for(cfg)
 
 
 @pytest.mark.parametrize("overrides", [["freeze=last2"], ["freeze=first_n", "freeze.n=1"], ["freeze=gradual"],
@@ -404,6 +418,26 @@ def test_caches_give_the_full_forward_pass_s_logits(compose, family_dirs, family
         torch.manual_seed(1)
         top = prefix.top_logits(model, 2, states, batch["attention_mask"])
     assert (top - full).abs().max() < 1e-5
+
+
+def test_prefix_cached_run_gives_the_uncached_metrics_deberta_v3(compose, family_dirs, tmp_path):
+    """End to end through the plan's prefix route, on the family with the most to hand its layers
+    (relative positions, shared relative embeddings), dropout on: the metrics within 1e-5."""
+    from tunelab.run import RunContext, run
+
+    ovr = ("freeze=last2", "model.dropout=0.3", "data.max_train_samples=32", "data.max_eval_samples=16",
+           "optim.epochs=2", "optim.batch_size=8", "optim.lr=1e-3", "seed=3")
+    recs = {}
+    for name, extra in (("uncached", ("trainer.feature_cache=false",)), ("cached", ())):
+        cfg = config(compose, family_dirs, "deberta_v3", *ovr, *extra)
+        cfg.cache_dir = str(tmp_path / "cache")
+        recs[name] = run(cfg, RunContext(out_dir=tmp_path / name))
+    slow, fast = recs["uncached"], recs["cached"]
+    assert "prefix_cache" not in slow["extra"] and fast["extra"]["prefix_cache"]["layers"] == 2
+    assert set(slow["metrics"]) == set(fast["metrics"]) and "test/acc" in slow["metrics"]
+    for k, v in slow["metrics"].items():
+        assert fast["metrics"][k] == pytest.approx(v, abs=1e-5), k
+    assert fast["pred_class_counts"] == slow["pred_class_counts"]
 
 class _CrashAtStep(L.Callback):
     """Raises when global step ``step`` starts: a run that dies mid-epoch after a checkpoint."""

@@ -286,6 +286,11 @@ def make_plan(route: Route, model, optim_cfg: Any, *, restrict_to: Optional[Iter
     if not trainable:
         raise ConfigError(f"nothing to train: freeze={policy.name} leaves no trainable parameter in "
                           f"{type(model).__name__}.")
+    head = {id(p) for b in blocks if b.name == "head" for p in b.params}
+    if policy.mode == "bitfit" and not trainable - head:
+        raise ConfigError(f"freeze=bitfit trains the encoder's bias terms, but {type(model.base_model).__name__} "
+                          f"has none (its layers are bias-free), so only the head would train: use freeze=all "
+                          f"for that, or another policy.")
     everything = _unique(p for b in blocks for p in b.params)
     plan = Plan(route=route, blocks=blocks, frozen=frozenset(frozen), lrs=freezing.block_lrs(blocks, optim_cfg),
                 trainable=frozenset(trainable), trainable_params=sum(p.numel() for p in everything if id(p) in trainable),
