@@ -126,3 +126,60 @@ def add_bottleneck(encoder: nn.Module, name: str, reduction_factor: int, where: 
     except Exception as e:
         raise ConfigError(f"{where}: strategy=adapters could not add adapter '{name}' to model "
                           f"'{model_name}' ({type(e).__name__}: {e}).") from None
+
+
+# --------------------------------------------------------------------------- one task (peft=...)
+
+
+def _ia3_defaults(model: nn.Module, spec, where: str) -> tuple[list[str], list[str]]:
+    from peft.utils.constants import (TRANSFORMERS_MODELS_TO_IA3_FEEDFORWARD_MODULES_MAPPING as FF,
+                                      TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING as TARGETS)
+
+    mtype = _model_type(model)
+    targets = list(spec.target_modules) if spec.target_modules else TARGETS.get(mtype)
+    ff = list(spec.feedforward_modules) if spec.feedforward_modules is not None else FF.get(mtype)
+    if not targets or ff is None:
+        raise ConfigError(
+            f"{where}: PEFT has no default IA3 modules for model_type '{mtype}'; set peft.target_modules and "
+            f"peft.feedforward_modules (this model's linear layers: {', '.join(linear_names(model))}).")
+    return targets, ff
+
+
+def add_to_task_model(model: nn.Module, spec, *, model_name: str) -> tuple[list[nn.Parameter], dict]:
+    """Add ``spec``'s modules (``tunelab.models.policy.Peft``) inside ``model``'s base encoder, in
+    place, and return ``(their parameters, a description for the plan)``.
+
+    The modules go into the base model (``model.base_model``), so the task model keeps its own
+    head, forward and loss, and the plan's blocks see them inside the layers they adapt. Untrained
+    LoRA is the identity and IA3 starts at 1, so before training the model is the pretrained one;
+    a bottleneck adapter starts near the identity (the library's initialisation).
+    """
+    base = model.base_model
+    where = f"peft={spec.name}"
+    if spec.name in ("lora", "ia3"):
+        from peft import IA3Config, LoraConfig, inject_adapter_in_model
+
+        if spec.name == "lora":
+            targets = lora_targets(base, spec.target_modules, setting="peft.target_modules", where=where)
+            conf, extra = LoraConfig(r=spec.r, lora_alpha=spec.alpha, lora_dropout=spec.dropout,
+                                     target_modules=targets, bias="none"), {"r": spec.r, "alpha": spec.alpha}
+        else:
+            targets, ff = _ia3_defaults(base, spec, where)
+            conf, extra = IA3Config(target_modules=targets, feedforward_modules=ff), {"feedforward_modules": ff}
+        before = {id(p) for p in base.parameters()}
+        try:
+            inject_adapter_in_model(conf, base)
+        except Exception as e:
+            raise ConfigError(f"{where} cannot adapt model '{model_name}' with target modules {targets} "
+                              f"({type(e).__name__}: {e}); set peft.target_modules to names of its linear "
+                              f"layers ({', '.join(linear_names(base))}).") from None
+        added = [p for p in base.parameters() if id(p) not in before]
+        info = {"method": spec.name, "target_modules": list(targets), **extra}
+    else:  # adapters
+        init_bottleneck(base, where, model_name)
+        add_bottleneck(base, "task", spec.reduction_factor, where, model_name)
+        base.train_adapter("task")  # activates it (the plan sets what trains)
+        added = [p for n, p in base.named_parameters() if "adapters.task." in n]
+        info = {"method": "adapters", "reduction_factor": spec.reduction_factor}
+    info["params"] = int(sum(p.numel() for p in added))
+    return added, info
