@@ -162,51 +162,93 @@ def test_albert_refuses_to_split_its_shared_layer(compose, family_dirs, override
         module_for(cfg)
 
 
-@pytest.mark.parametrize("strategy", ["lora", "adapters"])
+# IA3 (single-task peft=ia3): PEFT's defaults exist for bert, roberta and deberta-v2 only.
+IA3_DEFAULT = {"bert": ["key", "value", "output.dense"], "roberta": ["key", "value", "output.dense"],
+               "deberta_v2": ["key_proj", "value_proj", "output.dense"],
+               "deberta_v3": ["key_proj", "value_proj", "output.dense"]}
+IA3_GIVEN = {"distilbert": (["k_lin", "v_lin", "lin2"], ["lin2"]), "xlmr": (["key", "value", "output.dense"], ["output.dense"]),
+             "electra": (["key", "value", "output.dense"], ["output.dense"]),
+             "albert": (["key", "value", "ffn_output"], ["ffn_output"]), "modernbert": (["Wqkv", "Wo"], ["Wo"]),
+             "mpnet": (["k", "v", "output.dense"], ["output.dense"])}
+# arm -> (overrides, the setting a refusal names, the name of the trained adapter)
+ARMS = {"strategy=lora": (["strategy=lora"], "strategy.lora_target_modules", "task0"),
+        "strategy=adapters": (["strategy=adapters", "strategy.reduction_factor=4"], None, "task0"),
+        "peft=lora": (["peft=lora"], "peft.target_modules", "default"),
+        "peft=adapters": (["peft=adapters", "peft.reduction_factor=4"], None, "task"),
+        "peft=ia3": (["peft=ia3"], "peft.target_modules", "default")}
+
+
+def _targets_or_refusal(cfg, family: str, arm: str):
+    """The modules the arm wraps: PEFT's default for the family, or (checking the refusal first)
+    the ones the test gives."""
+    setting = ARMS[arm][1]
+    if arm.endswith("ia3"):
+        if family in IA3_DEFAULT:
+            return IA3_DEFAULT[family]
+        with pytest.raises(ConfigError, match=r"no default IA3 modules .*set peft.target_modules and peft.feedforward"):
+            module_for(cfg)
+        cfg.peft.target_modules, cfg.peft.feedforward_modules = IA3_GIVEN[family]
+        return IA3_GIVEN[family][0]
+    if family in LORA_DEFAULT:
+        return LORA_DEFAULT[family]
+    with pytest.raises(ConfigError, match=rf"no default LoRA target modules .*set {setting}"):
+        module_for(cfg)
+    node, key = setting.split(".")
+    cfg[node][key] = LORA_GIVEN[family]
+    return LORA_GIVEN[family]
+
+
+@pytest.mark.parametrize("arm", list(ARMS))
 @pytest.mark.parametrize("family", FAMILIES)
-def test_lora_and_adapters_train_their_own_weights_and_leave_the_base_as_it_was(
-        compose, family_dirs, family, strategy):
+def test_peft_trains_its_own_modules_and_the_head_and_leaves_the_base_as_it_was(compose, family_dirs, family, arm):
+    """The curriculum's per-task strategies and the single-task ``peft`` group, on every family."""
     from tunelab.models.loading import load_model, load_tokenizer
 
-    cfg = config(compose, family_dirs, family, f"strategy={strategy}", "strategy.reduction_factor=4", "optim.lr=1e-2")
-    if strategy == "adapters" and family in ADAPTERS_REFUSED:
+    cfg = config(compose, family_dirs, family, *ARMS[arm][0], "optim.lr=1e-2")
+    name = ARMS[arm][2]
+    if arm.endswith("adapters") and family in ADAPTERS_REFUSED:
         with pytest.raises(ConfigError, match=ADAPTERS_REFUSED[family]):
             module_for(cfg)
         return
-    targets = LORA_DEFAULT.get(family)
-    if strategy == "lora" and targets is None:
-        with pytest.raises(ConfigError, match=r"no default LoRA target modules .*set strategy.lora_target_modules"):
-            module_for(cfg)
-        targets = LORA_GIVEN[family]
-        cfg.strategy.lora_target_modules = targets
+    targets = None if arm.endswith("adapters") else _targets_or_refusal(cfg, family, arm)
     bare, _ = load_model(cfg.model, "encoder")
     batch = batch_of(load_tokenizer(cfg.model))
     reference = hidden_states(bare, batch)
     torch.manual_seed(0)
     module, _ = module_for(cfg)
     model = module.model
-    heads = {n for n, _ in model.named_parameters() if n.startswith("heads.h0.")}
-    if strategy == "lora":  # A and B of every targeted linear layer of the bare encoder
-        n_wrapped = sum(name.rsplit(".", 1)[-1] in targets for name, m in bare.named_modules()
-                        if isinstance(m, torch.nn.Linear))
-        own = {n for n, _ in model.named_parameters() if re.search(r"\.lora_[AB]\.task0\.weight$", n)}
-        assert len(own) == 2 * n_wrapped > 0
+    names = [n for n, _ in model.named_parameters()]
+    curriculum = arm.startswith("strategy")
+    heads = {n for n in names if n.startswith("heads.h0.")} if curriculum else \
+        {n for n in names if expected_block(family, n) == "head"}
+    # PEFT's matching: a module whose name is a target or ends with "." + target
+    wrapped = targets and sum(any(n == t or n.endswith("." + t) for t in targets)
+                              for n, m in bare.named_modules() if isinstance(m, torch.nn.Linear))
+    if arm.endswith("lora"):  # A and B of every targeted linear layer of the bare encoder
+        own = {n for n in names if re.search(rf"\.lora_[AB]\.{name}\.weight$", n)}
+        assert len(own) == 2 * wrapped > 0
+    elif arm.endswith("ia3"):  # one scaling vector per targeted linear layer
+        own = {n for n in names if n.endswith(f".ia3_l.{name}")}
+        assert len(own) == wrapped > 0
     else:  # a down and an up projection (weight, bias) after each distinct layer's output
-        n_layers = 1 if family == "albert" else LAYERS
-        own = {n for n, _ in model.named_parameters() if ".adapters.task0." in n}
-        assert len(own) == 4 * n_layers
+        own = {n for n in names if f".adapters.{name}." in n}
+        assert len(own) == 4 * (1 if family == "albert" else LAYERS)
     assert trainable(model) == own | heads
-    base = {n: p.detach().clone() for n, p in model.named_parameters() if n not in own | heads}
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    if not arm.endswith("adapters"):  # untrained LoRA is the identity, IA3 starts at 1
+        encoder = model.encoder if curriculum else model.base_model
+        assert all(torch.equal(a, b) for a, b in zip(reference, hidden_states(encoder, batch)))
     fit(module, batch)
-    assert all(torch.equal(p, base[n]) for n, p in model.named_parameters() if n in base)
-    enc = model.encoder
-    if strategy == "lora":
-        with enc.disable_adapter():
+    assert {n for n, p in model.named_parameters() if not torch.equal(p, before[n])} == own | heads
+    if curriculum:  # the encoder with the task's adapter switched off is the bare one
+        enc = model.encoder
+        if arm.endswith("lora"):
+            with enc.disable_adapter():
+                bare_after = hidden_states(enc, batch)
+        else:
+            enc.set_active_adapters(None)
             bare_after = hidden_states(enc, batch)
-    else:
-        enc.set_active_adapters(None)
-        bare_after = hidden_states(enc, batch)
-    # LoRA switched off is the bare encoder bit for bit; the adapters library runs some families'
-    # layers through its own code (ELECTRA: ~1e-8 apart, float rounding) with the same weights.
-    tol = 0 if strategy == "lora" else 1e-6
-    assert max((a - b).abs().max().item() for a, b in zip(reference, bare_after)) <= tol, "the base changed"
+        # LoRA switched off is the bare encoder bit for bit; the adapters library runs some
+        # families' layers through its own code (ELECTRA: ~1e-8 apart, float rounding).
+        tol = 0 if arm.endswith("lora") else 1e-6
+        assert max((a - b).abs().max().item() for a, b in zip(reference, bare_after)) <= tol, "the base changed"
