@@ -20,17 +20,21 @@ Each folder is what ``save_pretrained`` of the real checkpoint's *base model* wr
 Only the base model is saved, as most real encoder checkpoints hold no task head: loading one
 for ``seq_cls`` initialises the classifier, for ``mlm`` a fresh MLM head (tied to the word
 embeddings). Weights are seeded, so every test session builds the same folders.
+
+The harness at the end is what the conformance tests share: :func:`module_for` is the one place
+that says how a job builds the module under test.
 """
 
 from __future__ import annotations
 
+import copy
 import csv
 import importlib.metadata
 import json
 import shutil
+from types import SimpleNamespace
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 FAMILIES = ("bert", "distilbert", "roberta", "xlmr", "deberta_v2", "deberta_v3", "electra", "albert",
             "modernbert", "mpnet")
@@ -237,4 +241,87 @@ def describe(folder: Path) -> dict:
     return json.loads((folder / "config.json").read_text())
 
 
-Builder = Callable[[str, Path], FamilyFolder]
+# --------------------------------------------------------------------------- the harness
+# How the conformance tests get a config, the module under test (``module_for``: the one place
+# to re-point when the way a job builds its module changes), a batch, a fit and hidden states.
+
+FIT_STEPS = 3
+TEXTS = ["the cat sat on the mat", "visit Timbuktuville now please", "a dog", "good news for the airline today"]
+
+_COMPOSED: dict = {}
+
+
+def config(compose, family_dirs, family: str, *overrides):
+    """The run's config for ``family``'s folder. Composed once per set of overrides (Hydra's compose
+    takes most of a second) and copied, with ``model.path`` set, for each family."""
+    if overrides not in _COMPOSED:
+        _COMPOSED[overrides] = compose(["model=minilm", "model.max_length=32", "logger=none",
+                                        "trainer.enable_progress_bar=false", *overrides])
+    cfg = copy.deepcopy(_COMPOSED[overrides])
+    cfg.model.path = str(family_dirs[family].path)
+    return cfg
+
+
+def module_for(cfg, *, labels=("negative", "positive")):
+    """``(LightningModule, load report)`` as a job builds it: the full-forward module under the job's
+    plan (``method=finetune``'s builder), or for ``strategy=lora|adapters`` a curriculum stage's
+    model for one task, as ``Env.build_model`` and ``Env.fit`` make it."""
+    from tunelab.methods.shared.encoder import build_module
+    from tunelab.models.plan import Route, make_plan
+    from tunelab.models.policy import policy_of
+
+    route = Route.direct(policy_of(cfg), str(cfg.task.name))
+    strategy = str((cfg.get("strategy") or {}).get("name", "sequential"))
+    if strategy not in ("lora", "adapters"):
+        return build_module(cfg, SimpleNamespace(label_names=list(labels) if cfg.task.name != "mlm" else None), route)
+    from tunelab.methods.curriculum.adapters import prepare_stage, stage_parameters
+    from tunelab.methods.curriculum.env import Env
+    from tunelab.methods.curriculum.stages import Stage
+    from tunelab.models.modules import SequenceClassifier
+
+    stage = Stage(index=0, name="t", data="t", data_cfg=None, epochs=1, lr=1e-3, head="h")
+    env = Env(cfg, None, None, [stage], {"h": list(labels)}, strategy)
+    model = env.build_model([stage])
+    model.active = "h"
+    prepare_stage(model, strategy, stage.adapter)
+    plan = make_plan(route, model, cfg.optim, restrict_to=stage_parameters(model, strategy, {"h"}, stage.adapter))
+    return SequenceClassifier(model, plan=plan, num_labels=len(labels), positive_index=1, optim_cfg=cfg.optim,
+                              label_names=list(labels), log=lambda *_: None), None
+
+
+def batch_of(tokenizer, texts=TEXTS, labels=(0, 1, 0, 1)) -> dict:
+    import torch
+
+    enc = tokenizer(list(texts), padding=True, return_tensors="pt")
+    return {**enc, "labels": torch.tensor(labels)}
+
+
+def fit(module, batch: dict, steps: int = FIT_STEPS):
+    """``steps`` optimizer steps through Lightning (the module's own optimiser, hooks and eval modes)."""
+    import lightning as L
+    import torch
+
+    torch.manual_seed(0)
+    trainer = L.Trainer(max_steps=steps, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, accelerator="cpu", devices=1, limit_val_batches=0)
+    trainer.fit(module, train_dataloaders=torch.utils.data.DataLoader([batch] * steps, batch_size=None))
+    return trainer
+
+
+def hidden_states(encoder, batch: dict, keep_mode: bool = False) -> list:
+    """``[embedding output, layer 0's output, ...]`` in eval mode (or in each module's current mode)."""
+    import torch
+
+    modes = {m: m.training for m in encoder.modules()}
+    if not keep_mode:
+        encoder.eval()
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    with torch.no_grad():
+        out = encoder(**inputs, output_hidden_states=True).hidden_states
+    for m, mode in modes.items():
+        m.training = mode
+    return [h.clone() for h in out]
+
+
+def trainable(model) -> set[str]:
+    return {n for n, p in model.named_parameters() if p.requires_grad}

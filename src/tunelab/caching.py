@@ -103,13 +103,19 @@ def tokenizer_identity(tokenizer) -> dict:
     and the options passed to it. Two folders with the same name but other files differ here."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is not None:
-        content = hashlib.sha256(backend.to_str().encode()).hexdigest()
+        # Without the call settings the backend keeps from its last call (truncation and padding
+        # lengths): they change as the tokenizer is used, its vocabulary and rules do not.
+        state = json.loads(backend.to_str())
+        state.pop("truncation", None), state.pop("padding", None)
+        content = digest(state)
     else:
         content = digest(sorted(tokenizer.get_vocab().items()))
     init = getattr(tokenizer, "init_kwargs", {}) or {}
     options = {k: init.get(k) for k in ("do_lower_case", "add_prefix_space", "strip_accents",
                                         "tokenize_chinese_chars", "model_max_length")}
     return {"class": type(tokenizer).__name__, "content": content, "size": len(tokenizer),
+            # which columns it returns (a DistilBERT folder's copy of BERT's tokenizer has no token_type_ids)
+            "inputs": list(getattr(tokenizer, "model_input_names", [])),
             "special": {k: str(v) for k, v in sorted(tokenizer.special_tokens_map.items())},
             "padding_side": getattr(tokenizer, "padding_side", None),
             "truncation_side": getattr(tokenizer, "truncation_side", None), "options": options}

@@ -102,6 +102,17 @@ def _hidden_state_users(base: nn.Module, params: list[nn.Parameter], n_states: i
     return users
 
 
+def _owner(base: nn.Module, param_name: str, claimed: set[int]) -> Optional[nn.Module]:
+    """The largest module holding ``param_name`` that holds no module of another block
+    (``encoder.conv`` for ``encoder.conv.conv.weight``, not ``encoder``, which holds the layers)."""
+    parts = param_name.split(".")[:-1]
+    for i in range(1, len(parts) + 1):
+        mod = base.get_submodule(".".join(parts[:i]))
+        if not any(id(m) in claimed for m in mod.modules()):
+            return mod
+    return None
+
+
 def blocks_of(model: nn.Module) -> list[Block]:
     """Split a Hugging Face model into ordered blocks (see module doc).
 
@@ -137,10 +148,11 @@ def blocks_of(model: nn.Module) -> list[Block]:
     pooler = getattr(base, "pooler", None)
     if isinstance(pooler, nn.Module):
         blocks.append(Block("pooler", top, [pooler], take([pooler])))
-    rest = [p for p in base.parameters() if id(p) not in seen]
+    rest = [(n, p) for n, p in base.named_parameters() if id(p) not in seen]
     if rest:
-        users = _hidden_state_users(base, rest, n_states=len(layers) * uses + 1)
-        for p, i in zip(rest, users or [None] * len(rest)):
+        users = _hidden_state_users(base, [p for _, p in rest], n_states=len(layers) * uses + 1)
+        claimed = {id(m) for b in blocks for top_mod in b.modules for m in top_mod.modules()}
+        for (name, p), i in zip(rest, users or [None] * len(rest)):
             if users is None:  # no hidden states to ask: the lowest layer, so they freeze with any layer
                 k = 1
             elif i is None:  # used after the last layer only
@@ -149,6 +161,11 @@ def blocks_of(model: nn.Module) -> list[Block]:
                 k = 0 if i == 0 else (i - 1) // uses + 1
             blocks[k].params.append(p)
             seen.add(id(p))
+            # Its module joins the block too, so a frozen block keeps it in eval mode (DeBERTa-v2's
+            # convolution has a dropout of its own).
+            mod = _owner(base, name, claimed)
+            if mod is not None and all(mod is not m for m in blocks[k].modules):
+                blocks[k].modules.append(mod)
     head_params = [p for p in model.parameters() if id(p) not in seen]
     head_mods = [m for n, m in model.named_children() if m is not base]
     blocks.append(Block("head", top + 1, head_mods, head_params))

@@ -169,7 +169,7 @@ def route_of(cfg: Any) -> Route:
     if k == 0:
         return replace(base, why="no prefix cache: only the embeddings are frozen; caching their output "
                                  "would save almost nothing")
-    why = blocker or prefix.unsupported(mtype)
+    why = blocker or prefix.unsupported(mtype, (cfg.model.get("config_overrides") or {}).get("attn_implementation"))
     if why is not None:
         return replace(base, why=f"no prefix cache: {why}")
     return replace(base, runner="prefix", cache="prefix", prefix_layers=k,
@@ -307,6 +307,11 @@ def make_plan(route: Route, model, optim_cfg: Any, *, restrict_to: Optional[Iter
     if not trainable:
         raise ConfigError(f"nothing to train: freeze={policy.name} leaves no trainable parameter in "
                           f"{type(model).__name__}.")
+    head = {id(p) for b in blocks if b.name == "head" for p in b.params}
+    if policy.mode == "bitfit" and not trainable - head:
+        raise ConfigError(f"freeze=bitfit trains the encoder's bias terms, but {type(model.base_model).__name__} "
+                          f"has none (its layers are bias-free), so only the head would train: use freeze=all "
+                          f"for that, or another policy.")
     everything = _unique(p for b in blocks for p in b.params)
     plan = Plan(route=route, blocks=blocks, frozen=frozenset(frozen), lrs=freezing.block_lrs(blocks, optim_cfg),
                 trainable=frozenset(trainable), trainable_params=sum(p.numel() for p in everything if id(p) in trainable),

@@ -41,7 +41,8 @@ BOOKKEEPING = ("resume", "logger", "cache_dir", "notes", "trainer.enable_progres
 # The version of the rules that turn a config into what trains (tunelab.models.plan, which
 # records it in every plan). Bump it when they change what a config trains: a job's identity
 # includes it, so a job planned under other rules is never skipped or resumed as this one.
-PLAN_RULES = 2
+# 3: base weights outside the layers belong to the lowest block that uses them (models.freezing).
+PLAN_RULES = 3
 RESOLVER_SUBDIR = "tunelab_job_subdir"
 RESOLVER_HYDRA_SUBDIR = "tunelab_hydra_subdir"
 

@@ -162,10 +162,10 @@ def encode_splits(cfg: DictConfig, model, tokenizer, splits, report, *, seed: in
 
     pooling = pooling or head_parts(model)[0]
     base = base_of(model)
-    head_prefixes = ("classifier", "pre_classifier", "dropout")
     # Which weights the features depend on besides the source: drawn at random (random_init,
     # or base tensors the checkpoint lacked) -> they depend on the seed and the load order.
-    base_missing = [k for k in (report.missing if report else []) if not k.startswith(head_prefixes)]
+    # (The head's tensors are missing from every encoder checkpoint; they are not the features'.)
+    base_missing = [k for k in (report.missing if report else []) if k.startswith(model.base_model_prefix + ".")]
     random_init = bool(cfg.model.random_init)
     seed_dependent = random_init or bool(base_missing)
     extra = {"kind": "seq_cls-base", "num_labels": int(model.config.num_labels),

@@ -19,11 +19,13 @@ by the [CLS]-based heads. Batches keep the width of the uncached batches, so dro
 layers draws masks of the same shape from the same RNG stream: the same masks. What remains is
 float rounding from the prefix having run on differently padded batches (~1e-6).
 
-BERT and DistilBERT are covered (:data:`SUPPORTED_TYPES`); their layer classes differ (a
-``BertLayer`` takes the 4-d extended mask; DistilBERT's ``TransformerBlock`` takes the 2-d mask
-unless SDPA is used) and so do their heads (pooler + classifier vs. pre_classifier on [CLS]:
-:mod:`.heads`). For another family the plan says so (:func:`unsupported`) and the run takes
-the full forward pass.
+Every family whose layers can be called one by one is covered (:data:`SUPPORTED_TYPES`: BERT,
+RoBERTa, XLM-R, ELECTRA, DistilBERT, DeBERTa-v2/v3, MPNet, ModernBERT); :func:`top_hidden` hands
+each family's layers what its base model would (BERT's 4-d mask, DistilBERT's 2-d one, DeBERTa's
+relative positions and shared relative embeddings, MPNet's position bias, ModernBERT's global and
+sliding-window masks, rotary positions and final norm), and :mod:`.heads` applies its head. For
+another family (or ALBERT, whose shared layer leaves no frozen bottom) the plan says why
+(:func:`unsupported`) and the run takes the full forward pass.
 """
 
 from __future__ import annotations
@@ -34,25 +36,38 @@ import numpy as np
 import torch
 from torch import nn
 
-SUPPORTED_TYPES = ("bert", "distilbert")
+# Families whose layers are called one by one here, each with what its base model hands them.
+BERT_LIKE = ("bert", "roberta", "xlm-roberta", "electra")
+SUPPORTED_TYPES = BERT_LIKE + ("distilbert", "deberta-v2", "mpnet", "modernbert")
+NOT_SUPPORTED = {
+    "albert": "its layers share one set of weights, so no frozen bottom exists (per-layer policies are refused)",
+}
 
 
-def unsupported(model_type: Optional[str]) -> Optional[str]:
+def unsupported(model_type: Optional[str], attn_implementation: Optional[str] = None) -> Optional[str]:
     """Why the prefix cache cannot serve this family (None: it can)."""
+    if model_type == "modernbert" and attn_implementation == "flash_attention_2":
+        return ("ModernBERT's flash-attention path unpads each batch inside its forward; the prefix "
+                "cache runs its layers on padded batches (use attn_implementation sdpa or eager)")
     if model_type in SUPPORTED_TYPES:
         return None
-    return (f"the prefix cache is implemented for {', '.join(SUPPORTED_TYPES)} models (their layers "
-            f"are called one by one here), not {model_type!r}")
+    if model_type in NOT_SUPPORTED:
+        return NOT_SUPPORTED[model_type]
+    return (f"the prefix cache calls each family's layers one by one and knows {', '.join(SUPPORTED_TYPES)}, "
+            f"not {model_type!r}")
 
 
 def layers_of(model: nn.Module) -> nn.ModuleList:
     base = getattr(model, model.base_model_prefix)
-    if model.config.model_type == "distilbert":
+    mtype = model.config.model_type
+    if mtype == "distilbert":
         return base.transformer.layer
+    if mtype == "modernbert":
+        return base.layers
     return base.encoder.layer
 
 
-def _layer_mask(model: nn.Module, attention_mask: torch.Tensor, dtype: torch.dtype):
+def _bert_mask(model: nn.Module, attention_mask: torch.Tensor, dtype: torch.dtype):
     """The mask the HF base model hands its layers (same branch on the attention implementation)."""
     from transformers.modeling_attn_mask_utils import _prepare_4d_attention_mask_for_sdpa
 
@@ -65,22 +80,51 @@ def _layer_mask(model: nn.Module, attention_mask: torch.Tensor, dtype: torch.dty
         if impl == "sdpa":
             return _prepare_4d_attention_mask_for_sdpa(attention_mask, dtype, tgt_len=width)
         return attention_mask
-    # BertModel.forward: SDPA masks for absolute positions, else the additive extended mask.
-    if impl == "sdpa" and getattr(base, "position_embedding_type", "absolute") == "absolute":
+    # BertModel/RobertaModel.forward: SDPA masks for absolute positions, else the additive
+    # extended mask (ElectraModel always uses the latter).
+    sdpa_masks = model.config.model_type != "electra"
+    if sdpa_masks and impl == "sdpa" and getattr(base, "position_embedding_type", "absolute") == "absolute":
         return _prepare_4d_attention_mask_for_sdpa(attention_mask, dtype, tgt_len=width)
     return base.get_extended_attention_mask(attention_mask, attention_mask.shape)
 
 
+def top_hidden(model: nn.Module, k: int, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """The base model's last hidden state from layer ``k``'s input: layers ``k..L-1`` called with
+    what the family's base model hands them (masks, relative positions, rotary positions)."""
+    base = getattr(model, model.base_model_prefix)
+    mtype = model.config.model_type
+    layers = layers_of(model)[k:]
+    if mtype == "deberta-v2":  # DebertaV2Encoder.forward (its convolution runs after layer 0: k >= 1)
+        enc = base.encoder
+        mask, rel_pos, rel = enc.get_attention_mask(attention_mask), enc.get_rel_pos(hidden), enc.get_rel_embedding()
+        for layer in layers:
+            hidden = layer(hidden, mask, query_states=None, relative_pos=rel_pos, rel_embeddings=rel)[0]
+        return hidden
+    if mtype == "mpnet":  # MPNetModel + MPNetEncoder.forward: one relative-position bias for all layers
+        mask = base.get_extended_attention_mask(attention_mask, attention_mask.shape)
+        bias = base.encoder.compute_position_bias(hidden)
+        for layer in layers:
+            hidden = layer(hidden, mask, None, bias)[0]
+        return hidden
+    if mtype == "modernbert":  # ModernBertModel.forward (padded path): global and sliding-window masks
+        mask, window = base._update_attention_mask(attention_mask, output_attentions=False)
+        positions = torch.arange(hidden.shape[1], device=hidden.device).unsqueeze(0)
+        for layer in layers:
+            hidden = layer(hidden, attention_mask=mask, sliding_window_mask=window, position_ids=positions)[0]
+        return base.final_norm(hidden)
+    mask = _bert_mask(model, attention_mask, hidden.dtype)
+    # BertLayer returns (out, attention weights or None); TransformerBlock (..., out).
+    pick = -1 if mtype == "distilbert" else 0
+    for layer in layers:
+        hidden = layer(hidden, mask)[pick]
+    return hidden
+
+
 def top_logits(model: nn.Module, k: int, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """Logits of ``model`` (a BERT/DistilBERT sequence classifier) from layer ``k``'s input."""
+    """Logits of ``model`` (a sequence classifier of a supported family) from layer ``k``'s input."""
     from tunelab.models.cache.heads import pooled_head
 
-    mask = _layer_mask(model, attention_mask, hidden.dtype)
-    # BertLayer returns (out, attention weights or None); TransformerBlock (..., out).
-    pick = -1 if model.config.model_type == "distilbert" else 0
-    for layer in layers_of(model)[k:]:
-        hidden = layer(hidden, mask)[pick]
-    return pooled_head(model, hidden)
+    return pooled_head(model, top_hidden(model, k, hidden, attention_mask), attention_mask)
 
 
 @torch.inference_mode()
