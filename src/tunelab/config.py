@@ -229,13 +229,41 @@ def register_configs() -> None:
     """Register the schemas the YAML files extend: the root (``- base_config`` in
     ``conf/config.yaml``) and one per method (``- schema`` in each ``conf/method/*.yaml``), and
     the resolvers ``conf/resume/auto.yaml`` names (job dirs by identity: tunelab.ops.identity)."""
+    from omegaconf import OmegaConf
+
     from tunelab.ops.identity import register_resolvers
 
     register_resolvers()
+    if not OmegaConf.has_resolver("tunelab_help_groups"):
+        OmegaConf.register_new_resolver("tunelab_help_groups", help_groups)
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=RunConfig)
     for name, schema in METHOD_SCHEMAS.items():
         cs.store(group="method", name=f"{name}_schema", node=schema)
+
+
+def help_groups() -> str:
+    """``group: option, ...`` per config group, for ``--help`` (conf/hydra/help/tunelab.yaml).
+
+    Hydra's own list (``$APP_CONFIG_GROUPS``) also shows the schemas stored above as options of
+    ``method`` (``finetune_schema``), which are not methods; this one leaves them out."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    loader = GlobalHydra.instance().config_loader()
+    lines = []
+
+    def walk(parent: str) -> None:
+        for name in sorted(loader.list_groups(parent)):
+            group = f"{parent}/{name}" if parent else name
+            if group == "hydra":
+                continue
+            options = [o for o in sorted(loader.get_group_options(group)) if not o.endswith("_schema")]
+            if options:
+                lines.append(f"{group}: {', '.join(options)}")
+            walk(group)
+
+    walk("")
+    return "\n".join(lines)
 
 
 def compose_option(group: str, name: str) -> Any:

@@ -27,18 +27,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Optional, Sequence
 
-from tunelab.report.collect import find_job_dirs, load_job, parse_overrides, swept_keys
+from tunelab.report.collect import Job, find_job_dirs, load_job, parse_overrides, swept_keys
 
 # SLURM states in which a job still runs (or will again: requeued, pending).
 SLURM_ACTIVE = ("RUNNING", "PENDING", "REQUEUED", "RESIZING", "SUSPENDED", "CONFIGURING", "COMPLETING")
-NOT_OK = ("failed", "interrupted", "missing", "corrupt")
+NOT_OK = ("failed", "interrupted", "missing", "corrupt", "not started")
 
 
 @dataclass
 class JobRow:
     name: str
     path: Path
-    state: str  # ok | skipped | failed | running | interrupted | missing | corrupt | queued | starting
+    state: str  # ok | skipped | failed | running | interrupted | missing | corrupt | queued | starting | not started
     duration_s: Optional[float] = None
     slurm_id: Optional[str] = None
     slurm_state: Optional[str] = None
@@ -124,8 +124,10 @@ def sweep_rows(sweep_dir: Path, *, since: Optional[float] = None, use_sacct: boo
     and ok jobs that had finished before it (resume=auto skipped them) are ``skipped``."""
     sweep = Path(sweep_dir)
     jobs = [load_job(d, sweep) for d in find_job_dirs(sweep)]
+    unstarted = _not_started(sweep, jobs)
     if since is not None:
         jobs = [j for j in jobs if _was_written_since(j.path, since)]
+    jobs += unstarted
     ids = {j.name: _slurm_id(j.result, j.path) for j in jobs} if use_sacct else {}
     slurm = sacct_states(list(ids.values())) if use_sacct else {}
     keys = swept_keys(jobs, seed_keys=())
@@ -138,7 +140,7 @@ def sweep_rows(sweep_dir: Path, *, since: Optional[float] = None, use_sacct: boo
                      " ".join(f"{k}={shown[k]}" for k in keys if k in shown), j.problem)
         if j.state == "missing" and row.slurm_state in SLURM_ACTIVE:
             row.state, row.error = "starting", ""  # the SLURM job runs, results.json comes soon
-        if j.state == "interrupted":
+        if j.state == "interrupted" and rec.get("status") == "running":
             alive = _still_running(rec, row.slurm_state)
             row.duration_s = _seconds_since(rec.get("started_at"))
             if alive is not False:
@@ -153,8 +155,23 @@ def sweep_rows(sweep_dir: Path, *, since: Optional[float] = None, use_sacct: boo
                 pass
         rows.append(row)
     if use_sacct and since is None:
-        rows += _queued_rows(sweep, {r.slurm_id for r in rows})
+        queued = _queued_rows(sweep, {r.slurm_id for r in rows})
+        if queued:  # submitit submits a whole array at once: what SLURM queues is what has not started
+            rows = [r for r in rows if r.state != "not started"] + queued
     return rows
+
+
+def _not_started(sweep: Path, jobs: Sequence[Job]) -> list[Job]:
+    """The jobs the sweep defines (``tunelab.ops.sweepdir``: its grid, from the last launch's
+    record) that no job dir holds: never started (an interrupted sweep, a lost array task)."""
+    from tunelab.ops.sweepdir import defined_jobs, read_definition
+
+    defn = read_definition(sweep)
+    defined = (defined_jobs(defn) if defn else None) or []
+    have = {frozenset(j.overrides) for j in jobs if j.overrides is not None}
+    return [Job(f"#{num}", sweep / str(num), "not started", overrides,
+                problem="defined by the sweep, never started")
+            for num, overrides in enumerate(defined) if frozenset(overrides) not in have]
 
 
 def _queued_rows(sweep: Path, seen: set) -> list[JobRow]:
@@ -171,7 +188,8 @@ def _queued_rows(sweep: Path, seen: set) -> list[JobRow]:
 def summary_line(rows: Sequence[JobRow]) -> str:
     """``4 jobs: 2 ok, 1 skipped (already ok), 1 failed, ...; failed: <dirs>``."""
     count = {s: sum(r.state == s for r in rows) for s in
-             ("ok", "skipped", "failed", "interrupted", "running", "queued", "starting", "missing", "corrupt")}
+             ("ok", "skipped", "failed", "interrupted", "running", "queued", "starting", "missing", "corrupt",
+              "not started")}
     parts = [f"{n} {s}" + (" (already ok)" if s == "skipped" else "") for s, n in count.items()
              if n or s in ("ok", "failed")]
     bad = [str(r.path) for r in rows if r.state in NOT_OK]
