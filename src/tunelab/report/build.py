@@ -22,7 +22,8 @@ from tunelab.report.header import make_header
 from tunelab.report.merge import collect_dirs
 from tunelab.report.paired import EXACT_BELOW
 from tunelab.report.model import Comparisons, Counts, Group, MetricSection, Methods, Report, Run
-from tunelab.report.plots import PLOT_GLOB, expected_max_plot_name, plot_expected_max, plot_metric, plot_name
+from tunelab.report.plots import (PLOT_GLOB, expected_max_plot_name, no_result, plot_expected_max, plot_metric,
+                                  plot_name)
 from tunelab.report.render import render_csv, render_markdown
 
 LEVEL = 0.95
@@ -145,7 +146,8 @@ def write_report(sweep: Path, report: Report, groups: dict[str, list[Job]]) -> N
         plot_metric(sweep / plot_name(metric), metric, report, groups)
         report.files[f"plot:{metric}"] = str(sweep / plot_name(metric))
         if report.metrics[metric].expected_max:
-            plot_expected_max(sweep / expected_max_plot_name(metric), metric, report.metrics[metric].expected_max)
+            plot_expected_max(sweep / expected_max_plot_name(metric), metric, report.metrics[metric].expected_max,
+                              no_result(groups, metric))
             report.files[f"expected_max:{metric}"] = str(sweep / expected_max_plot_name(metric))
     for kind in ("csv", "json", "md"):
         report.files[kind] = str(sweep / f"report.{kind}")
