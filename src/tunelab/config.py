@@ -61,8 +61,16 @@ class DataConfig:
     # counted); any other label not in ``labels`` is an error. None: infer sorted unique labels.
     labels: Optional[List[str]] = None
     drop_labels: List[str] = field(default_factory=list)
-    # Map raw label values to names before the checks above (e.g. {0: negative, 1: positive}).
-    label_map: Optional[Dict[str, str]] = None
+    # Map raw label values to names before the checks above (e.g. {0: negative, 1: positive}; on
+    # the command line +data.label_map={0:negative,1:positive}: Hydra adds keys to a dict only
+    # with +, and to a null node not at all, hence {} and not null). Keys may be numbers.
+    label_map: Dict[Any, str] = field(default_factory=dict)
+    # Token classification: the tags in id order (any other tag is an error). None: O, then the
+    # tags found, by entity type then B/I.
+    tags: Optional[List[str]] = None
+    # With labels/tags inferred, one seen in < 5 rows and < 0.5 % of them is an error (a typo is
+    # likelier than a class: tunelab.data.labels); true keeps such labels as classes.
+    allow_rare_labels: bool = False
     # The class whose F1 is reported as ``f1`` in binary tasks (default: the second label).
     positive_label: Optional[str] = None
     # Keep only rows of this sub-domain (packaged tweets: airline, deflategate, ...).

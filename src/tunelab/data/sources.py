@@ -66,9 +66,21 @@ def _read_text(path: Path, encoding: str, key: str = "data.encoding") -> str:
         ) from None
 
 
+# Separators a one-column header may really hold: the file uses that one, not the one read with.
+_SEPARATORS = {"\t": ("tab", "\\t"), ";": ("semicolon", ";"), "|": ("pipe", "|"), ",": ("comma", ",")}
+
+
 def _require_columns(df: pd.DataFrame, path: Path, wanted: dict[str, str]) -> None:
     """``wanted`` maps config key -> column name."""
     for key, col in wanted.items():
+        if col not in df.columns and len(df.columns) == 1:
+            header = str(df.columns[0])
+            found = next((sep for sep in _SEPARATORS if sep in header and col in header.split(sep)), None)
+            if found is not None:
+                name, value = _SEPARATORS[found]
+                tsv = " (or name the file .tsv)" if found == "\t" else ""
+                raise DataError(f"{path}: the header {header!r} was read as one column, but it is {name}-separated: "
+                                f"set data.delimiter='{value}'{tsv}.")
         if col not in df.columns:
             raise DataError(
                 f"{path}: no column '{col}' (asked for by {key}). "
@@ -107,9 +119,31 @@ def _as_text_label(df: pd.DataFrame, path: Path, cfg: Any, task: str, raw_offset
 # --------------------------------------------------------------------------- loaders
 
 
+def _delimiter(cfg: Any, path: Path) -> str:
+    """``data.delimiter`` with ``\\t`` meaning a tab (what a shell passes for ``'\\t'``), else by suffix."""
+    if cfg.delimiter:
+        return "\t" if cfg.delimiter in ("\\t", "tab") else cfg.delimiter
+    return "\t" if path.suffix in (".tsv", ".tab") else ","
+
+
+def _check_header(text: str, sep: str, path: Path) -> None:
+    """Two columns of one name: pandas renamed the second ``label.1`` and the first was used."""
+    if len(sep) != 1:
+        return
+    try:
+        header = next(csv.reader(io.StringIO(text.split("\n", 1)[0]), delimiter=sep))
+    except (StopIteration, csv.Error):
+        return
+    twice = sorted({c for c in header if header.count(c) > 1})
+    if twice:
+        raise DataError(f"{path}: the header names column(s) {twice} more than once; rename or remove the "
+                        f"duplicates so that data.text_column / data.label_column name one column each.")
+
+
 def _load_csv_file(path: Path, cfg: Any, task: str) -> pd.DataFrame:
-    sep = cfg.delimiter or ("\t" if path.suffix in (".tsv", ".tab") else ",")
+    sep = _delimiter(cfg, path)
     text = _read_text(path, cfg.encoding)
+    _check_header(text, sep, path)
     try:
         df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False,
                          na_values=[""], quoting=csv.QUOTE_MINIMAL)
@@ -124,15 +158,30 @@ def _load_csv_file(path: Path, cfg: Any, task: str) -> pd.DataFrame:
     return _as_text_label(df, path, cfg, task)
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list) -> dict:
+    keys = [k for k, _ in pairs]
+    for k in keys:
+        if keys.count(k) > 1:
+            raise _DuplicateKey(k)
+    return dict(pairs)
+
+
 def _load_jsonl_file(path: Path, cfg: Any, task: str) -> pd.DataFrame:
     records = []
     for i, line in enumerate(_read_text(path, cfg.encoding).splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            rec = json.loads(line)
+            rec = json.loads(line, object_pairs_hook=_unique_keys)
         except json.JSONDecodeError as e:
             raise DataError(f"{path}: line {i}: not valid JSON ({e.msg}). Each line must be one object.") from None
+        except _DuplicateKey as e:
+            raise DataError(f"{path}: line {i}: key {e.args[0]!r} appears twice in one object (JSON keeps the "
+                            f"last silently); remove the duplicate.") from None
         if not isinstance(rec, dict):
             raise DataError(f"{path}: line {i}: expected a JSON object, got {type(rec).__name__}.")
         records.append(rec)
@@ -205,11 +254,17 @@ def _load_table(path: Path, cfg: Any, task: str) -> pd.DataFrame:
 
 def load_files(cfg: Any, task: str) -> Raw:
     """csv/jsonl/conll: ``data.path`` plus optional ``data.val_path`` / ``data.test_path``."""
-    raw = Raw(train=_load_table(require_file(cfg.path, "data.path"), cfg, task))
-    if cfg.val_path:
-        raw.val = _load_table(require_file(cfg.val_path, "data.val_path"), cfg, task)
-    if cfg.test_path:
-        raw.test = _load_table(require_file(cfg.test_path, "data.test_path"), cfg, task)
+    train = require_file(cfg.path, "data.path")
+    raw = Raw(train=_load_table(train, cfg, task))
+    for split, key in (("val", "val_path"), ("test", "test_path")):
+        if not getattr(cfg, key):
+            continue
+        path = require_file(getattr(cfg, key), f"data.{key}")
+        if path.exists() and train.exists() and path.samefile(train):
+            # every held-out example would also be a training example: scores say nothing
+            raise DataError(f"data.{key}={getattr(cfg, key)} is the training file data.path itself: a held-out split "
+                            f"must hold other examples; give another file, or unset data.{key} to split one off.")
+        setattr(raw, split, _load_table(path, cfg, task))
     return raw
 
 

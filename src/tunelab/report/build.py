@@ -19,7 +19,7 @@ from tunelab.report.collect import Job, natural_key
 from tunelab.report.cost import group_costs
 from tunelab.report.examples import N_BOOT_PAIRED, example_level, positive_index_of
 from tunelab.report.header import make_header
-from tunelab.report.merge import collect_dirs
+from tunelab.report.merge import collect_dirs, several_sweeps_message
 from tunelab.report.paired import EXACT_BELOW
 from tunelab.report.model import Comparisons, Counts, Group, MetricSection, Methods, Report, Run
 from tunelab.report.plots import (PLOT_GLOB, expected_max_plot_name, no_result, plot_expected_max, plot_metric,
@@ -56,6 +56,9 @@ def _dirs(sweep_dir) -> list[Path]:
     for d in dirs:
         if not d.is_dir():
             raise ReportError(f"sweep dir '{d}' does not exist or is not a directory")
+        several = several_sweeps_message(d)
+        if several:
+            raise ReportError(several)
     return dirs
 
 
