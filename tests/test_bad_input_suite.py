@@ -75,7 +75,7 @@ CASES = {
     "token_cls on a classification csv": ({"d.csv": _two_class()}, ["data=csv", "data.path={dir}/d.csv",
                                                                     "task=token_cls"],
                                           ConfigError, r"task=token_cls needs word-level tags.*data=conll"),
-    "lr nan": ({}, ["optim.lr=nan"], ConfigError, r"optim.lr=nan must be > 0\."),
+    "lr nan": ({}, ["optim.lr=nan"], ConfigError, r"optim.lr=nan must be a finite number > 0\."),
     "negative seed": ({}, ["seed=-1"], ConfigError, r"seed=-1 must be in \[0, 4294967295\]"),
     "key added with +": ({}, ["+optim.lrr=1e-3"], ConfigError, r"optim.lrr is not a key of optim .*known keys: .*lr"),
     "unknown top-level key": ({}, ["+lr=1e-3"], ConfigError, r"'lr' is not a top-level key"),

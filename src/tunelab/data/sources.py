@@ -24,6 +24,7 @@ from typing import Any, Optional
 
 import pandas as pd
 
+from tunelab.data import shape
 from tunelab.errors import DataError, HubUnavailableError
 from tunelab.locate import require_file, resolve_local
 
@@ -55,7 +56,7 @@ def _read_text(path: Path, encoding: str, key: str = "data.encoding") -> str:
         raise DataError(f"{path} is a directory; data.path must name a file (data=bbc_news reads "
                         f"one folder per class).")
     try:
-        return path.read_text(encoding=encoding)
+        text = path.read_bytes().decode(encoding)
     except LookupError:
         raise DataError(f"{key}={encoding!r} is not an encoding Python knows; use e.g. utf-8, latin-1 "
                         f"or cp1252 (the file's real encoding).") from None
@@ -64,24 +65,22 @@ def _read_text(path: Path, encoding: str, key: str = "data.encoding") -> str:
             f"{path}: not valid {encoding} (byte {e.start}: {e.object[e.start:e.start + 8]!r}). "
             f"Set `{key}=latin-1` (or the file's real encoding)."
         ) from None
+    # Universal newlines, as a file opened in text mode gives; no byte-order mark (Excel writes
+    # one before a UTF-8 CSV's header, which then named no column).
+    return text.replace("\r\n", "\n").replace("\r", "\n").removeprefix("\ufeff")
 
 
-# Separators a one-column header may really hold: the file uses that one, not the one read with.
-_SEPARATORS = {"\t": ("tab", "\\t"), ";": ("semicolon", ";"), "|": ("pipe", "|"), ",": ("comma", ",")}
+def _lines(text: str) -> list[str]:
+    """JSONL/CoNLL lines: split at newlines only; str.splitlines() also splits at U+2028, U+0085
+    and other characters a JSON string or a token may hold."""
+    return text.split("\n")
 
 
 def _require_columns(df: pd.DataFrame, path: Path, wanted: dict[str, str]) -> None:
     """``wanted`` maps config key -> column name."""
     for key, col in wanted.items():
-        if col not in df.columns and len(df.columns) == 1:
-            header = str(df.columns[0])
-            found = next((sep for sep in _SEPARATORS if sep in header and col in header.split(sep)), None)
-            if found is not None:
-                name, value = _SEPARATORS[found]
-                tsv = " (or name the file .tsv)" if found == "\t" else ""
-                raise DataError(f"{path}: the header {header!r} was read as one column, but it is {name}-separated: "
-                                f"set data.delimiter='{value}'{tsv}.")
         if col not in df.columns:
+            shape.check_separator(df, col, path)
             raise DataError(
                 f"{path}: no column '{col}' (asked for by {key}). "
                 f"Columns in the file: {list(df.columns)}. Set `{key}=<one of them>`."
@@ -105,6 +104,7 @@ def _as_text_label(df: pd.DataFrame, path: Path, cfg: Any, task: str, raw_offset
                 f"{path}: row {row}: empty label in column '{cfg.label_column}' "
                 f"({int(missing.sum())} rows in all). Fill or remove them."
             )
+    shape.check_scalars(df, list(wanted.values()), path, raw_offset)
     empty = out["text"].isna() | (out["text"].astype(str).str.strip() == "")
     if empty.any():
         row = int(empty.to_numpy().nonzero()[0][0]) + raw_offset
@@ -119,31 +119,10 @@ def _as_text_label(df: pd.DataFrame, path: Path, cfg: Any, task: str, raw_offset
 # --------------------------------------------------------------------------- loaders
 
 
-def _delimiter(cfg: Any, path: Path) -> str:
-    """``data.delimiter`` with ``\\t`` meaning a tab (what a shell passes for ``'\\t'``), else by suffix."""
-    if cfg.delimiter:
-        return "\t" if cfg.delimiter in ("\\t", "tab") else cfg.delimiter
-    return "\t" if path.suffix in (".tsv", ".tab") else ","
-
-
-def _check_header(text: str, sep: str, path: Path) -> None:
-    """Two columns of one name: pandas renamed the second ``label.1`` and the first was used."""
-    if len(sep) != 1:
-        return
-    try:
-        header = next(csv.reader(io.StringIO(text.split("\n", 1)[0]), delimiter=sep))
-    except (StopIteration, csv.Error):
-        return
-    twice = sorted({c for c in header if header.count(c) > 1})
-    if twice:
-        raise DataError(f"{path}: the header names column(s) {twice} more than once; rename or remove the "
-                        f"duplicates so that data.text_column / data.label_column name one column each.")
-
-
 def _load_csv_file(path: Path, cfg: Any, task: str) -> pd.DataFrame:
-    sep = _delimiter(cfg, path)
+    sep = shape.delimiter(cfg, path)
     text = _read_text(path, cfg.encoding)
-    _check_header(text, sep, path)
+    shape.check_header(text, sep, path)
     try:
         df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False,
                          na_values=[""], quoting=csv.QUOTE_MINIMAL)
@@ -151,37 +130,24 @@ def _load_csv_file(path: Path, cfg: Any, task: str) -> pd.DataFrame:
         raise DataError(f"{path}: the file is empty (no header, no rows); data.path must name a CSV "
                         f"with a header line and one example per row.") from None
     except pd.errors.ParserError as e:
-        raise DataError(f"{path}: cannot parse as CSV (delimiter {sep!r}): {e}. "
-                        f"Set `data.delimiter=` if the file uses another separator.") from None
+        # pandas' message spans lines and starts with its tokenizer's name: keep what it found
+        said = " ".join(str(e).split()).replace("Error tokenizing data. C error: ", "").rstrip(".")
+        raise DataError(f"{path}: cannot parse as CSV (delimiter {sep!r}): {said}; fix that line, or set "
+                        f"`data.delimiter=` if the file uses another separator.") from None
     if df.empty:
         raise DataError(f"{path}: the file has a header but no rows.")
     return _as_text_label(df, path, cfg, task)
 
 
-class _DuplicateKey(ValueError):
-    pass
-
-
-def _unique_keys(pairs: list) -> dict:
-    keys = [k for k, _ in pairs]
-    for k in keys:
-        if keys.count(k) > 1:
-            raise _DuplicateKey(k)
-    return dict(pairs)
-
-
 def _load_jsonl_file(path: Path, cfg: Any, task: str) -> pd.DataFrame:
     records = []
-    for i, line in enumerate(_read_text(path, cfg.encoding).splitlines(), start=1):
+    for i, line in enumerate(_lines(_read_text(path, cfg.encoding)), start=1):
         if not line.strip():
             continue
         try:
-            rec = json.loads(line, object_pairs_hook=_unique_keys)
+            rec = json.loads(line, object_pairs_hook=shape.unique_keys(path, i))
         except json.JSONDecodeError as e:
             raise DataError(f"{path}: line {i}: not valid JSON ({e.msg}). Each line must be one object.") from None
-        except _DuplicateKey as e:
-            raise DataError(f"{path}: line {i}: key {e.args[0]!r} appears twice in one object (JSON keeps the "
-                            f"last silently); remove the duplicate.") from None
         if not isinstance(rec, dict):
             raise DataError(f"{path}: line {i}: expected a JSON object, got {type(rec).__name__}.")
         records.append(rec)
@@ -210,7 +176,7 @@ def _load_conll_file(path: Path, cfg: Any, task: str) -> pd.DataFrame:
     """``token<TAB>tag`` per line (or space separated), blank line between sentences."""
     sentences, starts = [], []
     tokens, tags, start = [], [], None
-    for i, line in enumerate(_read_text(path, cfg.encoding).splitlines(), start=1):
+    for i, line in enumerate(_lines(_read_text(path, cfg.encoding)), start=1):
         if not line.strip():
             if tokens:
                 sentences.append((tokens, tags))
