@@ -72,8 +72,12 @@ def gpus() -> Optional[dict]:
     torch = sys.modules.get("torch")
     if torch is None:
         return None
+    try:
+        available = torch.cuda.is_available()
+    except Exception:  # noqa: BLE001 - torch half imported (a Ctrl-C during its import): not known
+        return None
 
-    if not torch.cuda.is_available():
+    if not available:
         return {"count": 0, "names": []}
     n = torch.cuda.device_count()
     return {"count": n, "names": [torch.cuda.get_device_name(i) for i in range(n)]}

@@ -86,7 +86,9 @@ def _parsed(defn: dict) -> list:
     return OverridesParser.create().parse_overrides(params + list(defn.get("task_overrides") or []))
 
 
-def _fixed_and_swept(defn: dict) -> tuple[dict[str, str], set[str]]:
+def _fixed_and_swept(defn: dict) -> tuple[dict[str, tuple[str, str]], set[str]]:
+    """{key: (value as Hydra reads it, the override as typed)} of the fixed overrides, and the
+    swept keys."""
     fixed, swept = {}, set()
     for o in _parsed(defn):
         if _bookkeeping(o.key_or_group):
@@ -94,7 +96,7 @@ def _fixed_and_swept(defn: dict) -> tuple[dict[str, str], set[str]]:
         if o.is_sweep_override():
             swept.add(o.key_or_group)
         else:
-            fixed[o.key_or_group] = "~" if o.is_delete() else o.get_value_element_as_str()
+            fixed[o.key_or_group] = ("~" if o.is_delete() else o.get_value_element_as_str(), o.input_line)
     return fixed, swept
 
 
@@ -105,10 +107,10 @@ def difference(old: dict, new: dict) -> Optional[str]:
     (f_old, s_old), (f_new, s_new) = _fixed_and_swept(old), _fixed_and_swept(new)
     for key in sorted(set(f_old) | set(f_new)):
         there, here = f_old.get(key), f_new.get(key)
-        if there == here or (there is None and key in s_old) or (here is None and key in s_new):
+        if (there and here and there[0] == here[0]) or (there is None and key in s_old) or (
+                here is None and key in s_new):
             continue
-        return (f"{key}={there if there is not None else '<not set>'} there, "
-                f"{key}={here if here is not None else '<not set>'} here")
+        return f"{there[1] if there else key + '=<not set>'} there, {here[1] if here else key + '=<not set>'} here"
     return None
 
 

@@ -61,6 +61,14 @@ def _wrapped(label: str, width: int = 22) -> str:
 def plot_metric(path: Path, metric: str, report: Report, groups: Groups) -> None:
     """Box plot per group with each seed as a jittered point (degenerate: red x), the majority
     baseline as a dashed line, and under each group the runs that gave no value (red)."""
+    fig = box_figure(metric, report, groups)
+    # bbox_inches="tight" as well: whatever is still outside the figure is saved, never cut off
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110, bbox_inches="tight"), binary=True,
+                 what="box plot ")
+
+
+def box_figure(metric: str, report: Report, groups: Groups):
+    """The figure :func:`plot_metric` saves (a matplotlib ``Figure`` on an Agg canvas)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -100,9 +108,7 @@ def plot_metric(path: Path, metric: str, report: Report, groups: Groups) -> None
     ax.set_title(f"{metric} per group (points: seeds; red x: degenerate; red text: runs without a value)",
                  fontsize=8)
     fig.tight_layout()
-    # bbox_inches="tight" as well: whatever is still outside the figure is saved, never cut off
-    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110, bbox_inches="tight"), binary=True,
-                 what="box plot ")
+    return fig
 
 
 def _draw_baseline(ax, values: list[float | None]) -> None:
