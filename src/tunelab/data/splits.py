@@ -168,7 +168,7 @@ def _check_measurable(df: pd.DataFrame, names: list[str], cfg: Any, split: str, 
     more = ("add examples of them to that file" if given else
             f"raise data.{size_key} (now {getattr(cfg, size_key)}) or data.max_eval_samples, or add data")
     raise DataError(f"data '{cfg.name}': the {split} split has fewer than {MIN_PER_CLASS} examples of class(es) "
-                    f"{shown} ({len(df)} examples in all), too few to measure: {more}, or drop the class with "
+                    f"{shown} ({len(df)} in all), too few to measure: {more}, or drop the class with "
                     f"data.drop_labels=[{','.join(n for n, _ in few)}].")
 
 
