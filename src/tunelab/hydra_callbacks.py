@@ -85,11 +85,17 @@ class ReportCallback(Callback):
 _LAUNCHED: dict[str, float] = {}
 
 
+def _key(sweep_dir: Any) -> str:
+    from pathlib import Path
+
+    return str(Path(str(sweep_dir)).absolute())
+
+
 def sweep_summary(sweep_dir: Any) -> list:
     """Print the one-line summary of this launch of ``sweep_dir``; returns its rows."""
     from tunelab.status import summary_line, sweep_rows
 
-    rows = sweep_rows(sweep_dir, since=_LAUNCHED.get(str(sweep_dir)), use_sacct=False)
+    rows = sweep_rows(sweep_dir, since=_LAUNCHED.get(_key(sweep_dir)), use_sacct=False)
     print(f"[tunelab] sweep {sweep_dir}: {summary_line(rows)}", flush=True)
     return rows
 
@@ -108,7 +114,7 @@ class SweepSummaryCallback(Callback):
     def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
         import time
 
-        _LAUNCHED[str(config.hydra.sweep.dir)] = float(int(time.time()))
+        _LAUNCHED[_key(config.hydra.sweep.dir)] = float(int(time.time()))
 
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
         import sys

@@ -17,7 +17,6 @@ built by a job that waits for the whole array, so the login-node process need no
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import socket
 import subprocess
@@ -27,6 +26,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Optional, Sequence
 
+from tunelab.ops.lock import pid_alive
 from tunelab.report.collect import Job, find_job_dirs, load_job, parse_overrides, swept_keys
 
 # SLURM states in which a job still runs (or will again: requeued, pending).
@@ -86,23 +86,13 @@ def sacct_states(job_ids: Sequence[str], *, queue: bool = False) -> dict[str, st
     return out
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _still_running(record: dict, slurm_state: Optional[str]) -> Optional[bool]:
     """True/False when it can be known, None when not (another host, no sacct)."""
     if slurm_state:
         return slurm_state in SLURM_ACTIVE
     env = (record or {}).get("environment") or {}
     if env.get("host") == socket.gethostname() and env.get("pid"):
-        return _pid_alive(int(env["pid"]))
+        return pid_alive(int(env["pid"]))
     return None
 
 

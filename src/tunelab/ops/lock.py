@@ -44,7 +44,8 @@ def _read_holder(fd: int) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """A process with this pid exists on this host (one of another user's counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -84,7 +85,7 @@ class JobLock:
                     os.close(fd)
                     raise
                 holder = _read_holder(fd)  # no flock here: the recorded pid decides
-                if holder and (holder.get("host") != socket.gethostname() or _alive(int(holder.get("pid", 0)))):
+                if holder and (holder.get("host") != socket.gethostname() or pid_alive(int(holder.get("pid", 0)))):
                     os.close(fd)
                     raise _busy(self.job_dir, holder) from None
             try:
