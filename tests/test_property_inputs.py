@@ -8,8 +8,10 @@ exactly the clean file's splits; a *malformed* one (an empty cell, a duplicate c
 delimiter, invalid UTF-8, a one-row typo label, a key twice, ...) must be refused in one
 sentence. Anything else (another exception, or a malformed file that loads) fails.
 
-Files go through ``load_raw`` + ``make_splits`` in-process (what a job runs, minus the model);
-config values through ``validate``; one case of each kind also goes through ``train.py``.
+Files go through ``load_raw`` + ``make_splits`` in-process (what a job runs, minus the model),
+config values through ``validate``: hundreds of cases in seconds. That ``train.py`` turns such an
+error into exit 2 and one line is tested once per kind elsewhere (tests/test_guards.py,
+tests/test_bad_input_suite.py).
 Hypothesis runs derandomized (the same cases every run, no example database) and each test
 records its case count, which ``conftest.py`` prints at the end of the session.
 """
@@ -26,7 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
-from conftest import FAST, run_cli
+from conftest import FAST
 from tunelab.errors import TunelabError
 
 SETTINGS = dict(derandomize=True, database=None, deadline=None,
@@ -375,19 +377,3 @@ def test_generated_config_values(base_cfg, cases, changes):
             assert value >= 1, (key, value)
         if key in ("data.val_size", "data.test_size"):
             assert 0 <= value < 1, (key, value)
-
-
-# ------------------------------------------------------------------ the same through train.py
-
-
-def test_a_data_error_through_train_py_is_one_sentence_and_exit_2(tmp_path, cases):
-    """The same as the in-process cases, once through the CLI (a config error goes through it in
-    tests/test_guards.py): a tab-separated .csv."""
-    cases["n"] += 1
-    (tmp_path / "d.csv").write_text("text\tlabel\n" + "good day\tpos\nbad day\tneg\n" * 20)
-    r = run_cli([*FAST, "data=csv", f"data.path={tmp_path}/d.csv"], tmp_path, timeout=300)
-    assert r.returncode == 2, r.stderr[-2000:]
-    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
-    said = "was read as one column, but it is tab-separated: set data.delimiter='\\t' (or name the file .tsv)."
-    assert len(errors) == 1 and errors[0].endswith(said), r.stderr[-2000:]
-    assert "Traceback" not in r.stderr
