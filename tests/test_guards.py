@@ -71,9 +71,10 @@ def test_a_held_job_dir_is_refused_naming_the_holder_and_a_dead_ones_lock_is_tak
     lock.release()
 
 
-def test_concurrent_runs_sigterm_and_resume(tmp_path):
+def test_concurrent_runs_sigterm_and_resume(tmp_path, compose, caplog):
     """One name, two processes: the second exits 2 at once naming the first; SIGTERM ends the
-    first within seconds as interrupted (exit 143); resume=auto then continues it to ok."""
+    first within seconds as interrupted (exit 143); resume=auto then continues it to ok (in this
+    process: the same run() train.py calls)."""
     run_dir = tmp_path / "job"
     args = [*FAST, "resume=auto", "resume.every_n_steps=1", f"hydra.run.dir={run_dir}"]
     first = _start(args, tmp_path, {"TUNELAB_FAULT_SLOW_STEP_S": "2"})  # 4 steps: time to act
@@ -103,11 +104,12 @@ def test_concurrent_runs_sigterm_and_resume(tmp_path):
     assert "resume=auto" in rec["error"]["message"] and "interrupted by SIGTERM" in err
     assert not (run_dir / ".tunelab.lock").exists()
 
-    again = subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=tmp_path, capture_output=True,
-                           text=True, timeout=600)
-    assert again.returncode == 0, again.stderr[-3000:]
-    assert "resume=auto: continuing from" in again.stdout + again.stderr
-    assert load_results(run_dir / "results.json")["status"] == "ok"
+    from tunelab.run import RunContext, run
+
+    with caplog.at_level(logging.INFO, logger="tunelab"):
+        rec = run(compose(args[:-1]), RunContext(out_dir=run_dir))
+    assert f"resume=auto: continuing from {run_dir / 'checkpoints' / 'last.ckpt'}" in caplog.text
+    assert rec["status"] == "ok" and load_results(run_dir / "results.json")["status"] == "ok"
 
 
 # ------------------------------------------------------------------ sweeps: interrupt, status, dirs

@@ -192,7 +192,7 @@ def csv_case(draw):
     return Short((kind, clean.encode(), data), f"<{kind}: {data[:300]!r}...>")
 
 
-@settings(max_examples=80, **SETTINGS)
+@settings(max_examples=70, **SETTINGS)
 @given(case=csv_case())
 def test_generated_csv_files(csv_cfg, tmp_path, cases, case):
     _check(csv_cfg, tmp_path, cases, case, CSV_VARIANTS, ".csv")
@@ -255,7 +255,7 @@ def jsonl_cfg():
     return _data_cfg(["data=jsonl"])
 
 
-@settings(max_examples=60, **SETTINGS)
+@settings(max_examples=55, **SETTINGS)
 @given(case=jsonl_case())
 def test_generated_jsonl_files(jsonl_cfg, tmp_path, cases, case):
     _check(jsonl_cfg, tmp_path, cases, case, JSONL_VARIANTS, ".jsonl")
@@ -313,7 +313,7 @@ def conll_cfg():
     return _data_cfg(["data=conll", "task=token_cls"])
 
 
-@settings(max_examples=50, **SETTINGS)
+@settings(max_examples=45, **SETTINGS)
 @given(case=conll_case())
 def test_generated_conll_files(conll_cfg, tmp_path, cases, case):
     _check(conll_cfg, tmp_path, cases, case, CONLL_VARIANTS, ".conll")
