@@ -53,7 +53,8 @@ def test_a_rare_tag_is_refused_unless_the_tags_are_listed(compose, tmp_path):
     sents[7] = "w7\tB-prs\nx7\tI-per\n"  # a typo, in 1 of 300 sentences
     p = tmp_path / "d.conll"
     p.write_text("\n".join(sents))
-    with pytest.raises(DataError, match=r"tag\(s\) 'B-prs' \(1 of 300 rows\) .*data.tags=\[O,B-...,I-...\]"):
+    with pytest.raises(DataError, match=r"tag\(s\) 'B-prs' \(1 of 300 sentences\), in under .*"
+                                        r"data.tags=\[O,B-...,I-...\]"):
         load_splits(compose, "data=conll", "task=token_cls", f"data.path={p}")
     with pytest.raises(DataError, match=r"\(train split\): sentence \d+ has tag 'B-prs', not in data.tags"):
         load_splits(compose, "data=conll", "task=token_cls", f"data.path={p}", "data.tags=[O,B-per,I-per]")
@@ -73,8 +74,8 @@ def test_splits_too_small_to_measure_are_refused(compose, tmp_path):
     with pytest.raises(DataError, match=r"the test split has fewer than 2 examples of class\(es\) .*raise "
                                         r"data.test_size \(now 0.1\)"):
         load_splits(compose, "data=csv", f"data.path={p}", "data.val_size=0")
-    with pytest.raises(DataError, match=r"the validation split has fewer than 2 examples of class\(es\) 'a' 0, "
-                                        r"'b' 1 \(1 in all\)"):
+    with pytest.raises(DataError, match=r"the validation split has fewer than 2 examples of class\(es\) 'a': 0, "
+                                        r"'b': 1 \(1 in all\)"):
         load_splits(compose, "data=csv", f"data.path={p}")
 
 

@@ -74,16 +74,17 @@ def merged_note(mapping: dict[str, str], counts: Counter, what: str) -> Optional
     return note
 
 
-def check_rare(counts: Counter, total: int, what: str, fixes: str, cfg: Any) -> None:
+def check_rare(counts: Counter, total: int, what: str, rows: str, fixes: str, cfg: Any) -> None:
     """A label/tag in < RARE_MIN rows and < RARE_FRACTION of them is an error (module doc)."""
     if getattr(cfg, "allow_rare_labels", False):
         return
     rare = sorted((c, k) for k, c in counts.items() if c < RARE_MIN and c < RARE_FRACTION * total)
     if not rare or len(rare) == len(counts):
         return
-    names = ", ".join(f"{k!r} ({c} of {total:,} rows)" for c, k in rare)
-    raise DataError(f"data '{cfg.name}': {what} {names} below {RARE_FRACTION:.1%} and {RARE_MIN} rows look like typos, "
-                    f"not classes: fix the data, or set {fixes}, or data.allow_rare_labels=true to keep them as classes.")
+    names = ", ".join(f"{k!r} ({c} of {total:,} {rows})" for c, k in rare)
+    raise DataError(f"data '{cfg.name}': {what} {names}, in under {RARE_FRACTION:.1%} and under {RARE_MIN} {rows}, "
+                    f"look like typos, not classes: fix the data, or set {fixes}, or data.allow_rare_labels=true to "
+                    f"keep them as classes.")
 
 
 def class_names(frames: dict, cfg: Any, notes: list[str]) -> list[str]:
@@ -107,7 +108,7 @@ def class_names(frames: dict, cfg: Any, notes: list[str]) -> list[str]:
     # Inferred from the training rows (a label only in test is an error naming it, by the caller).
     drop = set(map(str, cfg.drop_labels))
     kept = Counter(x for x in frames["train"]["label"] if x not in drop)
-    check_rare(kept, sum(kept.values()), "label(s)",
+    check_rare(kept, sum(kept.values()), "label(s)", "rows",
                f"data.labels=[{','.join(sorted(x for x in kept if kept[x] >= RARE_MIN))}] (then other labels are "
                f"errors naming their row), +data.label_map={{<typo>:<label>}}, data.drop_labels=[<typo>]", cfg)
     return sorted(kept)
@@ -130,7 +131,7 @@ def tag_names(frames: dict, cfg: Any) -> list[str]:
                                     f"data.tags: add it to data.tags, or fix the data.")
         return names
     n_sentences = sum(len(df) for df in frames.values())
-    check_rare(Counter({t: c for t, c in seen.items() if t != "O"}), n_sentences, "tag(s)",
+    check_rare(Counter({t: c for t, c in seen.items() if t != "O"}), n_sentences, "tag(s)", "sentences",
                "data.tags=[O,B-...,I-...] (every tag, in id order)", cfg)
     rest = sorted(set(seen) - {"O"}, key=lambda t: (t[2:], t[:1]))
     return ["O"] + rest

@@ -164,7 +164,7 @@ def _check_measurable(df: pd.DataFrame, names: list[str], cfg: Any, split: str, 
     few = [(names[i], int(counts.get(i, 0))) for i in range(len(names)) if counts.get(i, 0) < MIN_PER_CLASS]
     if not few:
         return
-    shown = ", ".join(f"{n!r} {c}" for n, c in few)
+    shown = ", ".join(f"{n!r}: {c}" for n, c in few)
     more = ("add examples of them to that file" if given else
             f"raise data.{size_key} (now {getattr(cfg, size_key)}) or data.max_eval_samples, or add data")
     raise DataError(f"data '{cfg.name}': the {split} split has fewer than {MIN_PER_CLASS} examples of class(es) "
