@@ -153,9 +153,9 @@ def schema_option_error(argv: Sequence[str]) -> Optional[str]:
             if v.strip().endswith("_schema"):
                 from tunelab.schemas.methods import METHOD_SCHEMAS
 
-                v = v.strip()
+                v, methods = v.strip(), ", ".join(sorted(METHOD_SCHEMAS))
                 return (f"method={v} is the schema the method configs are checked against, not a method: "
-                        f"choose method={v.removesuffix('_schema')} (the methods: {', '.join(sorted(METHOD_SCHEMAS))}).")
+                        f"choose method={v.removesuffix('_schema')} (the methods: {methods}).")
     return None
 
 

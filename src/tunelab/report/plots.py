@@ -75,7 +75,8 @@ def box_figure(metric: str, report: Report, groups: Groups):
     labels = list(groups)
     ticks = [_wrapped(g) for g in labels]
     widest = max(len(line) for t in ticks for line in t.splitlines())
-    fig = Figure(figsize=(max(4.0, len(labels) * max(1.3, 0.075 * widest) + 1.5), 4.2 + 0.13 * max(t.count("\n") for t in ticks)))
+    lines = max(t.count("\n") for t in ticks)
+    fig = Figure(figsize=(max(4.0, len(labels) * max(1.3, 0.075 * widest) + 1.5), 4.2 + 0.13 * lines))
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     rng = np.random.default_rng(0)

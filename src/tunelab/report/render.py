@@ -123,7 +123,8 @@ def _groups_section(report: Report) -> str:
 def _problems_section(report: Report) -> str:
     out = ["## Problems (every job that did not give a result, by name)", ""]
     for state, title in (("failed", "Failed runs (status failed)"),
-                         ("interrupted", "Interrupted runs (stopped by Ctrl-C/SIGTERM, or killed: results.json still says running)"),
+                         ("interrupted", "Interrupted runs (stopped by Ctrl-C/SIGTERM, or killed: results.json still "
+                                         "says running)"),
                          ("missing", "Job dirs without results.json"),
                          ("corrupt", "Job dirs with a corrupt results.json")):
         bad = report.runs_in(state)
