@@ -2,11 +2,13 @@
 
 Usable while a sweep runs and after the launching process is gone (a login node logged out, a
 closed laptop): everything is read from the job dirs. A job's ``results.json`` is written as
-``running`` when it starts and ``ok``/``failed`` when it ends, so a file that still says
-``running`` is either running or was killed (SIGKILL, OOM, node loss, scancel). This module
-tells them apart: on the same host by the recorded pid, on SLURM by ``sacct``; otherwise it says
-it cannot know. The same rows give the one-line summary a multirun prints at its end
-(``tunelab.hydra_callbacks.SweepSummaryCallback``).
+``running`` when it starts and ``ok``/``failed``/``interrupted`` when it ends, so a file that
+still says ``running`` is either running or was killed (SIGKILL, OOM, node loss, scancel). This
+module tells them apart: on the same host by the recorded pid, on SLURM by ``sacct``; otherwise
+it says it cannot know. Jobs a grid sweep defines but that left no dir (the sweep was stopped
+first) are listed too, as ``not started``, from the sweep's own record
+(``tunelab.ops.sweepdir``). The same rows give the one-line summary a multirun prints at its
+end (``tunelab.hydra_callbacks.SweepSummaryCallback``), or when Ctrl-C stops it.
 
 The report is built by the launching process at the end of a sweep. On SLURM it can instead be
 built by a job that waits for the whole array, so the login-node process need not survive::
