@@ -43,6 +43,15 @@ def pytest_collection_modifyitems(items):
     items.sort(key=lambda it: 0 if it.nodeid.split("::")[0].endswith(_LONG_FILES) else 1)
 
 
+def pytest_terminal_summary(terminalreporter):
+    """The property suite's case count (tests/test_property_inputs.py records it per test as a
+    user property, which pytest-xdist passes from its workers)."""
+    n = sum(v for reports in terminalreporter.stats.values() for rep in reports
+            for k, v in getattr(rep, "user_properties", ()) if k == "hypothesis_cases")
+    if n:
+        terminalreporter.write_line(f"property-based bad input (hypothesis): {n} generated cases checked")
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     # Tokenisation/feature caches go to a per-session temp dir, never the user's ~/.cache.

@@ -90,13 +90,14 @@ def test_dropped_rows_are_counted_not_silent(compose, tmp_path, caplog):
 
     from tunelab.run import RunContext, run
 
-    p = _csv(tmp_path, "text,label\n" + "good day,pos\nbad day,neg\nok day,neutral\n" * 12)
+    # 24 rows per class: enough for 2 of each in the validation and test splits (splits.MIN_PER_CLASS)
+    p = _csv(tmp_path, "text,label\n" + "good day,pos\nbad day,neg\nok day,neutral\n" * 24)
     cfg = compose([*FAST, "data=csv", f"data.path={p}", "data.labels=[neg,pos]", "data.drop_labels=[neutral]",
                    "trainer.enable_checkpointing=false"])
     with caplog.at_level(logging.INFO, logger="tunelab"):
         rec = run(cfg, RunContext(out_dir=tmp_path / "run"))
-    assert rec["extra"]["dropped_rows"] == {"train: label in data.drop_labels ['neutral']": 12}
-    assert "dropped 12 rows" in caplog.text
+    assert rec["extra"]["dropped_rows"] == {"train: label in data.drop_labels ['neutral']": 24}
+    assert "dropped 24 rows" in caplog.text
 
 
 def test_directory_as_data_file(compose, tmp_path):

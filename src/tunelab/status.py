@@ -2,11 +2,13 @@
 
 Usable while a sweep runs and after the launching process is gone (a login node logged out, a
 closed laptop): everything is read from the job dirs. A job's ``results.json`` is written as
-``running`` when it starts and ``ok``/``failed`` when it ends, so a file that still says
-``running`` is either running or was killed (SIGKILL, OOM, node loss, scancel). This module
-tells them apart: on the same host by the recorded pid, on SLURM by ``sacct``; otherwise it says
-it cannot know. The same rows give the one-line summary a multirun prints at its end
-(``tunelab.hydra_callbacks.SweepSummaryCallback``).
+``running`` when it starts and ``ok``/``failed``/``interrupted`` when it ends, so a file that
+still says ``running`` is either running or was killed (SIGKILL, OOM, node loss, scancel). This
+module tells them apart: on the same host by the recorded pid, on SLURM by ``sacct``; otherwise
+it says it cannot know. Jobs a grid sweep defines but that left no dir (the sweep was stopped
+first) are listed too, as ``not started``, from the sweep's own record
+(``tunelab.ops.sweepdir``). The same rows give the one-line summary a multirun prints at its
+end (``tunelab.hydra_callbacks.SweepSummaryCallback``), or when Ctrl-C stops it.
 
 The report is built by the launching process at the end of a sweep. On SLURM it can instead be
 built by a job that waits for the whole array, so the login-node process need not survive::
@@ -17,7 +19,6 @@ built by a job that waits for the whole array, so the login-node process need no
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import socket
 import subprocess
@@ -27,18 +28,19 @@ from datetime import datetime
 from pathlib import Path
 from typing import Optional, Sequence
 
-from tunelab.report.collect import find_job_dirs, load_job, parse_overrides, swept_keys
+from tunelab.ops.lock import pid_alive
+from tunelab.report.collect import Job, find_job_dirs, load_job, parse_overrides, swept_keys
 
 # SLURM states in which a job still runs (or will again: requeued, pending).
 SLURM_ACTIVE = ("RUNNING", "PENDING", "REQUEUED", "RESIZING", "SUSPENDED", "CONFIGURING", "COMPLETING")
-NOT_OK = ("failed", "interrupted", "missing", "corrupt")
+NOT_OK = ("failed", "interrupted", "missing", "corrupt", "not started")
 
 
 @dataclass
 class JobRow:
     name: str
     path: Path
-    state: str  # ok | skipped | failed | running | interrupted | missing | corrupt | queued | starting
+    state: str  # ok | skipped | failed | running | interrupted | missing | corrupt | queued | starting | not started
     duration_s: Optional[float] = None
     slurm_id: Optional[str] = None
     slurm_state: Optional[str] = None
@@ -86,23 +88,13 @@ def sacct_states(job_ids: Sequence[str], *, queue: bool = False) -> dict[str, st
     return out
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _still_running(record: dict, slurm_state: Optional[str]) -> Optional[bool]:
     """True/False when it can be known, None when not (another host, no sacct)."""
     if slurm_state:
         return slurm_state in SLURM_ACTIVE
     env = (record or {}).get("environment") or {}
     if env.get("host") == socket.gethostname() and env.get("pid"):
-        return _pid_alive(int(env["pid"]))
+        return pid_alive(int(env["pid"]))
     return None
 
 
@@ -124,8 +116,10 @@ def sweep_rows(sweep_dir: Path, *, since: Optional[float] = None, use_sacct: boo
     and ok jobs that had finished before it (resume=auto skipped them) are ``skipped``."""
     sweep = Path(sweep_dir)
     jobs = [load_job(d, sweep) for d in find_job_dirs(sweep)]
+    unstarted = _not_started(sweep, jobs)
     if since is not None:
         jobs = [j for j in jobs if _was_written_since(j.path, since)]
+    jobs += unstarted
     ids = {j.name: _slurm_id(j.result, j.path) for j in jobs} if use_sacct else {}
     slurm = sacct_states(list(ids.values())) if use_sacct else {}
     keys = swept_keys(jobs, seed_keys=())
@@ -138,7 +132,7 @@ def sweep_rows(sweep_dir: Path, *, since: Optional[float] = None, use_sacct: boo
                      " ".join(f"{k}={shown[k]}" for k in keys if k in shown), j.problem)
         if j.state == "missing" and row.slurm_state in SLURM_ACTIVE:
             row.state, row.error = "starting", ""  # the SLURM job runs, results.json comes soon
-        if j.state == "interrupted":
+        if j.state == "interrupted" and rec.get("status") == "running":
             alive = _still_running(rec, row.slurm_state)
             row.duration_s = _seconds_since(rec.get("started_at"))
             if alive is not False:
@@ -153,8 +147,23 @@ def sweep_rows(sweep_dir: Path, *, since: Optional[float] = None, use_sacct: boo
                 pass
         rows.append(row)
     if use_sacct and since is None:
-        rows += _queued_rows(sweep, {r.slurm_id for r in rows})
+        queued = _queued_rows(sweep, {r.slurm_id for r in rows})
+        if queued:  # submitit submits a whole array at once: what SLURM queues is what has not started
+            rows = [r for r in rows if r.state != "not started"] + queued
     return rows
+
+
+def _not_started(sweep: Path, jobs: Sequence[Job]) -> list[Job]:
+    """The jobs the sweep defines (``tunelab.ops.sweepdir``: its grid, from the last launch's
+    record) that no job dir holds: never started (an interrupted sweep, a lost array task)."""
+    from tunelab.ops.sweepdir import defined_jobs, read_definition
+
+    defn = read_definition(sweep)
+    defined = (defined_jobs(defn) if defn else None) or []
+    have = {frozenset(j.overrides) for j in jobs if j.overrides is not None}
+    return [Job(f"#{num}", sweep / str(num), "not started", overrides,
+                problem="defined by the sweep, never started")
+            for num, overrides in enumerate(defined) if frozenset(overrides) not in have]
 
 
 def _queued_rows(sweep: Path, seen: set) -> list[JobRow]:
@@ -171,7 +180,8 @@ def _queued_rows(sweep: Path, seen: set) -> list[JobRow]:
 def summary_line(rows: Sequence[JobRow]) -> str:
     """``4 jobs: 2 ok, 1 skipped (already ok), 1 failed, ...; failed: <dirs>``."""
     count = {s: sum(r.state == s for r in rows) for s in
-             ("ok", "skipped", "failed", "interrupted", "running", "queued", "starting", "missing", "corrupt")}
+             ("ok", "skipped", "failed", "interrupted", "running", "queued", "starting", "missing", "corrupt",
+              "not started")}
     parts = [f"{n} {s}" + (" (already ok)" if s == "skipped" else "") for s, n in count.items()
              if n or s in ("ok", "failed")]
     bad = [str(r.path) for r in rows if r.state in NOT_OK]

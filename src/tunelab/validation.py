@@ -162,3 +162,7 @@ def validate(cfg: Any) -> None:
     check_combination(cfg)
     seeds.check(cfg, method_name(cfg))
     check_hardware(cfg)
+    if "model" in cfg:
+        from tunelab.locate import check_model_folder
+
+        check_model_folder(cfg.model)

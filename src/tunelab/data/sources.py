@@ -24,6 +24,7 @@ from typing import Any, Optional
 
 import pandas as pd
 
+from tunelab.data import shape
 from tunelab.errors import DataError, HubUnavailableError
 from tunelab.locate import require_file, resolve_local
 
@@ -55,7 +56,7 @@ def _read_text(path: Path, encoding: str, key: str = "data.encoding") -> str:
         raise DataError(f"{path} is a directory; data.path must name a file (data=bbc_news reads "
                         f"one folder per class).")
     try:
-        return path.read_text(encoding=encoding)
+        text = path.read_bytes().decode(encoding)
     except LookupError:
         raise DataError(f"{key}={encoding!r} is not an encoding Python knows; use e.g. utf-8, latin-1 "
                         f"or cp1252 (the file's real encoding).") from None
@@ -64,12 +65,22 @@ def _read_text(path: Path, encoding: str, key: str = "data.encoding") -> str:
             f"{path}: not valid {encoding} (byte {e.start}: {e.object[e.start:e.start + 8]!r}). "
             f"Set `{key}=latin-1` (or the file's real encoding)."
         ) from None
+    # Universal newlines, as a file opened in text mode gives; no byte-order mark (Excel writes
+    # one before a UTF-8 CSV's header, which then named no column).
+    return text.replace("\r\n", "\n").replace("\r", "\n").removeprefix("\ufeff")
+
+
+def _lines(text: str) -> list[str]:
+    """JSONL/CoNLL lines: split at newlines only; str.splitlines() also splits at U+2028, U+0085
+    and other characters a JSON string or a token may hold."""
+    return text.split("\n")
 
 
 def _require_columns(df: pd.DataFrame, path: Path, wanted: dict[str, str]) -> None:
     """``wanted`` maps config key -> column name."""
     for key, col in wanted.items():
         if col not in df.columns:
+            shape.check_separator(df, col, path)
             raise DataError(
                 f"{path}: no column '{col}' (asked for by {key}). "
                 f"Columns in the file: {list(df.columns)}. Set `{key}=<one of them>`."
@@ -93,6 +104,7 @@ def _as_text_label(df: pd.DataFrame, path: Path, cfg: Any, task: str, raw_offset
                 f"{path}: row {row}: empty label in column '{cfg.label_column}' "
                 f"({int(missing.sum())} rows in all). Fill or remove them."
             )
+    shape.check_scalars(df, list(wanted.values()), path, raw_offset)
     empty = out["text"].isna() | (out["text"].astype(str).str.strip() == "")
     if empty.any():
         row = int(empty.to_numpy().nonzero()[0][0]) + raw_offset
@@ -108,8 +120,9 @@ def _as_text_label(df: pd.DataFrame, path: Path, cfg: Any, task: str, raw_offset
 
 
 def _load_csv_file(path: Path, cfg: Any, task: str) -> pd.DataFrame:
-    sep = cfg.delimiter or ("\t" if path.suffix in (".tsv", ".tab") else ",")
+    sep = shape.delimiter(cfg, path)
     text = _read_text(path, cfg.encoding)
+    shape.check_header(text, sep, path)
     try:
         df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False,
                          na_values=[""], quoting=csv.QUOTE_MINIMAL)
@@ -117,8 +130,10 @@ def _load_csv_file(path: Path, cfg: Any, task: str) -> pd.DataFrame:
         raise DataError(f"{path}: the file is empty (no header, no rows); data.path must name a CSV "
                         f"with a header line and one example per row.") from None
     except pd.errors.ParserError as e:
-        raise DataError(f"{path}: cannot parse as CSV (delimiter {sep!r}): {e}. "
-                        f"Set `data.delimiter=` if the file uses another separator.") from None
+        # pandas' message spans lines and starts with its tokenizer's name: keep what it found
+        said = " ".join(str(e).split()).replace("Error tokenizing data. C error: ", "").rstrip(".")
+        raise DataError(f"{path}: cannot parse as CSV (delimiter {sep!r}): {said}; fix that line, or set "
+                        f"`data.delimiter=` if the file uses another separator.") from None
     if df.empty:
         raise DataError(f"{path}: the file has a header but no rows.")
     return _as_text_label(df, path, cfg, task)
@@ -126,11 +141,11 @@ def _load_csv_file(path: Path, cfg: Any, task: str) -> pd.DataFrame:
 
 def _load_jsonl_file(path: Path, cfg: Any, task: str) -> pd.DataFrame:
     records = []
-    for i, line in enumerate(_read_text(path, cfg.encoding).splitlines(), start=1):
+    for i, line in enumerate(_lines(_read_text(path, cfg.encoding)), start=1):
         if not line.strip():
             continue
         try:
-            rec = json.loads(line)
+            rec = json.loads(line, object_pairs_hook=shape.unique_keys(path, i))
         except json.JSONDecodeError as e:
             raise DataError(f"{path}: line {i}: not valid JSON ({e.msg}). Each line must be one object.") from None
         if not isinstance(rec, dict):
@@ -161,7 +176,7 @@ def _load_conll_file(path: Path, cfg: Any, task: str) -> pd.DataFrame:
     """``token<TAB>tag`` per line (or space separated), blank line between sentences."""
     sentences, starts = [], []
     tokens, tags, start = [], [], None
-    for i, line in enumerate(_read_text(path, cfg.encoding).splitlines(), start=1):
+    for i, line in enumerate(_lines(_read_text(path, cfg.encoding)), start=1):
         if not line.strip():
             if tokens:
                 sentences.append((tokens, tags))
@@ -205,11 +220,17 @@ def _load_table(path: Path, cfg: Any, task: str) -> pd.DataFrame:
 
 def load_files(cfg: Any, task: str) -> Raw:
     """csv/jsonl/conll: ``data.path`` plus optional ``data.val_path`` / ``data.test_path``."""
-    raw = Raw(train=_load_table(require_file(cfg.path, "data.path"), cfg, task))
-    if cfg.val_path:
-        raw.val = _load_table(require_file(cfg.val_path, "data.val_path"), cfg, task)
-    if cfg.test_path:
-        raw.test = _load_table(require_file(cfg.test_path, "data.test_path"), cfg, task)
+    train = require_file(cfg.path, "data.path")
+    raw = Raw(train=_load_table(train, cfg, task))
+    for split, key in (("val", "val_path"), ("test", "test_path")):
+        if not getattr(cfg, key):
+            continue
+        path = require_file(getattr(cfg, key), f"data.{key}")
+        if path.exists() and train.exists() and path.samefile(train):
+            # every held-out example would also be a training example: scores say nothing
+            raise DataError(f"data.{key}={getattr(cfg, key)} is the training file data.path itself: a held-out split "
+                            f"must hold other examples; give another file, or unset data.{key} to split one off.")
+        setattr(raw, split, _load_table(path, cfg, task))
     return raw
 
 

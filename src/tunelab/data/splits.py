@@ -3,12 +3,16 @@
 Splits depend on ``data.split_seed`` only, never on the run seed: every seed of a study is
 evaluated on the same held-out examples, so the spread over seeds measures training
 randomness, not which tweets happened to land in the test set.
+
+Two checks on what the splits can tell: a validation or test split with fewer than
+:data:`MIN_PER_CLASS` examples of a class is refused (its scores would be noise), and test
+texts that also occur in the training split are counted in the run's data notes (the scores on
+them are optimistic; duplicates are common in scraped corpora such as the packaged tweets).
 """
 
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -16,16 +20,14 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from tunelab.data.labels import class_names, tag_names
 from tunelab.data.sources import Raw, TOKEN_TASKS, UNLABELLED_TASKS
 from tunelab.errors import DataError
 
 log = logging.getLogger("tunelab")
-
-# A label seen in fewer than max(RARE_MIN, RARE_FRACTION of the examples) looks like a typo
-# (``postive``, ``B-persn``): when the labels are inferred rather than listed, such a label
-# silently becomes an extra class, so it is reported loudly (log warning + results.json note).
-RARE_MIN = 5
-RARE_FRACTION = 0.005
+# The fewest examples of a class a validation or test split must hold for its metrics to mean
+# anything (per-class F1 on one example is 0 or 1).
+MIN_PER_CLASS = 2
 
 
 @dataclass
@@ -42,27 +44,16 @@ class Splits:
 
 
 def _apply_labels(raw: Raw, cfg: Any) -> list[str]:
-    """Map, drop and check labels in every split; return class names in index order."""
+    """Map, merge, drop and check labels in every split (tunelab.data.labels); return class
+    names in index order."""
     frames = {s: getattr(raw, s) for s in ("train", "val", "test") if getattr(raw, s) is not None}
-    if cfg.label_map:
-        mapping = {str(k): str(v) for k, v in cfg.label_map.items()}
-        for df in frames.values():
-            df["label"] = df["label"].map(lambda x: mapping.get(x, x))
+    names = class_names(frames, cfg, raw.notes)
     drop = set(map(str, cfg.drop_labels))
     if drop:
         for split, df in frames.items():
             mask = df["label"].isin(drop)
             raw.drop(f"{split}: label in data.drop_labels {sorted(drop)}", int(mask.sum()))
             frames[split] = df[~mask].reset_index(drop=True)
-            setattr(raw, split, frames[split])
-    if cfg.labels is not None:
-        names = [str(x) for x in cfg.labels]
-        if len(set(names)) != len(names):
-            raise DataError(f"data.labels has duplicates: {names}.")
-    else:
-        names = sorted(set(frames["train"]["label"]))
-        _warn_rare(raw, Counter(frames["train"]["label"]), "label", "data.labels=[...] (then it is an error "
-                   "naming the row) or map it with data.label_map")
     known = set(names)
     for split, df in frames.items():
         unknown = ~df["label"].isin(known)
@@ -80,34 +71,6 @@ def _apply_labels(raw: Raw, cfg: Any) -> list[str]:
         df["label"] = df["label"].map({n: i for i, n in enumerate(names)}).astype(int)
         setattr(raw, split, df)
     return names
-
-
-def _warn_rare(raw: Raw, counts: Counter, what: str, fix: str) -> None:
-    total = sum(counts.values())
-    limit = max(RARE_MIN, RARE_FRACTION * total)
-    rare = sorted((c, k) for k, c in counts.items() if c < limit)
-    if not rare or len(rare) == len(counts):
-        return
-    common = ", ".join(f"{k!r} {c:,}" for k, c in counts.most_common(3))
-    msg = (f"rare {what}(s) that may be typos: " + ", ".join(f"{k!r} ({c} of {total:,})" for c, k in rare)
-           + f"; most common: {common}. If they are typos, fix the data or set {fix}.")
-    log.warning(f"[tunelab] WARNING: {msg}")
-    raw.notes.append(msg)
-
-
-def _tag_names(raw: Raw) -> list[str]:
-    tags = set()
-    types: Counter = Counter()
-    for s in ("train", "val", "test"):
-        df = getattr(raw, s)
-        if df is not None:
-            for t in df["tags"]:
-                tags.update(t)
-                types.update(x[2:] if x[:2] in ("B-", "I-") else x for x in t if x != "O")
-    _warn_rare(raw, types, "entity type", "the tags in the file")
-    # O first, then entity tags sorted by type then B/I, so ids are stable across runs.
-    rest = sorted(tags - {"O"}, key=lambda t: (t[2:], t[:1]))
-    return ["O"] + rest
 
 
 def _split(df: pd.DataFrame, size: float, seed: int, stratify: bool, what: str, notes: list[str]):
@@ -149,7 +112,8 @@ def _balance(df: Optional[pd.DataFrame], seed: int, what: str, notes: list[str])
 def make_splits(raw: Raw, cfg: Any, task: str) -> Splits:
     """Labels -> ids, then hold out test and val (stratified) unless the source provides them."""
     if task in TOKEN_TASKS:
-        label_names = _tag_names(raw)
+        label_names = tag_names({s: getattr(raw, s) for s in ("train", "val", "test") if getattr(raw, s) is not None},
+                                cfg)
         for s in ("train", "val", "test"):
             df = getattr(raw, s)
             if df is not None:
@@ -183,8 +147,44 @@ def make_splits(raw: Raw, cfg: Any, task: str) -> Splits:
     for name, df in (("train", train), ("test", test)):
         if df.empty:
             raise DataError(f"data '{cfg.name}': the {name} split is empty; lower data.test_size or add data.")
+    if stratify:  # one label per example
+        _check_measurable(val, label_names, cfg, "validation", "val_size", given=raw.val is not None)
+        _check_measurable(test, label_names, cfg, "test", "test_size", given=raw.test is not None)
+    _note_overlap(train, test, task, cfg, notes)
     return Splits(train=train, val=val, test=test, label_names=label_names,
                   dropped=dict(raw.dropped), notes=notes)
+
+
+def _check_measurable(df: pd.DataFrame, names: list[str], cfg: Any, split: str, size_key: str, given: bool) -> None:
+    """A held-out split (when there is one) needs MIN_PER_CLASS examples of every class;
+    ``given``: the source provided it as a file, so no setting makes it bigger."""
+    if df.empty:
+        return  # no validation split (data.val_size=0): nothing is measured on it
+    counts = df["label"].value_counts()
+    few = [(names[i], int(counts.get(i, 0))) for i in range(len(names)) if counts.get(i, 0) < MIN_PER_CLASS]
+    if not few:
+        return
+    shown = ", ".join(f"{n!r}: {c}" for n, c in few)
+    more = ("add examples of them to that file" if given else
+            f"raise data.{size_key} (now {getattr(cfg, size_key)}) or data.max_eval_samples, or add data")
+    raise DataError(f"data '{cfg.name}': the {split} split has fewer than {MIN_PER_CLASS} examples of class(es) "
+                    f"{shown} ({len(df)} in all), too few to measure: {more}, or drop the class with "
+                    f"data.drop_labels=[{','.join(n for n, _ in few)}].")
+
+
+def _texts(df: pd.DataFrame, task: str) -> pd.Series:
+    return df["tokens"].map(" ".join) if task in TOKEN_TASKS else df["text"].astype(str)
+
+
+def _note_overlap(train: pd.DataFrame, test: pd.DataFrame, task: str, cfg: Any, notes: list[str]) -> None:
+    """Count the test examples whose text is also a training text (exact match, whitespace-trimmed)."""
+    seen = set(_texts(train, task).str.strip())
+    n = int(_texts(test, task).str.strip().isin(seen).sum())
+    if n:
+        msg = (f"data '{cfg.name}': {n} of {len(test):,} test texts also occur in the training split (exact "
+               f"duplicates): scores on them are optimistic")
+        log.warning(f"[tunelab] {msg}")
+        notes.append(msg)
 
 
 def majority_rate(splits: Splits) -> Optional[float]:

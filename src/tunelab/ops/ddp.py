@@ -6,8 +6,25 @@ Lightning's ``ddp`` strategy re-launches ``sys.argv`` for ranks > 0; under Hydra
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import Any, Optional
+
+
+def is_rank_zero() -> bool:
+    """This process is rank 0 (it writes results.json and holds the job dir's lock).
+
+    Lightning's ``rank_zero_only.rank`` once Lightning is loaded (a Trainer may set it), else
+    the environment variables Lightning reads it from, in its order: a job checks its config
+    before Lightning is imported (run.py), and must not import it just to know its rank.
+    """
+    rz = sys.modules.get("lightning_utilities.core.rank_zero")
+    rank = getattr(getattr(rz, "rank_zero_only", None), "rank", None)
+    if rank is None:
+        keys = ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK")
+        rank = next((int(os.environ[k]) for k in keys if os.environ.get(k) is not None), 0)
+    return rank == 0
 
 
 def prepare_ddp_children(out_dir: Path, overrides: list[str]) -> None:

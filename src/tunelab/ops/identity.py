@@ -85,6 +85,17 @@ def recorded_identity(job_dir: Path) -> tuple[bool, Optional[str]]:
     return True, rec.get("identity") if isinstance(rec, dict) else None
 
 
+def job_already_ok(out_dir: Path) -> Optional[dict]:
+    """The job's results.json if it says ok (resume=auto skips such jobs), else None. Here, not
+    in ops/resume.py, so that a skip imports no torch (run.py)."""
+    p = Path(out_dir) / "results.json"
+    try:
+        rec = json.loads(p.read_text())
+    except (OSError, ValueError):
+        return None
+    return rec if isinstance(rec, dict) and rec.get("status") == "ok" else None
+
+
 def dir_fits(job_dir: Path, identity: str) -> bool:
     """A dir may hold this job: nothing recorded yet, or a record of the same identity."""
     exists, ident = recorded_identity(job_dir)

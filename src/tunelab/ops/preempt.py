@@ -29,14 +29,9 @@ from typing import Any, Callable, Optional
 
 import lightning as L
 
+from tunelab.ops.interrupt import mark_requeue_started
+
 log = logging.getLogger("tunelab")
-
-_requeue_started = False
-
-
-def requeued(exc: BaseException) -> bool:
-    """True when ``exc`` is the exit submitit makes after requeueing this job."""
-    return _requeue_started and isinstance(exc, SystemExit)
 
 
 def submitit_signal() -> Optional[int]:
@@ -81,13 +76,12 @@ class PreemptCheckpoint(L.Callback):
         self._pending = (signum, frame)
 
     def _checkpoint_and_requeue(self, trainer) -> None:
-        global _requeue_started
         signum, frame = self._pending
         self._pending = None
         trainer.save_checkpoint(str(self.ckpt_path))
         log.warning(f"[tunelab] saved {self.ckpt_path} at step {trainer.global_step}; handing over to "
                     f"submitit to requeue the job")
-        _requeue_started = True
+        mark_requeue_started()  # the job's results.json stays running (tunelab.ops.interrupt)
         self._submitit(signum, frame)  # requeues and exits (SystemExit), or raises if it may not
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
@@ -106,8 +100,7 @@ class PreemptCheckpoint(L.Callback):
         signal.signal(self._sig, self._submitit)
         self._sig = None
         if self._pending:
-            global _requeue_started
             signum, frame = self._pending
             self._pending = None
-            _requeue_started = True
+            mark_requeue_started()
             self._submitit(signum, frame)

@@ -7,7 +7,6 @@ for bit where the checkpoint was taken.
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 from pathlib import Path
@@ -20,16 +19,6 @@ import torch
 log = logging.getLogger("tunelab")
 
 LAST_CKPT = "last.ckpt"
-
-
-def job_already_ok(out_dir: Path) -> Optional[dict]:
-    """The job's results.json if it says ok (resume=auto skips such jobs), else None."""
-    p = Path(out_dir) / "results.json"
-    try:
-        rec = json.loads(p.read_text())
-    except (OSError, ValueError):
-        return None
-    return rec if isinstance(rec, dict) and rec.get("status") == "ok" else None
 
 
 def last_checkpoint(out_dir: Path, subdir: str = "checkpoints") -> Optional[Path]:

@@ -25,10 +25,11 @@ from tunelab.report.cost import group_costs
 from tunelab.report.examples import N_BOOT_PAIRED, example_level, positive_index_of
 from tunelab.report.header import make_header
 from tunelab.report.latex import latex_tables
-from tunelab.report.merge import collect_dirs
+from tunelab.report.merge import collect_dirs, several_sweeps_message
 from tunelab.report.paired import EXACT_BELOW
 from tunelab.report.model import Comparisons, Counts, Group, MetricSection, Methods, Report, Run
-from tunelab.report.plots import PLOT_GLOB, expected_max_plot_name, plot_expected_max, plot_metric, plot_name
+from tunelab.report.plots import (PLOT_GLOB, expected_max_plot_name, no_result, plot_expected_max, plot_metric,
+                                  plot_name)
 from tunelab.report.reliability import PLOT_PREFIX, plot_reliability, reliability_plot_name
 from tunelab.report.render import render_csv, render_markdown
 
@@ -62,6 +63,9 @@ def _dirs(sweep_dir) -> list[Path]:
     for d in dirs:
         if not d.is_dir():
             raise ReportError(f"sweep dir '{d}' does not exist or is not a directory")
+        several = several_sweeps_message(d)
+        if several:
+            raise ReportError(several)
     return dirs
 
 
@@ -166,7 +170,8 @@ def write_report(sweep: Path, report: Report, groups: dict[str, list[Job]], *, l
         plot_metric(sweep / plot_name(metric), metric, report, groups)
         report.files[f"plot:{metric}"] = str(sweep / plot_name(metric))
         if report.metrics[metric].expected_max:
-            plot_expected_max(sweep / expected_max_plot_name(metric), metric, report.metrics[metric].expected_max)
+            plot_expected_max(sweep / expected_max_plot_name(metric), metric, report.metrics[metric].expected_max,
+                              no_result(groups, metric))
             report.files[f"expected_max:{metric}"] = str(sweep / expected_max_plot_name(metric))
     for g, arm in (report.calibration.arms.items() if report.calibration else ()):
         if arm.pooled_bins is not None:

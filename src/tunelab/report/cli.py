@@ -61,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"tunelab report: error: {exc}", file=sys.stderr)
         return 2
     c = report.counts
+    print(f"read {len(args.sweep_dir)} sweep dir(s): {', '.join(args.sweep_dir)}")
     print(f"{c.jobs} job dirs: {c.ok} ok, {c.failed} failed, {c.interrupted} interrupted, "
           f"{c.missing} without results.json, "
           f"{c.corrupt} corrupt, {c.degenerate} degenerate; {len(report.groups)} group(s)")

@@ -74,13 +74,27 @@ def load_job(job_dir: Path, sweep_dir: Path) -> Job:
         return Job(name, job_dir, "interrupted", _overrides_of(data, hydra_overrides), result=data,
                    problem=f"results.json still says running (started {data.get('started_at')}): the job "
                            f"was killed before it finished, or is still running")
-    if not isinstance(data, dict) or data.get("status") not in ("ok", "failed"):
+    if not isinstance(data, dict) or data.get("status") not in ("ok", "failed", "interrupted"):
         return Job(name, job_dir, "corrupt", hydra_overrides,
-                   problem="results.json has no status 'ok' or 'failed'")
+                   problem="results.json has no status 'ok', 'failed' or 'interrupted'")
     job = Job(name, job_dir, data["status"], _overrides_of(data, hydra_overrides), result=data)
-    if job.state == "failed":
+    if job.state != "ok":  # failed, or stopped by SIGINT/SIGTERM (tunelab.ops.interrupt)
         job.problem = _error_text(data.get("error"))
+    elif (bad := _not_a_result(data.get("metrics"))) is not None:
+        job.state, job.problem = "corrupt", f"results.json says ok, but {bad}"
     return job
+
+
+def _not_a_result(metrics: Any) -> str | None:
+    """Why an ok record's metrics are no result (not a dict, a value that is not a number), or
+    None. Such a run is listed under Problems, not counted ok with no value. (null is a value
+    the JSON writer leaves for NaN/inf: the report notes those per metric.)"""
+    if not isinstance(metrics, dict):
+        return f"its metrics are {type(metrics).__name__}, not a dict"
+    for k, v in metrics.items():
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+            return f"its metric {k} is {v!r}, not a number"
+    return None
 
 
 def _overrides_of(data: dict, hydra_overrides: list[str] | None) -> list[str] | None:

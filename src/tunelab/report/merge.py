@@ -18,10 +18,44 @@ it came from; with one dir they are unchanged.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Sequence
 
-from tunelab.report.collect import Job, find_job_dirs, group_jobs, load_job, parse_overrides
+from tunelab.report.collect import Job, find_job_dirs, group_jobs, load_job, natural_key, parse_overrides
+
+
+def _is_sweep(d: Path) -> bool:
+    from tunelab.ops.sweepdir import DEFINITION
+
+    return (d / DEFINITION).is_file() or (d / "multirun.yaml").is_file()
+
+
+def sweeps_below(parent: Path) -> list[Path]:
+    """The sweep dirs below ``parent`` (not ``parent`` itself; none inside a sweep or a job dir)."""
+    found = []
+    for root, dirs, files in os.walk(parent):
+        here = Path(root)
+        if here != parent and (_is_sweep(here) or "results.json" in files or (here / ".hydra").is_dir()):
+            if _is_sweep(here):
+                found.append(here)
+            dirs[:] = []
+            continue
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+    return sorted(found, key=lambda p: natural_key(p.relative_to(parent).as_posix()))
+
+
+def several_sweeps_message(d: Path) -> str | None:
+    """A sentence when ``d`` is no sweep but holds several: their runs are not one study, and
+    merging them silently grouped unrelated sweeps by whatever differed (``logger``)."""
+    if _is_sweep(d):
+        return None
+    below = sweeps_below(d)
+    if len(below) < 2:
+        return None
+    names = " ".join(str(p) for p in below[:6]) + (" ..." if len(below) > 6 else "")
+    return (f"'{d}' is not a sweep but holds {len(below)} sweeps: name the ones to report (several named "
+            f"dirs are merged into one report), e.g. tunelab report {names}")
 
 
 def _identity(job: Job):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -30,14 +31,52 @@ def plot_name(metric: str) -> str:
     return f"boxplot_{slug(metric)}.png"
 
 
+def no_result(groups: Groups, metric: str) -> dict[str, str]:
+    """Per group, the mark of its runs that gave no value for ``metric`` (failed, interrupted,
+    missing, corrupt, or ok without it): ``"3 failed"``, ``"no result (3 failed)"`` when none
+    did. Every plot shows it, so a failed group is never an empty column or a missing line."""
+    marks = {}
+    for g, jobs in groups.items():
+        n_bad = len(jobs) - len(group_values(jobs, metric))
+        if n_bad:
+            marks[g] = f"{n_bad} failed" if group_values(jobs, metric) else f"no result ({n_bad} failed)"
+    return marks
+
+
+def _wrapped(label: str, width: int = 22) -> str:
+    """A group label on lines of about ``width`` characters, broken after its commas (then
+    anywhere), so that no label is wider than its column and none is cut off."""
+    parts = [p + "," for p in label.split(",")]
+    parts[-1] = parts[-1][:-1]
+    lines, line = [], ""
+    for part in parts:
+        if line and len(line) + len(part) > width:
+            lines.append(line)
+            line = ""
+        line += part
+    lines.append(line)
+    return "\n".join(textwrap.fill(x, width, break_on_hyphens=False) for x in lines)
+
+
 def plot_metric(path: Path, metric: str, report: Report, groups: Groups) -> None:
-    """Box plot per group with each seed as a jittered point (degenerate: red x) and the
-    majority baseline as a dashed line."""
+    """Box plot per group with each seed as a jittered point (degenerate: red x), the majority
+    baseline as a dashed line, and under each group the runs that gave no value (red)."""
+    fig = box_figure(metric, report, groups)
+    # bbox_inches="tight" as well: whatever is still outside the figure is saved, never cut off
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110, bbox_inches="tight"), binary=True,
+                 what="box plot ")
+
+
+def box_figure(metric: str, report: Report, groups: Groups):
+    """The figure :func:`plot_metric` saves (a matplotlib ``Figure`` on an Agg canvas)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     labels = list(groups)
-    fig = Figure(figsize=(max(4.0, 1.3 * len(labels) + 2), 4.2))
+    ticks = [_wrapped(g) for g in labels]
+    widest = max(len(line) for t in ticks for line in t.splitlines())
+    lines = max(t.count("\n") for t in ticks)
+    fig = Figure(figsize=(max(4.0, len(labels) * max(1.3, 0.075 * widest) + 1.5), 4.2 + 0.13 * lines))
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     rng = np.random.default_rng(0)
@@ -55,14 +94,22 @@ def plot_metric(path: Path, metric: str, report: Report, groups: Groups) -> None
                      else dict(marker="o", color="tab:blue", s=18, alpha=0.8))
             ax.scatter([x], [v], zorder=3, **style)
     _draw_baseline(ax, [report.baseline_value(g, metric) for g in labels])
-    long = max(map(len, labels)) > 12
+    marks = no_result(groups, metric)
+    for i, g in enumerate(labels):
+        if g in marks:  # in axes-fraction height: placed the same whatever the metric's range
+            empty = not data[i][1]
+            ax.text(i, 0.5 if empty else 0.02, marks[g].replace(" (", "\n("), transform=ax.get_xaxis_transform(),
+                    ha="center", va="center" if empty else "bottom", color="tab:red",
+                    fontsize=9 if empty else 7, fontweight="bold" if empty else "normal",
+                    bbox=dict(facecolor="white", edgecolor="none", alpha=0.8, pad=1), zorder=4)
     ax.set_xticks(range(len(labels)))
-    ax.set_xticklabels(labels, rotation=20 if long else 0, ha="right" if long else "center", fontsize=8)
+    ax.set_xticklabels(ticks, fontsize=8)
     ax.set_xlim(-0.6, len(labels) - 0.4)
     ax.set_ylabel(f"{metric} ({report.metrics[metric].name})")
-    ax.set_title(f"{metric} per group (points: seeds; red x: degenerate)", fontsize=9)
+    ax.set_title(f"{metric} per group (points: seeds; red x: degenerate; red text: runs without a value)",
+                 fontsize=8)
     fig.tight_layout()
-    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110), binary=True, what="box plot ")
+    return fig
 
 
 def _draw_baseline(ax, values: list[float | None]) -> None:
@@ -86,15 +133,18 @@ def expected_max_plot_name(metric: str) -> str:
     return f"expected_max_{slug(metric)}.png"
 
 
-def plot_expected_max(path: Path, metric: str, curves: dict) -> None:
+def plot_expected_max(path: Path, metric: str, curves: dict, marks: dict[str, str] | None = None) -> None:
     """Expected best score vs. number of runs, one line per group with its bootstrap band;
-    test on the left and, where the runs have it, validation on the right."""
+    test on the left and, where the runs have it, validation on the right. ``marks``
+    (:func:`no_result`): groups with runs that gave no value, named in the legend in red."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    marks = marks or {}
     kinds = [k for k in ("test", "val") if any(k in c for c in curves.values())]
     fig = Figure(figsize=(5.0 * len(kinds), 4.0))
     FigureCanvasAgg(fig)
+    red = {f"{g} ({m})" for g, m in marks.items()} | {f"{g}: {m}" for g, m in marks.items()}
     for pos, kind in enumerate(kinds, start=1):
         ax = fig.add_subplot(1, len(kinds), pos)
         for i, (group, by_kind) in enumerate(curves.items()):
@@ -102,13 +152,21 @@ def plot_expected_max(path: Path, metric: str, curves: dict) -> None:
             if c is None or not c.n:
                 continue
             color = f"C{i % 10}"
-            ax.plot(c.n, c.mean, marker="o", ms=3, color=color, label=group)
+            label = f"{group} ({marks[group]})" if group in marks else group
+            ax.plot(c.n, c.mean, marker="o", ms=3, color=color, label=label)
             if len(c.n) > 1:
                 ax.fill_between(c.n, c.low, c.high, color=color, alpha=0.15, linewidth=0)
+        for group, mark in marks.items():
+            if group not in curves:  # no curve to draw: a red x in the legend says why
+                ax.plot([], [], linestyle="none", marker="x", color="tab:red", label=f"{group}: {mark}")
         name = next((by_kind[kind].metric for by_kind in curves.values() if kind in by_kind), metric)
         ax.set_xlabel("number of runs n")
         ax.set_ylabel(f"expected max {name}")
         ax.set_title(f"{kind}: E[max of n runs] (Tang et al. 2020) ± bootstrap band", fontsize=8)
-        ax.legend(loc="lower right", fontsize=7)
+        legend = ax.legend(loc="lower right", fontsize=7)
+        for text in legend.get_texts():
+            if text.get_text() in red:
+                text.set_color("tab:red")
     fig.tight_layout()
-    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110), binary=True, what="expected-max plot ")
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110, bbox_inches="tight"), binary=True,
+                 what="expected-max plot ")

@@ -97,7 +97,8 @@ def _groups_section(report: Report) -> str:
 def _problems_section(report: Report) -> str:
     out = ["## Problems (every job that did not give a result, by name)", ""]
     for state, title in (("failed", "Failed runs (status failed)"),
-                         ("interrupted", "Interrupted runs (results.json still says running)"),
+                         ("interrupted", "Interrupted runs (stopped by Ctrl-C/SIGTERM, or killed: results.json still "
+                                         "says running)"),
                          ("missing", "Job dirs without results.json"),
                          ("corrupt", "Job dirs with a corrupt results.json")):
         bad = report.runs_in(state)
@@ -106,6 +107,16 @@ def _problems_section(report: Report) -> str:
             out.append(md_table(["job", "group", "seed", "error"],
                                 [(f"`{r.name}`", f"`{r.group}`", r.seed if r.seed is not None else "n/a",
                                   r.problem) for r in bad]) + "\n")
+    # Ok runs that give no value for a reported metric are left out of its statistics: say which.
+    lacking = [(r, m) for m in report.metrics for r in report.runs_in("ok")
+               if r.metrics.get(m) is None or not math.isfinite(r.metrics[m])]
+    out.append(f"### Ok runs without a value for a reported metric: {len(lacking)}\n")
+    if lacking:
+        out.append(md_table(["job", "group", "seed", "error"],
+                            [(f"`{r.name}`", f"`{r.group}`", r.seed if r.seed is not None else "n/a",
+                              f"{m} is {r.metrics[m]}: left out of its statistics" if m in r.metrics else
+                              f"no {m} in results.json (absent, or null for NaN/inf): left out of its statistics")
+                             for r, m in lacking]) + "\n")
     return "\n".join(out)
 
 

@@ -17,6 +17,7 @@ one sentence naming the key, the value and the fix.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import field
 from typing import Any, Optional
 
@@ -58,7 +59,9 @@ def check_field(path: str, value: Any, meta: Any) -> None:
     rng = meta.get("range")
     if rng is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
         lo, hi, lo_open, hi_open, hint = rng
-        bad = value != value  # NaN is in no range
+        if not math.isfinite(value):  # NaN is in no range, and no setting means infinity
+            raise ConfigError(f"{path}={value} must be a finite number {_interval(lo, hi, lo_open, hi_open)}{hint}.")
+        bad = False
         if lo is not None:
             bad = bad or (value <= lo if lo_open else value < lo)
         if hi is not None:
