@@ -5,6 +5,7 @@
     python bench/run.py bf16     # E: A, and C in 32-true vs bf16-mixed
     python bench/run.py dropout  # D0, D1 and C in bf16, each with torch's dropout and trainer.fast_dropout
     python bench/run.py sweep    # F: a 6-job sweep serial vs side by side (hydra/launcher=parallel)
+    python bench/run.py mfu      # peak GEMM (fp32, bf16) and each variant's model FLOP/s: an MFU for CPUs
 
 Every measurement is a process of its own, repeats are interleaved, and a result is marked
 ``final`` only on a quiet machine (``bench/harness.py``). ``--wait-idle 120`` waits up to two
@@ -44,7 +45,19 @@ SUITES = {
                  ("C16f", ["--variant", "C", "--precision", "bf16-mixed", "--fast-dropout"])],
                 [("D1/D0", "D1", "D0"), ("D1f/D0f", "D1f", "D0f"), ("D0f/D0", "D0f", "D0"),
                  ("D1f/D1", "D1f", "D1"), ("C16f/C16", "C16f", "C16")]),
+    # The CPU's limit: peak matmul rates (P32, P16: bench/flops.py) and the training variants
+    # whose model FLOP/s are set against them (A and D in fp32, C in both precisions).
+    "mfu": ([("P32", ["--variant", "PEAK", "--precision", "32-true"]),
+             ("P16", ["--variant", "PEAK", "--precision", "bf16-mixed"]),
+             ("A", ["--variant", "A", "--precision", "32-true"]),
+             ("C32", ["--variant", "C", "--precision", "32-true"]),
+             ("C16", ["--variant", "C", "--precision", "bf16-mixed"]),
+             ("D0", ["--variant", "D0", "--precision", "32-true"]),
+             ("D1", ["--variant", "D1", "--precision", "32-true"])],
+            [("C16/C32", "C16", "C32"), ("D1/D0", "D1", "D0")]),
 }
+# the PEAK variant of each precision in a suite (their runs time GEMMs, not training steps)
+PEAKS = {"32-true": "P32", "bf16-mixed": "P16"}
 # Suites with D1: the prefix cache is built by an untimed D1 run first (steady state).
 PREFIX_SUITES = ("prefix", "dropout")
 
@@ -70,6 +83,9 @@ def step_suite(args) -> dict:
         specs = [s for s in specs if s[0] in keep]
     cache = Path(args.cache_dir or tempfile.mkdtemp(prefix="tunelab-bench-cache-"))
     variants = {name: [sys.executable, VARIANTS, *flags, *variant_flags(args)] for name, flags in specs}
+    if args.gemm_size:
+        variants = {n: c + (["--gemm-size", str(args.gemm_size)] if n in PEAKS.values() else [])
+                    for n, c in variants.items()}
     env = {"TUNELAB_CACHE": str(cache)}
     cached = [n for n in variants if n.startswith("D1")]  # D1, D1f: read the prefix cache
     if cached:
@@ -77,7 +93,7 @@ def step_suite(args) -> dict:
         print("building the prefix cache (untimed) ...", flush=True)
         H.run_child(variants[cached[0]], env=env)
     runs = H.interleave(variants, args.repeats, env_of=lambda n, i: env)
-    summary = H.summarize(runs, "samples_per_s")
+    summary = H.summarize({n: r for n, r in runs.items() if n not in PEAKS.values()}, "samples_per_s")
     ratios = {k: H.ratio(summary, a, b) for k, a, b in ratio_specs}
     extra = {}
     if args.suite in PREFIX_SUITES:
@@ -92,6 +108,10 @@ def step_suite(args) -> dict:
                 args.model: layer_flops_ratio(n_layers, trained), "bert_base (12 layers)": layer_flops_ratio(12, trained)}
         extra["prefix_cache"] = next((r.get("prefix_cache") for n in cached for r in runs[n] if r.get("prefix_cache")),
                                      None)
+    if any(n in PEAKS.values() for n in runs):
+        from flops import mfu_table
+
+        extra["mfu"] = mfu_table(runs, PEAKS)
     return {"runs": runs, "summary": summary, "ratios": ratios, "unit": "samples/s", **extra}
 
 
@@ -146,6 +166,7 @@ def main(argv=None) -> dict:
                     help="sweep suite: the train.py -m overrides (default: 6 jobs of the default run)")
     ap.add_argument("--jobs", default="2", help="sweep suite: jobs side by side, e.g. 2,3")
     ap.add_argument("--timeout", type=float, default=None, help="sweep suite: seconds per sweep")
+    ap.add_argument("--gemm-size", type=int, default=0, help="mfu suite: n of the peak n x n GEMM (default 2048)")
     ap.add_argument("--wait-idle", type=float, default=0, help="wait up to this many s for load1 <= 0.5")
     ap.add_argument("--name", default=None, help="results file name (default: the suite)")
     args = ap.parse_args(argv)
@@ -158,6 +179,10 @@ def main(argv=None) -> dict:
     result = {"suite": args.suite, "args": vars(args), "machine": H.machine(), "verdict": verdict,
               "seconds": time.time() - t0, **body}
     H.print_table(body["summary"], body["ratios"], verdict, body["unit"])
+    if body.get("mfu"):
+        from flops import print_mfu
+
+        print_mfu(body["mfu"])
     for k, v in body.items():
         if k.startswith("expected"):
             print(f"{k}: " + ", ".join(f"{m} {x:.2f}" for m, x in v.items()))

@@ -16,7 +16,9 @@ Variants (same model, data and batch size):
   C   tunelab through Lightning (``Trainer.fit`` on ``SequenceClassifier`` + ``TextDataModule``);
   D0  C with ``freeze=last2`` (frozen prefix recomputed every step: the uncached path);
   D1  ``freeze=last2`` on cached prefix states (``tunelab.models.cache.prefix_module``), steady state:
-      the cache is built (or read) before the timed steps, and its build time reported apart.
+      the cache is built (or read) before the timed steps, and its build time reported apart;
+  PEAK  no training: the machine's peak matmul rate in the precision's dtype (``bench/flops.py``),
+      the denominator of each variant's MFU (``model_flops_per_s``, recorded by every variant but A0).
 Precision (``--precision``) applies to every variant: E compares C in 32-true and bf16-mixed.
 """
 
@@ -64,7 +66,7 @@ def compose(overrides):
     return cfg
 
 
-# --------------------------------------------------------------------------- devices / flops
+# --------------------------------------------------------------------------- devices
 
 
 class Device:
@@ -94,13 +96,6 @@ class Device:
             import torch
 
             torch.cuda.synchronize()
-
-
-def train_flops_per_token(config, seq_len: float) -> float:
-    """≈ 6·N (dense matmuls, fwd+bwd) + attention 12·L·h·s per token (Kaplan et al. / PaLM)."""
-    h, L, inter = config.hidden_size, config.num_hidden_layers, config.intermediate_size
-    n_dense = L * (4 * h * h + 2 * h * inter)  # Q,K,V,O + FFN (embeddings are lookups)
-    return 6 * n_dense + 12 * L * h * seq_len
 
 
 # --------------------------------------------------------------------------- variants
@@ -136,7 +131,7 @@ class Timer:
     def reset(self):
         self.i = 0
         self.t0 = self.t1 = None
-        self.samples = self.real = self.padded = 0
+        self.samples = self.real = self.padded = self.padded_x_len = 0
 
     def before(self):
         if self.i == self.warmup:
@@ -149,6 +144,7 @@ class Timer:
             self.samples += attention_mask.shape[0]
             self.real += int(attention_mask.sum())
             self.padded += attention_mask.numel()
+            self.padded_x_len += attention_mask.numel() * attention_mask.shape[-1]  # batch x len^2
         self.i += 1
         if self.i == self.warmup + self.steps:
             self.dev.sync()
@@ -164,7 +160,8 @@ class Timer:
         return {"seconds": dt, "cpu_seconds": cpu, "samples_per_cpu_s": self.samples / cpu,
                 "samples_per_s": self.samples / dt, "tokens_per_s": self.real / dt,
                 "padded_tokens_per_s": self.padded / dt, "padding_fraction": 1 - self.real / self.padded,
-                "mean_padded_len": self.padded / self.samples}
+                "mean_padded_len": self.padded / self.samples, "padded_tokens": self.padded,
+                "padded_x_len": self.padded_x_len}
 
 
 def plain_loop(model, opt, batches, timer: Timer, dev: Device):
@@ -313,7 +310,7 @@ def overrides_of(args) -> list[str]:
 
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--variant", required=True, choices=["A", "A0", "B", "C", "D0", "D1"])
+    ap.add_argument("--variant", required=True, choices=["A", "A0", "B", "C", "D0", "D1", "PEAK"])
     ap.add_argument("--model", default="minilm", help="conf/model name (minilm, bert_base, ...)")
     ap.add_argument("--data", default="tweets_sentiment", help="conf/data name")
     ap.add_argument("--batch-size", type=int, default=32)
@@ -328,6 +325,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--compile", action="store_true", help="torch.compile the models (GPU)")
     ap.add_argument("--cpu", action="store_true", help="ignore a GPU")
     ap.add_argument("--fast-dropout", action="store_true", help="trainer.fast_dropout=true (C, D0, D1)")
+    ap.add_argument("--gemm-size", type=int, default=2048, help="PEAK: n of the n x n GEMM")
+    ap.add_argument("--gemm-seconds", type=float, default=2.0, help="PEAK: seconds per timing (best of 5)")
     return ap
 
 
@@ -337,6 +336,11 @@ def run_variant(args) -> dict:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.variant == "PEAK":
+        from flops import peak_gemm
+
+        dtype = "bfloat16" if (args.precision or "32-true").startswith("bf16") else "float32"
+        return dict(peak_gemm(dtype, args.gemm_size, args.gemm_seconds), precision=args.precision or "32-true")
     dev = Device(args)
     cfg = compose(overrides_of(args))
     from tunelab.methods.shared.data import build_datamodule
@@ -372,10 +376,13 @@ def run_variant(args) -> dict:
     res.update(extra, setup_s=setup_s, rss_mb=rss_mb(), peak_rss_mb=peak_rss_mb(),
                torch_threads=torch.get_num_threads(), precision=dev.precision, device=dev.name,
                train_examples=len(splits.train))
-    if dev.cuda:
-        from tunelab.models.loading import load_config
+    from flops import variant_flops
 
-        res["train_flops_per_padded_token"] = train_flops_per_token(load_config(cfg.model), res["mean_padded_len"])
+    from tunelab.models.loading import load_config
+
+    res.update(variant_flops(load_config(cfg.model), args.variant, cfg.freeze, res))
+    if dev.cuda and res.get("model_flops"):
+        res["train_flops_per_padded_token"] = res["model_flops"] / res["padded_tokens"]  # throughput.py's GPU MFU
         res["peak_memory_gb"] = torch.cuda.max_memory_allocated() / 2**30
     return res
 

@@ -35,7 +35,8 @@ FAST = ["model=tiny", "logger=none", "data.max_train_samples=64", "data.max_eval
 
 # The longest tests (minutes: packaged model, SLURM, DDP, kill-and-resume, sweeps) go first, so
 # that with two workers (pytest-xdist) the short ones fill in around them and both finish together.
-_LONG_FILES = ("test_arms_learn.py", "test_end_to_end.py", "test_slurm.py", "test_resume.py", "test_ddp.py", "test_faults.py")
+_LONG_FILES = ("test_arms_learn.py", "test_end_to_end.py", "test_slurm.py", "test_resume.py", "test_ddp.py", "test_faults.py",
+               "test_adaptive_sweeper.py")
 
 
 def pytest_collection_modifyitems(items):
@@ -96,3 +97,12 @@ def cli(tmp_path):
     def _cli(*args, **kw):
         return run_cli(list(args), tmp_path, **kw)
     return _cli
+
+
+@pytest.fixture(scope="session")
+def family_dirs(tmp_path_factory):
+    """One tiny random-initialised Hugging Face folder per encoder family (tests/families.py),
+    built once per test session (per worker under xdist): ``{family: FamilyFolder}``."""
+    from families import build_all
+
+    return build_all(tmp_path_factory.mktemp("families"))

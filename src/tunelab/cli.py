@@ -31,12 +31,22 @@ def _status(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=status.run)
 
 
+def _replay(sub: argparse._SubParsersAction) -> None:
+    import tunelab.replay as replay
+
+    p = sub.add_parser("replay", help="replay the adaptive seed rule on a fixed study's results (CPU, agreement, A/A)",
+                       description=replay.__doc__.splitlines()[0])
+    replay.add_arguments(p)
+    p.set_defaults(func=replay.run)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser with every subcommand registered (add new ones here)."""
     parser = argparse.ArgumentParser(prog="tunelab", description="tunelab: studies of BERT fine-tuning")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _report(sub)
     _status(sub)
+    _replay(sub)
     return parser
 
 

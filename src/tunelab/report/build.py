@@ -14,6 +14,7 @@ from typing import Sequence
 from tunelab.errors import TunelabError
 from tunelab.io import atomic_write, write_json
 from tunelab.report import analysis, claims
+from tunelab.report.adaptive import adaptive_study
 from tunelab.report.baseline import group_baseline, id_ood_baseline
 from tunelab.report.calibration import calibration_section
 from tunelab.report.cd_diagram import PLOT_PREFIX as CD_PREFIX, cd_plot_name, plot_cd
@@ -131,6 +132,7 @@ def build_report(sweep_dir, reference: str | None = None, metrics: Sequence[str]
         calibration=calibration_section(ok_groups),
         ood=ood_section(ok_groups, positive_index_of(jobs), level=level, n_boot=paired_boot, by_data=by_data,
                         baseline=id_ood_baseline),
+        adaptive=adaptive_study(dirs),
     )
     for metric in chosen:
         report.metrics[metric] = MetricSection(

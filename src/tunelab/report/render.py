@@ -20,6 +20,7 @@ from tunelab.report.render_datasets import datasets_section
 from tunelab.report.render_ood import ood_section
 from tunelab.report.model import BASELINE_OF, Comparison, MetricSection, Report, Summary
 from tunelab.report import render_study
+from tunelab.report.render_adaptive import adaptive_section
 from tunelab.report.plots import plot_name
 
 # =============================================================================== markdown
@@ -46,6 +47,7 @@ def render_markdown(report: Report) -> str:
         _problems_section(report),
         _degenerate_section(report),
         _baseline_section(report),
+        adaptive_section(report.adaptive),
     ]
     for metric, entry in report.metrics.items():
         parts.append(_metric_section(report, metric, entry))
