@@ -76,6 +76,12 @@ class DataConfig:
     positive_label: Optional[str] = None
     # Keep only rows of this sub-domain (packaged tweets: airline, deflategate, ...).
     domain: Optional[str] = None
+    # An out-of-domain test split (tunelab.data.ood), scored by every evaluating job as test_ood/*:
+    # topics of the same corpus left out of train, validation and the in-domain test
+    # (``ood_domains: [apple, coachella]``), or another file of the same format and labels
+    # (``ood_test_path``); one or the other.
+    ood_domains: List[str] = field(default_factory=list)
+    ood_test_path: Optional[str] = None
     # Downsample every class to the rarest one's count (seeded by split_seed) before splitting,
     # so always guessing one class scores 1/k. For sub-domains whose labels are 80/20: there a
     # model that learned nothing scores 0.80 and a stage that flips the prior "forgets" by it.

@@ -290,7 +290,7 @@ def hydra_main(cfg: DictConfig) -> Optional[float]:
             sweep_summary(ctx.sweep_dir)
         sys.exit(interrupt.exit_code())
     m = record.get("metrics", {})
-    shown = {k: round(v, 4) for k, v in m.items() if k.startswith("test/") and isinstance(v, (int, float))}
+    shown = {k: round(v, 4) for k, v in m.items() if k.startswith(("test/", "test_ood/")) and isinstance(v, (int, float))}
     log.info(f"[tunelab] test metrics: {shown}")
     if record.get("majority_rate") is not None:
         log.info(f"[tunelab] majority-class accuracy on the same test split: {record['majority_rate']:.4f}")

@@ -95,7 +95,8 @@ def build_trainer(cfg: DictConfig, out_dir: Path, logger, *, monitor: Optional[s
 
 
 def fit_and_test(cfg: DictConfig, trainer, module, dm, *, ckpt_path=None) -> dict:
-    """Train, then test the best checkpoint (or the final weights when there is none)."""
+    """Train, then test the best checkpoint (or the final weights when there is none), and the
+    same weights on the out-of-domain split when the data have one (:func:`test_ood`)."""
     trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
     # Validation metrics of the last epoch; the test below replaces callback_metrics.
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
@@ -107,7 +108,24 @@ def fit_and_test(cfg: DictConfig, trainer, module, dm, *, ckpt_path=None) -> dic
                 metrics[f"{cb.monitor}_best"] = float(cb.best_model_score)
     trainer.test(module, datamodule=dm, ckpt_path=best if best else None, verbose=False)
     metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
+    metrics.update(test_ood(trainer, module, dm))
     return metrics
+
+
+def test_ood(trainer, module, dm) -> dict:
+    """``test_ood/*``: one more test pass, on the out-of-domain loader (``dm.ood_dataloader()``,
+    tunelab.data.ood), of the weights the in-domain test just scored (no checkpoint is loaded
+    again). The module logs under the split it is told (``test_split``); the in-domain pass and
+    its numbers are untouched. Nothing without an OOD split."""
+    loader = dm.ood_dataloader() if hasattr(dm, "ood_dataloader") else None
+    if loader is None:
+        return {}
+    module.test_split = "test_ood"
+    try:
+        trainer.test(module, dataloaders=loader, verbose=False)
+    finally:
+        module.test_split = "test"
+    return {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test_ood/")}
 
 
 def tidy_checkpoints(cfg: DictConfig, out_dir: Path, subdir: str = "checkpoints") -> None:

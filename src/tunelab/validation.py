@@ -128,6 +128,10 @@ def check_combination(cfg: Any) -> None:
                               f"task=seq_cls (task={task} labels tokens/words): drop augment=.")
     # The freeze policy's own rules (tunelab.models.policy: the one reading of ``freeze``).
     check_policy(policy_of(cfg), method=method, task=task, strategy=strategy, augment=augment)
+    # The out-of-domain test split's own rules (tunelab.data.ood).
+    from tunelab.data import ood
+
+    ood.check(cfg, method)
 
 
 def check_adapt(a: Any) -> None:

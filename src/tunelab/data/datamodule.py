@@ -248,7 +248,7 @@ class TextDataModule(L.LightningDataModule):
         if self.tokenized:
             return
         splits = self.load()
-        for name in ("train", "val", "test"):
+        for name in splits.names:
             df = getattr(splits, name)
             if len(df):
                 self.tokenized[name] = self._tokenize_split(name, df)
@@ -325,3 +325,8 @@ class TextDataModule(L.LightningDataModule):
 
     def test_dataloader(self):
         return self._loader("test", train=False)
+
+    def ood_dataloader(self):
+        """The out-of-domain test split's loader (tunelab.data.ood), None without one: not a
+        Lightning hook; ``tunelab.training`` runs a second test pass on it."""
+        return self._loader("test_ood", train=False) if "test_ood" in self.tokenized else None

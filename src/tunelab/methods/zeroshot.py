@@ -131,19 +131,27 @@ def run(cfg: DictConfig, ctx) -> dict:
     score_fn = nli_scores if z.nli_model else embedding_scores
     pos = positive_index(names, cfg.data)
 
+    from tunelab import predictions
+
     metrics: dict[str, float] = {}
     todo = [("test", splits.test)] + ([("val", splits.val)] if z.eval_val and len(splits.val) else [])
+    if splits.test_ood is not None:  # the out-of-domain test (tunelab.data.ood), its predictions kept
+        todo.append(("test_ood", splits.test_ood))
     test_pred: Optional[np.ndarray] = None
     mean_margin = None
+    others = {}
     for split, df in todo:
         scores = score_fn(df["text"].astype(str).tolist(), prompts, cfg)
         pred = scores.argmax(1)
-        metrics.update(classification_scores(df["label"].to_numpy(), pred, len(names), pos, split))
+        gold = df["label"].to_numpy()
+        metrics.update(classification_scores(gold, pred, len(names), pos, split))
         if split == "test":
             test_pred = pred
             top2 = np.sort(scores, axis=1)[:, -2:] if len(names) > 1 else None
             mean_margin = float((top2[:, 1] - top2[:, 0]).mean()) if top2 is not None else None
-    rec = baseline_record(splits, metrics, test_pred, 0, {
+        elif split == "test_ood":
+            others[split] = predictions.for_classes(np.arange(len(gold)), gold, pred, names)
+    rec = baseline_record(splits, metrics, test_pred, 0, others=others, extra={
         "zeroshot": {"method": method, "prompts": prompts, "pooling": z.pooling,
                      "nli_model": z.nli_model, "mean_top2_margin": mean_margin}})
     from tunelab.models.plan import fixed_record

@@ -25,6 +25,9 @@ class EncoderModule(L.LightningModule):
     """Base: AdamW with linear warmup/decay, layer-wise lr decay, freeze policies."""
 
     kind = "encoder"
+    # The split a test pass scores and logs under: "test", or "test_ood" while tunelab.training
+    # runs the out-of-domain pass on the same weights (tunelab.data.ood).
+    test_split = "test"
 
     def __init__(self, model, *, plan, optim_cfg: Any, label_names: Optional[list[str]] = None, log=print):
         """``plan`` (tunelab.models.plan.make_plan) says what trains and at which rate; it has
@@ -144,15 +147,16 @@ class EncoderModule(L.LightningModule):
         self._eval_epoch_end("val")
 
     def test_step(self, batch, batch_idx):
-        self._eval_step(batch, "test")
+        self._eval_step(batch, self.test_split)
 
     def on_test_epoch_end(self):
-        self._eval_epoch_end("test")
+        self._eval_epoch_end(self.test_split)
 
     def _test_index(self, n_local: int, split: str = "test"):
         """Split row of each example this rank scored, in the order it scored them (the
         evaluation sampler is deterministic, so iterating it again replays the pass)."""
-        loader = getattr(self._trainer, f"{split}_dataloaders", None) if self._trainer is not None else None
+        stage = "val" if split == "val" else "test"  # test_ood is a test pass too
+        loader = getattr(self._trainer, f"{stage}_dataloaders", None) if self._trainer is not None else None
         if isinstance(loader, (list, tuple)):
             loader = loader[0] if loader else None
         return predictions.eval_order(loader)[:n_local] if loader is not None else range(n_local)
@@ -167,7 +171,7 @@ class SequenceClassifier(EncoderModule):
         super().__init__(model, **kw)
         self.num_labels, self.positive_index = num_labels, positive_index
         self._preds: dict[str, tuple[list, list, list]] = {}
-        for split in ("val", "test"):
+        for split in ("val", "test", "test_ood"):
             setattr(self, f"{split}_loss", MeanMetric())
         # Validation predictions of the tested weights: temperature scaling (tunelab.calibration).
         self.kept_val = KeptValidation()
@@ -212,9 +216,11 @@ class SequenceClassifier(EncoderModule):
         preds = predictions.for_classes(index, y_true, y_pred, names, torch.stack(probs).numpy() if probs else None)
         if split == "val":
             self.kept_val.add(self.global_step, preds)
-        else:
+        elif split == "test":
             self.test_outputs["pred_class_counts"] = metrics.predicted_counts(y_pred, names)
             self.test_outputs["predictions"] = preds.with_split("val", self.kept_val.of_tested(self.global_step))
+        elif self.test_outputs.get("predictions") is not None:  # test_ood: after the test pass, same weights
+            self.test_outputs["predictions"].with_split(split, preds)
 
 
 class TokenClassifier(EncoderModule):

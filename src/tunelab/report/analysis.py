@@ -22,6 +22,8 @@ from tunelab.report.model import AsoResult, Comparison, Comparisons, GroupSummar
 # Shown when present: classification metrics, then curriculum (forgetting) metrics and the
 # cost of a continual-learning strategy.
 DEFAULT_METRICS = ("test/acc", "test/f1", "test/f1_macro",
+                   # the out-of-domain test split, where the runs have one (tunelab.data.ood)
+                   "test_ood/acc", "test_ood/f1", "test_ood/f1_macro",
                    "test/ACC", "test/BWT", "test/FWT", "params/trainable", "params/bytes_per_task")
 
 # metric key -> name used in the text; "F1" alone is ambiguous, so it is never written alone.
@@ -29,6 +31,9 @@ METRIC_NAMES = {
     "test/acc": "accuracy",
     "test/f1": "F1 (positive class)",
     "test/f1_macro": "macro F1",
+    "test_ood/acc": "out-of-domain accuracy",
+    "test_ood/f1": "out-of-domain F1 (positive class)",
+    "test_ood/f1_macro": "out-of-domain macro F1",
 }
 
 Groups = dict[str, list[Job]]

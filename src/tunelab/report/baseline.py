@@ -7,6 +7,7 @@ the same test split, and flags ok runs that predict one class or do not beat the
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import TYPE_CHECKING, Sequence
 
@@ -123,6 +124,27 @@ def group_baseline(jobs: Sequence[Job]) -> Baseline:
         notes.append("no majority_rate in results")
     out.note = "; ".join(notes)
     return out
+
+
+def _ood_view(result: dict | None) -> dict | None:
+    """A run's record as if its out-of-domain split (tunelab.data.ood) were its test split."""
+    extra = (result or {}).get("extra") or {}
+    counts, major = extra.get("test_ood_label_counts"), extra.get("majority_label")
+    if not isinstance(counts, dict) or not counts or major not in counts:
+        return None
+    n = sum(int(c) for c in counts.values())
+    return {**result, "majority_rate": int(counts[major]) / n if n else None, "n_examples": {"test": n},
+            "extra": {**extra, "test_label_counts": counts}}
+
+
+def id_ood_baseline(jobs: Sequence[Job]) -> dict[str, float | None]:
+    """A group's majority-class baseline on its in-domain test and on its out-of-domain split
+    (``acc_id``, ``acc_ood``, ``f1_macro_id``, ``f1_macro_ood``; the report's ``ood`` section)."""
+    ok = [j for j in jobs if j.state == "ok"]
+    ind = group_baseline(ok)
+    views = [dataclasses.replace(j, result=_ood_view(j.result)) for j in ok]
+    ood = group_baseline([v for v in views if v.result is not None])
+    return {"acc_id": ind.acc, "acc_ood": ood.acc, "f1_macro_id": ind.f1_macro, "f1_macro_ood": ood.f1_macro}
 
 
 def degenerate_reasons(job: Job) -> list[str]:

@@ -15,7 +15,7 @@ from tunelab.errors import TunelabError
 from tunelab.io import atomic_write, write_json
 from tunelab.report import analysis, claims
 from tunelab.report.adaptive import adaptive_study
-from tunelab.report.baseline import group_baseline
+from tunelab.report.baseline import group_baseline, id_ood_baseline
 from tunelab.report.calibration import calibration_section
 from tunelab.report.cd_diagram import PLOT_PREFIX as CD_PREFIX, cd_plot_name, plot_cd
 from tunelab.report.checklist import render_checklist
@@ -24,6 +24,7 @@ from tunelab.report.datasets import split_groups
 from tunelab.report.cost import group_costs
 from tunelab.report.examples import N_BOOT_PAIRED, example_level, positive_index_of
 from tunelab.report.header import make_header
+from tunelab.report.ood import ood_section
 from tunelab.report.latex import latex_tables
 from tunelab.report.merge import collect_dirs, several_sweeps_message
 from tunelab.report.paired import EXACT_BELOW
@@ -51,7 +52,7 @@ def _methods(n_boot: int, aso: bool, aso_iterations: int, paired_boot: int) -> M
              f"Bonferroni over the pairs of a metric, seed 0)") if aso else None,
         paired=(f"McNemar (exact binomial below {EXACT_BELOW} discordant examples, else continuity-corrected "
                 f"chi-square; pooled over seed pairs by summing counts) and a paired bootstrap over test "
-                f"examples ({paired_boot} resamples, seed 0)"),
+                f"examples ({paired_boot} resamples, seed 0); the same on the out-of-domain examples"),
     )
 
 
@@ -133,6 +134,8 @@ def build_report(sweep_dir, reference: str | None = None, metrics: Sequence[str]
         examples=None if by_data else example_level(ok_groups, positive_index_of(jobs), level=level, n_boot=paired_boot),
         cost=group_costs(groups),
         calibration=calibration_section(ok_groups),
+        ood=ood_section(ok_groups, positive_index_of(jobs), level=level, n_boot=paired_boot, by_data=by_data,
+                        baseline=id_ood_baseline),
         adaptive=adaptive_study(dirs),
     )
     for metric in chosen:

@@ -25,7 +25,9 @@ from tunelab.report.jobs import Job, job_value, natural_key
 
 # Swept keys that choose which examples a run is trained and tested on.
 DATA_KEYS = ("data", "data.name", "data.path", "data.test_path", "data.val_path", "data.domain",
-             "data.hf_name", "data.hf_config", "data.split_seed")
+             "data.hf_name", "data.hf_config", "data.split_seed",
+             # held-out topics leave the in-domain splits too (tunelab.data.ood)
+             "data.ood_domains", "data.ood_test_path")
 # Metric names (last part) for which lower is better.
 LOWER_IS_BETTER = ("loss", "ece", "brier", "nll", "perplexity")
 

@@ -89,13 +89,20 @@ def read_predictions(job: Job, notes: list[str], if_missing: str = "") -> P.Pred
         return None
 
 
-def _load(groups: dict[str, list[Job]], notes: list[str]) -> dict[str, dict[tuple, P.Predictions]]:
-    """Per arm: seed key -> predictions, for the ok seq_cls runs on one shared split."""
+def _load(groups: dict[str, list[Job]], notes: list[str], split: str = "test") -> dict[str, dict[tuple, P.Predictions]]:
+    """Per arm: seed key -> predictions of ``split`` (test, or test_ood: another split the
+    predictions file keeps), for the ok seq_cls runs on one shared set of examples."""
     ref: P.Predictions | None = None
     out: dict[str, dict[tuple, P.Predictions]] = {}
     for group, jobs in groups.items():
         for job in (j for j in jobs if j.state == "ok"):
             p = read_predictions(job, notes, "left out of the paired statistics")
+            if p is not None and split != p.split:
+                p = p.other.get(split)
+                if p is None:
+                    notes.append(f"run {job.name} ({group}) kept no {split} predictions: left out of its paired "
+                                 f"statistics")
+                    continue
             if p is None:
                 continue
             if p.kind != "seq_cls":
@@ -136,10 +143,11 @@ def _row(a: str, b: str, label: str, gold, pa: np.ndarray, pb: np.ndarray, n_cla
 
 
 def example_level(groups: dict[str, list[Job]], positive_index: int = 1, *, level: float = 0.95,
-                  n_boot: int = N_BOOT_PAIRED) -> ExampleLevel:
-    """Ensembles and agreement per arm, then every pair of arms: each shared seed pair and pooled."""
+                  n_boot: int = N_BOOT_PAIRED, split: str = "test") -> ExampleLevel:
+    """Ensembles and agreement per arm, then every pair of arms: each shared seed pair and pooled.
+    ``split``: the predictions compared (``test_ood``: the out-of-domain split, ``report.ood``)."""
     out = ExampleLevel()
-    loaded = _load(groups, out.notes)
+    loaded = _load(groups, out.notes, split)
     if not loaded:
         out.notes.append("no predictions files: no example-level statistics")
         return out

@@ -26,6 +26,13 @@ def fmt_p(p) -> str:
     return f"{p:.2e}" if 0 < p < 1e-4 else f"{p:.4f}"
 
 
+def fmt_pm(mean, sd) -> str:
+    """``mean ± sd``; the mean alone when sd is unknown (one run), n/a without a mean."""
+    if fmt(mean) == "n/a":
+        return "n/a"
+    return f"{fmt(mean)} ± {fmt(sd)}" if fmt(sd) != "n/a" else fmt(mean)
+
+
 def fmt_ci(lo, hi) -> str:
     return "n/a" if fmt(lo) == "n/a" else f"[{fmt(lo)}, {fmt(hi)}]"
 

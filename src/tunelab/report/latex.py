@@ -122,10 +122,17 @@ def datasets_table(report: Report, metric: str) -> str:
     return _table("l" + "c" * (len(header) - 1), header, rows, footer, caption, _label(metric) + "-datasets")
 
 
+def _arm_cell(arm, key: str) -> str:
+    """An arm's ``mean[key] ± sd[key]`` (calibration, ID/OOD sections); -- when unknown."""
+    m, s = arm.mean.get(key, math.nan), arm.sd.get(key, math.nan)
+    if m is None or not math.isfinite(m):
+        return "--"
+    return num(m) + (f" $\\pm$ {num(s)}" if s is not None and math.isfinite(s) else "")
+
+
 def calibration_table(report: Report) -> str:
     sec = report.calibration
-    cell = (lambda a, k: "--" if not math.isfinite(a.mean.get(k, math.nan)) else
-            num(a.mean[k]) + (f" $\\pm$ {num(a.sd[k])}" if math.isfinite(a.sd.get(k, math.nan)) else ""))
+    cell = _arm_cell
     rows = [[r"\texttt{" + tex(g) + "}", str(a.n_runs), cell(a, "ece"), cell(a, "ece_ts"), cell(a, "brier"),
              cell(a, "nll"), num(a.ensemble.get("ece"))] for g, a in sec.arms.items()]
     caption = (f"Calibration on the test split: ECE ({sec.n_bins} equal-width bins) before and after temperature "
@@ -135,6 +142,24 @@ def calibration_table(report: Report) -> str:
                   "tab:tunelab-calibration")
 
 
+def ood_table(report: Report) -> str:
+    """In-domain vs out-of-domain per arm (``report.ood``) with the majority-class baseline."""
+    sec = report.ood
+    keys = ("acc_id", "acc_ood", "acc_drop", "f1_macro_id", "f1_macro_ood", "f1_macro_drop")
+    rows = [[r"\texttt{" + tex(g) + "}", str(a.n_runs), *(_arm_cell(a, k) for k in keys)] for g, a in sec.arms.items()]
+    base = {tuple(b.get(k) for k in keys if not k.endswith("drop")) for b in sec.baseline.values()}
+    footer = []
+    if len(base) == 1:
+        b = next(iter(sec.baseline.values()))
+        footer = [["majority class", "", num(b.get("acc_id")), num(b.get("acc_ood")), "",
+                   num(b.get("f1_macro_id")), num(b.get("f1_macro_ood")), ""]]
+    caption = ("In-domain (ID) and out-of-domain (OOD) accuracy and macro F1, and the drop ID $-$ OOD per run, "
+               "mean $\\pm$ sd over seeds ($n$ ok runs). Paired tests between arms on the OOD examples (McNemar, "
+               "paired bootstrap) are in the report.")
+    return _table("lrcccccc", ["Group", "$n$", "ID acc.", "OOD acc.", "drop", "ID macro F1", "OOD macro F1", "drop"],
+                  rows, footer, caption, "tab:tunelab-ood")
+
+
 def latex_tables(report: Report) -> str:
     """Every table, one after the other (a file to ``\\input``)."""
     parts = [f"% tunelab report of {tex(report.sweep_dir)} ({report.generated_at}); needs \\usepackage{{booktabs}}", ""]
@@ -142,4 +167,6 @@ def latex_tables(report: Report) -> str:
         parts.append(datasets_table(report, metric) if report.datasets else metric_table(report, metric))
     if report.calibration is not None:
         parts.append(calibration_table(report))
+    if report.ood is not None:
+        parts.append(ood_table(report))
     return "\n".join(parts)

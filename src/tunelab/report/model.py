@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # annotations only, and none of these imports this module
     from tunelab.report.expected_max import Curve
     from tunelab.report.header import Header
     from tunelab.report.jobs import Job
+    from tunelab.report.ood import OodSection
     from tunelab.report.variance import Decomposition
 
 STATES = ("ok", "failed", "interrupted", "missing", "corrupt")
@@ -234,6 +235,7 @@ class Report:
     cost: dict[str, Any] = field(default_factory=dict)  # group -> tunelab.report.cost.ArmCost
     calibration: CalibrationSection | None = None  # ECE, Brier, NLL per arm (tunelab.report.calibration)
     datasets: DatasetsSection | None = None  # a data sweep: arms x datasets, claims, ranks (tunelab.report.claims)
+    ood: OodSection | None = None  # in- vs out-of-domain per arm, paired OOD tests (tunelab.report.ood)
     adaptive: AdaptiveStudy | None = None  # hydra/sweeper=adaptive's rounds and decisions (tunelab.report.adaptive)
     files: dict[str, str] = field(default_factory=dict)  # filled when written: kind -> path
 

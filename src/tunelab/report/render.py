@@ -17,6 +17,7 @@ from tunelab.report.cost import cost_section
 from tunelab.report.formatting import fmt, fmt_ci, fmt_p, md_table
 from tunelab.report.render_calibration import calibration_section
 from tunelab.report.render_datasets import datasets_section
+from tunelab.report.render_ood import ood_section
 from tunelab.report.model import BASELINE_OF, Comparison, MetricSection, Report, Summary
 from tunelab.report import render_study
 from tunelab.report.render_adaptive import adaptive_section
@@ -52,6 +53,7 @@ def render_markdown(report: Report) -> str:
         parts.append(_metric_section(report, metric, entry))
     parts.append(cost_section(report.cost))
     parts.append(calibration_section(report))
+    parts.append(ood_section(report))
     parts.append(datasets_section(report))
     if not report.metrics:
         parts.append("## Metrics\n\nNo metric to report (no ok run has any of the metrics asked for).\n")

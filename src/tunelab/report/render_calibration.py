@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tunelab.report.formatting import fmt, md_table
+from tunelab.report.formatting import fmt, fmt_pm, md_table
 from tunelab.report.reliability import reliability_plot_name
 
 if TYPE_CHECKING:
@@ -12,10 +12,7 @@ if TYPE_CHECKING:
 
 
 def _pm(arm, key: str) -> str:
-    m, s = arm.mean.get(key), arm.sd.get(key)
-    if fmt(m) == "n/a":
-        return "n/a"
-    return f"{fmt(m)} ± {fmt(s)}" if fmt(s) != "n/a" else fmt(m)
+    return fmt_pm(arm.mean.get(key), arm.sd.get(key))
 
 
 def calibration_section(report: Report) -> str:

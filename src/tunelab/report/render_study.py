@@ -116,21 +116,22 @@ def examples_section(report: Report) -> str:
                 "These tests hold the seeds "
                 "fixed and ask whether *these* runs differ on this test set; whether the arms differ across "
                 "seeds is the Welch test above.", "",
-                _paired_table(pooled, holm=True), ""]
+                paired_table(pooled, holm=True), ""]
         per_seed = [r for r in ex.pairs if not r.seeds.startswith("pooled")]
         if per_seed:
-            out += ["Per seed pair (init/order):", "", _paired_table(per_seed, holm=False), ""]
+            out += ["Per seed pair (init/order):", "", paired_table(per_seed, holm=False), ""]
     if ex.notes:
         out += [f"- {n}" for n in ex.notes] + [""]
     return "\n".join(out)
 
 
-def _paired_table(rows, *, holm: bool) -> str:
+def paired_table(rows, *, holm: bool, keys=SCORES) -> str:
+    """The paired tests' table (``keys``: the score keys of the bootstrap differences, acc, F1, macro F1)."""
     header = ["A", "B", "seeds", "A✓B✗", "A✗B✓", "McNemar p", *(["p (Holm)"] if holm else []),
               "Δ acc [CI]", "Δ F1 [CI]", "Δ macro F1 [CI]", "test"]
     return md_table(header, [
         (f"`{r.a}`", f"`{r.b}`", r.seeds, r.a_right_b_wrong, r.a_wrong_b_right, fmt_p(r.p),
-         *([fmt_p(r.p_holm)] if holm else []), *(_diff_cell(r.diffs.get(m)) for m in SCORES), r.test)
+         *([fmt_p(r.p_holm)] if holm else []), *(_diff_cell(r.diffs.get(m)) for m in keys), r.test)
         for r in rows])
 
 

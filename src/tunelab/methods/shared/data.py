@@ -84,13 +84,11 @@ def label_counts(splits) -> dict:
         return {}
     import numpy as np
 
-    train = np.bincount(splits.train["label"], minlength=len(names))
-    test = np.bincount(splits.test["label"], minlength=len(names))
-    return {
-        "majority_label": names[int(train.argmax())],
-        "train_label_counts": {n: int(c) for n, c in zip(names, train)},
-        "test_label_counts": {n: int(c) for n, c in zip(names, test)},
-    }
+    counts = {s: np.bincount(getattr(splits, s)["label"], minlength=len(names))
+              for s in splits.names if s != "val"}
+    return {"majority_label": names[int(counts["train"].argmax())],
+            # train_, test_ and (with an out-of-domain split) test_ood_label_counts
+            **{f"{s}_label_counts": {n: int(c) for n, c in zip(names, k)} for s, k in counts.items()}}
 
 
 def train_transform_of(cfg: DictConfig):

@@ -147,7 +147,7 @@ def fit_features(cfg: DictConfig, ctx, fc: Any, *, job_type: str, where: str, ca
     enc_seed = seed if fc.encoder_seed is None else int(fc.encoder_seed)
     t0 = time.time()
     X, hits = {}, {}
-    for split in ("train", "val", "test"):
+    for split in splits.names:
         df = getattr(splits, split)
         if len(df):
             arr, hits[split] = feats.cached_features_with_info(
@@ -160,7 +160,7 @@ def fit_features(cfg: DictConfig, ctx, fc: Any, *, job_type: str, where: str, ca
     t1 = time.time()
     converged = fit_quietly(model, X["train"], y_train)
     fit_s = time.time() - t1
-    metrics, pred, proba, val = evaluate(model, splits, X, n, pos)
+    metrics, pred, proba, others = evaluate(model, splits, X, n, pos)
     log_final(logger, metrics)
     clf = model.named_steps["clf"]
     n_params = clf.n_params if isinstance(clf, LinearHead) else int(clf.coef_.size + clf.intercept_.size)
@@ -176,7 +176,7 @@ def fit_features(cfg: DictConfig, ctx, fc: Any, *, job_type: str, where: str, ca
     log.info(f"[tunelab] features {fc.pooling} ({X['train'].shape[1]} dims, cache "
              f"{'hit' if cache_hit else 'miss'}, {feature_s:.1f} s) + {fc.classifier} {how}: fit in {fit_s:.1f} s")
     total = None if total_params is None else total_params + n_params
-    return baseline_record(splits, metrics, pred, n_params, extra, total=total, proba=proba, val=val)
+    return baseline_record(splits, metrics, pred, n_params, extra, total=total, proba=proba, others=others)
 
 
 def encoder_params(model_cfg) -> int:

@@ -43,17 +43,20 @@ def encoder_record(cfg: DictConfig, *, metrics: dict, splits, module, trainer, d
 
 
 def baseline_record(splits, metrics: dict, y_pred, n_params: int, extra: dict, total: Optional[int] = None,
-                    proba: Optional[np.ndarray] = None, val=None) -> dict:
+                    proba: Optional[np.ndarray] = None, others: Optional[dict] = None) -> dict:
     """The record of a method that fine-tunes nothing (``predictions``: the per-example test
-    predictions, with the ``val`` ones from :func:`tunelab.methods.shared.shallow.evaluate`, that
-    run.py writes to predictions.npz)."""
+    predictions, with the other splits' (``val``, ``test_ood``) from
+    :func:`tunelab.methods.shared.shallow.evaluate`, that run.py writes to predictions.npz)."""
     from tunelab import predictions
     from tunelab.data.splits import majority_rate
     from tunelab.metrics import predicted_counts
 
+    preds = predictions.for_classes(np.arange(len(splits.test)), splits.test["label"].to_numpy(), y_pred,
+                                    splits.label_names, proba)
+    for name, p in (others or {}).items():
+        preds.with_split(name, p)
     return {
-        "predictions": predictions.for_classes(np.arange(len(splits.test)), splits.test["label"].to_numpy(),
-                                               y_pred, splits.label_names, proba).with_split("val", val),
+        "predictions": preds,
         "metrics": metrics,
         "majority_rate": majority_rate(splits),
         "pred_class_counts": predicted_counts(y_pred, splits.label_names),

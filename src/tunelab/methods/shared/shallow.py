@@ -78,18 +78,20 @@ def scores(y_true, y_pred, proba: Optional[np.ndarray], n_classes: int, pos: int
 
 
 def evaluate(model, splits, inputs: dict[str, Any], n_classes: int, pos: int):
-    """Scores of a fitted model on the test split and, when ``inputs`` has it, the val split.
+    """Scores of a fitted model on the test split and on the other evaluation splits ``inputs``
+    has (``val``; ``test_ood``, the out-of-domain test of :mod:`tunelab.data.ood`).
 
     ``inputs`` maps a split name to what the model reads (texts, or feature rows). Returns the
     metrics, the test predictions (for the record's prediction counts), their probabilities
-    (for predictions.npz) and the val split's predictions (None without one), which
-    temperature scaling is fitted on (``tunelab.calibration``).
+    (for predictions.npz) and the other splits' predictions by name: ``val`` is what temperature
+    scaling is fitted on (``tunelab.calibration``), ``test_ood`` is kept for the paired OOD tests.
     """
     from tunelab import predictions
 
     metrics: dict[str, float] = {}
-    test_pred = test_proba = val = None
-    for split in ("test", "val"):
+    test_pred = test_proba = None
+    others = {}
+    for split in ("test", "val", "test_ood"):
         if split in inputs:
             pred, proba = predict(model, inputs[split], n_classes)
             gold = getattr(splits, split)["label"].to_numpy()
@@ -97,8 +99,8 @@ def evaluate(model, splits, inputs: dict[str, Any], n_classes: int, pos: int):
             if split == "test":
                 test_pred, test_proba = pred, proba
             else:
-                val = predictions.for_classes(np.arange(len(gold)), gold, pred, splits.label_names, proba)
-    return metrics, test_pred, test_proba, val
+                others[split] = predictions.for_classes(np.arange(len(gold)), gold, pred, splits.label_names, proba)
+    return metrics, test_pred, test_proba, others
 
 
 def log_final(logger, metrics: dict) -> None:

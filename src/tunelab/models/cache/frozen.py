@@ -140,6 +140,10 @@ class FeatureDataModule(L.LightningDataModule):
     def test_dataloader(self):
         return self._loader("test", False)
 
+    def ood_dataloader(self):
+        """The out-of-domain test split's cached rows, batched as the token loader batches them."""
+        return self._loader("test_ood", False) if "test_ood" in self.data else None
+
 
 # --------------------------------------------------------------------------- the runner
 
@@ -174,7 +178,7 @@ def encode_splits(cfg: DictConfig, model, tokenizer, splits, report, *, seed: in
     t0 = time.time()
     feats, hits = {}, {}
     moved = False
-    for name in ("train", "val", "test"):
+    for name in splits.names:
         df = getattr(splits, name)
         if not len(df):
             continue
