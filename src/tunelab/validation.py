@@ -60,7 +60,7 @@ def check_fields(cfg: Any) -> None:
     if cfg.task.name == "mlm":
         check_masking(cfg.task, "task")
     if cfg.get("search"):  # the tune sweeper's space: inert here, but a typo fails now, not at tuning
-        from tunelab.sweeps.search import check_search
+        from tunelab.schemas.search import check_search
 
         check_search(cfg)
 

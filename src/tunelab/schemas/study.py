@@ -8,7 +8,7 @@ changes no result and resumes every job it resumed before.
   dotted config key per dimension, in Hydra's sweep syntax (as ``hparams_search=optuna`` takes
   it): ``optim.lr: tag(log, interval(1e-5, 1e-4))``, ``optim.epochs: choice(2, 3, 4)``,
   ``range(2, 5)``. The sweeper searches it; ``tunelab.validation`` checks it at every start-up
-  (``tunelab.sweeps.search.check_search``), so a typo fails before anything runs either way.
+  (``tunelab.schemas.search.check_search``), so a typo fails before anything runs either way.
 * ``study`` (set only by the sweeper, through an override on each job it launches): which phase of
   a tuning study the job is (``tune``: a trial's seed, scored on validation; ``test``: a fresh seed
   of a chosen configuration) and its trial. results.json keeps it in ``config.study``, so a reader

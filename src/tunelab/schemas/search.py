@@ -1,4 +1,4 @@
-"""An arm's search space (its ``search`` block) and how a trial's values are drawn from it.
+"""An arm's search space: its ``search`` block, parsed and checked (``hydra/sweeper=tune``).
 
 The space is written in Hydra's sweep syntax, which ``hparams_search=optuna`` users already know:
 ``choice(a, b, ...)`` and ``range(start, stop[, step])`` (stop excluded, as in Python) are
@@ -7,27 +7,20 @@ log-uniform. An integer key (``optim.epochs``, a LoRA rank) takes ``choice`` or 
 an interval would hand it a float. (hydra-optuna-sweeper turns ``range`` into an integer uniform
 that includes ``stop``; here a range is exactly the values it lists.)
 
-Drawing: Optuna 2.10's samplers on a fresh in-memory study per trial. The sampler's seed is derived
-from (``sampler_seed``, the arm's label, the trial number) and the finished trials are replayed
-into the study first (``sampler=tpe``; random search needs no history), so a trial's values are a
-function of the disk state alone: the same after a kill and rerun as in one uninterrupted run.
-Floats are rounded to 3 significant digits (a readable override, ``optim.lr=3.21e-05``; finer
-steps of a learning rate mean nothing next to seed noise) and kept inside the bounds.
+How a trial's values are drawn from the space: ``tunelab.sweeps.sampler``. This module is below
+``tunelab.validation`` (which checks every config's space at start-up) and the report (which
+shows the bounds), so it needs nothing but Hydra's override parser.
 """
 
 from __future__ import annotations
 
 import math
 import re
-import zlib
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional, Sequence
-
-import numpy as np
+from typing import Any, Mapping, Optional
 
 from tunelab.errors import ConfigError
 
-SAMPLERS = ("random", "tpe")
 _PLAIN = re.compile(r"^[A-Za-z0-9_./-]+$")
 _UNSET = object()
 
@@ -54,13 +47,6 @@ class Dimension:
         if self.choices is not None:
             return value in self.choices
         return isinstance(value, (int, float)) and not isinstance(value, bool) and self.low <= value <= self.high
-
-    def distribution(self):
-        from optuna.distributions import CategoricalDistribution, LogUniformDistribution, UniformDistribution
-
-        if self.choices is not None:
-            return CategoricalDistribution(self.choices)
-        return (LogUniformDistribution if self.log else UniformDistribution)(self.low, self.high)
 
     def tidy(self, value: Any) -> Any:
         """A drawn float rounded to 3 significant digits, inside the bounds; choices as drawn."""
@@ -102,12 +88,12 @@ def parse_search(search: Mapping[str, Any], where: str = "search") -> list[Dimen
     return [parse_dimension(str(k), str(v), where) for k, v in (search or {}).items()]
 
 
-def check_search(cfg: Any) -> list[Dimension]:
-    """Every dimension of ``cfg.search`` parses and names a key of the config, and an integer key
-    is not given an interval. Run at every start-up (``tunelab.validation``)."""
+def check_search(cfg: Any, search: Optional[Mapping[str, Any]] = None) -> list[Dimension]:
+    """Every dimension of ``search`` (default ``cfg.search``) parses and names a key of the config,
+    and an integer key is not given an interval. Run at every start-up (``tunelab.validation``)."""
     from omegaconf import OmegaConf
 
-    dims = parse_search(cfg.get("search") or {})
+    dims = parse_search(cfg.get("search") or {} if search is None else search)
     for d in dims:
         if d.key.split(".")[0] in ("search", "study", "hydra"):
             raise ConfigError(f"search.{d.key}: the search space cannot search {d.key.split('.')[0]}.")
@@ -142,44 +128,3 @@ def override_value(value: Any) -> str:
         return f"{value:.6g}"
     text = str(value)
     return text if _PLAIN.match(text) else "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def trial_seed(sampler_seed: int, arm: str, trial: int) -> int:
-    """The sampler's seed for one trial of one arm (stable across processes and Python versions)."""
-    return int(np.random.SeedSequence([int(sampler_seed), zlib.crc32(arm.encode()), int(trial)]).generate_state(1)[0])
-
-
-@dataclass
-class Finished:
-    """A finished trial as the sampler's history: its values, and its objective (None: failed)."""
-
-    params: dict
-    value: Optional[float]
-    pruned_at: Optional[int] = None  # seeds it ran before it was pruned (its value is their mean)
-
-
-def propose(dims: Sequence[Dimension], *, seed: int, sampler: str = "random", direction: str = "maximize",
-            history: Sequence[Finished] = (), startup_trials: int = 4) -> dict:
-    """One trial's values (key -> value) from a fresh study seeded with ``seed``."""
-    import optuna
-    from optuna.trial import TrialState, create_trial
-
-    if sampler not in SAMPLERS:
-        raise ConfigError(f"hydra.sweeper.sampler={sampler!r} is not one of {', '.join(SAMPLERS)}.")
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    dists = {d.key: d.distribution() for d in dims}
-    smp = (optuna.samplers.RandomSampler(seed=seed) if sampler == "random"
-           else optuna.samplers.TPESampler(seed=seed, n_startup_trials=int(startup_trials)))
-    study = optuna.create_study(direction=direction, sampler=smp)
-    if sampler == "tpe":
-        for f in history:
-            if f.value is None or not all(d.contains(f.params.get(d.key)) for d in dims):
-                continue  # failed, or outside the space (a default recipe beyond the bounds)
-            params = {d.key: f.params[d.key] for d in dims}
-            if f.pruned_at is None:
-                study.add_trial(create_trial(params=params, distributions=dists, value=f.value))
-            else:
-                study.add_trial(create_trial(params=params, distributions=dists, state=TrialState.PRUNED,
-                                             intermediate_values={int(f.pruned_at): f.value}))
-    trial = study.ask(dists)
-    return {d.key: d.tidy(trial.params[d.key]) for d in dims}
