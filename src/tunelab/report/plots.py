@@ -86,9 +86,10 @@ def expected_max_plot_name(metric: str) -> str:
     return f"expected_max_{slug(metric)}.png"
 
 
-def plot_expected_max(path: Path, metric: str, curves: dict) -> None:
+def plot_expected_max(path: Path, metric: str, curves: dict, unit: str = "runs", best: str = "max") -> None:
     """Expected best score vs. number of runs, one line per group with its bootstrap band;
-    test on the left and, where the runs have it, validation on the right."""
+    test on the left and, where the runs have it, validation on the right. ``unit``/``best``: what
+    is counted and what "best" is (the tuning report's curves are over trials, maybe of a minimum)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -106,9 +107,9 @@ def plot_expected_max(path: Path, metric: str, curves: dict) -> None:
             if len(c.n) > 1:
                 ax.fill_between(c.n, c.low, c.high, color=color, alpha=0.15, linewidth=0)
         name = next((by_kind[kind].metric for by_kind in curves.values() if kind in by_kind), metric)
-        ax.set_xlabel("number of runs n")
-        ax.set_ylabel(f"expected max {name}")
-        ax.set_title(f"{kind}: E[max of n runs] (Tang et al. 2020) ± bootstrap band", fontsize=8)
+        ax.set_xlabel(f"number of {unit} n")
+        ax.set_ylabel(f"expected {best} {name}")
+        ax.set_title(f"{kind}: E[{best} of n {unit}] (Tang et al. 2020) ± bootstrap band", fontsize=8)
         ax.legend(loc="lower right", fontsize=7)
     fig.tight_layout()
     atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110), binary=True, what="expected-max plot ")
