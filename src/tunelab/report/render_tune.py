@@ -47,8 +47,8 @@ def tune_section(study: Optional[TuneStudy], plot: bool = False) -> str:
                      _scores(a.default), delta, fmt(a.val_best), fmt(a.val_default)))
     out += [f"### Default recipe vs tuned, on the test split ({tm})", "",
             f"Mean ± sd (n ok seeds) on the same fresh test seeds; Δ: tuned − default, paired by seed (t interval "
-            f"and test); validation: the trial's objective {m} (the best trial's is biased upwards by the "
-            f"selection; its test score is not).", "",
+            f"and test); validation: the trial's objective {m} (the best trial's is optimistic: it was chosen on it; "
+            f"its test score is not).", "",
             table(["rank tuned", "arm", "tuned", "rank default", "default recipe", "Δ tuned − default [CI], p",
                    "val. best trial", "val. default"], rows), ""]
     if len(study.rank_tuned) >= 2:

@@ -16,6 +16,7 @@ by default); and in few dimensions random search is a strong baseline (Bergstra 
 
 from __future__ import annotations
 
+import warnings
 import zlib
 from dataclasses import dataclass
 from typing import Optional, Sequence
@@ -60,6 +61,7 @@ def propose(dims: Sequence[Dimension], *, seed: int, sampler: str = "random", di
     if sampler not in SAMPLERS:
         raise ConfigError(f"hydra.sweeper.sampler={sampler!r} is not one of {', '.join(SAMPLERS)}.")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # add_trial in 2.10
     dists = {d.key: distribution(d) for d in dims}
     smp = (optuna.samplers.RandomSampler(seed=seed) if sampler == "random"
            else optuna.samplers.TPESampler(seed=seed, n_startup_trials=int(startup_trials)))
