@@ -97,3 +97,12 @@ def cli(tmp_path):
     def _cli(*args, **kw):
         return run_cli(list(args), tmp_path, **kw)
     return _cli
+
+
+@pytest.fixture(scope="session")
+def family_dirs(tmp_path_factory):
+    """One tiny random-initialised Hugging Face folder per encoder family (tests/families.py),
+    built once per test session (per worker under xdist): ``{family: FamilyFolder}``."""
+    from families import build_all
+
+    return build_all(tmp_path_factory.mktemp("families"))

@@ -167,7 +167,7 @@ def test_bad_stages(compose, tmp_path):
 def test_adapters_cannot_wrap_unsupported_model():
     from transformers import SqueezeBertConfig, SqueezeBertModel
 
-    from tunelab.methods.curriculum.adapters import init_bottleneck
+    from tunelab.models.peft import init_bottleneck
 
     m = SqueezeBertModel(SqueezeBertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
                                            intermediate_size=64, embedding_size=32, vocab_size=100))
@@ -250,10 +250,10 @@ def test_adapters_train_only_own_adapter_and_head(compose):
     """A backward pass for task 1 gives gradients to task 1's adapter and head only."""
     import torch
 
-    from tunelab.methods.curriculum.adapters import (add_bottleneck, init_bottleneck, prepare_stage,
-                                                     stage_parameters)
+    from tunelab.methods.curriculum.adapters import prepare_stage, stage_parameters
     from tunelab.methods.curriculum.model import MultiHeadClassifier
     from tunelab.models.loading import load_model
+    from tunelab.models.peft import add_bottleneck, init_bottleneck
     from tunelab.models.plan import Route, make_plan
     from tunelab.models.policy import policy_of
 

@@ -22,6 +22,7 @@ from tunelab.schemas.adaptation import AdaptConfig, AugmentConfig
 from tunelab.schemas.checks import bounded, choice
 from tunelab.schemas.curriculum import CurriculumConfig, StrategyConfig
 from tunelab.schemas.methods import METHOD_SCHEMAS
+from tunelab.schemas.peft import PeftConfig
 from tunelab.schemas.ops import ResumeConfig
 from tunelab.schemas.probe import ProbeConfig
 from tunelab.schemas.study import StudyConfig
@@ -202,6 +203,8 @@ class RunConfig:
     # ``_target_`` names the function that runs the job (tunelab.methods.*).
     method: Any = MISSING
     freeze: FreezeConfig = field(default_factory=FreezeConfig)
+    # Parameter-efficient modules trained on the frozen encoder (LoRA, adapters, IA3): one task.
+    peft: PeftConfig = field(default_factory=PeftConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)

@@ -41,6 +41,37 @@ def tokenizer_fingerprint(tokenizer) -> str:
     return digest(tokenizer_identity(tokenizer))[:24]
 
 
+def for_pre_split_words(tokenizer):
+    """The tokenizer as token classification needs it: words given one by one (``is_split_into_words``).
+
+    A byte-level BPE vocabulary (RoBERTa, ModernBERT, GPT-2 style) spells a word that follows a
+    space differently (``Ġword``) from one that starts the text. Pre-split words lose their spaces,
+    so such a tokenizer must add one in front of every word (``add_prefix_space=True``): RoBERTa's
+    refuses pre-split input without it, and a plain fast tokenizer would silently spell every word
+    as if it began the text. Returns a copy with the prefix space when the tokenizer's
+    pre-tokenizer is byte-level without it, else the tokenizer itself (WordPiece, Unigram).
+    """
+    import copy
+    import json
+
+    from tokenizers import pre_tokenizers
+
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    pre = backend.pre_tokenizer if backend is not None else None
+    if pre is None:
+        return tokenizer
+    state = json.loads(pre.__getstate__())
+    if state.get("type") != "ByteLevel" or state.get("add_prefix_space"):
+        return tokenizer
+    tok = copy.deepcopy(tokenizer)
+    state.pop("type")
+    state["add_prefix_space"] = True
+    tok.backend_tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(**state)
+    tok.add_prefix_space = True  # what RobertaTokenizerFast checks before it takes pre-split words
+    tok.init_kwargs["add_prefix_space"] = True
+    return tok
+
+
 class ResumableDataLoader(DataLoader):
     """The training loader, with a position saved in every checkpoint.
 
@@ -93,8 +124,9 @@ class TextDataModule(L.LightningDataModule):
                  batch_size: int, eval_batch_size: int, seed: int, cache_dir: Optional[str],
                  splits: Optional[Splits] = None, train_transform=None):
         super().__init__()
-        self.data_cfg, self.task_cfg, self.tokenizer = data_cfg, task_cfg, tokenizer
+        self.data_cfg, self.task_cfg = data_cfg, task_cfg
         self.task = task_cfg.name
+        self.tokenizer = for_pre_split_words(tokenizer) if self.task in TOKEN_TASKS else tokenizer
         self.max_length, self.batch_size, self.eval_batch_size = max_length, batch_size, eval_batch_size
         self.seed = seed
         self.cache_dir = Path(cache_dir) if cache_dir else None

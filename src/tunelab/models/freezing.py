@@ -32,31 +32,91 @@ class Block:
     depth: int                 # 0 = embeddings ... top = head
     modules: list[nn.Module]
     params: list[nn.Parameter]
+    # How many encoder layers run this block's weights: 1, except for cross-layer sharing
+    # (ALBERT runs one layer num_hidden_layers times), which no per-layer policy can split.
+    uses: int = 1
 
 
-def _find_layer_list(base: nn.Module, n_layers: Optional[int]) -> tuple[str, nn.ModuleList]:
-    """The encoder's ModuleList of transformer layers (BERT: encoder.layer; DistilBERT:
-    transformer.layer). Found by shape, so any BERT-family model works."""
-    best = None
-    for name, mod in base.named_modules():
-        if isinstance(mod, nn.ModuleList) and len(mod) > 0:
-            if n_layers is None or len(mod) == n_layers:
-                if best is None or name.count(".") < best[0].count("."):
-                    best = (name, mod)
-    if best is None:
-        raise ConfigError(
-            f"cannot find the transformer layers of {type(base).__name__}: freezing by layer "
-            f"supports BERT-family encoders (a ModuleList of num_hidden_layers layers)."
-        )
-    return best
+def _find_layer_list(base: nn.Module, n_layers: Optional[int]) -> tuple[str, nn.ModuleList, int]:
+    """The encoder's ModuleList of transformer layers and how many layers run each entry.
+
+    Found by shape, so any BERT-family encoder works: the shallowest ModuleList of
+    ``num_hidden_layers`` entries (BERT: ``encoder.layer``; DistilBERT: ``transformer.layer``;
+    ModernBERT: ``layers``), else, for cross-layer sharing, the shallowest one whose length divides
+    it (ALBERT: ``encoder.albert_layer_groups``, each group run ``num_hidden_layers / groups`` times).
+    """
+    lists = [(name, mod) for name, mod in base.named_modules() if isinstance(mod, nn.ModuleList) and len(mod) > 0]
+    lists.sort(key=lambda nm: nm[0].count("."))
+    for name, mod in lists:
+        if n_layers is None or len(mod) == n_layers:
+            return name, mod, 1
+    for name, mod in lists:
+        if n_layers % len(mod) == 0:
+            return name, mod, n_layers // len(mod)
+    raise ConfigError(
+        f"cannot find the transformer layers of {type(base).__name__}: freezing by layer "
+        f"supports BERT-family encoders (a ModuleList of num_hidden_layers layers)."
+    )
+
+
+def _hidden_state_users(base: nn.Module, params: list[nn.Parameter], n_states: int) -> Optional[list[Optional[int]]]:
+    """For each parameter, the lowest ``i`` whose ``hidden_states[i]`` depends on it (None: none does).
+
+    One forward of a 6-token dummy input with ``output_hidden_states`` and, per hidden state, one
+    ``torch.autograd.grad`` with ``allow_unused``: a parameter outside the autograd graph of
+    ``hidden_states[i]`` gets no gradient. ``hidden_states[0]`` is the embedding output, ``[i]``
+    layer ``i-1``'s. None (for all) when the model does not return ``n_states`` hidden states.
+    """
+    cfg = getattr(base, "config", None)
+    vocab = int(getattr(cfg, "vocab_size", 0) or 0) or 100
+    device = params[0].device
+    ids = (torch.arange(6, device=device) % vocab + min(5, vocab - 1)) % vocab
+    flags = [p.requires_grad for p in params]
+    was_training = base.training
+    users: list[Optional[int]] = [None] * len(params)
+    try:
+        base.eval()  # no dropout: the forward must not draw from the RNG
+        with torch.inference_mode(False), torch.enable_grad():
+            for p in params:
+                p.requires_grad_(True)
+            out = base(input_ids=ids[None], attention_mask=torch.ones_like(ids)[None], output_hidden_states=True)
+            states = getattr(out, "hidden_states", None)
+            if states is None or len(states) != n_states:
+                return None
+            todo = list(range(len(params)))
+            for i, h in enumerate(states):
+                if not todo:
+                    break
+                if not h.requires_grad:
+                    continue
+                grads = torch.autograd.grad(h.float().sum(), [params[j] for j in todo], allow_unused=True,
+                                            retain_graph=True)
+                for j, g in zip(list(todo), grads):
+                    if g is not None:
+                        users[j] = i
+                        todo.remove(j)
+    finally:
+        for p, f in zip(params, flags):
+            p.requires_grad_(f)
+        base.train(was_training)
+    return users
 
 
 def blocks_of(model: nn.Module) -> list[Block]:
-    """Split a Hugging Face model into ordered blocks (see module doc)."""
+    """Split a Hugging Face model into ordered blocks (see module doc).
+
+    Base-model weights outside the embeddings, the layers and the pooler go to the lowest block
+    that uses them, found from the architecture itself (:func:`_hidden_state_users`): weights
+    shared by several layers (DeBERTa's relative-position embeddings and their LayerNorm, MPNet's
+    relative-attention bias) belong to ``layer.0``; weights applied before the first layer
+    (ELECTRA's ``embeddings_project``, ALBERT's ``embedding_hidden_mapping_in``) to the
+    embeddings; weights no hidden state depends on (ModernBERT's ``final_norm``, applied after the
+    last layer) to the top layer. So a frozen block's output never depends on a trained weight.
+    """
     base = getattr(model, "base_model", model)
     cfg = getattr(model, "config", None)
     n_layers = getattr(cfg, "num_hidden_layers", None) or getattr(cfg, "n_layers", None)
-    layer_name, layers = _find_layer_list(base, n_layers)
+    layer_name, layers, uses = _find_layer_list(base, n_layers)
     seen: set[int] = set()
 
     def take(mods: list[nn.Module]) -> list[nn.Parameter]:
@@ -72,20 +132,58 @@ def blocks_of(model: nn.Module) -> list[Block]:
     emb = getattr(base, "embeddings", None)
     blocks.append(Block("embeddings", 0, [emb] if emb is not None else [], take([emb] if emb is not None else [])))
     for i, layer in enumerate(layers):
-        blocks.append(Block(f"layer.{i}", i + 1, [layer], take([layer])))
+        blocks.append(Block(f"layer.{i}", i + 1, [layer], take([layer]), uses=uses))
     top = len(layers) + 1
     pooler = getattr(base, "pooler", None)
     if isinstance(pooler, nn.Module):
         blocks.append(Block("pooler", top, [pooler], take([pooler])))
-    # Anything else inside the base model (e.g. a final LayerNorm) travels with the top layer.
-    rest_base = [p for p in base.parameters() if id(p) not in seen]
-    if rest_base:
-        blocks[len(layers)].params.extend(rest_base)
-        seen.update(id(p) for p in rest_base)
+    rest = [p for p in base.parameters() if id(p) not in seen]
+    if rest:
+        users = _hidden_state_users(base, rest, n_states=len(layers) * uses + 1)
+        for p, i in zip(rest, users or [None] * len(rest)):
+            if users is None:  # no hidden states to ask: the lowest layer, so they freeze with any layer
+                k = 1
+            elif i is None:  # used after the last layer only
+                k = len(layers)
+            else:  # hidden_states[i] is the output of layer i-1, i.e. of block (i-1) // uses + 1
+                k = 0 if i == 0 else (i - 1) // uses + 1
+            blocks[k].params.append(p)
+            seen.add(id(p))
     head_params = [p for p in model.parameters() if id(p) not in seen]
     head_mods = [m for n, m in model.named_children() if m is not base]
     blocks.append(Block("head", top + 1, head_mods, head_params))
     return blocks
+
+
+def check_shared_layers(blocks: list[Block], policy: Any, optim_cfg: Any) -> None:
+    """Refuse per-layer policies (a :class:`tunelab.models.policy.Policy`) on layers that share
+    their weights (ALBERT).
+
+    Freezing "the last two layers" of ALBERT would freeze or train the one set of weights that
+    every layer runs, and layer-wise lr decay has no per-layer weights to give rates to.
+    """
+    _refuse_split(max(b.uses for b in blocks), policy, optim_cfg)
+
+
+def check_shared_layers_of(model: nn.Module, policy: Any, optim_cfg: Any) -> None:
+    """:func:`check_shared_layers` from the module structure alone (a meta-device model will do:
+    no forward, no weights), so a run can be refused at start-up."""
+    base = getattr(model, "base_model", model)
+    cfg = getattr(model, "config", None)
+    n_layers = getattr(cfg, "num_hidden_layers", None) or getattr(cfg, "n_layers", None)
+    _refuse_split(_find_layer_list(base, n_layers)[2], policy, optim_cfg)
+
+
+def _refuse_split(uses: int, policy: Any, optim_cfg: Any) -> None:
+    if uses <= 1:
+        return
+    what = f"its encoder layers share their weights ({uses} layers run each set, as in ALBERT)"
+    if policy.per_layer:
+        raise ConfigError(f"freeze={policy.name} cannot freeze part of this encoder: {what}; use "
+                          f"freeze=none, all, embeddings, bitfit or lpft.")
+    if float(getattr(optim_cfg, "layer_decay", 1.0)) != 1.0:
+        raise ConfigError(f"optim.layer_decay={optim_cfg.layer_decay} needs one set of weights per layer, but "
+                          f"{what}; use optim.layer_decay=1.")
 
 
 def keep_frozen_in_eval(blocks: list[Block]) -> None:

@@ -28,6 +28,8 @@ class LoadReport:
     missing: list[str] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # kind=mlm: whether the MLM head (or part of it) was initialised here, not read from the checkpoint.
+    fresh_head: Optional[bool] = None
 
 
 def model_label(model_cfg: Any) -> str:
@@ -78,18 +80,34 @@ def load_tokenizer(model_cfg: Any):
         raise _hub_error(src, e, "tokenizer") from None
 
 
+# Config keys that hold a dropout probability, whatever the family calls them: BERT's
+# hidden_dropout_prob / attention_probs_dropout_prob / classifier_dropout, DistilBERT's dropout /
+# attention_dropout / seq_classif_dropout, ModernBERT's embedding_ / attention_ / mlp_dropout,
+# DeBERTa's pooler_dropout, ALBERT's classifier_dropout_prob ...
+DROPOUT_KEY_ENDINGS = ("dropout", "dropout_prob", "dropout_rate")
+
+
+def dropout_keys(config) -> list[str]:
+    """The keys of ``config`` that set a dropout probability (None-valued ones fall back to another)."""
+    return sorted(k for k, v in config.to_dict().items()
+                  if k.endswith(DROPOUT_KEY_ENDINGS) and (v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))))
+
+
 def load_config(model_cfg: Any, **extra):
+    """The model's config with ``config_overrides``, then ``model.dropout`` on every dropout key."""
     from transformers import AutoConfig
 
     src = model_source(model_cfg)
     kwargs = dict(model_cfg.config_overrides or {})
-    if model_cfg.dropout is not None:
-        kwargs.update(hidden_dropout_prob=model_cfg.dropout, attention_probs_dropout_prob=model_cfg.dropout)
     kwargs.update(extra)
     try:
-        return AutoConfig.from_pretrained(src, trust_remote_code=model_cfg.trust_remote_code, **kwargs)
+        config = AutoConfig.from_pretrained(src, trust_remote_code=model_cfg.trust_remote_code, **kwargs)
     except (OSError, ValueError) as e:
         raise _hub_error(src, e) from None
+    if model_cfg.dropout is not None:
+        for key in dropout_keys(config):
+            setattr(config, key, float(model_cfg.dropout))
+    return config
 
 
 def load_model(model_cfg: Any, kind: str, *, num_labels: Optional[int] = None,
@@ -116,6 +134,7 @@ def load_model(model_cfg: Any, kind: str, *, num_labels: Optional[int] = None,
     if model_cfg.random_init:
         model = auto.from_config(config, trust_remote_code=model_cfg.trust_remote_code)
         report.notes.append("weights randomly initialised from the config (model.random_init=true)")
+        report.fresh_head = True if kind == "mlm" else None
         return _with_dropout(model, report, fast_dropout), report
     prev = transformers.logging.get_verbosity()
     transformers.logging.set_verbosity_error()  # we print our own, shorter load report
@@ -130,12 +149,24 @@ def load_model(model_cfg: Any, kind: str, *, num_labels: Optional[int] = None,
         transformers.logging.set_verbosity(prev)
     report.missing = sorted(info.get("missing_keys", []))
     report.unexpected = sorted(info.get("unexpected_keys", []))
-    if kind == "mlm" and any("predictions" in k or k.startswith("cls.") for k in report.missing):
-        report.notes.append(
-            "the checkpoint has no trained MLM head: a fresh head was initialised "
-            "(its decoder is tied to the trained word embeddings); expect a high starting perplexity"
-        )
+    if kind == "mlm":
+        report.fresh_head = bool(set(head_param_names(model)) & set(report.missing))
+        if report.fresh_head:
+            report.notes.append(
+                "the checkpoint has no trained MLM head: a fresh head was initialised "
+                "(its decoder is tied to the trained word embeddings); expect a high starting perplexity"
+            )
     return _with_dropout(model, report, fast_dropout), report
+
+
+def head_param_names(model) -> list[str]:
+    """Names of the parameters outside the base encoder (the task head), less any tied to the word
+    embeddings (an MLM decoder that is the embedding matrix is not a fresh head when missing)."""
+    prefix = getattr(model, "base_model_prefix", "") + "."
+    emb = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    tied = {id(emb.weight)} if emb is not None else set()
+    return [n for n, p in model.named_parameters(remove_duplicate=False)
+            if not n.startswith(prefix) and id(p) not in tied]
 
 
 def _with_dropout(model, report: LoadReport, fast: bool):

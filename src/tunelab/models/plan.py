@@ -80,14 +80,25 @@ def _model_shape(cfg: Any) -> tuple[Optional[str], Optional[int]]:
 
 
 def check_depth(cfg: Any) -> None:
-    """``freeze.n`` against the model's depth, from one read of its config (no weights): for the
-    methods that build their model themselves (a curriculum, adaptation before fine-tuning), so a
-    too-deep ``freeze.n`` fails before hours of work rather than at its first use."""
+    """``freeze.n`` against the model's depth, from one read of its config (no weights), and a
+    per-layer policy against layers that share their weights (ALBERT; from the model built on the
+    meta device): for the methods that build their model themselves (a curriculum, adaptation
+    before fine-tuning), so they fail before hours of work rather than at their first use."""
     policy = policy_of(cfg)
     if policy.mode in ("last_n", "first_n"):
         _, n_layers = _model_shape(cfg)
         if n_layers is not None:
             policy.check_depth(n_layers)
+    if policy.per_layer or float(cfg.optim.layer_decay) != 1.0:
+        import torch
+        from transformers import AutoModel
+
+        from tunelab.models import freezing
+        from tunelab.models.loading import load_config
+
+        with torch.device("meta"):
+            model = AutoModel.from_config(load_config(cfg.model), trust_remote_code=cfg.model.trust_remote_code)
+        freezing.check_shared_layers_of(model, policy, cfg.optim)
 
 
 def _cache_blocker(cfg: Any, task: str) -> Optional[str]:
@@ -134,6 +145,9 @@ def route_of(cfg: Any) -> Route:
         policy.check_depth(n_layers)
     base = Route(policy=policy, task=task, model_type=mtype, n_layers=n_layers)
     blocker = _cache_blocker(cfg, task)
+    if policy.peft is not None:
+        return replace(base, why=f"no cache: peft={policy.peft.name} adds trained modules inside every layer, "
+                                 f"so no layer's output stays fixed")
     if policy.mode == "lpft":
         probe = route_of_probe(base, blocker, mtype)
         return replace(base, runner="lpft", cache=probe.cache, lp=probe,
@@ -186,6 +200,12 @@ class Plan:
         return self
 
     @property
+    def trainable_bytes(self) -> int:
+        """What one task costs to store beyond the shared pretrained encoder: its trained parameters."""
+        return int(sum(p.numel() * p.element_size() for b in self.blocks for p in _unique(b.params)
+                       if id(p) in self.trainable))
+
+    @property
     def gradual(self) -> bool:
         return self.route.policy.mode == "gradual"
 
@@ -214,7 +234,7 @@ class Plan:
         return {"rules": PLAN_RULES, "freeze": p.name, "mode": p.mode, "fit": p.fit, "runner": r.runner,
                 "cache": r.cache, "cache_why": r.why, "prefix_layers": r.prefix_layers, "pooling": r.pooling,
                 "optim": dict(r.optim), "peft": self.peft, "trainable_params": self.trainable_params,
-                "total_params": self.total_params, "blocks": blocks}
+                "total_params": self.total_params, "trainable_bytes": self.trainable_bytes, "blocks": blocks}
 
     def summary_lines(self) -> list[str]:
         """The per-block table and PEFT's one-line trainable-parameter summary."""
@@ -257,15 +277,28 @@ def make_plan(route: Route, model, optim_cfg: Any, *, restrict_to: Optional[Iter
               peft: Optional[dict] = None) -> Plan:
     """The plan of ``model`` under ``route`` (applied: ``requires_grad`` set as planned).
 
+    With ``peft=...`` in the policy the PEFT modules are added to the model here
+    (:func:`tunelab.models.peft.add_to_task_model`), and only they and the head train.
     ``restrict_to`` (parameters) narrows what may train further, for a method that trains only
     some of a model's parts at a time (a curriculum stage: its adapter and its heads); ``peft``
-    describes the modules such a method added.
+    describes the modules such a method added itself.
     """
     from tunelab.models import freezing
 
-    blocks = freezing.blocks_of(model)
-    n_layers = sum(b.name.startswith("layer.") for b in blocks)
     policy = route.policy
+    added = None
+    if policy.peft is not None and peft is None:
+        # The PEFT modules go in first (inside the base encoder's layers), so the blocks hold them;
+        # then only they and the head may train.
+        from tunelab.models import peft as peft_modules
+
+        added, peft = peft_modules.add_to_task_model(model, policy.peft,
+                                                     model_name=str(getattr(model.config, "name_or_path", "")))
+    blocks = freezing.blocks_of(model)
+    if added is not None:
+        restrict_to = list(added) + list(blocks[-1].params)
+    n_layers = sum(b.name.startswith("layer.") for b in blocks)
+    freezing.check_shared_layers(blocks, policy, optim_cfg)
     frozen = policy.frozen_blocks([b.name for b in blocks], n_layers)
     allowed = None if restrict_to is None else {id(p) for p in restrict_to}
     names = {id(p): n for n, p in model.named_parameters()}

@@ -1,6 +1,7 @@
-"""The freeze policy, read from the config in one place and nowhere else.
+"""The freeze policy (and the PEFT modules), read from the config in one place and nowhere else.
 
-``freeze=<option>`` (``conf/freeze/*.yaml``) is the user's answer to "which parameters train?".
+``freeze=<option>`` (``conf/freeze/*.yaml``) and ``peft=<option>`` (``conf/peft/*.yaml``) are
+the user's answer to "which parameters train?".
 Every module that needs that answer asks a :class:`Policy` (through :mod:`tunelab.models.plan`
 once a model is loaded), never ``cfg.freeze``: the rules below are the only interpretation of
 the group. This module imports nothing heavy, so the start-up checks (``tunelab.validation``)
@@ -51,6 +52,19 @@ class Probe:
 
 
 @dataclass(frozen=True)
+class Peft:
+    """``peft``: the parameter-efficient modules added to the frozen encoder (schema: tunelab.schemas.peft)."""
+
+    name: str                 # lora | adapters | ia3
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0.1
+    target_modules: Optional[tuple] = None
+    feedforward_modules: Optional[tuple] = None
+    reduction_factor: int = 16
+
+
+@dataclass(frozen=True)
 class Policy:
     """What the ``freeze`` group says, as plain values (no config node escapes this module)."""
 
@@ -60,6 +74,8 @@ class Policy:
     unfreeze_every: str = "epoch"
     unfreeze_k_steps: int = 100
     probe: Optional[Probe] = None
+    # The PEFT modules added (None: none); with them only those and the head train.
+    peft: Optional[Peft] = None
 
     @property
     def fit(self) -> str:
@@ -126,11 +142,26 @@ def _get(node: Any, key: str, default=None):
         return getattr(node, key, default)
 
 
+def _tuple(x) -> Optional[tuple]:
+    return None if x is None else tuple(str(v) for v in x)
+
+
+def peft_of(cfg: Any) -> Optional[Peft]:
+    """The one reading of ``cfg.peft`` (None for ``peft=none`` or a config without the group)."""
+    p = _get(cfg, "peft")
+    if p is None or str(_get(p, "name", "none")) == "none":
+        return None
+    return Peft(name=str(p.name), r=int(p.r), alpha=int(p.alpha), dropout=float(p.dropout),
+                target_modules=_tuple(p.target_modules), feedforward_modules=_tuple(p.feedforward_modules),
+                reduction_factor=int(p.reduction_factor))
+
+
 def policy_of(cfg: Any) -> Policy:
     """The one reading of ``cfg.freeze`` (a composed config, or a plain mapping with ``freeze``)."""
     f = _get(cfg, "freeze")
+    peft = peft_of(cfg)
     if f is None:
-        return Policy(name="none", mode="none")
+        return Policy(name="none", mode="none", peft=peft)
     p = _get(f, "probe")
     probe = None if p is None else Probe(
         fit=str(p.fit), pooling=str(p.pooling), lr=float(p.lr), epochs=int(p.epochs),
@@ -138,7 +169,7 @@ def policy_of(cfg: Any) -> Policy:
         max_iter=int(p.max_iter))
     return Policy(name=str(_get(f, "name", "none")), mode=str(_get(f, "mode", "none")),
                   n=int(_get(f, "n", 0) or 0), unfreeze_every=str(_get(f, "unfreeze_every", "epoch")),
-                  unfreeze_k_steps=int(_get(f, "unfreeze_k_steps", 100)), probe=probe)
+                  unfreeze_k_steps=int(_get(f, "unfreeze_k_steps", 100)), probe=probe, peft=peft)
 
 
 _PRESET = re.compile(r"^(last|first)(\d+)$")
@@ -150,6 +181,18 @@ def check_policy(policy: Policy, *, method: str, task: str, strategy: Optional[s
     Called by ``tunelab.validation`` before anything loads; the checks that need the model's
     depth run when the plan is made (:func:`tunelab.models.plan.make_plan`).
     """
+    if policy.peft is not None:
+        peft = policy.peft.name
+        if method != "finetune" and method != "adapt":
+            what = ("a curriculum gives every task its own with strategy=lora|adapters" if method == "curriculum"
+                    else f"method={method} trains no encoder")
+            raise ConfigError(f"peft={peft} trains modules inside a fine-tuned encoder ({what}): drop peft=.")
+        if task not in ("seq_cls", "token_cls"):
+            raise ConfigError(f"peft={peft} trains its modules with a task head, which task={task} has not: use "
+                              f"task=seq_cls or token_cls, or drop peft=.")
+        if policy.mode != "none":
+            raise ConfigError(f"peft={peft} trains only its own modules and the head (the encoder stays frozen), "
+                              f"so freeze={policy.name} would be ignored: drop freeze=.")
     m = _PRESET.match(policy.name)
     if m and policy.mode == f"{m.group(1)}_n" and int(m.group(2)) != policy.n:
         raise ConfigError(

@@ -51,7 +51,8 @@ class StrategyConfig:
     lora_r: int = 8
     lora_alpha: int = 16
     lora_dropout: float = 0.1
-    lora_target_modules: List[str] = field(default_factory=lambda: ["query", "value"])
+    # Module names LoRA wraps; None: PEFT's default for the model's family (tunelab.models.peft).
+    lora_target_modules: Optional[List[str]] = None
     # adapters/lora: save each task's adapter + head under <job>/task_adapters/ and check that
     # the reloaded copy predicts what the trained one did.
     save_adapters: bool = True

@@ -108,8 +108,8 @@ def adapt_encoder(cfg: DictConfig, ctx, tokenizer, dm, original_dm) -> dict:
 
     model, report = load_model(cfg.model, "mlm", fast_dropout=dropout.wanted(cfg.trainer))
     print_load_report(report, log.info)
-    fresh_head = any("predictions" in k or k.startswith("cls.") or "vocab" in k for k in report.missing)
-    res: dict[str, Any] = {"fresh_mlm_head": fresh_head or bool(cfg.model.random_init),
+    fresh_head = bool(report.fresh_head)  # every family's head names (tunelab.models.loading)
+    res: dict[str, Any] = {"fresh_mlm_head": fresh_head,
                            "masking": {k: a[k] for k in MASKING_KEYS}}
     res["ppl_before"] = ppl(dm)
     log.info(f"[tunelab] adapt: held-out MLM perplexity before: {res['ppl_before']:.2f} "

@@ -1,68 +1,22 @@
 """One adapter per task (``strategy=adapters|lora``): create, train only one, activate, save, reload.
 
 The base encoder stays frozen; each task trains its own bottleneck adapter (the ``adapters``
-library, SeqBn) or LoRA adapter (PEFT) and its own head. Untrained adapters are the identity
-(LoRA) or left inactive (bottleneck), so a task evaluated before its stage sees the bare base.
-Saved adapters and heads reload into a fresh base encoder (checked by the runner).
+library, SeqBn) or LoRA adapter (PEFT) and its own head. The adapters are created by
+:mod:`tunelab.models.peft` (shared with the single-task PEFT arms: LoRA's per-family target
+modules, and what is refused). Untrained adapters are the identity (LoRA) or left inactive
+(bottleneck), so a task evaluated before its stage sees the bare base. Saved adapters and heads
+reload into a fresh base encoder (checked by the runner).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import torch
 from torch import nn
 
-from tunelab.errors import ConfigError
 from tunelab.methods.curriculum.model import MultiHeadClassifier
-
-
-def init_bottleneck(encoder: nn.Module, where: str, model_name: str) -> nn.Module:
-    """Give ``encoder`` adapter support (adapters library), or a ConfigError naming the stage."""
-    try:
-        import adapters
-
-        adapters.init(encoder)
-        if not hasattr(encoder, "add_adapter") or not hasattr(encoder, "train_adapter"):
-            raise TypeError("the model has no adapter interface after adapters.init()")
-    except ImportError as e:
-        raise ConfigError(f"strategy=adapters needs the 'adapters' package (pip install adapters): {e}") from None
-    except Exception as e:  # the library raises various types for unsupported architectures
-        raise ConfigError(
-            f"{where}: strategy=adapters cannot add a bottleneck adapter to model '{model_name}' "
-            f"({type(encoder).__name__}): the adapters library does not support it "
-            f"({type(e).__name__}: {e}). Use a BERT-family encoder, or strategy=lora or sequential."
-        ) from None
-    return encoder
-
-
-def add_bottleneck(encoder: nn.Module, name: str, reduction_factor: int, where: str, model_name: str) -> None:
-    from adapters import SeqBnConfig
-
-    try:
-        encoder.add_adapter(name, config=SeqBnConfig(reduction_factor=reduction_factor))
-    except Exception as e:
-        raise ConfigError(f"{where}: strategy=adapters could not add adapter '{name}' to model "
-                          f"'{model_name}' ({type(e).__name__}: {e}).") from None
-
-
-def lora_wrap(encoder: nn.Module, names: list[str], scfg: Any, where: str, model_name: str) -> nn.Module:
-    """A PEFT model with one LoRA adapter per task (all created now: untrained LoRA is the identity)."""
-    from peft import LoraConfig, get_peft_model
-
-    def conf():
-        return LoraConfig(r=int(scfg.lora_r), lora_alpha=int(scfg.lora_alpha), lora_dropout=float(scfg.lora_dropout),
-                          target_modules=list(scfg.lora_target_modules), bias="none")
-
-    try:
-        pm = get_peft_model(encoder, conf(), adapter_name=names[0])
-        for n in names[1:]:
-            pm.add_adapter(n, conf())
-    except Exception as e:
-        raise ConfigError(f"{where}: strategy=lora cannot wrap model '{model_name}' with target modules "
-                          f"{list(scfg.lora_target_modules)} ({type(e).__name__}: {e}).") from None
-    return pm
 
 
 # --------------------------------------------------------------------------- activation

@@ -78,9 +78,9 @@ class Env:
     def build_model(self, stages: list[Stage], *, snapshot: bool = False):
         import torch
 
-        from tunelab.methods.curriculum.adapters import add_bottleneck, init_bottleneck, lora_wrap
         from tunelab.methods.curriculum.model import MultiHeadClassifier
         from tunelab.models.loading import model_label
+        from tunelab.models.peft import add_bottleneck, init_bottleneck, lora_wrap
 
         enc = self.build_encoder()
         name = model_label(self.cfg.model)
@@ -95,7 +95,10 @@ class Env:
         elif self.strategy == "lora":
             with torch.random.fork_rng():
                 torch.manual_seed(int(self.cfg.seed) * 1000 + 500)
-                enc = lora_wrap(enc, [s.adapter for s in stages], self.cfg.strategy, stages[0].where, name)
+                sc = self.cfg.strategy
+                enc = lora_wrap(enc, [s.adapter for s in stages], r=sc.lora_r, alpha=sc.lora_alpha,
+                                dropout=sc.lora_dropout, target_modules=sc.lora_target_modules,
+                                where=stages[0].where, model_name=name)
         heads = {}
         for s in stages:
             heads.setdefault(s.head, len(self.heads[s.head]))
