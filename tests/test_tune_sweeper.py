@@ -17,7 +17,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from conftest import CONF, FAST, load_results, run_cli
 from tunelab.errors import ConfigError
 from tunelab.report.tune import best_curve
-from tunelab.schemas.search import check_search, override_value, parse_dimension, parse_search
+from tunelab.schemas.search import check_search, default_value, override_value, parse_dimension, parse_search
 from tunelab.sweeps.prune import prune_look
 from tunelab.sweeps.sampler import Finished, propose, trial_seed
 from tunelab.sweeps.space import parse_space
@@ -87,7 +87,9 @@ def test_every_arm_yaml_has_a_valid_space(compose):
     for path in sorted((CONF / "arm").glob("*.yaml")):
         cfg = compose(["model=tiny", f"+arm={path.stem}"])
         assert "search" in cfg, path.name
-        check_search(cfg)
+        # ... and holds the arm's default recipe (trial 0), so tuning can only improve on it on validation
+        for d in check_search(cfg):
+            assert d.contains(default_value(cfg, d.key)), (path.name, d.key)
 
 
 def test_draws_are_a_function_of_seed_arm_trial_and_history():
