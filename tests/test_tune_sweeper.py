@@ -165,9 +165,10 @@ def _by_trial(launched):
     return out
 
 
-def test_study_prunes_repeats_chooses_and_tests_as_the_rule_says(tmp_path):
+@pytest.mark.parametrize("per_wave", [1, 2])
+def test_study_prunes_repeats_chooses_and_tests_as_the_rule_says(tmp_path, per_wave):
     launch = FakeLauncher(tmp_path / "sweep")
-    analysis = _sweep(tmp_path).run(launch, say=lambda s: None)
+    analysis = _sweep(tmp_path, trials_per_wave=per_wave).run(launch, say=lambda s: None)
     assert analysis["done"]
     ran = _by_trial(launch.launched)
     bests = {}
@@ -184,8 +185,8 @@ def test_study_prunes_repeats_chooses_and_tests_as_the_rule_says(tmp_path):
             assert seeds[0] == "1000" and set(seeds) <= {"1000", "1001"}   # tuning seeds only
             vals = [_value(arm, t["params"], s) for s in seeds]
             assert np.allclose(t["values"], vals)
-            # the rule by hand: reference = complete trials of earlier batches (one trial per batch)
-            ref = [v for k, v in complete.items() if k < t["trial"]]
+            # the rule by hand: reference = complete trials of earlier batches (per_wave trials per batch)
+            ref = [v for k, v in complete.items() if k // per_wave < t["trial"] // per_wave]
             if ref:
                 means = [np.mean(v) for v in ref]
                 ss = sum(((np.asarray(v) - np.mean(v)) ** 2).sum() for v in ref)

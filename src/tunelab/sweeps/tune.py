@@ -234,7 +234,7 @@ class TuneSweep:
         arm, n = self.arms[label], int(self.s.seeds_per_trial)
         while True:
             views = self.trials_of(state, label)
-            todo = [v for v in views if v.status == "needs_seeds"]
+            todo = [v for v in views if v.status == "needs_seeds" and v.repeat_of is None]
             if todo:
                 return [self._job(state, label, "tune", v.trial, i) for v in todo for i in range(self.s.first_seeds, n)]
             if any(v.status == "running" for v in views):
