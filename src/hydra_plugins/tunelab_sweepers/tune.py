@@ -75,11 +75,11 @@ class TuneSweeper(StudySweeper):
 
 
 def _named(arm, space):
-    """Nothing swept (hparams_search=tune): the one arm is named as the report names a single
-    group, by the overrides every job shares."""
+    """Nothing swept (hparams_search=tune): the one arm is "the config" (in the state, the log
+    and the report's tables)."""
     from tunelab.sweeps.space import ArmSpec
 
-    return arm if arm.label else ArmSpec(",".join(space.fixed()) or "default config", {})
+    return arm if arm.label else ArmSpec("the config", {})
 
 
 def _test_seeds(space, n: Any) -> list[str]:
