@@ -36,7 +36,7 @@ FAST = ["model=tiny", "logger=none", "data.max_train_samples=64", "data.max_eval
 # The longest tests (minutes: packaged model, SLURM, DDP, kill-and-resume, sweeps) go first, so
 # that with two workers (pytest-xdist) the short ones fill in around them and both finish together.
 _LONG_FILES = ("test_arms_learn.py", "test_end_to_end.py", "test_slurm.py", "test_resume.py", "test_ddp.py", "test_faults.py",
-               "test_adaptive_sweeper.py")
+               "test_adaptive_sweeper.py", "test_tune_sweeper.py")
 
 
 def pytest_collection_modifyitems(items):

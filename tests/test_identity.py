@@ -18,23 +18,27 @@ RESUME = ["resume=auto", "resume.name=t"]
 def test_identity_is_the_hash_of_the_config_without_bookkeeping(compose):
     from omegaconf import OmegaConf
 
-    from tunelab.ops.identity import BOOKKEEPING, identity_payload, job_identity
+    from tunelab.ops.identity import BOOKKEEPING, PLAN_RULES, identity_payload, job_identity
 
     base = compose(FAST)
     ident = job_identity(base)
     # an independent reference: sha256 of the sorted JSON of the resolved config minus bookkeeping
     plain = OmegaConf.to_container(base, resolve=True)
-    for key in ("resume", "logger", "cache_dir", "notes"):
+    for key in ("resume", "logger", "cache_dir", "notes", "search", "study"):
         plain.pop(key)
     for key in ("enable_progress_bar", "log_every_n_steps", "progress_every_n_steps", "keep_checkpoints",
                 "feature_cache"):
         plain["trainer"].pop(key)
-    assert identity_payload(base) == plain and len(BOOKKEEPING) == 9
+    plain["plan_rules"] = PLAN_RULES
+    assert identity_payload(base) == plain and len(BOOKKEEPING) == 11
     assert ident == hashlib.sha256(json.dumps(plain, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
     # bookkeeping does not change it ...
     for extra in (["logger=csv"], ["resume=auto", "resume.name=x", "resume.every_n_steps=7"],
-                  ["notes=hello", "trainer.enable_progress_bar=true", "trainer.keep_checkpoints=all"]):
+                  ["notes=hello", "trainer.enable_progress_bar=true", "trainer.keep_checkpoints=all"],
+                  ["study.phase=tune", "study.trial=2"]):
         assert job_identity(compose([*FAST, *extra])) == ident, extra
+    # an arm's search space (read by the tune sweeper only) does not either
+    assert compose([*FAST, "+arm=bert_none"]).search and job_identity(compose([*FAST, "+arm=bert_none"])) == ident
     # ... what a job computes does
     for extra in (["optim.lr=1e-3"], ["seed=1"], ["freeze=all"], ["data.max_train_samples=65"]):
         assert job_identity(compose([*FAST, *extra])) != ident, extra

@@ -25,6 +25,7 @@ from tunelab.schemas.methods import METHOD_SCHEMAS
 from tunelab.schemas.peft import PeftConfig
 from tunelab.schemas.ops import ResumeConfig
 from tunelab.schemas.probe import ProbeConfig
+from tunelab.schemas.study import StudyConfig
 
 
 @dataclass
@@ -241,6 +242,11 @@ class RunConfig:
     cache_dir: str = "${oc.env:TUNELAB_CACHE,${oc.env:HOME}/.cache/tunelab}"
     # Free-form note stored in results.json.
     notes: str = ""
+    # hydra/sweeper=tune only (tunelab.schemas.study), inert in a run of its own: the arm's search
+    # space (dotted key -> Hydra sweep syntax, e.g. optim.lr: tag(log, interval(1e-5, 1e-4))) and
+    # the job's phase and trial, which the sweeper sets.
+    search: Dict[str, str] = field(default_factory=dict)
+    study: StudyConfig = field(default_factory=StudyConfig)
 
 
 def register_configs() -> None:

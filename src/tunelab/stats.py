@@ -23,6 +23,7 @@ __all__ = [
     "mean_diff_ci",
     "DiffCI",
     "holm",
+    "pooled_sd",
     "summarize",
 ]
 
@@ -181,3 +182,16 @@ def holm(pvals) -> list[float]:
         running = max(running, min(1.0, (m - rank) * p[i]))
         out[i] = running
     return out.tolist()
+
+
+def pooled_sd(samples: Iterable[Sequence[float]]) -> float | None:
+    """The within-sample standard deviation pooled over samples (e.g. the seeds of each of several
+    configurations): sqrt(sum of squared deviations from each sample's mean / sum of (n_i - 1));
+    None without a degree of freedom (every sample has fewer than 2 values)."""
+    ss, df = 0.0, 0
+    for xs in samples:
+        x = np.asarray(list(xs), dtype=float)
+        if x.size >= 2:
+            ss += float(((x - x.mean()) ** 2).sum())
+            df += x.size - 1
+    return math.sqrt(ss / df) if df else None

@@ -59,6 +59,10 @@ def check_fields(cfg: Any) -> None:
         check_method(cfg.method)
     if cfg.task.name == "mlm":
         check_masking(cfg.task, "task")
+    if cfg.get("search"):  # the tune sweeper's space: inert here, but a typo fails now, not at tuning
+        from tunelab.schemas.search import check_search
+
+        check_search(cfg)
 
 
 def check_hardware(cfg: Any) -> None:

@@ -34,8 +34,9 @@ from omegaconf import DictConfig, OmegaConf
 # Dotted keys left out of the identity: they change where or how a job is recorded, not its
 # numbers. resume.* (the same job resumed is the same job), logger.* (W&B/CSV), cache_dir (a
 # cache gives identical inputs), notes, progress and checkpoint bookkeeping, and the frozen
-# feature cache (same metrics by construction: tunelab.models.cache.frozen).
-BOOKKEEPING = ("resume", "logger", "cache_dir", "notes", "trainer.enable_progress_bar",
+# feature cache (same metrics by construction: tunelab.models.cache.frozen); the tune sweeper's
+# search space and the job's phase in it (tunelab.schemas.study: read by no code that trains).
+BOOKKEEPING = ("resume", "logger", "cache_dir", "notes", "search", "study", "trainer.enable_progress_bar",
                "trainer.log_every_n_steps", "trainer.progress_every_n_steps", "trainer.keep_checkpoints",
                "trainer.feature_cache")
 # The version of the rules that turn a config into what trains (tunelab.models.plan, which

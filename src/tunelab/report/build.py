@@ -19,7 +19,7 @@ from tunelab.report.baseline import group_baseline, id_ood_baseline
 from tunelab.report.calibration import calibration_section
 from tunelab.report.cd_diagram import PLOT_PREFIX as CD_PREFIX, cd_plot_name, plot_cd
 from tunelab.report.checklist import render_checklist
-from tunelab.report.collect import Job, natural_key
+from tunelab.report.collect import Job, group_jobs, natural_key
 from tunelab.report.datasets import split_groups
 from tunelab.report.cost import group_costs
 from tunelab.report.examples import N_BOOT_PAIRED, example_level, positive_index_of
@@ -33,6 +33,8 @@ from tunelab.report.plots import (PLOT_GLOB, expected_max_plot_name, no_result, 
                                   plot_name)
 from tunelab.report.reliability import PLOT_PREFIX, plot_reliability, reliability_plot_name
 from tunelab.report.render import render_csv, render_markdown
+from tunelab.report.plot_tune import write_plot
+from tunelab.report.tune import tune_view
 
 LEVEL = 0.95
 N_BOOT = 10000
@@ -90,6 +92,10 @@ def build_report(sweep_dir, reference: str | None = None, metrics: Sequence[str]
     dirs = _dirs(sweep_dir)
     sweep = dirs[0]
     jobs, groups, keys, merge_notes = collect_dirs(dirs)
+    tuned = tune_view(dirs, jobs, level)  # hydra/sweeper=tune: the rest is each arm's tuned test runs
+    if tuned is not None:
+        jobs, groups, keys = group_jobs(tuned.jobs, keys=tuned.keys, single=tuned.single)
+        merge_notes = merge_notes + tuned.notes
     if not jobs:
         raise ReportError(f"no runs in '{', '.join(map(str, dirs))}': no dir below it has results.json or "
                           f".hydra/overrides.yaml")
@@ -137,6 +143,7 @@ def build_report(sweep_dir, reference: str | None = None, metrics: Sequence[str]
         ood=ood_section(ok_groups, positive_index_of(jobs), level=level, n_boot=paired_boot, by_data=by_data,
                         baseline=id_ood_baseline),
         adaptive=adaptive_study(dirs),
+        tune=tuned.study if tuned is not None else None,
     )
     for metric in chosen:
         report.metrics[metric] = MetricSection(
@@ -176,6 +183,8 @@ def write_report(sweep: Path, report: Report, groups: dict[str, list[Job]], *, l
             plot_expected_max(sweep / expected_max_plot_name(metric), metric, report.metrics[metric].expected_max,
                               no_result(groups, metric))
             report.files[f"expected_max:{metric}"] = str(sweep / expected_max_plot_name(metric))
+    if report.tune is not None:
+        report.files.update(write_plot(sweep, report.tune))
     for g, arm in (report.calibration.arms.items() if report.calibration else ()):
         if arm.pooled_bins is not None:
             plot_reliability(sweep / reliability_plot_name(g), g, arm)

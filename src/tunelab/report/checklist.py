@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from tunelab.report.formatting import fmt, md_table
 from tunelab.report.jobs import Job, natural_key, parse_overrides
+from tunelab.report.render_tune import checklist_lines
 
 if TYPE_CHECKING:
     from tunelab.report.model import Report
@@ -30,7 +31,9 @@ HP_KEYS = ("optim.lr", "optim.head_lr", "optim.layer_decay", "optim.batch_size",
            "model.max_length", "model.dropout", "freeze.name", "method.name", "method.C", "method.classifier")
 # Sweepers by the class their multirun.yaml names.
 SEARCHES = {"BasicSweeper": "grid: every combination of the listed values ran (all are reported)",
-            "OptunaSweeper": "Optuna search"}
+            "OptunaSweeper": "Optuna search",
+            "TuneSweeper": "per-arm search on the validation split, then fresh test seeds of the chosen values "
+                           "(hydra/sweeper=tune; below)"}
 
 
 def _get(cfg: Any, path: str):
@@ -89,6 +92,7 @@ def _hp_section(report: Report, groups: dict[str, list[Job]]) -> list[str]:
            "How the configurations were chosen (the sweeper of each sweep dir, from its multirun.yaml):", ""]
     for source in (h.sources if h else [report.sweep_dir]):
         out += [f"- {line}" if not line.startswith("  ") else line for line in _sweeper(source)]
+    out += checklist_lines(report.tune)
     swept: dict[str, set] = {}
     for jobs in groups.values():
         for j in jobs:

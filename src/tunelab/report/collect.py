@@ -139,16 +139,17 @@ def collect(sweep_dir: Path, seed_keys: Sequence[str] = SEED_KEYS) -> tuple[list
     return group_jobs([load_job(d, sweep_dir) for d in find_job_dirs(sweep_dir)], seed_keys)
 
 
-def group_jobs(jobs: list[Job],
-               seed_keys: Sequence[str] = SEED_KEYS) -> tuple[list[Job], dict[str, list[Job]], list[str]]:
-    """Group loaded jobs by the swept keys (see :func:`collect`).
+def group_jobs(jobs: list[Job], seed_keys: Sequence[str] = SEED_KEYS, keys: Sequence[str] | None = None,
+               single: str | None = None) -> tuple[list[Job], dict[str, list[Job]], list[str]]:
+    """Group loaded jobs by the swept keys (see :func:`collect`), or by ``keys`` when given (a
+    tuning study's arms: its jobs also differ in the values each arm chose, which are not groups).
 
     Ok runs also get their ``degenerate`` reasons here, so every reader of a group (statistics,
     plots, the curriculum summary) sees the same flags. With nothing swept, the one group is
     named by the overrides every job shared (``freeze=last2``), so the report says what ran.
     """
-    keys = swept_keys(jobs, seed_keys)
-    single = ",".join(fixed_overrides(jobs, seed_keys)) or SINGLE_GROUP
+    keys = swept_keys(jobs, seed_keys) if keys is None else list(keys)
+    single = single or ",".join(fixed_overrides(jobs, seed_keys)) or SINGLE_GROUP
     groups: dict[str, list[Job]] = {}
     for job in jobs:
         job.group = group_label(job, keys, single)

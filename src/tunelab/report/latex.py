@@ -160,6 +160,29 @@ def ood_table(report: Report) -> str:
                   rows, footer, caption, "tab:tunelab-ood")
 
 
+def tune_table(report: Report) -> str:
+    """A tuning study (hydra/sweeper=tune): per arm the bounds searched, the chosen values, and the
+    test score tuned and at the default recipe (same fresh seeds)."""
+    from tunelab.schemas.search import override_value
+
+    t = report.tune
+    cell = (lambda s: "--" if s is None or not s.n else
+            num(s.mean) + (f" $\\pm$ {num(s.sd)}" if math.isfinite(s.sd) else "") + f" ({s.n})")
+    rows = []
+    for label, a in t.arms.items():
+        space = "; ".join(rf"\texttt{{{tex(k)}}} {tex(a.bounds.get(k, a.search[k]))}" for k in a.search) or "--"
+        chosen = "; ".join(tex(override_value(a.chosen.get(k))) for k in a.search) if a.best is not None else "--"
+        rows.append([r"\texttt{" + tex(label) + "}", space, chosen or "--", num(a.val_best), cell(a.tuned),
+                     cell(a.default)])
+    s = t.settings
+    caption = (f"Tuned vs default recipe: per arm, {s['trials']} trials $\\times$ {s['seeds_per_trial']} seeds "
+               f"searched on validation (\\texttt{{{tex(t.metric)}}}, {s['sampler']} search, trial 0 = the default "
+               f"recipe), then the best trial and the default each tested on {len(s['test_seeds'] or [])} fresh "
+               f"seeds: \\texttt{{{tex(t.test_metric)}}}, mean $\\pm$ sd ($n$).")
+    return _table("llcccc", ["Arm", "Search space", "Chosen", "Val.", "Test (tuned)", "Test (default)"], rows, [],
+                  caption, "tab:tunelab-tuning")
+
+
 def latex_tables(report: Report) -> str:
     """Every table, one after the other (a file to ``\\input``)."""
     parts = [f"% tunelab report of {tex(report.sweep_dir)} ({report.generated_at}); needs \\usepackage{{booktabs}}", ""]
@@ -169,4 +192,6 @@ def latex_tables(report: Report) -> str:
         parts.append(calibration_table(report))
     if report.ood is not None:
         parts.append(ood_table(report))
+    if report.tune is not None:
+        parts.append(tune_table(report))
     return "\n".join(parts)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
 if TYPE_CHECKING:  # annotations only, and none of these imports this module
     from tunelab.report.adaptive import AdaptiveStudy
+    from tunelab.report.tune import TuneStudy
     from tunelab.report.calibration import CalibrationSection
     from tunelab.report.datasets import DatasetsSection
     from tunelab.report.examples import ExampleLevel
@@ -237,6 +238,7 @@ class Report:
     datasets: DatasetsSection | None = None  # a data sweep: arms x datasets, claims, ranks (tunelab.report.claims)
     ood: OodSection | None = None  # in- vs out-of-domain per arm, paired OOD tests (tunelab.report.ood)
     adaptive: AdaptiveStudy | None = None  # hydra/sweeper=adaptive's rounds and decisions (tunelab.report.adaptive)
+    tune: TuneStudy | None = None  # hydra/sweeper=tune: default vs tuned, chosen values, search (tunelab.report.tune)
     files: dict[str, str] = field(default_factory=dict)  # filled when written: kind -> path
 
     @property

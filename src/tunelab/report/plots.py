@@ -133,10 +133,13 @@ def expected_max_plot_name(metric: str) -> str:
     return f"expected_max_{slug(metric)}.png"
 
 
-def plot_expected_max(path: Path, metric: str, curves: dict, marks: dict[str, str] | None = None) -> None:
+def plot_expected_max(path: Path, metric: str, curves: dict, marks: dict[str, str] | None = None,
+                      unit: str = "runs", best: str = "max") -> None:
     """Expected best score vs. number of runs, one line per group with its bootstrap band;
     test on the left and, where the runs have it, validation on the right. ``marks``
-    (:func:`no_result`): groups with runs that gave no value, named in the legend in red."""
+    (:func:`no_result`): groups with runs that gave no value, named in the legend in red.
+    ``unit``/``best``: what is counted and what "best" is (the tuning report's curves are over
+    trials, maybe of a minimum)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -160,9 +163,9 @@ def plot_expected_max(path: Path, metric: str, curves: dict, marks: dict[str, st
             if group not in curves:  # no curve to draw: a red x in the legend says why
                 ax.plot([], [], linestyle="none", marker="x", color="tab:red", label=f"{group}: {mark}")
         name = next((by_kind[kind].metric for by_kind in curves.values() if kind in by_kind), metric)
-        ax.set_xlabel("number of runs n")
-        ax.set_ylabel(f"expected max {name}")
-        ax.set_title(f"{kind}: E[max of n runs] (Tang et al. 2020) ± bootstrap band", fontsize=8)
+        ax.set_xlabel(f"number of {unit} n")
+        ax.set_ylabel(f"expected {best} {name}")
+        ax.set_title(f"{kind}: E[{best} of n {unit}] (Tang et al. 2020) ± bootstrap band", fontsize=8)
         legend = ax.legend(loc="lower right", fontsize=7)
         for text in legend.get_texts():
             if text.get_text() in red:

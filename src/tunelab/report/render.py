@@ -21,6 +21,7 @@ from tunelab.report.render_ood import ood_section
 from tunelab.report.model import BASELINE_OF, Comparison, MetricSection, Report, Summary
 from tunelab.report import render_study
 from tunelab.report.render_adaptive import adaptive_section
+from tunelab.report.render_tune import tune_section
 from tunelab.report.plots import plot_name
 
 # =============================================================================== markdown
@@ -48,6 +49,7 @@ def render_markdown(report: Report) -> str:
         _degenerate_section(report),
         _baseline_section(report),
         adaptive_section(report.adaptive),
+        tune_section(report.tune, plot="tune:expected_max" in report.files),
     ]
     for metric, entry in report.metrics.items():
         parts.append(_metric_section(report, metric, entry))

@@ -23,11 +23,10 @@ import logging
 from pathlib import Path
 from typing import Callable, Optional
 
-from tunelab.errors import ConfigError
 from tunelab.sequential.rule import Design, Run, Study
-from tunelab.sweeps.jobs import FINISHED, JobSpec, Launch, run_wave
+from tunelab.sweeps.jobs import JobSpec, Launch, first_free_num
 from tunelab.sweeps.space import SweepSpace
-from tunelab.sweeps.state import Round, SweepState, outcome_record
+from tunelab.sweeps.state import Round, SweepState, finish_round
 
 log = logging.getLogger(__name__)
 STATE_FILE = "adaptive.json"
@@ -73,7 +72,7 @@ class AdaptiveSweep:
         self._report_round(study, rnd, say)
 
     def _plan_jobs(self, state: SweepState, study: Study, plan: dict[str, int]) -> list[JobSpec]:
-        num = max(state.next_num(), self._free_num())
+        num = max(state.next_num(), first_free_num(self.sweep_dir))
         jobs = []
         for label in self.arms:  # arms in sweep order, seeds in order: one run of numbers
             start = len(study.arms[label].runs)
@@ -85,27 +84,8 @@ class AdaptiveSweep:
                 num += 1
         return jobs
 
-    def _free_num(self) -> int:
-        """The first job number above every numbered dir already in the sweep dir, so a new job
-        never writes into another study's job dir."""
-        nums = [int(p.name.split("-")[0]) for p in self.sweep_dir.iterdir()
-                if p.is_dir() and p.name.split("-")[0].isdigit()] if self.sweep_dir.is_dir() else []
-        return 1 + max(nums, default=-1)
-
     def _wave(self, state: SweepState, rnd: Round, launch: Launch, validate) -> None:
-        outcomes = run_wave(launch, self.sweep_dir, rnd.jobs, validate)
-        for job in rnd.jobs:
-            o = outcomes[job.key]
-            if o.status == "ok" and self.metric not in o.metric_names:
-                raise ConfigError(f"hydra.sweeper.metric={self.metric} is not a metric of "
-                                  f"{self.sweep_dir / str(o.dir) / 'results.json'}; its metrics are: "
-                                  f"{', '.join(o.metric_names) or 'none'}.")
-            rec = outcome_record(o, self.metric)
-            if o.status not in FINISHED:  # the wave is back and the job never finished: lost
-                rec["problem"] = rec["problem"] or "the job left no finished results.json"
-            rnd.outcomes[job.key] = rec
-        rnd.complete = True
-        state.save()
+        finish_round(state, rnd, launch, self.sweep_dir, self.metric, validate)
 
     def runs_of(self, rnd: Round) -> dict[str, list[Run]]:
         """The round's runs per arm in seed order; a failed, lost or metric-less job has no value."""

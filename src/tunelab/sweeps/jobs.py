@@ -140,3 +140,12 @@ def run_wave(launch: Launch, sweep_dir: Path, specs: Sequence[JobSpec],
             validate(batch)
         launch(batch, part[0].num)
     return read_outcomes(sweep_dir, specs) if todo else before
+
+
+def first_free_num(sweep_dir: Path) -> int:
+    """The first job number above every numbered dir already in the sweep dir, so a new job never
+    writes into another study's job dir."""
+    sweep_dir = Path(sweep_dir)
+    nums = [int(p.name.split("-")[0]) for p in sweep_dir.iterdir()
+            if p.is_dir() and p.name.split("-")[0].isdigit()] if sweep_dir.is_dir() else []
+    return 1 + max(nums, default=-1)

@@ -19,14 +19,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional, Sequence, Union
 
 from tunelab.errors import ConfigError
 from tunelab.io import write_json
 from tunelab.results import utcnow
-from tunelab.sweeps.jobs import JobSpec, Outcome
+from tunelab.sweeps.jobs import FINISHED, JobSpec, Launch, Outcome, run_wave
 from tunelab.sweep_state import SCHEMA, read_state
-
 
 
 @dataclass
@@ -48,22 +47,47 @@ class Round:
         return cls(int(d["index"]), jobs, outcomes, bool(d.get("complete")))
 
 
-def outcome_record(o: Outcome, metric: Optional[str] = None) -> dict:
-    """What the state keeps of an outcome: enough to decide again without the job dirs."""
+def outcome_record(o: Outcome, metric: Union[str, Sequence[str], None] = None) -> dict:
+    """What the state keeps of an outcome: enough to decide again without the job dirs.
+    ``metric``: a name, or names of which the first the run has gives the value."""
     rec = {"status": o.status, "dir": o.dir, "cpu_s": o.cpu_s, "problem": o.problem}
     if metric is not None:
-        rec["value"] = o.metric(metric)
+        names = [metric] if isinstance(metric, str) else list(metric)
+        rec["value"] = o.metric(next((m for m in names if m in o.metric_names), names[-1]))
         fp = o.fingerprint()
         rec["fingerprint"] = [list(x) for x in fp] if fp is not None else None
     return rec
 
 
+def finish_round(state: "SweepState", rnd: Round, launch: Launch, sweep_dir: Path, metric: Union[str, Sequence[str]],
+                 validate: Optional[Callable[[list], None]] = None) -> None:
+    """Launch the round's unfinished jobs, then record every job's outcome and mark the round
+    complete. An ok run without the metric stops the study with one sentence (a typo in
+    ``hydra.sweeper.metric``, or a run without that split): deciding on nothing would be worse."""
+    names = [metric] if isinstance(metric, str) else list(metric)
+    outcomes = run_wave(launch, sweep_dir, rnd.jobs, validate)
+    for job in rnd.jobs:
+        o = outcomes[job.key]
+        if o.status == "ok" and not any(m in o.metric_names for m in names):
+            raise ConfigError(f"hydra.sweeper.metric={names[-1]} is not a metric of "
+                              f"{Path(sweep_dir) / str(o.dir) / 'results.json'}; its metrics are: "
+                              f"{', '.join(o.metric_names) or 'none'}.")
+        rec = outcome_record(o, names)
+        if o.status not in FINISHED:  # the wave is back and the job never finished: lost
+            rec["problem"] = rec["problem"] or "the job left no finished results.json"
+        rnd.outcomes[job.key] = rec
+    rnd.complete = True
+    state.save()
+
+
 class SweepState:
-    """``<sweep dir>/<name>``: ``setup`` (what defines the study), ``rounds``, ``analysis``."""
+    """``<sweep dir>/<name>``: ``setup`` (what defines the study), ``rounds``, ``facts`` (what the
+    sweeper decided that no job records: the tune sweeper's trials and their values), ``analysis``."""
 
     def __init__(self, path: Path, kind: str, setup: dict):
         self.path, self.kind, self.setup = Path(path), kind, setup
         self.rounds: list[Round] = []
+        self.facts: dict = {}
         self.analysis: dict = {}
         self.created_at = utcnow()
 
@@ -86,6 +110,7 @@ class SweepState:
                               f"differ), so it is not continued: choose another sweep dir (hydra.sweep.dir or "
                               f"resume.name), or delete {path.name} there to start over.")
         state.rounds = rounds
+        state.facts = data.get("facts") or {}
         state.analysis = data.get("analysis") or {}
         state.created_at = data.get("created_at") or state.created_at
         return state
@@ -102,7 +127,8 @@ class SweepState:
     def save(self) -> None:
         write_json(self.path, {"schema": SCHEMA, "kind": self.kind, "created_at": self.created_at,
                                "updated_at": utcnow(), "setup": self.setup,
-                               "rounds": [r.to_dict() for r in self.rounds], "analysis": self.analysis})
+                               "rounds": [r.to_dict() for r in self.rounds], "facts": self.facts,
+                               "analysis": self.analysis})
 
 
 def _plain(x):
