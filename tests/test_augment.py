@@ -327,7 +327,7 @@ def test_transform_uses_seed_offset_and_keeps_label_dtype(wordnet):
         ({"alpha_sr": 1.5}, "augment.alpha_sr=1.5 must be in [0, 1]."),
         ({"alpha_ri": -0.1}, "augment.alpha_ri=-0.1 must be in [0, 1]."),
         ({"alpha_rs": "0.1"}, "augment.alpha_rs='0.1' must be a number."),
-        ({"alpha_rs": math.nan}, "augment.alpha_rs=nan must be in [0, 1]."),
+        ({"alpha_rs": math.nan}, "augment.alpha_rs=nan must be a finite number in [0, 1]."),
         ({"p_rd": 2}, "augment.p_rd=2 must be in [0, 1]."),
         ({"p_rd": False}, "augment.p_rd=False must be a number."),
         ({"seed_offset": 0.5}, "augment.seed_offset=0.5 must be an integer."),

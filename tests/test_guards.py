@@ -277,3 +277,19 @@ def test_an_sbatch_refusal_is_one_sentence(tmp_path):
         "hydra.launcher setting it names (partition, timeout_min, mem_gb, cpus_per_task, gpus_per_node) and run "
         "the command again; nothing was submitted.")
     assert "Traceback" not in r.stderr
+
+
+def test_a_signal_during_an_import_waits_for_the_import(tmp_path, monkeypatch):
+    """A KeyboardInterrupt raised half-way through an import leaves the module broken (numpy's
+    lazy attributes then recurse forever); the handler re-sends the signal after the import."""
+    import importlib
+    import sys
+
+    from tunelab.ops import interrupt
+
+    (tmp_path / "probe_mod.py").write_text(
+        "import sys\nfrom tunelab.ops.interrupt import _in_import\nINSIDE = _in_import(sys._getframe())\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert importlib.import_module("probe_mod").INSIDE is True
+    assert interrupt._in_import(sys._getframe()) is False
+    sys.modules.pop("probe_mod", None)

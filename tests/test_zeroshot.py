@@ -30,7 +30,7 @@ def topics_csv(tmp_path):
 
 def _cfg(compose, tmp_path, csv, *overrides):
     return compose(["method=zeroshot", "logger=none", "data=csv", f"data.path={csv}", "data.test_size=0.5",
-                    "data.val_size=0.17", f"cache_dir={tmp_path}/cache", *overrides])
+                    "data.val_size=0.34", f"cache_dir={tmp_path}/cache", *overrides])
 
 
 def test_record_on_the_same_test_split(compose, tmp_path, topics_csv):
@@ -48,7 +48,7 @@ def test_record_on_the_same_test_split(compose, tmp_path, topics_csv):
     assert rec["extra"]["test_label_counts"] == {"cooking": 3, "sports": 3, "weather": 3}
     assert rec["majority_rate"] == pytest.approx(1 / 3)
     assert rec["extra"]["zeroshot"]["prompts"]["sports"] == ["This text is sports."]
-    seq = compose(["model=tiny", "data=csv", f"data.path={topics_csv}", "data.test_size=0.5", "data.val_size=0.17"])
+    seq = compose(["model=tiny", "data=csv", f"data.path={topics_csv}", "data.test_size=0.5", "data.val_size=0.34"])
     test = build_datamodule(seq, None).load().test
     assert sorted(test["text"]) == sorted(build_datamodule(cfg, None).load().test["text"])
 

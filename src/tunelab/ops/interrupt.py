@@ -42,9 +42,26 @@ class Interrupted(KeyboardInterrupt):
         self.signum = signum
 
 
+def _in_import(frame) -> bool:
+    """Is the main thread inside an ``import`` (importlib's frames on its stack)?"""
+    while frame is not None:
+        if "importlib._bootstrap" in frame.f_code.co_filename:
+            return True
+        frame = frame.f_back
+    return False
+
+
 def _raise(signum, frame) -> None:
     global _received
     _received = signum
+    if _in_import(frame):
+        # An exception raised half-way through importing a module (numpy's lazy attributes,
+        # scipy's submodules) leaves it broken in sys.modules, and the job's own clean-up then
+        # fails on it. So the signal is delivered again a moment later, after the import.
+        import os
+
+        threading.Timer(0.05, os.kill, (os.getpid(), signum)).start()
+        return
     raise Interrupted(signum)
 
 
