@@ -5,7 +5,8 @@ caches and resume are in ``tests/test_families_data.py``.
 
 What should train is written here from each architecture (``ARCH``: every parameter name of the
 family's modeling file in transformers, and the block it belongs to), not read from
-``tunelab.models.freezing``. ``docs/notes/families.md`` is the family x feature table these back.
+``tunelab.models.freezing``. The family x feature table these back is in the README ("Encoder
+families"), explained in ``docs/families.md``.
 The module under test comes from ``families.module_for`` alone.
 """
 
