@@ -293,3 +293,13 @@ def test_a_signal_during_an_import_waits_for_the_import(tmp_path, monkeypatch):
     assert importlib.import_module("probe_mod").INSIDE is True
     assert interrupt._in_import(sys._getframe()) is False
     sys.modules.pop("probe_mod", None)
+
+
+def test_an_arm_without_its_experiment_is_one_sentence():
+    from tunelab.overrides import arm_error
+
+    msg = arm_error(["arm=bert_lora", "seed=1"])
+    assert msg == ("arm=bert_lora is a study arm, placed by an experiment: add experiment=freeze_study (or "
+                   "experiment=hart2020), or run the arm alone as +arm=bert_lora.")
+    assert arm_error(["experiment=freeze_study", "arm=bert_lora"]) is None
+    assert arm_error(["+arm=bert_lora"]) is None

@@ -31,7 +31,8 @@ def test_cost_per_arm(tmp_path):
     _job(sweep, 0, "none", 0, _result("none", 0, duration=100.0, cpu=190.0))
     _job(sweep, 1, "none", 1, _result("none", 1, duration=300.0, cpu=410.0))
     _job(sweep, 2, "none", 2, _result("none", 2, status="failed", duration=5.0, cpu=1.0))  # not counted
-    _job(sweep, 3, "last2", 0, _result("last2", 0, duration=40.0, cpu=70.0))
+    _job(sweep, 3, "last2", 0, {**_result("last2", 0, duration=40.0, cpu=70.0), "params": {"trainable": 3000},
+                                "plan": {"trainable_bytes": 12 * 2**10}})
     _job(sweep, 4, "last2", 1, _result("last2", 1, duration=60.0))                      # old file: no cost
     rep = build_report(sweep)
     none, last2 = rep.cost["freeze=none"], rep.cost["freeze=last2"]
@@ -41,5 +42,27 @@ def test_cost_per_arm(tmp_path):
     assert math.isclose(none.samples_per_s_mean, (12.0 + 4.0) / 2)
     assert last2.n == 2 and last2.cpu_s_mean == 70.0 and last2.wall_s_mean == 50.0
     md = (sweep / "report.md").read_text()
-    assert "## Cost per arm" in md and "| `freeze=none` | 2 | 200.0 | 400.0 | 300.0 | 8.0 | 2 |" in md
+    assert "## Cost per arm" in md and "| `freeze=none` | 2 | 200.0 | 400.0 | 300.0 | 8.0 | n/a | n/a | 2 |" in md
     assert json.loads((sweep / "report.json").read_text())["cost"]["freeze=last2"]["cpu_s_mean"] == 70.0
+    # 1,200 samples in 40 s and 60 s: 30 and 20 samples/s; trained parameters and bytes per task
+    # from the one run that records them (the plan's bytes).
+    assert "| `freeze=last2` | 2 | 50.0 | 100.0 | 70.0 | 25.0 | 3,000 | 12.0 kB | 2 |" in md
+
+
+def test_pareto_front_by_hand():
+    """(score, price): b beats a on both; c is cheaper but worse than b; d is the best and dearest."""
+    from tunelab.report.pareto import front
+
+    pts = {"a": (0.80, 100.0), "b": (0.85, 50.0), "c": (0.70, 10.0), "d": (0.90, 1000.0),
+           "e": (0.85, 60.0), "nan": (float("nan"), 1.0)}
+    assert front(pts) == ["c", "b", "d"]          # cheapest first; a and e are dominated by b
+    assert front({"x": (0.5, 1.0), "y": (0.5, 1.0)}) == ["x", "y"]  # ties dominate nothing
+
+
+def test_trained_parameters_and_bytes_come_from_the_plan():
+    from tunelab.report.cost import trained
+
+    assert trained({"params": {"trainable": 10}, "plan": {"trainable_bytes": 40}}) == (10.0, 40.0)
+    assert trained({"params": {"trainable": 10}}) == (10.0, 40.0)       # 4 bytes a parameter
+    p, b = trained({})
+    assert p != p and b != b

@@ -159,11 +159,22 @@ def schema_option_error(argv: Sequence[str]) -> Optional[str]:
     return None
 
 
+def arm_error(argv: Sequence[str]) -> Optional[str]:
+    """``arm=<name>`` picks a study arm that an experiment places (``conf/experiment/*.yaml``:
+    ``- /arm: ...``); alone it has nothing to override, and Hydra says only "Could not override"."""
+    arms = [a for a in argv if a.split("=", 1)[0] == "arm"]
+    if arms and not any(a.split("=", 1)[0] in ("experiment", "+experiment") for a in argv):
+        value = arms[0].split("=", 1)[1]
+        return (f"arm={value} is a study arm, placed by an experiment: add experiment=freeze_study (or "
+                f"experiment=hart2020), or run the arm alone as +arm={value}.")
+    return None
+
+
 def check_or_exit(argv: Sequence[str]) -> List[str]:
     """The arguments to give Hydra (rewritten for a multirun, see :func:`multirun_argv`), or exit 2
     with one sentence when a key is set inside a node that is null or a schema is chosen as a method."""
     args = [a for a in argv if not a.startswith("-")]
-    msg = schema_option_error(args)
+    msg = schema_option_error(args) or arm_error(args)
     if msg:
         print(f"error: {msg}", file=sys.stderr)
         sys.exit(2)

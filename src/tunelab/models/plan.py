@@ -266,7 +266,9 @@ def fixed_record(*, runner: str, cache: str, why: str, encoder_params: int, clas
     return {"rules": PLAN_RULES, "freeze": p.name, "mode": p.mode, "fit": runner, "runner": runner,
             "cache": cache, "cache_why": why, "prefix_layers": None, "pooling": pooling, "optim": {},
             "peft": None, "trainable_params": int(classifier_params),
-            "total_params": int(encoder_params + classifier_params), "blocks": blocks}
+            "total_params": int(encoder_params + classifier_params),
+            # what one task keeps beside the shared encoder: its classifier, as float32
+            "trainable_bytes": 4 * int(classifier_params), "blocks": blocks}
 
 
 def _unique(params: Iterable) -> list:

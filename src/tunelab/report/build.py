@@ -22,6 +22,9 @@ from tunelab.report.checklist import render_checklist
 from tunelab.report.collect import Job, group_jobs, natural_key
 from tunelab.report.datasets import split_groups
 from tunelab.report.cost import group_costs
+from tunelab.report.pareto import PLOT_PREFIX as PARETO_PREFIX
+from tunelab.report.pareto import plot_name as pareto_plot_name
+from tunelab.report.pareto import plot_pareto
 from tunelab.report.examples import N_BOOT_PAIRED, example_level, positive_index_of
 from tunelab.report.header import make_header
 from tunelab.report.ood import ood_section
@@ -183,6 +186,9 @@ def write_report(sweep: Path, report: Report, groups: dict[str, list[Job]], *, l
             plot_expected_max(sweep / expected_max_plot_name(metric), metric, report.metrics[metric].expected_max,
                               no_result(groups, metric))
             report.files[f"expected_max:{metric}"] = str(sweep / expected_max_plot_name(metric))
+    primary = next(iter(report.metrics), None)
+    if primary is not None and report.cost and plot_pareto(sweep / pareto_plot_name(primary), primary, report):
+        report.files[f"pareto:{primary}"] = str(sweep / pareto_plot_name(primary))
     if report.tune is not None:
         report.files.update(write_plot(sweep, report.tune))
     for g, arm in (report.calibration.arms.items() if report.calibration else ()):
@@ -205,6 +211,7 @@ def write_report(sweep: Path, report: Report, groups: dict[str, list[Job]], *, l
     write_json(sweep / "report.json", report.to_dict())
     _write_text(sweep / "report.md", render_markdown(report))
     current = {Path(f).name for f in report.files.values()}
-    for stale in [*sweep.glob(PLOT_GLOB), *sweep.glob(f"{PLOT_PREFIX}*.png"), *sweep.glob(f"{CD_PREFIX}*.png")]:
+    for stale in [*sweep.glob(PLOT_GLOB), *sweep.glob(f"{PLOT_PREFIX}*.png"), *sweep.glob(f"{CD_PREFIX}*.png"),
+                  *sweep.glob(f"{PARETO_PREFIX}*.png")]:
         if stale.name not in current:
             stale.unlink(missing_ok=True)

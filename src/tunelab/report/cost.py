@@ -1,11 +1,14 @@
-"""What each arm of a study cost: wall time, CPU seconds and training samples per second.
+"""What each arm of a study cost: wall time, CPU seconds, samples per second, what it trains.
 
 A reader choosing a freeze policy weighs its score against its price, so the report shows,
 per group, the mean wall time of its ok runs (``duration_s``: start-up, training, evaluation),
 the mean CPU seconds (``cost.cpu_s``: less sensitive than wall time to other load on the
 machine; absent in results.json files written before it was recorded) and training samples
 per second of wall time (training examples x epochs run / ``duration_s``; for methods without
-epochs, such as the sparse baselines, the training examples once). Means are over the runs
+epochs, such as the sparse baselines, the training examples once), the parameters it trained
+(``params.trainable``: at the run's end, so gradual unfreezing counts what it thawed) and what
+one task costs to keep beside the shared pretrained encoder (``plan.trainable_bytes``: the
+trained parameters; 4 bytes a parameter where the plan does not say). Means are over the runs
 that have the field; ``n`` says how many.
 """
 
@@ -26,6 +29,8 @@ class ArmCost:
     cpu_s_mean: float
     samples_per_s_mean: float
     threads: list
+    trainable_params: float = math.nan
+    bytes_per_task: float = math.nan
 
 
 def _mean(xs: list) -> float:
@@ -41,6 +46,16 @@ def samples_trained(result: dict) -> int | None:
     return int(n) * (int(epochs) if epochs else 1)
 
 
+def trained(result: dict) -> tuple[float, float]:
+    """(parameters trained, bytes one task keeps) of a run's record (NaN when it has neither)."""
+    params = (result.get("params") or {}).get("trainable")
+    plan = result.get("plan") or {}
+    nbytes = plan.get("trainable_bytes")
+    if nbytes is None and params is not None:
+        nbytes = 4 * params
+    return (math.nan if params is None else float(params)), (math.nan if nbytes is None else float(nbytes))
+
+
 def arm_cost(jobs: Sequence) -> ArmCost:
     """The cost of one group's ok runs (``jobs``: ``tunelab.report.collect.Job``)."""
     results = [j.result for j in jobs if j.state == "ok" and j.result and j.result.get("duration_s")]
@@ -48,7 +63,9 @@ def arm_cost(jobs: Sequence) -> ArmCost:
     cpus = [float(r["cost"]["cpu_s"]) for r in results if (r.get("cost") or {}).get("cpu_s") is not None]
     rates = [samples_trained(r) / float(r["duration_s"]) for r in results if samples_trained(r)]
     threads = sorted({(r.get("cost") or {}).get("threads") for r in results} - {None})
-    return ArmCost(len(results), _mean(walls), sum(walls), _mean(cpus), _mean(rates), threads)
+    kept = [trained(r) for r in results]
+    return ArmCost(len(results), _mean(walls), sum(walls), _mean(cpus), _mean(rates), threads,
+                   _mean([p for p, _ in kept if p == p]), _mean([b for _, b in kept if b == b]))
 
 
 def group_costs(groups: dict) -> dict[str, ArmCost]:
@@ -60,11 +77,26 @@ def cost_section(costs: dict[str, ArmCost]) -> str:
     if not costs:
         return ""
     rows = [(f"`{g}`", c.n, fmt(c.wall_s_mean, 1), fmt(c.wall_s_total, 1), fmt(c.cpu_s_mean, 1),
-             fmt(c.samples_per_s_mean, 1), ", ".join(str(t) for t in c.threads) or "n/a")
+             fmt(c.samples_per_s_mean, 1), _count(c.trainable_params), _size(c.bytes_per_task),
+             ", ".join(str(t) for t in c.threads) or "n/a")
             for g, c in costs.items()]
     return ("## Cost per arm\n\n"
             "Over each group's ok runs: wall time of a run (start-up, training and evaluation), CPU "
             "seconds of its process, and training samples (examples x epochs) per wall-clock second. "
-            "Wall times depend on the machine's other load; CPU seconds much less.\n\n"
+            "Wall times depend on the machine's other load; CPU seconds much less. Trained parameters "
+            "and the bytes one task keeps beside the shared pretrained encoder come from each run's plan.\n\n"
             + md_table(["group", "runs", "mean wall s", "total wall s", "mean CPU s", "samples/s",
-                        "threads"], rows) + "\n")
+                        "trained params", "bytes/task", "threads"], rows) + "\n")
+
+
+def _count(x: float) -> str:
+    return "n/a" if x != x else f"{x:,.0f}"
+
+
+def _size(x: float) -> str:
+    if x != x:
+        return "n/a"
+    for unit, k in (("GB", 2**30), ("MB", 2**20), ("kB", 2**10)):
+        if x >= k:
+            return f"{x / k:.1f} {unit}"
+    return f"{x:.0f} B"

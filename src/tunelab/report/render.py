@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from tunelab.report.cost import cost_section
+from tunelab.report.pareto import pareto_section
 from tunelab.report.formatting import fmt, fmt_ci, fmt_p, md_table
 from tunelab.report.render_calibration import calibration_section
 from tunelab.report.render_datasets import datasets_section
@@ -54,6 +55,7 @@ def render_markdown(report: Report) -> str:
     for metric, entry in report.metrics.items():
         parts.append(_metric_section(report, metric, entry))
     parts.append(cost_section(report.cost))
+    parts.append(pareto_section(report, next(iter(report.metrics), "")))
     parts.append(calibration_section(report))
     parts.append(ood_section(report))
     parts.append(datasets_section(report))

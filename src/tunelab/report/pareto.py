@@ -1,0 +1,106 @@
+"""Score against price: which arms no other arm beats on both (the Pareto front), and its plot.
+
+"Which way to adapt an encoder?" has no single answer: LoRA trains 0.3 % of the parameters and
+is a point or two behind full fine-tuning; the frozen probe costs seconds. A reader picks on a
+front, so the report marks the arms that are *Pareto-optimal*: no other arm has a mean score at
+least as high with a price at most as low (and one of the two strictly better). Two prices:
+the parameters each task trains (what it costs to store one task beside the shared encoder) and
+the CPU seconds of a run (what it costs to train). ``pareto_<metric>.png`` draws both, with the
+front joined; the markdown lists the front.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+PLOT_PREFIX = "pareto_"
+
+
+def plot_name(metric: str) -> str:
+    from tunelab.report.plots import slug
+
+    return f"{PLOT_PREFIX}{slug(metric)}.png"
+
+
+def front(points: dict[str, tuple[float, float]]) -> list[str]:
+    """Groups whose (score: higher is better, price: lower is better) no other group dominates,
+    in increasing price. Points with a NaN are left out."""
+    ok = {g: (s, c) for g, (s, c) in points.items() if not (math.isnan(s) or math.isnan(c))}
+
+    def dominated(g: str) -> bool:
+        s, c = ok[g]
+        return any(s2 >= s and c2 <= c and (s2 > s or c2 < c) for h, (s2, c2) in ok.items() if h != g)
+
+    return sorted((g for g in ok if not dominated(g)), key=lambda g: (ok[g][1], -ok[g][0]))
+
+
+def points(report, metric: str) -> dict[str, dict[str, float]]:
+    """Per group: mean and sd of ``metric`` (non-degenerate runs' summary: all runs), trained
+    parameters and CPU seconds per run (``report.cost``)."""
+    out = {}
+    for g, summ in report.metrics[metric].summary.items():
+        cost = report.cost.get(g)
+        if cost is None:
+            continue
+        out[g] = {"mean": summ.all.mean, "sd": summ.all.sd, "params": cost.trainable_params, "cpu_s": cost.cpu_s_mean}
+    return out
+
+
+def fronts(report, metric: str) -> dict[str, list[str]]:
+    pts = points(report, metric)
+    return {price: front({g: (p["mean"], p[price]) for g, p in pts.items()}) for price in ("params", "cpu_s")}
+
+
+def plot_pareto(path: Path, metric: str, report) -> bool:
+    """Both panels; False (nothing written) with fewer than two groups that have a price."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from tunelab.io import atomic_write
+
+    pts = points(report, metric)
+    fr = fronts(report, metric)
+    if sum(1 for p in pts.values() if not math.isnan(p["params"])) < 2:
+        return False
+    fig = Figure(figsize=(10.0, 4.2))
+    FigureCanvasAgg(fig)
+    for pos, (price, label) in enumerate((("params", "parameters trained per task"), ("cpu_s", "CPU seconds per run")),
+                                         start=1):
+        ax = fig.add_subplot(1, 2, pos)
+        for g, p in pts.items():
+            if math.isnan(p[price]) or math.isnan(p["mean"]):
+                continue
+            on = g in fr[price]
+            ax.errorbar(max(p[price], 1.0), p["mean"], yerr=0 if math.isnan(p["sd"]) else p["sd"], fmt="o",
+                        color="tab:blue" if on else "tab:gray", capsize=3)
+            ax.annotate(g, (max(p[price], 1.0), p["mean"]), fontsize=7, xytext=(4, 4), textcoords="offset points")
+        line = [(max(pts[g][price], 1.0), pts[g]["mean"]) for g in fr[price]]
+        if len(line) > 1:
+            ax.plot(*zip(*line), color="tab:blue", linewidth=1, alpha=0.6, label="Pareto front")
+            ax.legend(loc="lower right", fontsize=7)
+        ax.set_xscale("log")
+        ax.set_xlabel(label + " (log)")
+        ax.set_ylabel(f"{metric} (mean ± sd over seeds)")
+        ax.set_title(f"{metric} vs {label}", fontsize=9)
+    fig.tight_layout()
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110, bbox_inches="tight"), binary=True,
+                 what="plot ")
+    return True
+
+
+def pareto_section(report, metric: str) -> str:
+    """The markdown: each price's front, best score first."""
+    if metric not in report.metrics or not report.cost:
+        return ""
+    fr = fronts(report, metric)
+    if not any(fr.values()) or len(points(report, metric)) < 2:
+        return ""
+    lines = [f"## Score vs price: the Pareto front ({metric})", "",
+             "Arms no other arm beats on both the mean score and the price (cheapest first):", ""]
+    for price, label in (("params", "parameters trained per task"), ("cpu_s", "CPU seconds per run")):
+        lines.append(f"- {label}: " + (", ".join(f"`{g}`" for g in fr[price]) or "n/a"))
+    name = plot_name(metric)
+    if name in {Path(f).name for f in report.files.values()}:
+        lines += ["", f"![Pareto: {metric}]({name})"]
+    return "\n".join(lines) + "\n"
