@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 
+import pytest
 from conftest import FAST, load_results
 
 
@@ -58,8 +59,22 @@ def test_two_sweeps_in_the_same_second_get_separate_dirs(compose):
 
 def test_unknown_config_key_fails_early(cli):
     r = cli(*FAST, "optim.lrr=1e-3")
-    assert r.returncode != 0
-    assert "lrr" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    # the fix: the schema's closest field, by name
+    assert "optim.lrr" in r.stderr and "did you mean optim.lr?" in r.stderr
+
+
+@pytest.mark.parametrize("override, says", [
+    ("optim.lr=abc", "could not be converted to Float"),       # a value of the wrong type
+    ("freeze=lastt2", "the options: all, bitfit,"),            # a group option that does not exist
+    ("optim.lr=[1", "could not be parsed"),                    # not an override at all
+])
+def test_hydra_refusals_are_one_sentence_and_exit_2(cli, override, says):
+    # Hydra alone prints these over 5+ lines and exits 1, the code of a crash
+    r = cli("--cfg", "job", override)
+    assert r.returncode == 2, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and says in r.stderr and "HYDRA_FULL_ERROR" not in r.stderr
 
 
 def test_hub_model_offline_is_a_clear_error(cli, tmp_path):
