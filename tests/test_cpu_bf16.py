@@ -84,3 +84,21 @@ def test_bf16_units_are_read_from_the_cpu_flags(monkeypatch):
     assert cpu_bf16_units() == []
     cpuinfo["text"] = OSError("no /proc here")
     assert cpu_bf16_units() == []
+
+
+def test_bf16_on_a_cpu_without_bf16_units_is_warned_about(monkeypatch, caplog):
+    # an AVX2-only CPU emulates bf16 (~20x slower than fp32 measured): the run says so; a CPU with
+    # avx512_bf16 or a GPU does not warn, nor does fp32
+    import logging
+
+    import tunelab.environment as env
+    from tunelab.training import warn_emulated_bf16
+
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    monkeypatch.setattr(env, "cpu_bf16_units", lambda: [])
+    with caplog.at_level(logging.WARNING, logger="tunelab"):
+        assert warn_emulated_bf16("cpu", "bf16-mixed") is True
+    assert "without bf16 units" in caplog.text and "trainer=cpu_bf16" in caplog.text
+    assert warn_emulated_bf16("cpu", "32-true") is False
+    monkeypatch.setattr(env, "cpu_bf16_units", lambda: ["avx512_bf16"])
+    assert warn_emulated_bf16("cpu", "bf16-mixed") is False

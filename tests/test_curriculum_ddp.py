@@ -69,6 +69,7 @@ def _worker(rank: int, world: int, port: int, q) -> None:
         dist.destroy_process_group()
 
 
+@pytest.mark.long  # kills and resumes, or a whole sweep in subprocesses: make test-long (CI)
 @pytest.mark.slow  # ~15 s on an idle 2-core machine; 137 s when 6 jobs share it (spawned imports)
 def test_ddp_two_cpu_processes_with_unused_head():
     import torch.multiprocessing as mp

@@ -31,6 +31,7 @@ def test_eval_shards_count_every_example_once(world, n):
         assert lens == sorted(lens, reverse=True)  # still length-sorted within a rank
 
 
+@pytest.mark.long  # kills and resumes, or a whole sweep in subprocesses: make test-long (CI)
 def test_ddp_two_cpu_processes_match_one_and_rank0_writes_once(tmp_path):
     one = run_cli([*SAME, f"hydra.run.dir={tmp_path / 'one'}"], tmp_path)
     assert one.returncode == 0, one.stderr[-3000:]

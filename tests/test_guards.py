@@ -71,6 +71,7 @@ def test_a_held_job_dir_is_refused_naming_the_holder_and_a_dead_ones_lock_is_tak
     lock.release()
 
 
+@pytest.mark.long  # kills and resumes, or a whole sweep in subprocesses: make test-long (CI)
 def test_concurrent_runs_sigterm_and_resume(tmp_path, compose, caplog):
     """One name, two processes: the second exits 2 at once naming the first; SIGTERM ends the
     first within seconds as interrupted (exit 143); resume=auto then continues it to ok (in this

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import json
 
 import pandas as pd
@@ -64,6 +65,7 @@ def test_separate_test_file_layout(compose, tmp_path):
     assert sum(rec["pred_class_counts"].values()) == 40
 
 
+@pytest.mark.long  # kills and resumes, or a whole sweep in subprocesses: make test-long (CI)
 def test_tiny_sweep_end_to_end_report_by_arm(cli, tmp_path):
     data = make_csv(tmp_path / "tweets.csv", n=200)
     r = cli("-m", "experiment=hart2020", "data=csv", f"data.path={data}", "model=tiny", "logger=none",

@@ -6,6 +6,7 @@ identical config and runs the others in their own dirs."""
 
 from __future__ import annotations
 
+import pytest
 import hashlib
 import json
 import os
@@ -82,6 +83,7 @@ def test_a_changed_single_run_is_refused_and_its_dir_left_alone(tmp_path):
     assert load_results(run_dir / "results.json") == first
 
 
+@pytest.mark.long  # kills and resumes, or a whole sweep in subprocesses: make test-long (CI)
 def test_a_grown_and_reordered_sweep_reuses_exactly_the_identical_jobs(tmp_path):
     sweep = tmp_path / "sweep"
     r = run_cli(["-m", *FAST, *RESUME, "seed=0,1"], tmp_path)

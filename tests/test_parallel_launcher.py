@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from datetime import datetime
 
 from conftest import FAST, load_results, run_cli
@@ -16,6 +18,7 @@ def test_threads_split_between_jobs():
     assert threads_for(2, 3, cpus=2) == 3      # an explicit count wins
 
 
+@pytest.mark.long  # kills and resumes, or a whole sweep in subprocesses: make test-long (CI)
 def test_sweep_runs_two_jobs_at_a_time_with_their_threads(tmp_path):
     # 3 threads per job: neither the test's OMP_NUM_THREADS=1 nor torch's default on this machine.
     r = run_cli(["-m", *FAST, "hydra/launcher=parallel", "hydra.launcher.jobs=2",

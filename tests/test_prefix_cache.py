@@ -159,6 +159,7 @@ def test_pretrained_prefix_shared_across_seeds(compose, tmp_path):
     assert set(b["extra"]["prefix_cache"]["hits"].values()) == {True}
 
 
+@pytest.mark.long  # kills and resumes, or a whole sweep in subprocesses: make test-long (CI)
 def test_prefix_cached_run_killed_and_resumed_ends_like_an_uninterrupted_one(tmp_path):
     """resume=auto on the cached path: the head-and-top checkpoint, the sampler position and the
     RNG state carry over (tiny: embeddings + layer 0 cached, layer 1 trains)."""

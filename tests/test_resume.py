@@ -64,12 +64,14 @@ def _killed_and_resumed(tmp_path, kills, extra=()):
     assert got["pred_class_counts"] == want["pred_class_counts"]
 
 
+@pytest.mark.long  # kills and resumes, or a whole sweep in subprocesses: make test-long (CI)
 def test_killed_twice_at_random_steps_resumes_to_the_same_metrics(tmp_path):
     kills = sorted(kill_rng().sample(KILL_STEPS, 2))
     print("SIGKILL at steps", kills)
     _killed_and_resumed(tmp_path, kills)
 
 
+@pytest.mark.long  # kills and resumes, or a whole sweep in subprocesses: make test-long (CI)
 @pytest.mark.parametrize("kills", [[4, 6], [8, 11]])
 def test_resumed_from_an_epoch_end_then_killed_mid_epoch_resumes_to_the_same_metrics(tmp_path, kills):
     # Found by the seeded test (TUNELAB_KILL_SEED=811896258): a run resumed from an epoch-end
@@ -78,6 +80,7 @@ def test_resumed_from_an_epoch_end_then_killed_mid_epoch_resumes_to_the_same_met
     _killed_and_resumed(tmp_path, kills)
 
 
+@pytest.mark.long  # kills and resumes, or a whole sweep in subprocesses: make test-long (CI)
 def test_masked_lm_killed_at_a_random_step_resumes_to_the_same_metrics(tmp_path):
     # MLM draws its training masks from torch's RNG when a batch is collated, before the step:
     # the RNG must be restored before the resumed run draws its first batch.
@@ -86,6 +89,7 @@ def test_masked_lm_killed_at_a_random_step_resumes_to_the_same_metrics(tmp_path)
     _killed_and_resumed(tmp_path, [kill], ["task=mlm", "optim.epochs=2"])
 
 
+@pytest.mark.long  # kills and resumes, or a whole sweep in subprocesses: make test-long (CI)
 def test_rerun_sweep_skips_ok_jobs_and_resumes_the_killed_one(tmp_path):
     # (run_cli passes hydra.sweep.dir=<tmp_path>/sweep: the same dir both times)
     sweep = ["-m", *BASE, "optim.epochs=2", *RESUME, "seed=0,1"]

@@ -32,6 +32,7 @@ def slurm():
         pytest.fail(f"scripts/slurm/up.sh failed:\n{r.stdout[-1500:]}\n{msg}")
 
 
+@pytest.mark.long  # kills and resumes, or a whole sweep in subprocesses: make test-long (CI)
 @pytest.mark.slurm
 def test_sweep_on_slurm_through_submitit(slurm, tmp_path):
     t0 = time.time()

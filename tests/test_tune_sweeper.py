@@ -251,6 +251,7 @@ def test_settings_are_checked_and_the_conf_defaults_are_the_settings(compose, tm
 # =============================================================================== the real thing
 
 
+@pytest.mark.long  # kills and resumes, or a whole sweep in subprocesses: make test-long (CI)
 def test_tiny_tuning_study_killed_resumes_and_tests_each_arms_best(tmp_path):
     """2 arms x 2 trials x 2 seeds, 2 test seeds, on val/loss (a continuous objective on the tiny
     model). SIGKILLed inside round 3's first job; the same command again finishes without running

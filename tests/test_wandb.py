@@ -114,6 +114,7 @@ def _services_of(wandb_dir: Path) -> list[int]:
     return out
 
 
+@pytest.mark.long  # kills and resumes, or a whole sweep in subprocesses: make test-long (CI)
 def test_a_killed_and_resumed_job_continues_its_own_wandb_run(tmp_path):
     from tunelab.loggers import wandb_run_id
 
