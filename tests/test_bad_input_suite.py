@@ -197,6 +197,7 @@ def test_cli_resume_auto_without_name(cli, tmp_path):
     assert not list(tmp_path.rglob("results.json"))
 
 
+@pytest.mark.long  # a sweep, a pip install or a kill in subprocesses (15-40 s): make test-long (CI)
 def test_cli_bad_csv_in_a_sweep_fails_every_job_and_exits_1(cli, tmp_path):
     p = _w(tmp_path, "d.csv", b"text,label\n")
     r = cli("-m", *FAST, "data=csv", f"data.path={p}", "seed=0,1")

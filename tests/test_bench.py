@@ -47,6 +47,7 @@ def test_foreign_cores_of_an_idle_child_is_small():
     assert r["foreign_cores"] is not None and 0 <= r["foreign_cores"] <= H.machine()["cpu_count"]
 
 
+@pytest.mark.long  # a sweep, a pip install or a kill in subprocesses (15-40 s): make test-long (CI)
 def test_smoke_bf16_suite_writes_json(tmp_path):
     out = tmp_path / "res"
     r = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "bf16", "--only", "C32,C16",

@@ -16,6 +16,7 @@ SECRETS = {"WANDB_API_KEY": "wandb-key-0123456789abcdef", "HF_TOKEN": "hf_TOKENa
            "OPENAI_API_KEY": "sk-not-a-real-key-42"}
 
 
+@pytest.mark.long  # a sweep, a pip install or a kill in subprocesses (15-40 s): make test-long (CI)
 def test_sweep_with_nan_job_goes_on_reports_it_and_leaks_no_secrets(tmp_path):
     # lr=1e30 drives the weights to inf within a few steps: the loss becomes NaN.
     r = run_cli(["-m", *FAST, "logger=csv", "optim.grad_clip=0", "optim.lr=1e-4,1e30"], tmp_path,
@@ -169,6 +170,7 @@ def test_token_classification_config_survives_scrubbing(compose):
     assert cfg["model"]["tokenizer"] == "bert-base-uncased"
 
 
+@pytest.mark.long  # a sweep, a pip install or a kill in subprocesses (15-40 s): make test-long (CI)
 def test_optuna_search_writes_best_config_and_survives_a_failing_trial(tmp_path):
     # warmup_ratio=1.5 fails validation at once: that trial is FAIL in Optuna and the search
     # goes on (max_failure_rate); the best of the others lands in optimization_results.yaml.

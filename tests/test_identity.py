@@ -45,6 +45,7 @@ def test_identity_is_the_hash_of_the_config_without_bookkeeping(compose):
         assert job_identity(compose([*FAST, *extra])) != ident, extra
 
 
+@pytest.mark.long  # a sweep, a pip install or a kill in subprocesses (15-40 s): make test-long (CI)
 def test_a_changed_single_run_is_refused_and_its_dir_left_alone(tmp_path):
     run_dir = tmp_path / "job"
     args = [*FAST, *RESUME, f"hydra.run.dir={run_dir}"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import os
 import subprocess
 import sys
@@ -9,6 +11,7 @@ import sys
 from conftest import FAST, ROOT, load_results
 
 
+@pytest.mark.long  # a sweep, a pip install or a kill in subprocesses (15-40 s): make test-long (CI)
 def test_pip_install_then_train_from_another_directory(tmp_path):
     import shutil
 

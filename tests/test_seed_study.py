@@ -3,11 +3,14 @@ predictions per job and a report with every study section."""
 
 from __future__ import annotations
 
+import pytest
+
 import json
 
 from conftest import FAST
 
 
+@pytest.mark.long  # a sweep, a pip install or a kill in subprocesses (15-40 s): make test-long (CI)
 def test_crossed_seed_sweep_writes_predictions_and_study_report(cli, tmp_path):
     r = cli("-m", *FAST, "optim.lr=5e-3", "freeze=none,all", "init_seed=range(2)", "order_seed=range(2)")
     assert r.returncode == 0, r.stderr[-3000:]

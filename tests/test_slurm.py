@@ -66,6 +66,7 @@ def test_sweep_on_slurm_through_submitit(slurm, tmp_path):
     (tmp_path / "wall_s.txt").write_text(f"{wall:.1f}\n")
 
 
+@pytest.mark.long  # a sweep, a pip install or a kill in subprocesses (15-40 s): make test-long (CI)
 def test_sweep_through_submitit_local(tmp_path):
     r = run_cli(["-m", *FAST, "hydra/launcher=local", "hydra.launcher.timeout_min=10", "seed=0,1"],
                 tmp_path, timeout=900)

@@ -72,6 +72,7 @@ def _runs(job_dir: Path) -> list[Path]:
     return sorted(job_dir.glob("wandb/offline-run-*/run-*.wandb"))
 
 
+@pytest.mark.long  # a sweep, a pip install or a kill in subprocesses (15-40 s): make test-long (CI)
 def test_offline_sweep_runs_carry_group_job_type_swept_tags_history_and_summary(tmp_path):
     r = run_cli(["-m", *WANDB, f"notes=short,{LONG}", "freeze=none", "trainer.log_every_n_steps=1"], tmp_path,
                 env={"WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path / "wandb_dir")})

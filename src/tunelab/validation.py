@@ -163,6 +163,23 @@ def check_masking(node: Any, prefix: str) -> None:
                           f"rest keep the original token).")
 
 
+def check_data_files(cfg: Any) -> None:
+    """A data file that does not exist is said before torch and Lightning load (~10 s later)."""
+    data = cfg.get("data") if hasattr(cfg, "get") else None
+    if data is None or data.get("source") not in ("csv", "jsonl", "conll"):
+        return
+    from tunelab.locate import require_file
+
+    from omegaconf import OmegaConf
+
+    for key in ("path", "test_path", "ood_test_path"):
+        if key not in data or OmegaConf.is_missing(data, key):
+            continue  # a missing data.path is the schema's error, said elsewhere
+        spec = data.get(key)
+        if spec and isinstance(spec, str):
+            require_file(spec, f"data.{key}")
+
+
 def validate(cfg: Any) -> None:
     """All config checks, cheapest first. Raises ConfigError naming the key and the fix."""
     check_config(cfg)
@@ -170,6 +187,7 @@ def validate(cfg: Any) -> None:
     check_combination(cfg)
     seeds.check(cfg, method_name(cfg))
     check_hardware(cfg)
+    check_data_files(cfg)
     if "model" in cfg:
         from tunelab.locate import check_model_folder
 
