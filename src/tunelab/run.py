@@ -41,7 +41,7 @@ from tunelab.errors import ConfigError, TunelabError
 from tunelab.io import scrub_secrets
 from tunelab.ops.ddp import is_rank_zero
 from tunelab.results import SCHEMA_VERSION, git_commit, utcnow, write_results
-from tunelab.validation import method_name, validate
+from tunelab.validation import check_data_files, method_name, validate
 
 log = logging.getLogger("tunelab")
 
@@ -137,6 +137,7 @@ def _run_locked(cfg: DictConfig, ctx: RunContext, t0: float, cpu0: float) -> dic
         ddp.prepare_ddp_children(ctx.out_dir, ctx.overrides)
     try:
         validate(cfg)
+        check_data_files(cfg)  # a job's own files: not part of validate, which checks configs alone
         runner = method_entry(cfg)
         import lightning as L
 

@@ -187,7 +187,6 @@ def validate(cfg: Any) -> None:
     check_combination(cfg)
     seeds.check(cfg, method_name(cfg))
     check_hardware(cfg)
-    check_data_files(cfg)
     if "model" in cfg:
         from tunelab.locate import check_model_folder
 
