@@ -52,8 +52,8 @@ def sentence(exc: BaseException) -> Optional[str]:
     text = "; ".join(p for p in (head, why) if p)
     hint = _close_fields(cause) if cause is not None else ""
     lines = [ln.strip() for ln in str(exc).splitlines()]
-    if any(ln.startswith("Available options") for ln in lines):  # a group option that does not exist
-        at = next(i for i, ln in enumerate(lines) if ln.startswith("Available options"))
+    at = next((i for i, ln in enumerate(lines) if ln.startswith("Available options")), None)
+    if at is not None:  # a group option that does not exist
         options = []
         for ln in lines[at + 1:]:
             if not ln or ln.startswith("Config search path"):

@@ -24,7 +24,7 @@ log = logging.getLogger("tunelab")
 
 def warn_emulated_bf16(accelerator: str, precision: str) -> bool:
     """bf16 on a CPU without bf16 units (no avx512_bf16 / amx_bf16) is emulated: measured ~1
-    GFLOP/s against fp32's 169 on an AVX2 EPYC, training 1.9 samples/s against 42. Say so once."""
+    GFLOP/s against fp32's 169 on an AVX2 EPYC, training 1.9 samples/s against 42. Said for each Trainer built."""
     import torch
 
     if "bf16" not in precision or accelerator not in ("cpu", "auto") or torch.cuda.is_available():
