@@ -166,7 +166,7 @@ def main(argv=None) -> dict:
                     help="sweep suite: the train.py -m overrides (default: 6 jobs of the default run)")
     ap.add_argument("--jobs", default="2", help="sweep suite: jobs side by side, e.g. 2,3")
     ap.add_argument("--timeout", type=float, default=None, help="sweep suite: seconds per sweep")
-    ap.add_argument("--gemm-size", type=int, default=0, help="mfu suite: n of the peak n x n GEMM (default 2048)")
+    ap.add_argument("--gemm-size", type=int, default=0, help="mfu suite: n of the peak n x n GEMM (default 2048; 512 for bf16 on a CPU without bf16 units)")
     ap.add_argument("--wait-idle", type=float, default=0, help="wait up to this many s for load1 <= 0.5")
     ap.add_argument("--name", default=None, help="results file name (default: the suite)")
     args = ap.parse_args(argv)

@@ -111,6 +111,24 @@ def test_peak_gemm_smoke():
     assert r["peak_flops_per_s"] > 0 and r["peak_op"] in ("mm", "linear") and r["gemm_n"] == 64
 
 
+def test_peak_gemm_size_shrinks_only_for_emulated_bf16(monkeypatch):
+    """Without bf16 units a 2048^3 bf16 product is emulated (~17 s each here): the PEAK variant
+    times 512^3 instead and says so; with bf16 units, in fp32, or with --gemm-size given, n stays."""
+    import tunelab.environment as env
+    import variants
+
+    seen = {}
+    monkeypatch.setattr(flops, "peak_gemm", lambda dtype, n, s: seen.update(dtype=dtype, n=n) or {})
+    cases = [([], "bf16-mixed", 0, 512, True), (["avx512_bf16"], "bf16-mixed", 0, 2048, False),
+             ([], "bf16-mixed", 1024, 1024, True), ([], "32-true", 0, 2048, False)]
+    for units, precision, size, want_n, emulated in cases:
+        monkeypatch.setattr(env, "cpu_bf16_units", lambda units=units: units)
+        args = variants.parser().parse_args(["--variant", "PEAK", "--precision", precision, "--gemm-size", str(size)])
+        r = variants.run_variant(args)
+        assert (seen["n"], r["bf16_emulated"]) == (want_n, emulated), (units, precision, size)
+        assert seen["dtype"] == ("bfloat16" if precision == "bf16-mixed" else "float32")
+
+
 def test_variant_flops_count_what_each_variant_trains():
     from types import SimpleNamespace as NS
 
