@@ -162,8 +162,11 @@ def test_rare_label_is_refused_with_the_fixes(compose, tmp_path):
         load_splits(compose, *base, "data.allow_rare_labels=true")
     small = "".join(f"good day {i},pos\nbad day {i},neg\n" for i in range(60)) + "meh,postive\n"
     q = _w(tmp_path, "e.csv", ("text,label\n" + small).encode())
-    with pytest.raises(DataError, match=one_row):
+    with pytest.raises(DataError, match=one_row) as small_info:
         load_splits(compose, "data=csv", f"data.path={q}")
+    # 1 of 121 rows (0.8 %) passes the rare rule, but the split check says it looks like a typo
+    assert "'postive' is in under 5 rows of all the data" in str(small_info.value)
+    assert "+data.label_map={postive:<class>}" in str(small_info.value)
 
 
 def test_corrupt_checkpoint_file_cli(cli, tmp_path):
