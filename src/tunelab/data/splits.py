@@ -165,21 +165,21 @@ def make_splits(raw: Raw, cfg: Any, task: str) -> Splits:
         if df.empty:
             raise DataError(f"data '{cfg.name}': the {name} split is empty; lower data.test_size or add data.")
     if stratify:  # one label per example
-        totals = pd.concat([d["label"] for d in (train, val, test) if "label" in d]).value_counts()
-        _check_measurable(val, label_names, cfg, "validation", "val_size", given=raw.val is not None, totals=totals)
-        _check_measurable(test, label_names, cfg, "test", "test_size", given=raw.test is not None, totals=totals)
+        every = (train, val, test)
+        _check_measurable(val, label_names, cfg, "validation", "val_size", given=raw.val is not None, every=every)
+        _check_measurable(test, label_names, cfg, "test", "test_size", given=raw.test is not None, every=every)
     _note_overlap(train, test, task, cfg, notes)
     return Splits(train=train, val=val, test=test, label_names=label_names,
                   dropped=dict(raw.dropped), notes=notes, test_ood=test_ood)
 
 
 def _check_measurable(df: pd.DataFrame, names: list[str], cfg: Any, split: str, size_key: str, given: bool,
-                      totals: Optional[pd.Series] = None) -> None:
+                      every: tuple = ()) -> None:
     """A held-out split (when there is one) needs MIN_PER_CLASS examples of every class;
-    ``given``: the source provided it as a file, so no setting makes it bigger. ``totals``: each
-    class's rows in all splits: a class in under RARE_MIN rows of all the data is likelier a typo
-    that the rare-label rule (labels.py, which also needs < 0.5 % of the rows) let through in a
-    small file, and the message says so."""
+    ``given``: the source provided it as a file, so no setting makes it bigger. ``every``: all the
+    splits, counted only when the check fails: a class in under RARE_MIN rows of all the data is
+    likelier a typo that the rare-label rule (labels.py, which also needs < 0.5 % of the rows) let
+    through in a small file, and the message says so."""
     if df.empty:
         return  # no validation split (data.val_size=0): nothing is measured on it
     counts = df["label"].value_counts()
@@ -189,6 +189,7 @@ def _check_measurable(df: pd.DataFrame, names: list[str], cfg: Any, split: str, 
     shown = ", ".join(f"{n!r}: {c}" for n, c in few)
     more = ("add examples of them to that file" if given else
             f"raise data.{size_key} (now {getattr(cfg, size_key)}) or data.max_eval_samples, or add data")
+    totals = pd.concat([d["label"] for d in every if "label" in d]).value_counts() if every else None
     typos = [] if totals is None else [n for n, _ in few if int(totals.get(names.index(n), 0)) < RARE_MIN]
     typo = (f"; {', '.join(repr(n) for n in typos)} {'is' if len(typos) == 1 else 'are'} in under {RARE_MIN} rows "
             f"of all the data, so a typo is likelier than a class: fix the data, or map it with "
