@@ -215,17 +215,22 @@ def test_config_errors_refusals_and_resume_skips_answer_before_torch_is_imported
                                                    "metrics": {"test/acc": 0.5}, "duration_s": 1.0}))
     cases = [[*FAST, "optim.lr=-1", f"hydra.run.dir={tmp_path}/a"],
              [*FAST, "method=sparse", "freeze=all", f"hydra.run.dir={tmp_path}/b"], skip,
-             [*FAST, "data=csv", f"data.path={tmp_path}/nope.csv", f"hydra.run.dir={tmp_path}/c"]]
+             [*FAST, "data=csv", f"data.path={tmp_path}/nope.csv", f"hydra.run.dir={tmp_path}/c"],
+             [*FAST, "data=csv", f"data.path={tmp_path}/ok.csv", f"data.val_path={tmp_path}/noval.csv",
+              f"hydra.run.dir={tmp_path}/d"]]
+    (tmp_path / "ok.csv").write_text("text,label\ngood,pos\nbad,neg\n")
     r = subprocess.run([sys.executable, "-c", _PROBE, json.dumps(cases)], cwd=tmp_path, capture_output=True,
                        text=True, timeout=300, env=dict(os.environ))
     probe = json.loads(r.stdout.split("PROBE", 1)[1])
-    assert [p["code"] for p in probe] == [2, 2, 0, 2], r.stderr[-3000:]
+    assert [p["code"] for p in probe] == [2, 2, 0, 2, 2], r.stderr[-3000:]
     assert all(p["heavy"] == [] for p in probe), probe
     errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
     assert errors == ["error: optim.lr=-1.0 must be > 0.",
                       "error: freeze=all has no effect with method=sparse (it trains no encoder layers): drop "
                       "freeze= (for a frozen encoder + classifier use method=features or freeze=all).",
                       f"error: data.path: file not found: '{tmp_path}/nope.csv' (relative paths are taken from "
+                      f"{tmp_path}).",
+                      f"error: data.val_path: file not found: '{tmp_path}/noval.csv' (relative paths are taken from "
                       f"{tmp_path})."], errors
     assert load_results(tmp_path / "a" / "results.json")["status"] == "failed"
 

@@ -164,15 +164,18 @@ def check_masking(node: Any, prefix: str) -> None:
 
 
 def check_data_files(cfg: Any) -> None:
-    """A data file that does not exist is said before torch and Lightning load (~10 s later)."""
+    """A data file that does not exist is said before torch and Lightning load (~10 s later):
+    the files tunelab.data.sources reads with require_file, which says the same sentence later."""
     data = cfg.get("data") if hasattr(cfg, "get") else None
-    if data is None or data.get("source") not in ("csv", "jsonl", "conll"):
+    if data is None:
         return
-    from tunelab.locate import require_file
-
     from omegaconf import OmegaConf
 
-    for key in ("path", "test_path", "ood_test_path"):
+    from tunelab.locate import require_file
+
+    # load_files (csv/jsonl/conll) reads path, val_path and test_path; every source reads ood_test_path
+    files = ("path", "val_path", "test_path") if data.get("source") in ("csv", "jsonl", "conll") else ()
+    for key in (*files, "ood_test_path"):
         if key not in data or OmegaConf.is_missing(data, key):
             continue  # a missing data.path is the schema's error, said elsewhere
         spec = data.get(key)
