@@ -46,11 +46,16 @@ class ModelConfig:
     dropout: Optional[float] = bounded(None, 0, 1, hi_open=True)
 
 
+# The sources that are one file of rows (data.path, with optional val_path/test_path), read by
+# tunelab.data.sources.load_files; kept here, light, so the start-up file check needs no pandas.
+FILE_SOURCES = ("csv", "jsonl", "conll")
+
+
 @dataclass
 class DataConfig:
     name: str = MISSING
     # Loader: csv | jsonl | conll | bbc_dir | drug_zip | hf
-    source: str = choice(MISSING, "csv", "jsonl", "conll", "bbc_dir", "drug_zip", "hf")
+    source: str = choice(MISSING, *FILE_SOURCES, "bbc_dir", "drug_zip", "hf")
     path: Optional[str] = None
     # Separate test/validation files instead of a split (the paper's train+test layout).
     test_path: Optional[str] = None

@@ -171,10 +171,11 @@ def check_data_files(cfg: Any) -> None:
         return
     from omegaconf import OmegaConf
 
+    from tunelab.config import FILE_SOURCES
     from tunelab.locate import require_file
 
-    # load_files (csv/jsonl/conll) reads path, val_path and test_path; every source reads ood_test_path
-    files = ("path", "val_path", "test_path") if data.get("source") in ("csv", "jsonl", "conll") else ()
+    # load_files (the file sources) reads path, val_path and test_path; every source reads ood_test_path
+    files = ("path", "val_path", "test_path") if data.get("source") in FILE_SOURCES else ()
     for key in (*files, "ood_test_path"):
         if key not in data or OmegaConf.is_missing(data, key):
             continue  # a missing data.path is the schema's error, said elsewhere

@@ -26,6 +26,7 @@ import pandas as pd
 
 from tunelab.data import ood, shape
 from tunelab.data.topics import TOPICS, TWEET_DOMAINS, tweet_domain  # noqa: F401 (importable from here)
+from tunelab.config import FILE_SOURCES
 from tunelab.errors import DataError, HubUnavailableError
 from tunelab.locate import require_file, resolve_local
 
@@ -320,9 +321,7 @@ def load_hf(cfg: Any, task: str) -> Raw:
 
 
 LOADERS = {
-    "csv": load_files,
-    "jsonl": load_files,
-    "conll": load_files,
+    **{source: load_files for source in FILE_SOURCES},
     "bbc_dir": load_bbc_dir,
     "drug_zip": load_drug_zip,
     "hf": load_hf,
