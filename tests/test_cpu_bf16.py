@@ -100,5 +100,10 @@ def test_bf16_on_a_cpu_without_bf16_units_is_warned_about(monkeypatch, caplog):
         assert warn_emulated_bf16("cpu", "bf16-mixed") is True
     assert "without bf16 units" in caplog.text and "trainer=cpu_bf16" in caplog.text
     assert warn_emulated_bf16("cpu", "32-true") is False
+    # once per job: LP-FT builds two Trainers in one job folder; the next job is told again
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="tunelab"):
+        said = [warn_emulated_bf16("cpu", "bf16-mixed", job=j) for j in ("runs/0", "runs/0", "runs/1")]
+    assert said == [True, False, True] and caplog.text.count("without bf16 units") == 2
     monkeypatch.setattr(env, "cpu_bf16_units", lambda: ["avx512_bf16"])
     assert warn_emulated_bf16("cpu", "bf16-mixed") is False

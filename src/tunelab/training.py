@@ -22,12 +22,18 @@ from tunelab.io import scrub_secrets
 log = logging.getLogger("tunelab")
 
 
-def warn_emulated_bf16(accelerator: str, precision: str) -> bool:
+_BF16_WARNED: set = set()
+
+
+def warn_emulated_bf16(accelerator: str, precision: str, job: Optional[str] = None) -> bool:
     """bf16 on a CPU without bf16 units (no avx512_bf16 / amx_bf16) is emulated: measured ~1
-    GFLOP/s against fp32's 169 on an AVX2 EPYC, training 1.9 samples/s against 42. Said for each Trainer built."""
+    GFLOP/s against fp32's 169 on an AVX2 EPYC, training 1.9 samples/s against 42. Said once per
+    job (``job``: its output folder), though a job may build several Trainers (LP-FT: two)."""
     import torch
 
     if "bf16" not in precision or accelerator not in ("cpu", "auto") or torch.cuda.is_available():
+        return False
+    if job is not None and job in _BF16_WARNED:
         return False
     from tunelab.environment import cpu_bf16_units
 
@@ -36,6 +42,8 @@ def warn_emulated_bf16(accelerator: str, precision: str) -> bool:
     log.warning(f"warning: trainer.precision={precision} on a CPU without bf16 units (no avx512_bf16 or "
                 "amx_bf16 in /proc/cpuinfo): bf16 is emulated here and about 20x slower than fp32; "
                 "drop trainer=cpu_bf16 (fp32 is the default) unless the results must be bf16's.")
+    if job is not None:
+        _BF16_WARNED.add(job)
     return True
 
 
@@ -94,7 +102,7 @@ def build_trainer(cfg: DictConfig, out_dir: Path, logger, *, monitor: Optional[s
         import torch
 
         torch.set_num_threads(t.num_threads)
-    warn_emulated_bf16(t.accelerator, str(t.precision))
+    warn_emulated_bf16(t.accelerator, str(t.precision), job=str(out_dir))
     return L.Trainer(
         accelerator=t.accelerator, devices=t.devices, strategy=t.strategy, precision=t.precision,
         num_nodes=t.num_nodes, max_epochs=max_epochs or o.epochs, max_steps=o.max_steps,
