@@ -62,6 +62,9 @@ def _killed_and_resumed(tmp_path, kills, extra=()):
         # is float32 rounding; a wrong batch order or RNG state gave 1e-5..4e-5.
         assert got["metrics"][k] == pytest.approx(v, rel=1e-7, abs=1e-9), (k, kills)
     assert got["pred_class_counts"] == want["pred_class_counts"]
+    # the run's cost includes what the killed attempts spent up to the checkpoint it resumed from
+    if max(kills) >= 2:
+        assert 0 < got["cost"]["cpu_s_before_resume"] < got["cost"]["cpu_s"], got["cost"]
 
 
 @pytest.mark.long  # kills and resumes, or a whole sweep in subprocesses: make test-long (CI)
@@ -108,3 +111,32 @@ def test_rerun_sweep_skips_ok_jobs_and_resumes_the_killed_one(tmp_path):
     res1 = load_results(tmp_path / "sweep" / "1" / "results.json")
     assert res1["status"] == "ok" and res1["extra"]["steps_run"] == 8
     assert (tmp_path / "sweep" / "report.md").is_file()
+
+
+def test_a_resumed_job_counts_the_cpu_seconds_spent_before_its_checkpoint(monkeypatch):
+    # A job killed after 40 CPU s of training and resumed from that checkpoint, then spending 10
+    # more: its cost is 50 CPU s, not 10 (a resumed study run recorded 55 of ~300 s, and replay
+    # prices runs with it). Clock readings by hand; no training.
+    from types import SimpleNamespace
+
+    import tunelab.cost as cost
+    from tunelab.ops.resume import ResumeStateCallback, _rng_state
+
+    clock = iter([100.0, 140.0, 1000.0, 1010.0])  # attempt 1: start, save; attempt 2: start, end
+    monkeypatch.setattr(cost, "cpu_seconds", lambda: next(clock))
+    cost.begin_job()
+    saved = ResumeStateCallback(identity="job").state_dict()
+    assert saved["cpu_s"] == 40.0
+    cpu0 = cost.begin_job()
+    cb = ResumeStateCallback(identity="job")
+    cb.load_state_dict({**saved, "rng": _rng_state()})
+    progress = SimpleNamespace(ready=0, started=0, processed=0, completed=0)
+    trainer = SimpleNamespace(fit_loop=SimpleNamespace(restarted_mid_epoch=False,
+                                                       epoch_progress=SimpleNamespace(current=progress)),
+                              train_dataloader=None, global_step=4, current_epoch=1)
+    cb.on_train_start(trainer, None)
+    got = cost.job_cost(cpu0)
+    assert (got["cpu_s"], got["cpu_s_before_resume"]) == (50.0, 40.0)
+    # the next job in the same process starts from nothing carried
+    monkeypatch.setattr(cost, "cpu_seconds", lambda: 7.0)
+    assert "cpu_s_before_resume" not in cost.job_cost(cost.begin_job())

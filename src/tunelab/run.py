@@ -35,7 +35,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from tunelab import seeds
 from tunelab.context import RunContext
-from tunelab.cost import cpu_seconds, job_cost
+from tunelab.cost import begin_job, job_cost
 from tunelab.environment import environment_record, library_versions
 from tunelab.errors import ConfigError, TunelabError
 from tunelab.io import scrub_secrets
@@ -98,7 +98,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict:
     from tunelab.ops.interrupt import reset
     from tunelab.ops.lock import JobLock
 
-    t0, cpu0 = time.time(), cpu_seconds()
+    t0, cpu0 = time.time(), begin_job()
     try:
         ctx.out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
