@@ -359,3 +359,23 @@ def test_report_files_honour_the_umask(sweep):
     finally:
         os.umask(old)
     assert (sweep / "report.md").stat().st_mode & 0o777 == 0o600
+
+
+def test_seeds_run_later_with_resume_or_another_logger_join_their_arm(tmp_path):
+    # A study extended with `resume=auto` (or logged to W&B) computed the same arms: bookkeeping
+    # keys (tunelab.ops.identity.BOOKKEEPING) are not groups. Before, freeze=none split into
+    # "resume=<unset>" and "resume=auto" halves, and replay/report compared an arm with itself.
+    root, acc = tmp_path / "study", {"none": [0.80, 0.82, 0.84, 0.83], "last2": [0.85, 0.86, 0.88, 0.87]}
+    i = 0
+    for freeze, values in acc.items():
+        for seed, a in enumerate(values):
+            later = ["resume=auto", "resume.name=ext", "logger=wandb"] if seed >= 2 else []
+            r = _result(freeze, seed, a, 0.7, a)
+            r["overrides"] = [*r["overrides"], *later]
+            _job(root, i, r["overrides"], r)
+            i += 1
+    rep = rp.build_report(root, write=False)
+    assert rep.swept_keys == ["freeze"] and sorted(rep.groups) == ["freeze=last2", "freeze=none"]
+    (row,) = rep.metrics["test/acc"].comparisons.all_pairs
+    want = st.ttest_ind(acc["last2"], acc["none"], equal_var=False).pvalue
+    assert (row.n_a, row.n_b, row.p) == (4, 4, pytest.approx(want, rel=1e-9))

@@ -39,6 +39,15 @@ from omegaconf import DictConfig, OmegaConf
 BOOKKEEPING = ("resume", "logger", "cache_dir", "notes", "search", "study", "trainer.enable_progress_bar",
                "trainer.log_every_n_steps", "trainer.progress_every_n_steps", "trainer.keep_checkpoints",
                "trainer.feature_cache")
+
+
+def is_bookkeeping(key: str) -> bool:
+    """Whether an override key (``resume``, ``resume.name``, ``logger.project``) is bookkeeping:
+    jobs that differ only in such keys computed the same thing (the report groups them together)."""
+    key = key.lstrip("+~")
+    return any(key == b or key.startswith(b + ".") for b in BOOKKEEPING)
+
+
 # The version of the rules that turn a config into what trains (tunelab.models.plan, which
 # records it in every plan). Bump it when they change what a config trains: a job's identity
 # includes it, so a job planned under other rules is never skipped or resumed as this one.

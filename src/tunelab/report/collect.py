@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
+from tunelab.ops.identity import is_bookkeeping
 from tunelab.report.baseline import degenerate_reasons
 # The job record and its override helpers live below collect and baseline (``jobs``); importers
 # of collect still find them here.
@@ -114,13 +115,15 @@ def _error_text(error: Any) -> str:
 
 
 def swept_keys(jobs: Sequence[Job], seed_keys: Sequence[str] = SEED_KEYS) -> list[str]:
-    """Override keys whose values differ between jobs (a key absent from some jobs differs too).
+    """Override keys whose values differ between jobs (a key absent from some jobs differs too),
+    bookkeeping aside (tunelab.ops.identity: ``resume``, ``logger``, progress, …): a study whose
+    later seeds were run with ``resume=auto`` is one study, not two arms per arm.
 
     Jobs whose overrides are unknown (corrupt results.json without .hydra/) do not vote: one
     unreadable job must not split every other job into its own group.
     """
     known = [(j, parse_overrides(j.overrides)) for j in jobs if j.overrides is not None]
-    keys = sorted({k for _, p in known for k in p} - set(seed_keys))
+    keys = sorted(k for k in {k for _, p in known for k in p} - set(seed_keys) if not is_bookkeeping(k))
     return [k for k in keys if len({job_value(j, k, p) for j, p in known}) > 1]
 
 
