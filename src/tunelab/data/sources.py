@@ -24,9 +24,9 @@ from typing import Any, Optional
 
 import pandas as pd
 
+from tunelab.config import FILE_SOURCES
 from tunelab.data import ood, shape
 from tunelab.data.topics import TOPICS, TWEET_DOMAINS, tweet_domain  # noqa: F401 (importable from here)
-from tunelab.config import FILE_SOURCES
 from tunelab.errors import DataError, HubUnavailableError
 from tunelab.locate import require_file, resolve_local
 
