@@ -29,10 +29,9 @@ def cpu_seconds() -> float:
 _job = {"cpu0": None, "carried": 0.0}
 
 
-def begin_job() -> float:
-    """Start the job's CPU clock (tunelab.run, once per job); returns the start reading."""
+def begin_job() -> None:
+    """Start the job's CPU clock (tunelab.run, once per job)."""
     _job.update(cpu0=cpu_seconds(), carried=0.0)
-    return _job["cpu0"]
 
 
 def job_cpu_so_far() -> float:
@@ -46,11 +45,11 @@ def carry(cpu_s: float) -> None:
     _job["carried"] = max(0.0, float(cpu_s))
 
 
-def job_cost(cpu_start: float) -> dict:
-    """The ``cost`` field: CPU seconds since ``cpu_start`` plus those carried from before a resume,
-    and torch's thread count (if loaded)."""
+def job_cost() -> dict:
+    """The ``cost`` field: the job's CPU seconds (:func:`job_cpu_so_far`: those carried from before
+    a resume included) and torch's thread count (if loaded)."""
     torch = sys.modules.get("torch")
-    out = {"cpu_s": round(cpu_seconds() - cpu_start + _job["carried"], 3),
+    out = {"cpu_s": round(job_cpu_so_far(), 3),
            "threads": torch.get_num_threads() if torch is not None else None}
     if _job["carried"]:
         out["cpu_s_before_resume"] = round(_job["carried"], 3)

@@ -98,7 +98,8 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict:
     from tunelab.ops.interrupt import reset
     from tunelab.ops.lock import JobLock
 
-    t0, cpu0 = time.time(), begin_job()
+    t0 = time.time()
+    begin_job()
     try:
         ctx.out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -110,13 +111,13 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict:
     if lock is not None:
         lock.acquire()
     try:
-        return _run_locked(cfg, ctx, t0, cpu0)
+        return _run_locked(cfg, ctx, t0)
     finally:
         if lock is not None:
             lock.release()
 
 
-def _run_locked(cfg: DictConfig, ctx: RunContext, t0: float, cpu0: float) -> dict:
+def _run_locked(cfg: DictConfig, ctx: RunContext, t0: float) -> dict:
     from tunelab.ops import ddp, interrupt
     from tunelab.ops.identity import job_already_ok, mismatch_message, recorded_identity
 
@@ -175,7 +176,7 @@ def _run_locked(cfg: DictConfig, ctx: RunContext, t0: float, cpu0: float) -> dic
         raise
     finally:
         record["duration_s"] = round(time.time() - t0, 3)
-        record["cost"] = job_cost(cpu0)
+        record["cost"] = job_cost()
         record["finished_at"] = utcnow()
         if record["environment"].get("gpu") is None:  # known once torch is loaded (environment.py)
             record["environment"] = environment_record()
