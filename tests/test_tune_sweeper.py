@@ -228,6 +228,29 @@ def test_killed_then_rerun_redoes_no_finished_job_and_draws_the_same(tmp_path, s
     assert _sweep(tmp_path, **kw).run(idle, say=lambda s: None) == want and not idle.launched
 
 
+@pytest.mark.parametrize("first_order", ["together", "in_turn"])
+def test_in_turn_runs_each_arm_whole_and_the_same_jobs_and_choices(tmp_path, first_order):
+    """arm_order=in_turn: no job of arm b before arm a's last test job; the jobs, their dirs' draws
+    and the choices are those of arm_order=together; and a study may switch order when rerun."""
+    whole = FakeLauncher(tmp_path / "ref" / "sweep")
+    want = _sweep(tmp_path / "ref").run(whole, say=lambda s: None)
+    first = FakeLauncher(tmp_path / "sweep", die_after=3)
+    with pytest.raises(KeyboardInterrupt):
+        _sweep(tmp_path, arm_order=first_order).run(first, say=lambda s: None)
+    again = FakeLauncher(tmp_path / "sweep")
+    got = _sweep(tmp_path, arm_order="in_turn").run(again, say=lambda s: None)
+    assert got == want
+    ran = first.launched + again.launched
+    assert sorted(x[:4] for x in ran) == sorted(x[:4] for x in whole.launched)
+    # after the killed job (its round is finished first), only arm a until its tests are done
+    rest = [x[0] for x in again.launched[1:]]
+    assert rest == sorted(rest) and rest.count("a") > 0 and rest.count("b") > 0
+    last_a = max(i for i, x in enumerate(again.launched) if x[0] == "a")
+    assert again.launched[last_a][1] == "test"
+    with pytest.raises(ConfigError, match="arm_order='bogus' is not one of together, in_turn"):
+        TuneSettings(arm_order="bogus").check()
+
+
 def test_settings_are_checked_and_the_conf_defaults_are_the_settings(compose, tmp_path):
     with pytest.raises(ConfigError, match="seed\\(s\\) 1000 would be both tuning and test seeds"):
         TuneSettings(test_seeds=["999", "1000"]).check()
@@ -241,7 +264,7 @@ def test_settings_are_checked_and_the_conf_defaults_are_the_settings(compose, tm
     cfg = compose(["hydra/sweeper=tune"], return_hydra_config=True).hydra.sweeper
     d = TuneSettings()
     for k in ("metric", "direction", "trials", "seeds_per_trial", "tune_seed_from", "prune_after", "prune_z", "sampler",
-              "sampler_seed", "startup_trials", "trials_per_wave", "test_default"):
+              "sampler_seed", "startup_trials", "trials_per_wave", "test_default", "arm_order"):
         assert cfg[k] == getattr(d, k), k
     assert cfg.test_seeds == len(d.test_seeds) and not cfg.search
     hp = compose(["hparams_search=tune"], return_hydra_config=True).hydra.sweeper

@@ -17,9 +17,10 @@ same test seeds. No number from a tuning job is a test result: those jobs are se
 
 Batches: each arm proposes ``trials_per_wave`` trials at a time, from the history of its
 finished trials (so ``sampler=tpe`` learns from them); their first seeds run as one wave with
-every other arm's jobs, the seeds left to the trials that were not pruned as the next. A trial is
-compared for pruning with the finished trials of earlier batches only, so every decision is a
-function of what is on disk. State: ``tune.json`` in the sweep dir (``tunelab.sweeps.state``):
+every other arm's jobs, the seeds left to the trials that were not pruned as the next
+(``arm_order=in_turn``: one arm's jobs at a time, each arm tuned and tested before the next
+starts). A trial is compared for pruning with the finished trials of earlier batches only, so
+every decision is a function of what is on disk. State: ``tune.json`` in the sweep dir (``tunelab.sweeps.state``):
 the setup, each round's jobs and outcomes, and the facts no job records (the trials' values, what
 was tested); run the same command again after a kill and it continues without running a finished
 job again, drawing the same values it would have drawn.
@@ -43,6 +44,11 @@ from tunelab.sweeps.state import SweepState, finish_round
 log = logging.getLogger(__name__)
 STATE_FILE = "tune.json"
 _PENDING = object()  # a job planned in a round that has not come back yet
+# together: every wave holds the next jobs of every arm (fills a cluster's workers); in_turn: an arm
+# is tuned and tested before the next one (in the command's order) starts, so a study cut into
+# pieces on one machine has whole arms after each piece. Either way each arm runs the same jobs
+# with the same draws: an arm's trials depend only on its own history.
+ARM_ORDERS = ("together", "in_turn")
 
 
 @dataclass
@@ -60,6 +66,10 @@ class TuneSettings:
     startup_trials: int = 4
     trials_per_wave: int = 1
     test_default: bool = True
+    arm_order: str = "together"
+
+    # how the jobs are ordered, not which jobs run: left out of the setup a rerun must match
+    ORDER_ONLY = ("arm_order",)
 
     def check(self) -> None:
         for name in ("trials", "seeds_per_trial", "prune_after", "trials_per_wave"):
@@ -69,6 +79,8 @@ class TuneSettings:
             raise ConfigError("hydra.sweeper.test_seeds must be >= 1: the study ends by testing fresh seeds.")
         if self.direction not in ("maximize", "minimize"):
             raise ConfigError(f"hydra.sweeper.direction={self.direction!r} is not maximize or minimize.")
+        if self.arm_order not in ARM_ORDERS:
+            raise ConfigError(f"hydra.sweeper.arm_order={self.arm_order!r} is not one of {', '.join(ARM_ORDERS)}.")
         if self.sampler not in SAMPLERS:
             raise ConfigError(f"hydra.sweeper.sampler={self.sampler!r} is not one of {', '.join(SAMPLERS)}.")
         if self.prune_z is not None and not float(self.prune_z) > 0:
@@ -135,7 +147,7 @@ class TuneSweep:
 
     def setup(self) -> dict:
         """What defines the study (a rerun must match it)."""
-        s = asdict(self.s)
+        s = {k: v for k, v in asdict(self.s).items() if k not in TuneSettings.ORDER_ONLY}
         s["tune_seeds"] = self.s.tune_seeds
         return {**s, "arm_keys": self.space.arm_keys, "seed_key": self.space.seed_key,
                 "arms": {a: {"values": arm.spec.values, "search": {d.key: d.expr for d in arm.dims},
@@ -228,6 +240,8 @@ class TuneSweep:
             for key, overrides, tags in self._arm_jobs(state, label):
                 jobs.append(JobSpec(key, num, overrides, tags))
                 num += 1
+            if jobs and self.s.arm_order == "in_turn":
+                break  # the arms after this one are not asked yet: asking draws their trials
         return jobs
 
     def _arm_jobs(self, state: SweepState, label: str) -> list[tuple]:
