@@ -251,6 +251,32 @@ def test_in_turn_runs_each_arm_whole_and_the_same_jobs_and_choices(tmp_path, fir
         TuneSettings(arm_order="bogus").check()
 
 
+def test_report_of_a_study_cut_between_arms_shows_the_tested_arm_and_a_lead_for_the_other(tmp_path):
+    """In turn, killed while arm b tunes: the report is made of arm a's tuned test runs only, and
+    arm b's best trial so far is marked as a lead, not a choice."""
+    from tunelab.report.collect import collect
+    from tunelab.report.render_tune import tune_section
+    from tunelab.report.tune import tune_view
+
+    whole = FakeLauncher(tmp_path / "ref" / "sweep")
+    _sweep(tmp_path / "ref", arm_order="in_turn").run(whole, say=lambda s: None)
+    n_a = sum(x[0] == "a" for x in whole.launched)
+    assert [x[0] for x in whole.launched] == ["a"] * n_a + ["b"] * (len(whole.launched) - n_a)
+    cut = FakeLauncher(tmp_path / "sweep", die_after=n_a + 2)   # b's first trials done, the next killed
+    with pytest.raises(KeyboardInterrupt):
+        _sweep(tmp_path, arm_order="in_turn").run(cut, say=lambda s: None)
+    jobs = collect(tmp_path / "sweep")[0]
+    view = tune_view([tmp_path / "sweep"], jobs)
+    a, b = view.study.arms["arm=a"], view.study.arms["arm=b"]
+    assert a.searched and not b.searched and b.best == 0 and b.tuned is None and not view.study.done
+    tested = [x for x in whole.launched if x[0] == "a" and x[1] == "test" and x[2] == a.best]
+    assert sorted(j.seed for j in view.jobs) == sorted(int(x[3]) for x in tested) == [0, 1]
+    assert all("arm=a" in j.overrides and "study.phase=test" in j.overrides for j in view.jobs)
+    assert any("arm=b still tuning" in n for n in view.notes)
+    md = tune_section(view.study)
+    assert "| `arm=b` | `method.C` | {0.1, 1, 10} | 1 | 1 so far | 0 (still tuning) |" in md, md
+
+
 def test_settings_are_checked_and_the_conf_defaults_are_the_settings(compose, tmp_path):
     with pytest.raises(ConfigError, match="seed\\(s\\) 1000 would be both tuning and test seeds"):
         TuneSettings(test_seeds=["999", "1000"]).check()

@@ -62,7 +62,8 @@ def tune_section(study: Optional[TuneStudy], plot: bool = False) -> str:
         out += [f"Pairs whose order of means tuning reversed: {study.flipped}.", ""]
     # ------------------------------------------------------------------ chosen values
     rows = [(f"`{label}`", f"`{k}`", a.bounds.get(k, a.search.get(k, "")), _v(a.defaults.get(k)),
-             _v(a.chosen.get(k)) if a.best is not None else "n/a", a.best if a.best is not None else "none")
+             (_v(a.chosen.get(k)) if a.searched else f"{_v(a.chosen.get(k))} so far") if a.best is not None else "n/a",
+             (a.best if a.searched else f"{a.best} (still tuning)") if a.best is not None else "none")
             for label, a in study.arms.items() for k in (a.search or {"(nothing searched)": ""})]
     out += ["### Chosen hyper-parameters", "",
             "Each arm's search space (its `search:` block), the default recipe's value and the best trial's.", "",

@@ -91,6 +91,7 @@ class TuneArm:
     paired_p: float = math.nan
     cpu_s_tune: float = 0.0
     cpu_s_test: float = 0.0
+    searched: bool = True         # its trials are done and its tests planned: ``best`` is its choice, not a lead
 
 
 @dataclass
@@ -182,6 +183,10 @@ def tune_view(dirs: Sequence[Path], jobs: list[Job], level: float = 0.95, n_boot
         main = [j for (_, phase, _), js in runs.items() if phase == "tune" for j in js]
         notes.append("the tuning study has no tuned test run yet (not finished, or no trial finished): the tables "
                      "are of its tuning runs, which were used for selection — not results")
+    searching = [label for label, a in study.arms.items() if not a.searched]
+    if searching and len(searching) < len(study.arms):
+        notes.append(f"the tuning study is not finished: {', '.join(searching)} still tuning (their best trial so far "
+                     f"is a lead, not a choice, and they have no test runs); the tables are of the arms tested so far")
     keys = [k.lstrip("+") for k in setup.get("arm_keys") or []]
     return TuneView(study, main, keys, next(iter(study.arms), None), notes)
 
@@ -196,6 +201,7 @@ def _arm(label: str, a: dict, setup: dict, runs: dict, metric: str, maximize: bo
                   dict(by_num[best]["params"]) if best in by_num else {},
                   (by_num.get(0) or {}).get("value"), (by_num.get(best) or {}).get("value"))
     distinct = [t["value"] for t in trials if t.get("repeat_of") is None and t.get("value") is not None]
+    arm.searched = a.get("tests") is not None
     arm.spread_n = len(distinct)
     if distinct:
         arm.spread_min, arm.spread_max = float(min(distinct)), float(max(distinct))
