@@ -16,15 +16,15 @@ from hydra_plugins.tunelab_sweepers.base import StudySweeper
 class TuneSweeper(StudySweeper):
     NAME = "tune"
     SETTINGS = ("metric", "direction", "trials", "seeds_per_trial", "test_seeds", "tune_seed_from", "prune_after",
-                "prune_z", "sampler", "sampler_seed", "startup_trials", "trials_per_wave", "test_default", "arm_order", "search",
-                "seed_key", "params")
+                "prune_z", "sampler", "sampler_seed", "startup_trials", "trials_per_wave", "test_default", "arm_order",
+                "search", "seed_key", "params")
 
     def __init__(self, metric: str = "val/f1_macro", direction: str = "maximize", trials: int = 8,
                  seeds_per_trial: int = 2, test_seeds: int = 5, tune_seed_from: int = 1000, prune_after: int = 1,
                  prune_z: Optional[float] = 2.0, sampler: str = "random", sampler_seed: int = 0,
-                 startup_trials: int = 4, trials_per_wave: int = 1, test_default: bool = True, arm_order: str = "together",
-                 search: Optional[dict] = None, seed_key: str = "seed", params: Optional[dict] = None,
-                 **unknown: Any) -> None:
+                 startup_trials: int = 4, trials_per_wave: int = 1, test_default: bool = True,
+                 arm_order: str = "together", search: Optional[dict] = None, seed_key: str = "seed",
+                 params: Optional[dict] = None, **unknown: Any) -> None:
         super().__init__(unknown)
         self.settings = dict(metric=metric, direction=direction, trials=trials, seeds_per_trial=seeds_per_trial,
                              tune_seed_from=tune_seed_from, prune_after=prune_after, prune_z=prune_z,

@@ -20,10 +20,10 @@ finished trials (so ``sampler=tpe`` learns from them); their first seeds run as 
 every other arm's jobs, the seeds left to the trials that were not pruned as the next
 (``arm_order=in_turn``: one arm's jobs at a time, each arm tuned and tested before the next
 starts). A trial is compared for pruning with the finished trials of earlier batches only, so
-every decision is a function of what is on disk. State: ``tune.json`` in the sweep dir (``tunelab.sweeps.state``):
-the setup, each round's jobs and outcomes, and the facts no job records (the trials' values, what
-was tested); run the same command again after a kill and it continues without running a finished
-job again, drawing the same values it would have drawn.
+every decision is a function of what is on disk. State: ``tune.json`` in the sweep dir
+(``tunelab.sweeps.state``): the setup, each round's jobs and outcomes, and the facts no job records
+(the trials' values, what was tested); run the same command again after a kill and it continues
+without running a finished job again, drawing the same values it would have drawn.
 """
 
 from __future__ import annotations
