@@ -49,6 +49,21 @@ def test_cost_per_arm(tmp_path):
     assert "| `freeze=last2` | 2 | 50.0 | 100.0 | 70.0 | 25.0 | 3,000 | 12.0 kB | 2 |" in md
 
 
+def test_a_resumed_run_is_priced_over_every_attempt(tmp_path):
+    """cost.wall_s (every attempt of a run resumed after a kill) over duration_s (its last attempt)."""
+    sweep = tmp_path / "sweep"
+    _job(sweep, 0, "none", 0, _result("none", 0, duration=100.0, cpu=190.0))       # before wall_s was recorded
+    resumed = _result("none", 1, duration=60.0, cpu=400.0)
+    resumed["cost"].update(wall_s=300.0, wall_s_before_resume=240.0)
+    _job(sweep, 1, "none", 1, resumed)
+    none = build_report(sweep).cost["freeze=none"]
+    assert none.wall_s_total == 400.0 and none.wall_s_mean == 200.0
+    # 1,200 samples in 100 s and in 300 s (not in the last attempt's 60 s): 12 and 4 samples/s
+    assert math.isclose(none.samples_per_s_mean, 8.0)
+    compute = (sweep / "checklist.md").read_text()
+    assert "| `freeze=none` | 2 | 590.0 | 295.0 | 400.0 | 0.0 |" in compute
+
+
 def test_pareto_front_by_hand():
     """(score, price): b beats a on both; c is cheaper but worse than b; d is the best and dearest."""
     from tunelab.report.pareto import front

@@ -65,6 +65,8 @@ def _killed_and_resumed(tmp_path, kills, extra=()):
     # the run's cost includes what the killed attempts spent up to the checkpoint it resumed from
     if max(kills) >= 2:
         assert 0 < got["cost"]["cpu_s_before_resume"] < got["cost"]["cpu_s"], got["cost"]
+        assert 0 < got["cost"]["wall_s_before_resume"] < got["cost"]["wall_s"], got["cost"]
+        assert got["cost"]["wall_s"] > got["duration_s"], (got["cost"], got["duration_s"])  # the last attempt only
 
 
 @pytest.mark.long  # kills and resumes, or a whole sweep in subprocesses: make test-long (CI)
@@ -124,9 +126,11 @@ def test_a_resumed_job_counts_the_cpu_seconds_spent_before_its_checkpoint(monkey
 
     clock = iter([100.0, 140.0, 1000.0, 1010.0])  # attempt 1: start, save; attempt 2: start, end
     monkeypatch.setattr(cost, "cpu_seconds", lambda: next(clock))
+    wall = iter([5.0, 65.0, 900.0, 930.0])         # the same four moments, on the wall clock
+    monkeypatch.setattr(cost, "wall_seconds", lambda: next(wall))
     cost.begin_job()
     saved = ResumeStateCallback(identity="job").state_dict()
-    assert saved["cpu_s"] == 40.0
+    assert (saved["cpu_s"], saved["wall_s"]) == (40.0, 60.0)
     cost.begin_job()
     cb = ResumeStateCallback(identity="job")
     cb.load_state_dict({**saved, "rng": _rng_state()})
@@ -137,7 +141,12 @@ def test_a_resumed_job_counts_the_cpu_seconds_spent_before_its_checkpoint(monkey
     cb.on_train_start(trainer, None)
     got = cost.job_cost()
     assert (got["cpu_s"], got["cpu_s_before_resume"]) == (50.0, 40.0)
+    assert (got["wall_s"], got["wall_s_before_resume"]) == (90.0, 60.0)
     # the next job in the same process starts from nothing carried
     monkeypatch.setattr(cost, "cpu_seconds", lambda: 7.0)
+    monkeypatch.setattr(cost, "wall_seconds", lambda: 7.0)
     cost.begin_job()
-    assert "cpu_s_before_resume" not in cost.job_cost()
+    assert not {"cpu_s_before_resume", "wall_s_before_resume"} & set(cost.job_cost())
+    # a checkpoint written before wall seconds were saved carries CPU seconds only
+    cost.carry(40.0, None)
+    assert "wall_s_before_resume" not in cost.job_cost() and cost.job_cost()["cpu_s_before_resume"] == 40.0

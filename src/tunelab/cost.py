@@ -9,13 +9,17 @@ A job resumed from its last checkpoint after a kill counts what the killed attem
 to that checkpoint too (carried in the checkpoint by ``tunelab.ops.resume``): its ``cpu_s`` is
 then what the run cost, not only its last piece (a resumed run recorded 55 of its ~300 CPU s,
 and ``tunelab replay`` and the report price runs with it). Work done after the checkpoint and
-lost in the kill is not counted; ``cpu_s_before_resume`` says how much was carried.
+lost in the kill is not counted; ``cpu_s_before_resume`` says how much was carried. The same holds
+for the job's running wall time, ``wall_s`` (``wall_s_before_resume``): ``duration_s`` of
+results.json is the last attempt's only, so a resumed run's samples per second read from it would
+count the whole run's samples over part of its time.
 """
 
 from __future__ import annotations
 
 import resource
 import sys
+import time
 
 
 def cpu_seconds() -> float:
@@ -24,14 +28,18 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-# The running job's CPU clock: its start reading and the CPU seconds carried from the attempts
-# before a resume. One job at a time per process (a multirun's basic launcher runs them in turn).
-_job = {"cpu0": None, "carried": 0.0}
+def wall_seconds() -> float:
+    return time.monotonic()
+
+
+# The running job's clocks: their start readings and the seconds carried from the attempts before a
+# resume. One job at a time per process (a multirun's basic launcher runs them in turn).
+_job = {"cpu0": None, "carried": 0.0, "wall0": None, "wall_carried": 0.0}
 
 
 def begin_job() -> None:
-    """Start the job's CPU clock (tunelab.run, once per job)."""
-    _job.update(cpu0=cpu_seconds(), carried=0.0)
+    """Start the job's CPU and wall clocks (tunelab.run, once per job)."""
+    _job.update(cpu0=cpu_seconds(), carried=0.0, wall0=wall_seconds(), wall_carried=0.0)
 
 
 def job_cpu_so_far() -> float:
@@ -40,17 +48,27 @@ def job_cpu_so_far() -> float:
     return cpu_seconds() - start + _job["carried"]
 
 
-def carry(cpu_s: float) -> None:
-    """The job resumed from a checkpoint saved after ``cpu_s`` CPU seconds of its earlier attempts."""
+def job_wall_so_far() -> float:
+    """The job's running wall seconds so far, the carried ones included (saved in each checkpoint)."""
+    start = _job["wall0"] if _job["wall0"] is not None else wall_seconds()
+    return wall_seconds() - start + _job["wall_carried"]
+
+
+def carry(cpu_s: float, wall_s: float | None = None) -> None:
+    """The job resumed from a checkpoint saved after ``cpu_s`` CPU seconds and ``wall_s`` wall
+    seconds of its earlier attempts (a checkpoint written by an older tunelab carries CPU seconds only)."""
     _job["carried"] = max(0.0, float(cpu_s))
+    _job["wall_carried"] = max(0.0, float(wall_s)) if wall_s is not None else 0.0
 
 
 def job_cost() -> dict:
-    """The ``cost`` field: the job's CPU seconds (:func:`job_cpu_so_far`: those carried from before
-    a resume included) and torch's thread count (if loaded)."""
+    """The ``cost`` field: the job's CPU and running wall seconds (those carried from before a resume
+    included) and torch's thread count (if loaded)."""
     torch = sys.modules.get("torch")
-    out = {"cpu_s": round(job_cpu_so_far(), 3),
+    out = {"cpu_s": round(job_cpu_so_far(), 3), "wall_s": round(job_wall_so_far(), 3),
            "threads": torch.get_num_threads() if torch is not None else None}
     if _job["carried"]:
         out["cpu_s_before_resume"] = round(_job["carried"], 3)
+    if _job["wall_carried"]:
+        out["wall_s_before_resume"] = round(_job["wall_carried"], 3)
     return out

@@ -79,11 +79,11 @@ class ResumeStateCallback(L.Callback):
         self.plan = getattr(plan, "digest", None)
 
     def state_dict(self) -> dict:
-        from tunelab.cost import job_cpu_so_far
+        from tunelab.cost import job_cpu_so_far, job_wall_so_far
 
-        # cpu_s: what the job has spent so far, so a resumed run's cost.cpu_s is the whole run's
+        # cpu_s, wall_s: what the job has spent so far, so a resumed run's cost is the whole run's
         state = {"rng": _rng_state(), "identity": self.identity, "plan": self.plan,
-                 "cpu_s": job_cpu_so_far()}
+                 "cpu_s": job_cpu_so_far(), "wall_s": job_wall_so_far()}
         loader = _train_loader(self._trainer)
         if loader is not None:
             state["train_loader"] = loader.state_dict()
@@ -119,7 +119,7 @@ class ResumeStateCallback(L.Callback):
         if "cpu_s" in self._pending:  # here, not at load: a test-time restore must not carry
             from tunelab.cost import carry
 
-            carry(self._pending["cpu_s"])
+            carry(self._pending["cpu_s"], self._pending.get("wall_s"))
         _close_resumed_epoch(trainer.fit_loop)
         loader = _train_loader(trainer)
         if loader is not None and "train_loader" in self._pending:

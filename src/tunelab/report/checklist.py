@@ -18,6 +18,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tunelab.report.cost import run_wall_s
 from tunelab.report.formatting import fmt, md_table
 from tunelab.report.jobs import Job, natural_key, parse_overrides
 from tunelab.report.render_tune import checklist_lines
@@ -153,7 +154,7 @@ def _compute_section(report: Report, groups: dict[str, list[Job]]) -> list[str]:
     for g, jobs in groups.items():
         res = [j.result for j in jobs if j.result and j.state == "ok"]
         cpu = [float((r.get("cost") or {}).get("cpu_s")) for r in res if (r.get("cost") or {}).get("cpu_s") is not None]
-        wall = [float(r["duration_s"]) for r in res if r.get("duration_s") is not None]
+        wall = [float(run_wall_s(r)) for r in res if run_wall_s(r) is not None]
         gpu = [_gpu_s(r) for r in res]
         for env in (r.get("environment") for r in res):
             if isinstance(env, dict):
@@ -169,7 +170,7 @@ def _compute_section(report: Report, groups: dict[str, list[Job]]) -> list[str]:
     rows.append(("**all**", sum(r[1] for r in rows), fmt(tot["cpu"], 1), "", fmt(tot["wall"], 1), fmt(tot["gpu"], 1)))
     return ["## Compute", "",
             "Over each arm's ok runs: CPU seconds (user + system of the job's process and its children, "
-            "`cost.cpu_s`), wall seconds (`duration_s`) and GPU seconds (wall seconds x GPUs the job saw, on a "
+            "`cost.cpu_s`), running wall seconds (`cost.wall_s`, every attempt of a resumed run; `duration_s` where absent) and GPU seconds (wall seconds x GPUs the job saw, on a "
             "GPU accelerator). Failed runs' compute is not counted.", "",
             md_table(["arm", "runs", "CPU s (total)", "CPU s per run", "wall s (total)", "GPU s (total)"], rows),
             "", "Hardware: " + ("; ".join(sorted(hardware)) or "not recorded"), ""]
@@ -179,7 +180,7 @@ def _gpu_s(result: dict) -> float:
     env = result.get("environment") or {}
     n = int((env.get("gpu") or {}).get("count") or 0)
     accel = str(_get(result.get("config") or {}, "trainer.accelerator") or "")
-    wall = result.get("duration_s")
+    wall = run_wall_s(result)
     if not n or accel == "cpu" or wall is None or not math.isfinite(float(wall)):
         return 0.0
     return float(wall) * n

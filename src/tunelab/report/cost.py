@@ -1,10 +1,11 @@
 """What each arm of a study cost: wall time, CPU seconds, samples per second, what it trains.
 
 A reader choosing a freeze policy weighs its score against its price, so the report shows,
-per group, the mean wall time of its ok runs (``duration_s``: start-up, training, evaluation),
+per group, the mean wall time of its ok runs (``cost.wall_s``: start-up, training, evaluation, over
+every attempt of a run resumed after a kill; ``duration_s`` in files written before it was recorded),
 the mean CPU seconds (``cost.cpu_s``: less sensitive than wall time to other load on the
 machine; absent in results.json files written before it was recorded) and training samples
-per second of wall time (training examples x epochs run / ``duration_s``; for methods without
+per second of wall time (training examples x epochs run / that wall time; for methods without
 epochs, such as the sparse baselines, the training examples once), the parameters it trained
 (``params.trainable``: at the run's end, so gradual unfreezing counts what it thawed) and what
 one task costs to keep beside the shared pretrained encoder (``plan.trainable_bytes``: the
@@ -56,12 +57,19 @@ def trained(result: dict) -> tuple[float, float]:
     return (math.nan if params is None else float(params)), (math.nan if nbytes is None else float(nbytes))
 
 
+def run_wall_s(result: dict):
+    """A run's running wall seconds: ``cost.wall_s`` (every attempt of a resumed run, up to the
+    checkpoint it resumed from) where recorded, else ``duration_s`` (its last attempt's)."""
+    wall = (result.get("cost") or {}).get("wall_s")
+    return wall if wall is not None else result.get("duration_s")
+
+
 def arm_cost(jobs: Sequence) -> ArmCost:
     """The cost of one group's ok runs (``jobs``: ``tunelab.report.collect.Job``)."""
-    results = [j.result for j in jobs if j.state == "ok" and j.result and j.result.get("duration_s")]
-    walls = [float(r["duration_s"]) for r in results]
+    results = [j.result for j in jobs if j.state == "ok" and j.result and run_wall_s(j.result)]
+    walls = [float(run_wall_s(r)) for r in results]
     cpus = [float(r["cost"]["cpu_s"]) for r in results if (r.get("cost") or {}).get("cpu_s") is not None]
-    rates = [samples_trained(r) / float(r["duration_s"]) for r in results if samples_trained(r)]
+    rates = [samples_trained(r) / float(run_wall_s(r)) for r in results if samples_trained(r)]
     threads = sorted({(r.get("cost") or {}).get("threads") for r in results} - {None})
     kept = [trained(r) for r in results]
     return ArmCost(len(results), _mean(walls), sum(walls), _mean(cpus), _mean(rates), threads,
