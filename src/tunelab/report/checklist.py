@@ -170,8 +170,9 @@ def _compute_section(report: Report, groups: dict[str, list[Job]]) -> list[str]:
     rows.append(("**all**", sum(r[1] for r in rows), fmt(tot["cpu"], 1), "", fmt(tot["wall"], 1), fmt(tot["gpu"], 1)))
     return ["## Compute", "",
             "Over each arm's ok runs: CPU seconds (user + system of the job's process and its children, "
-            "`cost.cpu_s`), running wall seconds (`cost.wall_s`, every attempt of a resumed run; `duration_s` where absent) and GPU seconds (wall seconds x GPUs the job saw, on a "
-            "GPU accelerator). Failed runs' compute is not counted.", "",
+            "`cost.cpu_s`), running wall seconds (`cost.wall_s`, every attempt of a resumed run; `duration_s` "
+            "where absent) and GPU seconds (wall seconds x GPUs the job saw, on a GPU accelerator). Failed runs' "
+            "compute is not counted.", "",
             md_table(["arm", "runs", "CPU s (total)", "CPU s per run", "wall s (total)", "GPU s (total)"], rows),
             "", "Hardware: " + ("; ".join(sorted(hardware)) or "not recorded"), ""]
 
