@@ -32,32 +32,41 @@ def wall_seconds() -> float:
     return time.monotonic()
 
 
-# The running job's clocks: their start readings and the seconds carried from the attempts before a
-# resume. One job at a time per process (a multirun's basic launcher runs them in turn).
-_job = {"cpu0": None, "carried": 0.0, "wall0": None, "wall_carried": 0.0}
+# The running job's clocks: each one's start reading, and the seconds carried from the attempts before
+# a resume. One job at a time per process (a multirun's basic launcher runs them in turn).
+_job = {"cpu0": None, "wall0": None, "cpu_carried": 0.0, "wall_carried": 0.0}
 
 
 def begin_job() -> None:
     """Start the job's CPU and wall clocks (tunelab.run, once per job)."""
-    _job.update(cpu0=cpu_seconds(), carried=0.0, wall0=wall_seconds(), wall_carried=0.0)
+    _job.update(cpu0=cpu_seconds(), wall0=wall_seconds(), cpu_carried=0.0, wall_carried=0.0)
+
+
+def _this_attempt(clock, start: str) -> float:
+    """Seconds on ``clock`` since this attempt began (0 before :func:`begin_job`)."""
+    now = clock()
+    return now - (_job[start] if _job[start] is not None else now)
+
+
+def attempt_wall_s() -> float:
+    """This attempt's wall seconds (results.json's ``duration_s``)."""
+    return _this_attempt(wall_seconds, "wall0")
 
 
 def job_cpu_so_far() -> float:
     """The job's CPU seconds so far, the carried ones included (saved in each checkpoint)."""
-    start = _job["cpu0"] if _job["cpu0"] is not None else cpu_seconds()
-    return cpu_seconds() - start + _job["carried"]
+    return _this_attempt(cpu_seconds, "cpu0") + _job["cpu_carried"]
 
 
 def job_wall_so_far() -> float:
     """The job's running wall seconds so far, the carried ones included (saved in each checkpoint)."""
-    start = _job["wall0"] if _job["wall0"] is not None else wall_seconds()
-    return wall_seconds() - start + _job["wall_carried"]
+    return attempt_wall_s() + _job["wall_carried"]
 
 
 def carry(cpu_s: float, wall_s: float | None = None) -> None:
     """The job resumed from a checkpoint saved after ``cpu_s`` CPU seconds and ``wall_s`` wall
     seconds of its earlier attempts (a checkpoint written by an older tunelab carries CPU seconds only)."""
-    _job["carried"] = max(0.0, float(cpu_s))
+    _job["cpu_carried"] = max(0.0, float(cpu_s))
     _job["wall_carried"] = max(0.0, float(wall_s)) if wall_s is not None else 0.0
 
 
@@ -67,8 +76,8 @@ def job_cost() -> dict:
     torch = sys.modules.get("torch")
     out = {"cpu_s": round(job_cpu_so_far(), 3), "wall_s": round(job_wall_so_far(), 3),
            "threads": torch.get_num_threads() if torch is not None else None}
-    if _job["carried"]:
-        out["cpu_s_before_resume"] = round(_job["carried"], 3)
+    if _job["cpu_carried"]:
+        out["cpu_s_before_resume"] = round(_job["cpu_carried"], 3)
     if _job["wall_carried"]:
         out["wall_s_before_resume"] = round(_job["wall_carried"], 3)
     return out

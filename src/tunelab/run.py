@@ -26,7 +26,6 @@ import logging
 import os
 import shutil
 import sys
-import time
 import traceback
 from pathlib import Path
 from typing import Optional
@@ -35,7 +34,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from tunelab import seeds
 from tunelab.context import RunContext
-from tunelab.cost import begin_job, job_cost
+from tunelab.cost import attempt_wall_s, begin_job, job_cost
 from tunelab.environment import environment_record, library_versions
 from tunelab.errors import ConfigError, TunelabError
 from tunelab.io import scrub_secrets
@@ -98,7 +97,6 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict:
     from tunelab.ops.interrupt import reset
     from tunelab.ops.lock import JobLock
 
-    t0 = time.time()
     begin_job()
     try:
         ctx.out_dir.mkdir(parents=True, exist_ok=True)
@@ -111,13 +109,13 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict:
     if lock is not None:
         lock.acquire()
     try:
-        return _run_locked(cfg, ctx, t0)
+        return _run_locked(cfg, ctx)
     finally:
         if lock is not None:
             lock.release()
 
 
-def _run_locked(cfg: DictConfig, ctx: RunContext, t0: float) -> dict:
+def _run_locked(cfg: DictConfig, ctx: RunContext) -> dict:
     from tunelab.ops import ddp, interrupt
     from tunelab.ops.identity import job_already_ok, mismatch_message, recorded_identity
 
@@ -175,7 +173,7 @@ def _run_locked(cfg: DictConfig, ctx: RunContext, t0: float) -> dict:
                 record["error"]["traceback"] = traceback.format_exc(limit=20)
         raise
     finally:
-        record["duration_s"] = round(time.time() - t0, 3)
+        record["duration_s"] = round(attempt_wall_s(), 3)  # this attempt; cost.wall_s: every attempt
         record["cost"] = job_cost()
         record["finished_at"] = utcnow()
         if record["environment"].get("gpu") is None:  # known once torch is loaded (environment.py)

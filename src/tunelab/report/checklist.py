@@ -154,7 +154,7 @@ def _compute_section(report: Report, groups: dict[str, list[Job]]) -> list[str]:
     for g, jobs in groups.items():
         res = [j.result for j in jobs if j.result and j.state == "ok"]
         cpu = [float((r.get("cost") or {}).get("cpu_s")) for r in res if (r.get("cost") or {}).get("cpu_s") is not None]
-        wall = [float(run_wall_s(r)) for r in res if run_wall_s(r) is not None]
+        wall = [float(w) for r in res if (w := run_wall_s(r)) is not None]
         gpu = [_gpu_s(r) for r in res]
         for env in (r.get("environment") for r in res):
             if isinstance(env, dict):

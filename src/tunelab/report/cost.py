@@ -66,10 +66,10 @@ def run_wall_s(result: dict):
 
 def arm_cost(jobs: Sequence) -> ArmCost:
     """The cost of one group's ok runs (``jobs``: ``tunelab.report.collect.Job``)."""
-    results = [j.result for j in jobs if j.state == "ok" and j.result and run_wall_s(j.result)]
-    walls = [float(run_wall_s(r)) for r in results]
+    timed = [(j.result, float(w)) for j in jobs if j.state == "ok" and j.result and (w := run_wall_s(j.result))]
+    results, walls = [r for r, _ in timed], [w for _, w in timed]
     cpus = [float(r["cost"]["cpu_s"]) for r in results if (r.get("cost") or {}).get("cpu_s") is not None]
-    rates = [samples_trained(r) / float(run_wall_s(r)) for r in results if samples_trained(r)]
+    rates = [samples_trained(r) / w for r, w in timed if samples_trained(r)]
     threads = sorted({(r.get("cost") or {}).get("threads") for r in results} - {None})
     kept = [trained(r) for r in results]
     return ArmCost(len(results), _mean(walls), sum(walls), _mean(cpus), _mean(rates), threads,
