@@ -47,6 +47,12 @@ def test_cost_per_arm(tmp_path):
     # 1,200 samples in 40 s and 60 s: 30 and 20 samples/s; trained parameters and bytes per task
     # from the one run that records them (the plan's bytes).
     assert "| `freeze=last2` | 2 | 50.0 | 100.0 | 70.0 | 25.0 | 3,000 | 12.0 kB | 2 |" in md
+    # checklist.md's compute table sums the same runs: the failed run and the missing CPU seconds
+    # are left out of CPU and wall alike (190 + 410 + 70 CPU s; 100 + 300 + 40 + 60 wall s)
+    compute = (sweep / "checklist.md").read_text()
+    assert "| `freeze=none` | 2 | 600.0 | 300.0 | 400.0 | 0.0 |" in compute
+    assert "| `freeze=last2` | 2 | 70.0 | 70.0 | 100.0 | 0.0 |" in compute
+    assert "| **all** | 4 | 670.0 |  | 500.0 | 0.0 |" in compute
 
 
 def test_a_resumed_run_is_priced_over_every_attempt(tmp_path):

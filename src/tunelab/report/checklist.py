@@ -18,7 +18,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tunelab.report.cost import run_wall_s
+from tunelab.report.cost import arm_cost, run_wall_s
 from tunelab.report.formatting import fmt, md_table
 from tunelab.report.jobs import Job, natural_key, parse_overrides
 from tunelab.report.render_tune import checklist_lines
@@ -153,20 +153,18 @@ def _compute_section(report: Report, groups: dict[str, list[Job]]) -> list[str]:
     hardware: set[str] = set()
     for g, jobs in groups.items():
         res = [j.result for j in jobs if j.result and j.state == "ok"]
-        cpu = [float((r.get("cost") or {}).get("cpu_s")) for r in res if (r.get("cost") or {}).get("cpu_s") is not None]
-        wall = [float(w) for r in res if (w := run_wall_s(r)) is not None]
-        gpu = [_gpu_s(r) for r in res]
+        cost = report.cost.get(g) or arm_cost(jobs)
+        gpu = sum(_gpu_s(r) for r in res)
         for env in (r.get("environment") for r in res):
             if isinstance(env, dict):
                 gpus = (env.get("gpu") or {}).get("names") or []
                 hardware.add(f"{env.get('cpu') or 'CPU model not recorded'} ({env.get('cpu_count') or '?'} cores)"
                              + (f"; GPUs: {', '.join(gpus)}" if gpus else ""))
-        tot["cpu"] += sum(cpu)
-        tot["wall"] += sum(wall)
-        tot["gpu"] += sum(gpu)
-        rows.append((f"`{g}`", len(res), fmt(sum(cpu), 1) if cpu else "not recorded",
-                     fmt(sum(cpu) / len(cpu), 1) if cpu else "n/a", fmt(sum(wall), 1) if wall else "n/a",
-                     fmt(sum(gpu), 1)))
+        tot["cpu"] += _or0(cost.cpu_s_total)
+        tot["wall"] += _or0(cost.wall_s_total)
+        tot["gpu"] += gpu
+        rows.append((f"`{g}`", cost.n, "not recorded" if math.isnan(cost.cpu_s_total) else fmt(cost.cpu_s_total, 1),
+                     fmt(cost.cpu_s_mean, 1), fmt(cost.wall_s_total, 1), fmt(gpu, 1)))
     rows.append(("**all**", sum(r[1] for r in rows), fmt(tot["cpu"], 1), "", fmt(tot["wall"], 1), fmt(tot["gpu"], 1)))
     return ["## Compute", "",
             "Over each arm's ok runs: CPU seconds (user + system of the job's process and its children, "
@@ -175,6 +173,10 @@ def _compute_section(report: Report, groups: dict[str, list[Job]]) -> list[str]:
             "compute is not counted.", "",
             md_table(["arm", "runs", "CPU s (total)", "CPU s per run", "wall s (total)", "GPU s (total)"], rows),
             "", "Hardware: " + ("; ".join(sorted(hardware)) or "not recorded"), ""]
+
+
+def _or0(x: float) -> float:
+    return 0.0 if math.isnan(x) else x
 
 
 def _gpu_s(result: dict) -> float:

@@ -28,6 +28,7 @@ class ArmCost:
     wall_s_mean: float
     wall_s_total: float
     cpu_s_mean: float
+    cpu_s_total: float    # over the runs that recorded it (NaN when none did)
     samples_per_s_mean: float
     threads: list
     trainable_params: float = math.nan
@@ -65,14 +66,17 @@ def run_wall_s(result: dict):
 
 
 def arm_cost(jobs: Sequence) -> ArmCost:
-    """The cost of one group's ok runs (``jobs``: ``tunelab.report.collect.Job``)."""
-    timed = [(j.result, float(w)) for j in jobs if j.state == "ok" and j.result and (w := run_wall_s(j.result))]
-    results, walls = [r for r, _ in timed], [w for _, w in timed]
+    """The cost of one group's ok runs (``jobs``: ``tunelab.report.collect.Job``). The one place the
+    report and checklist.md sum a study's compute, so the two cannot disagree."""
+    results = [j.result for j in jobs if j.state == "ok" and j.result]
+    timed = [(r, float(w)) for r in results if (w := run_wall_s(r)) is not None]
+    walls = [w for _, w in timed]
     cpus = [float(r["cost"]["cpu_s"]) for r in results if (r.get("cost") or {}).get("cpu_s") is not None]
-    rates = [samples_trained(r) / w for r, w in timed if samples_trained(r)]
+    rates = [samples_trained(r) / w for r, w in timed if w > 0 and samples_trained(r)]
     threads = sorted({(r.get("cost") or {}).get("threads") for r in results} - {None})
     kept = [trained(r) for r in results]
-    return ArmCost(len(results), _mean(walls), sum(walls), _mean(cpus), _mean(rates), threads,
+    return ArmCost(len(results), _mean(walls), sum(walls) if walls else math.nan, _mean(cpus),
+                   sum(cpus) if cpus else math.nan, _mean(rates), threads,
                    _mean([p for p, _ in kept if p == p]), _mean([b for _, b in kept if b == b]))
 
 
