@@ -22,7 +22,9 @@ from tunelab.io import scrub_secrets
 log = logging.getLogger("tunelab")
 
 
-_BF16_WARNED: set = set()
+# The job last warned: a sweep's jobs run one after another in one process, so the last job is
+# all that must be remembered (a set of every job's folder would grow with the sweep).
+_bf16_warned_job: Optional[str] = None
 
 
 def warn_emulated_bf16(accelerator: str, precision: str, job: Optional[str] = None) -> bool:
@@ -31,9 +33,10 @@ def warn_emulated_bf16(accelerator: str, precision: str, job: Optional[str] = No
     job (``job``: its output folder), though a job may build several Trainers (LP-FT: two)."""
     import torch
 
+    global _bf16_warned_job
     if "bf16" not in precision or accelerator not in ("cpu", "auto") or torch.cuda.is_available():
         return False
-    if job is not None and job in _BF16_WARNED:
+    if job is not None and job == _bf16_warned_job:
         return False
     from tunelab.environment import cpu_bf16_units
 
@@ -42,8 +45,7 @@ def warn_emulated_bf16(accelerator: str, precision: str, job: Optional[str] = No
     log.warning(f"warning: trainer.precision={precision} on a CPU without bf16 units (no avx512_bf16 or "
                 "amx_bf16 in /proc/cpuinfo): bf16 is emulated here and about 20x slower than fp32; "
                 "drop trainer=cpu_bf16 (fp32 is the default) unless the results must be bf16's.")
-    if job is not None:
-        _BF16_WARNED.add(job)
+    _bf16_warned_job = job
     return True
 
 
