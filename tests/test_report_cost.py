@@ -85,5 +85,9 @@ def test_trained_parameters_and_bytes_come_from_the_plan():
 
     assert trained({"params": {"trainable": 10}, "plan": {"trainable_bytes": 40}}) == (10.0, 40.0)
     assert trained({"params": {"trainable": 10}}) == (10.0, 40.0)       # 4 bytes a parameter
+    # gradual unfreezing: the plan is the start (the head, 770 fp32 parameters); the run ended with
+    # 3,697,538 trained (two layers and the pooler thawed): a task keeps those, 14,790,152 bytes
+    gradual = {"params": {"trainable": 3_697_538}, "plan": {"trainable_params": 770, "trainable_bytes": 3080}}
+    assert trained(gradual) == (3_697_538.0, 4.0 * 3_697_538)
     p, b = trained({})
     assert p != p and b != b

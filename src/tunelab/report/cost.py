@@ -49,10 +49,16 @@ def samples_trained(result: dict) -> int | None:
 
 
 def trained(result: dict) -> tuple[float, float]:
-    """(parameters trained, bytes one task keeps) of a run's record (NaN when it has neither)."""
+    """(parameters trained, bytes one task keeps) of a run's record (NaN when it has neither).
+
+    The plan's bytes are what trains at the start; gradual unfreezing thaws blocks as it goes, so
+    where the run ended with more trained parameters than its plan began with, they are priced at the
+    plan's bytes per parameter (a gradual run that thawed two layers keeps those two layers)."""
     params = (result.get("params") or {}).get("trainable")
     plan = result.get("plan") or {}
-    nbytes = plan.get("trainable_bytes")
+    nbytes, planned = plan.get("trainable_bytes"), plan.get("trainable_params")
+    if nbytes is not None and params is not None and planned and params > planned:
+        nbytes = nbytes / planned * params
     if nbytes is None and params is not None:
         nbytes = 4 * params
     return (math.nan if params is None else float(params)), (math.nan if nbytes is None else float(nbytes))
