@@ -18,7 +18,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tunelab.report.cost import arm_cost, run_wall_s
+from tunelab.report.cost import run_wall_s
 from tunelab.report.formatting import fmt, md_table
 from tunelab.report.jobs import Job, natural_key, parse_overrides
 from tunelab.report.render_tune import checklist_lines
@@ -153,7 +153,7 @@ def _compute_section(report: Report, groups: dict[str, list[Job]]) -> list[str]:
     hardware: set[str] = set()
     for g, jobs in groups.items():
         res = [j.result for j in jobs if j.result and j.state == "ok"]
-        cost = report.cost.get(g) or arm_cost(jobs)
+        cost = report.cost[g]  # the report priced every group (report.cost.arm_cost)
         gpu = sum(_gpu_s(r) for r in res)
         for env in (r.get("environment") for r in res):
             if isinstance(env, dict):
