@@ -38,6 +38,28 @@ def test_discordant_counts_and_bootstrap():
     assert same["test/acc"].diff == 0 and same["test/acc"].p == 1.0
 
 
+def test_bootstrap_ci_and_p_against_a_sklearn_loop():
+    """The same resamples (seed 0: one draw of n indices per resample), scored one by one with
+    scikit-learn: the percentile CI and the two-sided p follow exactly."""
+    rng = np.random.default_rng(3)
+    gold = rng.integers(0, 3, 90)
+    a = np.where(rng.random((2, 90)) < 0.7, gold, rng.integers(0, 3, (2, 90)))
+    b = np.where(rng.random((2, 90)) < 0.65, gold, rng.integers(0, 3, (2, 90)))
+    res = paired.paired_bootstrap(gold, a, b, 3, 0, n_boot=300, seed=0)
+    draw = np.random.default_rng(0)
+    diffs = []
+    for _ in range(300):
+        i = draw.integers(0, 90, 90)
+        diffs.append(np.mean([f1_score(gold[i], a[k][i], average="macro", labels=[0, 1, 2], zero_division=0)
+                              - f1_score(gold[i], b[k][i], average="macro", labels=[0, 1, 2], zero_division=0)
+                              for k in range(2)]))
+    d = np.array(diffs)
+    lo, hi = np.percentile(d, [2.5, 97.5])
+    got = res["test/f1_macro"]
+    assert got.low == pytest.approx(lo, abs=1e-12) and got.high == pytest.approx(hi, abs=1e-12)
+    assert got.p == pytest.approx(min(1.0, 2 * min(np.mean(d <= 0), np.mean(d >= 0))))
+
+
 def test_ensembles_and_agreement():
     preds = np.array([[0, 1, 1, 2], [0, 1, 2, 2], [1, 0, 2, 0]])
     assert paired.vote(preds, 3).tolist() == [0, 1, 2, 2]

@@ -48,6 +48,25 @@ def test_metrics_match_sklearn_on_random_inputs():
         assert metrics.f1_score_binary(tb, pb) == pytest.approx(_sk_f1(tb, pb), abs=1e-12)
 
 
+def test_batched_scores_match_sklearn_row_by_row():
+    """classification_scores_batch (the paired bootstrap's) = scikit-learn on every row, with a
+    class that no row of some batches has (zero_division=0, still averaged over n_classes)."""
+    rng = np.random.default_rng(7)
+    for k, pos in ((2, 1), (2, 0), (3, 0), (5, 0)):
+        t, p = rng.integers(0, k, (40, 25)), rng.integers(0, k, (40, 25))
+        t[:5], p[:5] = np.minimum(t[:5], k - 2), np.minimum(p[:5], k - 2)  # class k-1 absent
+        got = metrics.classification_scores_batch(t, p, k, pos)
+        labels = list(range(k))
+        for r in range(40):
+            assert got["test/acc"][r] == pytest.approx(accuracy_score(t[r], p[r]), abs=1e-15)
+            macro = _sk_f1(t[r], p[r], average="macro", labels=labels)
+            assert got["test/f1_macro"][r] == pytest.approx(macro, abs=1e-12)
+            want_f1 = _sk_f1(t[r], p[r], average="binary", pos_label=pos) if k == 2 else macro
+            assert got["test/f1"][r] == pytest.approx(want_f1, abs=1e-12)
+    with pytest.raises(ValueError, match="0..1"):
+        metrics.classification_scores_batch(np.array([[0, 2]]), np.array([[0, 1]]), 2)
+
+
 def test_string_labels_and_explicit_labels_match_sklearn():
     t, p = ["neg", "pos", "pos", "neg"], ["neg", "neg", "neg", "neg"]
     assert metrics.f1_score_binary(t, p, pos_label="pos") == _sk_f1(t, p, pos_label="pos") == 0.0
