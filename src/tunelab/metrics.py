@@ -32,7 +32,8 @@ def _labels_pair(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
 def _f1_from_counts(tp, fp, fn):
     """2TP / (2TP + FP + FN), elementwise over arrays of counts; 0 where the class is absent from
     both the truth and the predictions (zero_division=0)."""
-    tp, denom = np.asarray(tp), 2 * np.asarray(tp) + fp + fn
+    tp = np.asarray(tp)
+    denom = 2 * tp + fp + fn
     return np.where(denom == 0, 0.0, 2.0 * tp / np.maximum(denom, 1))
 
 
