@@ -55,3 +55,16 @@ def test_status_of_an_all_ok_sweep_exits_0_and_an_empty_dir_2(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert cli.main(["status", str(tmp_path / "empty")]) == 2
     assert "no job dirs" in capsys.readouterr().err
+
+
+def test_status_shows_a_resumed_runs_wall_time_over_every_attempt(tmp_path, capsys):
+    # killed after 225 s, resumed from that checkpoint, its last attempt took 75 s (duration_s):
+    # the run took 300 s (cost.wall_s), and that is what status shows; a record without cost.wall_s
+    # (written before it was recorded) still shows duration_s
+    _job(tmp_path / "sweep", "0", "ok", cost={"wall_s": 300.0, "wall_s_before_resume": 225.0})
+    _job(tmp_path / "sweep", "1", "ok")
+    assert cli.main(["status", str(tmp_path / "sweep"), "--no-sacct"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1].split()[:4] == ["0", "ok", "-", "0:05:00"]
+    assert out[2].split()[:4] == ["1", "ok", "-", "0:01:15"]
+

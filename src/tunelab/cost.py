@@ -81,3 +81,11 @@ def job_cost() -> dict:
     if _job["wall_carried"]:
         out["wall_s_before_resume"] = round(_job["wall_carried"], 3)
     return out
+
+
+def run_wall_s(result: dict):
+    """A run's running wall seconds read from its results.json: ``cost.wall_s`` (every attempt of a
+    resumed run, up to the checkpoint it resumed from) where recorded, else ``duration_s`` (its last
+    attempt's). ``tunelab status``, the report and checklist.md all read it here."""
+    wall = (result.get("cost") or {}).get("wall_s")
+    return wall if wall is not None else result.get("duration_s")

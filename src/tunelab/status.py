@@ -28,6 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Optional, Sequence
 
+from tunelab.cost import run_wall_s
 from tunelab.ops.lock import pid_alive
 from tunelab.report.collect import Job, find_job_dirs, load_job, parse_overrides, swept_keys
 
@@ -128,7 +129,7 @@ def sweep_rows(sweep_dir: Path, *, since: Optional[float] = None, use_sacct: boo
         rec = j.result or {}
         sid = ids.get(j.name)
         shown = parse_overrides(j.overrides or [])
-        row = JobRow(j.name, j.path, j.state, rec.get("duration_s"), sid, slurm.get(sid or ""),
+        row = JobRow(j.name, j.path, j.state, run_wall_s(rec), sid, slurm.get(sid or ""),
                      " ".join(f"{k}={shown[k]}" for k in keys if k in shown), j.problem)
         if j.state == "missing" and row.slurm_state in SLURM_ACTIVE:
             row.state, row.error = "starting", ""  # the SLURM job runs, results.json comes soon

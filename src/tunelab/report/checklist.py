@@ -18,7 +18,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tunelab.report.cost import run_wall_s
+from tunelab.cost import run_wall_s
 from tunelab.report.formatting import fmt, md_table
 from tunelab.report.jobs import Job, natural_key, parse_overrides
 from tunelab.report.render_tune import checklist_lines

@@ -19,6 +19,7 @@ import math
 from dataclasses import dataclass
 from typing import Sequence
 
+from tunelab.cost import run_wall_s
 from tunelab.report.formatting import fmt, md_table
 
 
@@ -62,13 +63,6 @@ def trained(result: dict) -> tuple[float, float]:
     if nbytes is None and params is not None:
         nbytes = 4 * params
     return (math.nan if params is None else float(params)), (math.nan if nbytes is None else float(nbytes))
-
-
-def run_wall_s(result: dict):
-    """A run's running wall seconds: ``cost.wall_s`` (every attempt of a resumed run, up to the
-    checkpoint it resumed from) where recorded, else ``duration_s`` (its last attempt's)."""
-    wall = (result.get("cost") or {}).get("wall_s")
-    return wall if wall is not None else result.get("duration_s")
 
 
 def arm_cost(jobs: Sequence) -> ArmCost:
