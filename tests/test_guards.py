@@ -248,6 +248,35 @@ def test_help_says_what_tunelab_is_the_common_commands_and_the_groups(tmp_path):
     assert text.index("tunelab status") < text.index("== Configuration groups") and "_schema" not in text
 
 
+def test_the_help_group_list_is_built_once_per_search_path(tmp_path, monkeypatch):
+    # OmegaConf evaluates the help template's ${tunelab_help_groups:} on every compose, and walking
+    # every group costs ~0.5 s: it is listed once per search path, and another path gets its own list
+    import shutil
+
+    from hydra import initialize_config_dir
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+
+    from tunelab import config
+
+    config.register_configs()
+    calls = []
+    real = ConfigLoaderImpl.list_groups
+    monkeypatch.setattr(ConfigLoaderImpl, "list_groups", lambda self, parent: calls.append(parent) or real(self, parent))
+    monkeypatch.setattr(config, "_HELP_GROUPS", {})
+    conf = ROOT / "conf"
+    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+        first = config.help_groups()
+        walked = len(calls)
+        assert walked > 5 and config.help_groups() == first and len(calls) == walked
+    freezes = ", ".join(sorted(p.stem for p in (conf / "freeze").glob("*.yaml")))
+    assert f"\nfreeze: {freezes}\n" in first and "_schema" not in first
+    shutil.copytree(conf, tmp_path / "conf")
+    (tmp_path / "conf" / "freeze" / "zz_mine.yaml").write_text("name: none\n")
+    with initialize_config_dir(config_dir=str(tmp_path / "conf"), version_base="1.3"):
+        other = config.help_groups()
+    assert len(calls) > walked and f"freeze: {freezes}, zz_mine\n" in other
+
+
 def test_inputs_that_used_to_end_in_a_traceback_are_one_sentence(tmp_path, compose):
     from tunelab.errors import ConfigError
     from tunelab.overrides import schema_option_error

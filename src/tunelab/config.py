@@ -271,6 +271,14 @@ def register_configs() -> None:
         cs.store(group="method", name=f"{name}_schema", node=schema)
 
 
+# The help text's group list, per search path. OmegaConf evaluates the template's
+# ``${tunelab_help_groups:}`` whenever a merge touches ``hydra.help`` (to see whether it names a
+# node), i.e. on every compose, not only for --help; listing every group of conf/ costs ~0.5 s
+# (Hydra deep-copies its repository per group), which was a third of a one-step test's time and
+# part of every job's start. The list depends only on the config files on the search path.
+_HELP_GROUPS: dict[tuple, str] = {}
+
+
 def help_groups() -> str:
     """``group: option, ...`` per config group, for ``--help`` (conf/hydra/help/tunelab.yaml).
 
@@ -279,6 +287,13 @@ def help_groups() -> str:
     from hydra.core.global_hydra import GlobalHydra
 
     loader = GlobalHydra.instance().config_loader()
+    key = tuple((e.provider, e.path) for e in loader.get_search_path().get_path())
+    if key not in _HELP_GROUPS:
+        _HELP_GROUPS[key] = _list_groups(loader)
+    return _HELP_GROUPS[key]
+
+
+def _list_groups(loader) -> str:
     lines = []
 
     def walk(parent: str) -> None:
