@@ -7,7 +7,7 @@ from typing import Optional
 
 from tunelab.report.formatting import fmt, fmt_ci, fmt_p
 from tunelab.report.formatting import md_table as table
-from tunelab.report.tune import PLOT, TestScores, TuneStudy
+from tunelab.report.tune import PLOT, TestScores, TuneArm, TuneStudy
 from tunelab.schemas.search import override_value
 
 STATUS = {"complete": "complete", "pruned": "pruned", "failed": "failed", "running": "not finished",
@@ -22,6 +22,25 @@ def _scores(s: Optional[TestScores]) -> str:
 
 def _v(value) -> str:
     return override_value(value)
+
+
+def _spread_ratio(a: TuneArm) -> float:
+    """sd of the objective across the arm's configurations / its seed sd (NaN when either is unknown)."""
+    return a.spread_sd / a.seed_sd if a.seed_sd and math.isfinite(a.spread_sd) else math.nan
+
+
+def _moved(label: str, a: TuneArm) -> str:
+    """How one arm of a pair moved under tuning: its tuned − default on the test seeds, and whether its
+    search could tell its configurations apart at all. A conclusion that changes because an arm whose
+    configurations differ by less than a seed does got a worse pick on test is selection noise, not
+    the effect of tuning (the fair fight's adapters vs last2)."""
+    if a.tuned is not None and a.default is not None and a.tuned.trial == a.default.trial:
+        return f"`{label}`: default kept"
+    said = f"`{label}`: {fmt(a.paired_diff)} (p {fmt_p(a.paired_p)})" if a.paired_n else f"`{label}`: n/a"
+    ratio = _spread_ratio(a)
+    if math.isfinite(ratio) and ratio < 1:
+        said += f", its configurations spread {fmt(ratio, 2)}x the seed sd: a pick within seed noise"
+    return said
 
 
 def tune_section(study: Optional[TuneStudy], plot: bool = False) -> str:
@@ -54,9 +73,12 @@ def tune_section(study: Optional[TuneStudy], plot: bool = False) -> str:
     if len(study.rank_tuned) >= 2:
         if study.changes:
             rows = [(f"`{c.a}` vs `{c.b}`", f"{fmt(c.default_diff)} (p {fmt_p(c.default_p)}): {c.default_says}",
-                     f"{fmt(c.tuned_diff)} (p {fmt_p(c.tuned_p)}): {c.tuned_says}") for c in study.changes]
-            out += ["Where tuning changed a conclusion (Welch, two-sided; A is the first arm of the pair):", "",
-                    table(["pair (A vs B)", "default recipe: Δ (p)", "tuned: Δ (p)"], rows), ""]
+                     f"{fmt(c.tuned_diff)} (p {fmt_p(c.tuned_p)}): {c.tuned_says}",
+                     "; ".join(_moved(x, study.arms[x]) for x in (c.a, c.b))) for c in study.changes]
+            out += ["Where tuning changed a conclusion (Welch, two-sided; A is the first arm of the pair), and what "
+                    "moved: each arm's tuned − default on the test seeds (paired), flagged where its configurations "
+                    "spread less than the seed does on validation:", "",
+                    table(["pair (A vs B)", "default recipe: Δ (p)", "tuned: Δ (p)", "what moved"], rows), ""]
         else:
             out += ["Tuning changed no conclusion between two arms (Welch, two-sided).", ""]
         out += [f"Pairs whose order of means tuning reversed: {study.flipped}.", ""]
@@ -71,7 +93,7 @@ def tune_section(study: Optional[TuneStudy], plot: bool = False) -> str:
     # ------------------------------------------------------------------ spread
     rows = []
     for label, a in study.arms.items():
-        ratio = a.spread_sd / a.seed_sd if a.seed_sd and math.isfinite(a.spread_sd) else math.nan
+        ratio = _spread_ratio(a)
         rows.append((f"`{label}`", a.spread_n, fmt(a.spread_sd), f"{fmt(a.spread_min)} .. {fmt(a.spread_max)}",
                      fmt(a.seed_sd), fmt(ratio, 2), fmt(a.cpu_s_tune, 1), fmt(a.cpu_s_test, 1)))
     out += ["### Spread due to the choice of hyper-parameters", "",
