@@ -67,4 +67,3 @@ def test_status_shows_a_resumed_runs_wall_time_over_every_attempt(tmp_path, caps
     out = capsys.readouterr().out.splitlines()
     assert out[1].split()[:4] == ["0", "ok", "-", "0:05:00"]
     assert out[2].split()[:4] == ["1", "ok", "-", "0:01:15"]
-

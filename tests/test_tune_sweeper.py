@@ -359,11 +359,10 @@ def test_a_changed_conclusion_says_what_moved_and_flags_picks_within_seed_noise(
     from tunelab.report.tune import PairChange, TestScores, TuneArm, TuneStudy
 
     def arm(best, spread_sd, seed_sd, diff, p):
-        a = TuneArm(search={"optim.lr": "x"}, bounds={}, defaults={}, trials=[], best=best, chosen={},
-                    val_default=0.8, val_best=0.81, spread_n=8, spread_sd=spread_sd, seed_sd=seed_sd,
-                    tuned=TestScores(best, {0: 0.8, 1: 0.81}), default=TestScores(0, {0: 0.8, 1: 0.82}),
-                    paired_n=2, paired_diff=diff, paired_p=p)
-        return a
+        return TuneArm(search={"optim.lr": "x"}, bounds={}, defaults={}, trials=[], best=best, chosen={},
+                       val_default=0.8, val_best=0.81, spread_n=8, spread_sd=spread_sd, seed_sd=seed_sd,
+                       tuned=TestScores(best, {0: 0.8, 1: 0.81}), default=TestScores(0, {0: 0.8, 1: 0.82}),
+                       paired_n=2, paired_diff=diff, paired_p=p)
 
     study = TuneStudy(state_file="tune.json", metric="val/f1_macro", direction="maximize", test_metric="test/f1_macro",
                       settings={"trials": 8, "seeds_per_trial": 2}, method="m", done=True,

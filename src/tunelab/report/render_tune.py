@@ -29,12 +29,17 @@ def _spread_ratio(a: TuneArm) -> float:
     return a.spread_sd / a.seed_sd if a.seed_sd and math.isfinite(a.spread_sd) else math.nan
 
 
+def _default_kept(a: TuneArm) -> bool:
+    """The search chose the default recipe (trial 0): tuned and default are the same runs."""
+    return a.tuned is not None and a.default is not None and a.tuned.trial == a.default.trial
+
+
 def _moved(label: str, a: TuneArm) -> str:
     """How one arm of a pair moved under tuning: its tuned − default on the test seeds, and whether its
     search could tell its configurations apart at all. A conclusion that changes because an arm whose
     configurations differ by less than a seed does got a worse pick on test is selection noise, not
     the effect of tuning (the fair fight's adapters vs last2)."""
-    if a.tuned is not None and a.default is not None and a.tuned.trial == a.default.trial:
+    if _default_kept(a):
         return f"`{label}`: default kept"
     said = f"`{label}`: {fmt(a.paired_diff)} (p {fmt_p(a.paired_p)})" if a.paired_n else f"`{label}`: n/a"
     ratio = _spread_ratio(a)
@@ -58,8 +63,7 @@ def tune_section(study: Optional[TuneStudy], plot: bool = False) -> str:
     rank_d = {a: i + 1 for i, a in enumerate(study.rank_default)}
     rows = []
     for label, a in study.arms.items():
-        same = a.tuned is not None and a.default is not None and a.tuned.trial == a.default.trial
-        delta = ("0 (the default recipe was chosen)" if same else
+        delta = ("0 (the default recipe was chosen)" if _default_kept(a) else
                  f"{fmt(a.paired_diff)} {fmt_ci(a.paired_low, a.paired_high)}, p {fmt_p(a.paired_p)} ({a.paired_n})"
                  if a.paired_n else "n/a")
         rows.append((rank_t.get(label, "–"), f"`{label}`", _scores(a.tuned), rank_d.get(label, "–"),
