@@ -107,7 +107,7 @@ def test_layer_decay_lrs_shrink_downwards(compose):
 
 
 def test_gradual_unfreezing_adds_blocks_to_optimizer_top_down(compose):
-    cfg, model = _tiny(compose, "freeze=gradual")
+    cfg, model = _tiny(compose, "freeze=gradual", "freeze.unfreeze_every=epoch")
     plan = plan_for(cfg, model)
     blocks = plan.blocks
     groups = freezing.param_groups(blocks, cfg.optim, named=freezing.named_ids(model))
@@ -122,6 +122,17 @@ def test_gradual_unfreezing_adds_blocks_to_optimizer_top_down(compose):
     u.step(opt, sched, epoch=3, global_step=30)
     assert {g["block"] for g in opt.param_groups} == {"head", "layer.1", "pooler", "layer.0", "embeddings"}
     assert all(p.requires_grad for p in model.parameters())
+
+
+def test_staged_unfreezing_cuts_the_run_into_equal_stages(compose):
+    cfg, model = _tiny(compose, "freeze=gradual")        # stage: the group's default
+    u = freezing.GradualUnfreezer(plan_for(cfg, model), cfg.optim, freezing.named_ids(model))
+    # Tiny BERT, 3 thaw groups (layer.1 + pooler, layer.0, embeddings) -> 4 stages; 40 steps -> 10 each.
+    due = {step: u.due(epoch=0, global_step=step, total_steps=40) for step in (0, 9, 10, 19, 20, 29, 30, 39)}
+    assert due == {0: 0, 9: 0, 10: 1, 19: 1, 20: 2, 29: 2, 30: 3, 39: 3}
+    assert u.due(epoch=0, global_step=5, total_steps=2) == 3       # a run shorter than the stages: all due
+    with pytest.raises(ConfigError, match="unfreeze_every=stage needs the run's length"):
+        u.due(epoch=0, global_step=0, total_steps=float("inf"))
 
 
 def test_module_starts_in_train_mode_except_frozen_blocks(compose):

@@ -58,6 +58,16 @@ def test_gradual_plan_starts_with_the_head_and_ends_with_everything(compose, tmp
     assert rec["params"]["trainable"] == TOTAL               # after 3 thaws: layer.1+pooler, layer.0, emb
 
 
+def test_staged_gradual_thaws_everything_even_in_one_epoch(compose, tmp_path):
+    # Per epoch, one epoch thaws nothing: the run ends with the head alone.
+    rec = _run(compose, tmp_path / "epoch", "freeze=gradual", "freeze.unfreeze_every=epoch")
+    assert rec["params"]["trainable"] == HEAD
+    # In stages (freeze=gradual's default; 3 thaw groups -> 4 stages of the run's 8 steps) the
+    # last stage trains everything.
+    rec = _run(compose, tmp_path / "stage", "freeze=gradual", "optim.batch_size=8")
+    assert rec["plan"]["trainable_params"] == HEAD and rec["params"]["trainable"] == TOTAL
+
+
 def test_a_fixed_n_preset_with_another_n_is_refused(compose):
     from tunelab.errors import ConfigError
     from tunelab.validation import validate

@@ -134,8 +134,13 @@ class FreezeConfig:
     # last_n: the top n encoder layers (+ pooler + head) train; first_n: embeddings and the
     # first n layers are frozen.
     n: int = bounded(0, 0)
-    # gradual: unfreeze one more layer from the top every epoch ("epoch") or every k steps.
-    unfreeze_every: str = choice("epoch", "epoch", "steps")
+    # gradual: unfreeze one more block from the top in equal stages of the run ("stage": n blocks
+    # to thaw -> n + 1 stages, the last trains everything, whatever the number of epochs; the
+    # default of conf/freeze/gradual.yaml), every epoch ("epoch", ULMFiT's: fewer epochs than
+    # blocks leave the lower ones frozen) or every k optimiser steps ("steps"). The default here
+    # stays "epoch": it is part of every job's identity (tunelab.ops.identity), and a new default
+    # would make every finished job of a resumable study look like another job.
+    unfreeze_every: str = choice("epoch", "epoch", "steps", "stage")
     unfreeze_k_steps: int = bounded(100, 1)
     # freeze=all: how the classifier is fitted on the frozen encoder (schemas/probe.py);
     # freeze=lpft: how the head is fitted before everything is fine-tuned (fit: head).

@@ -15,6 +15,7 @@ epoch (or every k steps), adding its parameters to the optimizer as they thaw.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Iterable, Optional
 
@@ -253,9 +254,15 @@ def count(params: Iterable[nn.Parameter]) -> tuple[int, int]:
 class GradualUnfreezer:
     """ULMFiT-style schedule: the plan's thaw order (top block first), one step at a time.
 
-    ``step(optimizer, scheduler, epoch=..., global_step=...)`` thaws the blocks due and adds
-    their parameters to the optimizer (and the lr scheduler, which otherwise would not scale
-    the new groups' rates with warmup/decay).
+    ``step(optimizer, scheduler, epoch=..., global_step=..., total_steps=...)`` thaws the blocks
+    due and adds their parameters to the optimizer (and the lr scheduler, which otherwise would
+    not scale the new groups' rates with warmup/decay).
+
+    When a block is due (``policy.unfreeze_every``): ``epoch``, one more at each epoch start
+    (ULMFiT's schedule; with fewer epochs than blocks the lower blocks never train); ``steps``,
+    one more every ``unfreeze_k_steps`` optimiser steps; ``stage``, the run's ``total_steps`` cut
+    into ``len(order) + 1`` equal stages, one more block per stage, so the head trains alone for
+    the first stage and everything trains for the last, at any run length.
     """
 
     def __init__(self, plan, optim_cfg: Any, named: dict[int, str]):
@@ -265,13 +272,26 @@ class GradualUnfreezer:
         self.order = plan.thaw_order()
         self.thawed = 0
 
-    def due(self, epoch: int, global_step: int) -> int:
-        if self.every == "epoch":
-            return min(epoch, len(self.order))
-        return min(global_step // max(1, self.k_steps), len(self.order))
+    @property
+    def per_step(self) -> bool:
+        """Whether blocks can fall due inside an epoch (checked at every batch, not only at epoch starts)."""
+        return self.every in ("steps", "stage")
 
-    def step(self, optimizer, scheduler, *, epoch: int, global_step: int) -> list[str]:
-        target = self.due(epoch, global_step)
+    def due(self, epoch: int, global_step: int, total_steps: Optional[float] = None) -> int:
+        """How many thaw groups are due by this epoch / optimiser step."""
+        n = len(self.order)
+        if self.every == "epoch":
+            return min(epoch, n)
+        if self.every == "stage":
+            if total_steps is None or not math.isfinite(total_steps) or total_steps < 1:
+                raise ConfigError("freeze.unfreeze_every=stage needs the run's length in optimiser steps, "
+                                   f"which is not known here ({total_steps}): use freeze.unfreeze_every=steps.")
+            return min(int(global_step * (n + 1) // int(total_steps)), n)
+        return min(global_step // max(1, self.k_steps), n)
+
+    def step(self, optimizer, scheduler, *, epoch: int, global_step: int,
+             total_steps: Optional[float] = None) -> list[str]:
+        target = self.due(epoch, global_step, total_steps)
         newly = []
         while self.thawed < target:
             names = set(self.order[self.thawed])

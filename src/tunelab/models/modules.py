@@ -39,6 +39,7 @@ class EncoderModule(L.LightningModule):
         self._log_fn = log
         self.blocks = plan.blocks
         self.unfreezer = None
+        self._total_steps: Optional[float] = None
         if plan.gradual:
             self.unfreezer = freezing.GradualUnfreezer(plan, optim_cfg, freezing.named_ids(model))
         self.test_outputs: dict[str, Any] = {}
@@ -67,7 +68,8 @@ class EncoderModule(L.LightningModule):
             return
         opt = self.optimizers(use_pl_optimizer=False)
         sched = self.lr_schedulers()
-        newly = self.unfreezer.step(opt, sched, epoch=self.current_epoch, global_step=self.global_step)
+        newly = self.unfreezer.step(opt, sched, epoch=self.current_epoch, global_step=self.global_step,
+                                    total_steps=self._total_steps)
         if newly:
             self._log_fn(f"[tunelab] gradual unfreezing: now training {', '.join(newly)} "
                          f"(epoch {self.current_epoch}, step {self.global_step})")
@@ -76,12 +78,15 @@ class EncoderModule(L.LightningModule):
         # Lightning 2.x never calls .train() and from_pretrained returns an eval() model: without
         # this the head's dropout is off (pretrained) or frozen blocks run dropout (random init).
         self.train()
+        # The run's length in optimiser steps, for freeze.unfreeze_every=stage (Lightning works it
+        # out from the epochs, max_steps, the loader and gradient accumulation; once, not per batch).
+        self._total_steps = self.trainer.estimated_stepping_batches if self.unfreezer is not None else None
 
     def on_train_epoch_start(self) -> None:
         self._thaw()
 
     def on_train_batch_start(self, batch, batch_idx) -> None:
-        if self.unfreezer is not None and self.unfreezer.every == "steps":
+        if self.unfreezer is not None and self.unfreezer.per_step:
             self._thaw()
 
     # -- optimisation -------------------------------------------------------------------
