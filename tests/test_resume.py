@@ -86,6 +86,16 @@ def test_resumed_from_an_epoch_end_then_killed_mid_epoch_resumes_to_the_same_met
 
 
 @pytest.mark.long  # kills and resumes, or a whole sweep in subprocesses: make test-long (CI)
+@pytest.mark.parametrize("schedule,kills", [("stage", [7]), ("epoch", [5, 7])])
+def test_gradual_unfreezing_killed_after_a_thaw_resumes_to_the_same_metrics(tmp_path, schedule, kills):
+    # The tiny BERT thaws 3 groups: in stages at steps 3, 6 and 9; per epoch at steps 4 and 8. A
+    # checkpoint saved after a thaw holds an optimizer with one more param group per thawed
+    # block; loading it into a fresh start's head-only optimizer failed ("loaded state dict has
+    # a different number of parameter groups") until the resumed run rebuilt those groups first.
+    _killed_and_resumed(tmp_path, kills, ["freeze=gradual", f"freeze.unfreeze_every={schedule}"])
+
+
+@pytest.mark.long  # kills and resumes, or a whole sweep in subprocesses: make test-long (CI)
 def test_masked_lm_killed_at_a_random_step_resumes_to_the_same_metrics(tmp_path):
     # MLM draws its training masks from torch's RNG when a batch is collated, before the step:
     # the RNG must be restored before the resumed run draws its first batch.

@@ -285,13 +285,18 @@ class GradualUnfreezer:
         if self.every == "stage":
             if total_steps is None or not math.isfinite(total_steps) or total_steps < 1:
                 raise ConfigError("freeze.unfreeze_every=stage needs the run's length in optimiser steps, "
-                                   f"which is not known here ({total_steps}): use freeze.unfreeze_every=steps.")
+                                  f"which is not known here ({total_steps}): use freeze.unfreeze_every=steps.")
             return min(int(global_step * (n + 1) // int(total_steps)), n)
         return min(global_step // max(1, self.k_steps), n)
 
     def step(self, optimizer, scheduler, *, epoch: int, global_step: int,
              total_steps: Optional[float] = None) -> list[str]:
-        target = self.due(epoch, global_step, total_steps)
+        return self.thaw_to(self.due(epoch, global_step, total_steps), optimizer, scheduler)
+
+    def thaw_to(self, target: int, optimizer, scheduler) -> list[str]:
+        """Thaw groups in order until ``target`` are thawed; their blocks' names. Also how a resumed
+        run rebuilds its optimizer: a checkpoint's optimizer holds one param group per block thawed
+        so far, in thaw order, and loading it into the head-only optimizer of a fresh start fails."""
         newly = []
         while self.thawed < target:
             names = set(self.order[self.thawed])

@@ -40,6 +40,7 @@ class EncoderModule(L.LightningModule):
         self.blocks = plan.blocks
         self.unfreezer = None
         self._total_steps: Optional[float] = None
+        self._thawed_at_checkpoint = 0  # gradual unfreezing: groups thawed when the resumed checkpoint was saved
         if plan.gradual:
             self.unfreezer = freezing.GradualUnfreezer(plan, optim_cfg, freezing.named_ids(model))
         self.test_outputs: dict[str, Any] = {}
@@ -85,6 +86,14 @@ class EncoderModule(L.LightningModule):
     def on_train_epoch_start(self) -> None:
         self._thaw()
 
+    def on_save_checkpoint(self, checkpoint) -> None:
+        if self.unfreezer is not None:
+            checkpoint["tunelab_thawed"] = self.unfreezer.thawed
+
+    def on_load_checkpoint(self, checkpoint) -> None:
+        # Lightning loads this before configure_optimizers, which then rebuilds the thawed groups.
+        self._thawed_at_checkpoint = int(checkpoint.get("tunelab_thawed", 0))
+
     def on_train_batch_start(self, batch, batch_idx) -> None:
         if self.unfreezer is not None and self.unfreezer.per_step:
             self._thaw()
@@ -107,6 +116,10 @@ class EncoderModule(L.LightningModule):
         total = max(1, int(self.trainer.estimated_stepping_batches))
         warmup = int(self.optim_cfg.warmup_ratio * total)
         sched = get_linear_schedule_with_warmup(opt, warmup, total)
+        if self.unfreezer is not None and self._thawed_at_checkpoint:
+            # Resuming: the checkpoint's optimizer and scheduler hold the groups thawed before it
+            # was saved (their states, rates and lambdas are then loaded over these).
+            self.unfreezer.thaw_to(self._thawed_at_checkpoint, opt, sched)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     def _loss_scaler(self):
@@ -186,9 +199,11 @@ class SequenceClassifier(EncoderModule):
         self.kept_val.weights_moved()
 
     def on_save_checkpoint(self, checkpoint) -> None:
+        super().on_save_checkpoint(checkpoint)
         self.kept_val.save(checkpoint, self.global_step)
 
     def on_load_checkpoint(self, checkpoint) -> None:
+        super().on_load_checkpoint(checkpoint)
         self.kept_val.load(checkpoint)
 
     def _eval_forward(self, batch):
