@@ -10,7 +10,7 @@ policy (:mod:`tunelab.models.policy`); layer-wise lr decay gives block depth ``d
   * kept in eval mode (``keep_frozen_in_eval`` is called after every ``.train()``), so dropout
     does not perturb the features a frozen block hands upwards.
 Gradual unfreezing (ULMFiT) starts with only the head and adds one block from the top at each
-epoch (or every k steps), adding its parameters to the optimizer as they thaw.
+stage of the run (or epoch, or every k steps), adding its parameters to the optimizer as they thaw.
 """
 
 from __future__ import annotations
