@@ -1,4 +1,4 @@
-"""The fair-fight study's tracked record (multirun_outputs/resume/fair_fight) stays resumable.
+"""The fair-fight study's dir (multirun_outputs/resume/fair_fight, kept between pieces, not tracked) stays resumable.
 
 The README's study command, run again in a clone, skips a job whose results.json says ok only if
 the current code gives the job's config the identity recorded there (tunelab.ops.identity). A new
