@@ -21,9 +21,9 @@ from conftest import ROOT
 RECORD = ROOT / "multirun_outputs" / "resume" / "fair_fight"
 
 
-def _finished_jobs() -> dict[tuple[str, str], Path]:
-    """One ok job dir per (arm, phase), the lowest job number first."""
-    jobs: dict[tuple[str, str], Path] = {}
+def _finished_jobs() -> dict[tuple[str, str], tuple[Path, list, str]]:
+    """One ok job per (arm, phase), the lowest job number first: (dir, overrides, recorded identity)."""
+    jobs: dict[tuple[str, str], tuple[Path, list, str]] = {}
     dirs = sorted((d for d in RECORD.glob("*") if d.name.isdigit()), key=lambda d: int(d.name))
     for d in dirs:
         try:
@@ -34,7 +34,7 @@ def _finished_jobs() -> dict[tuple[str, str], Path]:
         if rec.get("status") != "ok":
             continue
         values = dict(o.split("=", 1) for o in overrides if "=" in o)
-        jobs.setdefault((values.get("arm", "?"), values.get("study.phase", "?")), d)
+        jobs.setdefault((values.get("arm", "?"), values.get("study.phase", "?")), (d, overrides, rec["identity"]))
     return jobs
 
 
@@ -45,10 +45,8 @@ def test_every_finished_arm_of_the_tracked_study_keeps_its_identity(compose):
     if not jobs:
         pytest.skip(f"no finished job in {RECORD}")
     changed = []
-    for (arm, phase), d in sorted(jobs.items()):
-        recorded = json.loads((d / "results.json").read_text())["identity"]
-        cfg = compose(yaml.safe_load((d / ".hydra" / "overrides.yaml").read_text()))
-        if job_identity(cfg) != recorded:
+    for (arm, phase), (d, overrides, recorded) in sorted(jobs.items()):
+        if job_identity(compose(overrides)) != recorded:
             changed.append(f"job {d.name} ({arm}, {phase})")
     assert not changed, (
         f"{', '.join(changed)}: today's code gives these finished jobs another identity, so the README's "
