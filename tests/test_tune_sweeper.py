@@ -11,6 +11,7 @@ import signal
 from pathlib import Path
 
 import numpy as np
+import scipy.stats
 import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
@@ -29,18 +30,29 @@ from tunelab.sweeps.tune import STATE_FILE, ArmSearch, TuneSettings, TuneSweep
 
 def test_pruning_rule_against_a_hand_computed_case():
     # two finished trials of 2 seeds: means 0.82 and 0.71; pooled variance
-    # ((0.02^2 + 0.02^2) + (0.01^2 + 0.01^2)) / (1 + 1) = 0.0005, sd 0.0223607;
-    # margin after 1 of 2 seeds at z = 2: 2 * 0.0223607 * sqrt(1/1 + 1/2) = 0.0547723
+    # ((0.02^2 + 0.02^2) + (0.01^2 + 0.01^2)) / (1 + 1) = 0.0005, sd 0.0223607 on 2 degrees of freedom.
+    # z = 2 is the one-sided level p = Phi(2) = 0.9772499; Student's t with 2 df has the closed form
+    # t = (2p - 1) * sqrt(2 / (4p(1 - p))) = 0.9544997 * sqrt(2 / 0.0889303) = 4.526537;
+    # margin after 1 of 2 seeds: 4.526537 * 0.0223607 * sqrt(1/1 + 1/2) = 0.1239643
     ref = [[0.80, 0.84], [0.70, 0.72]]
-    look = prune_look([0.76], ref, n=2, z=2.0)
-    assert look.best == pytest.approx(0.82) and look.sd == pytest.approx(math.sqrt(0.0005))
-    assert look.margin == pytest.approx(0.0547723, abs=1e-7)
-    assert look.pruned                                    # 0.82 - 0.76 = 0.06 > 0.0548
-    assert not prune_look([0.77], ref, n=2, z=2.0).pruned  # 0.05 < 0.0548
-    assert not prune_look([0.76], ref, n=2, z=3.0).pruned  # a wider margin (0.0822)
-    # minimised objective (a loss): the best is the lowest mean, worse is higher
-    assert prune_look([1.30], [[1.0, 1.2]], n=2, z=2.0, maximize=False).pruned is False  # sd 0.1414: margin 0.346
-    assert prune_look([1.50], [[1.0, 1.2]], n=2, z=2.0, maximize=False).pruned is True
+    look = prune_look([0.69], ref, n=2, z=2.0)
+    assert look.best == pytest.approx(0.82) and look.sd == pytest.approx(math.sqrt(0.0005)) and look.df == 2
+    assert look.t == pytest.approx(4.526537, abs=1e-5)
+    assert look.margin == pytest.approx(0.1239643, abs=1e-6)
+    assert look.pruned                                    # 0.82 - 0.69 = 0.13 > 0.1240
+    assert not prune_look([0.70], ref, n=2, z=2.0).pruned  # 0.12 < 0.1240
+    assert not prune_look([0.76], ref, n=2, z=2.0).pruned  # what the normal quantile (margin 0.0548) pruned
+    assert not prune_look([0.69], ref, n=2, z=3.0).pruned  # a wider margin: t = 19.206, 0.526
+    # one degree of freedom: t is the Cauchy quantile tan(pi (p - 1/2)) = 13.96773. The fair fight's
+    # LoRA default ran seeds 0.88200 and 0.88264 (s = 0.0004525): margin 13.96773 * 0.0004525 * 1.2247 =
+    # 0.00775, so a trial 0.0044 below stays (the normal quantile's margin, 0.0011, pruned it)
+    lora = prune_look([0.8779], [[0.88200, 0.88264]], n=2, z=2.0)
+    assert lora.t == pytest.approx(13.96773, abs=1e-4) and lora.margin == pytest.approx(0.00775, abs=2e-5)
+    assert not lora.pruned and prune_look([0.8740], [[0.88200, 0.88264]], n=2, z=2.0).pruned
+    # minimised objective (a loss): the best is the lowest mean, worse is higher; sd 0.1414 on 1 df,
+    # margin 13.96773 * 0.141421 * 1.224745 = 2.4193
+    assert prune_look([3.30], [[1.0, 1.2]], n=2, z=2.0, maximize=False).pruned is False
+    assert prune_look([3.60], [[1.0, 1.2]], n=2, z=2.0, maximize=False).pruned is True
     # nothing to compare with, no degree of freedom, all seeds run: never pruned
     assert not prune_look([0.1], [], n=2, z=2.0).pruned
     assert not prune_look([0.1], [[0.9]], n=2, z=2.0).pruned
@@ -190,7 +202,8 @@ def test_study_prunes_repeats_chooses_and_tests_as_the_rule_says(tmp_path, per_w
             if ref:
                 means = [np.mean(v) for v in ref]
                 ss = sum(((np.asarray(v) - np.mean(v)) ** 2).sum() for v in ref)
-                margin = 2.0 * math.sqrt(ss / len(ref)) * math.sqrt(1 / 1 + 1 / 2)
+                crit = scipy.stats.t.ppf(scipy.stats.norm.cdf(2.0), len(ref))   # each ref trial: 1 df
+                margin = crit * math.sqrt(ss / len(ref)) * math.sqrt(1 / 1 + 1 / 2)
                 should = max(means) - vals[0] > margin
             else:
                 should = False

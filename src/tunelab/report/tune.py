@@ -142,8 +142,9 @@ def _pruning(s: dict) -> str:
     if s.get("prune_z") is None or int(s.get("prune_after", 1)) >= int(s.get("seeds_per_trial", 1)):
         return "no pruning"
     return (f"a trial is pruned after {s['prune_after']} seed(s) when its mean is worse than the best finished "
-            f"trial's by more than {s['prune_z']:g} x pooled seed sd x sqrt(1/{s['prune_after']} + "
-            f"1/{s['seeds_per_trial']}) (tunelab.sweeps.prune)")
+            f"trial's by more than t x pooled seed sd x sqrt(1/{s['prune_after']} + 1/{s['seeds_per_trial']}), "
+            f"t Student's quantile on the sd's degrees of freedom at the one-sided level of z = {s['prune_z']:g} "
+            f"(tunelab.sweeps.prune)")
 
 
 def tune_view(dirs: Sequence[Path], jobs: list[Job], level: float = 0.95, n_boot: int = 2000) -> Optional[TuneView]:
