@@ -224,4 +224,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     print(format_table(rows))
     print(summary_line(rows))
+    from tunelab.tune_progress import progress_lines
+
+    for line in progress_lines(sweep, rows):  # a tuning study: where each arm stands
+        print(line)
     return 0 if all(r.state in ("ok", "skipped") for r in rows) else 1
