@@ -22,7 +22,7 @@ Why t and not z: ``s`` is an estimate, and with one finished trial of two seeds 
 degree of freedom. The normal quantile treats it as known: the fair fight's LoRA arm had two
 default-recipe seeds 0.0006 apart (s = 0.0005, where the arm's seeds usually differ by ~0.01), a
 margin of 0.0011, and pruned a trial 0.0044 below the best after one seed — by the luck of the
-reference's seeds. The t quantile (13.97 at 1 df, 4.53 at 2, 2.42 at 7, 2.0 as df grows) makes
+reference's seeds. The t quantile (13.97 at 1 df, 4.53 at 2, 2.43 at 7, 2.0 as df grows) makes
 the test exact for normal seed noise: early on only gross failures stop (a diverged lr at the
 majority rate); the rule sharpens as finished trials add degrees of freedom.
 
