@@ -358,6 +358,9 @@ def test_tiny_tuning_study_killed_resumes_and_tests_each_arms_best(tmp_path):
                     "### Chosen hyper-parameters", "### Spread due to the choice of hyper-parameters",
                     "### Expected best validation score vs number of trials", "### Trials"):
         assert heading in md, heading
+    # the pruned sparse trial: reference trial 0's two seeds give 1 df; t from scipy at Phi(2)
+    crit = scipy.stats.t.ppf(scipy.stats.norm.cdf(2.0), 1)
+    assert f"margin 0.0000, t {crit:.2f} on 1 df)" in md
     rep = json.loads((sweep / "report.json").read_text())
     assert set(rep["groups"]) == {"arm=bert_none", "arm=sparse_tfidf"}
     assert all(run["overrides"].count("study.phase=test") == 1 for run in rep["runs"])  # only tuned test runs

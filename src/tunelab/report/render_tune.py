@@ -128,7 +128,8 @@ def tune_section(study: Optional[TuneStudy], plot: bool = False) -> str:
                 status = f"= trial {t['repeat_of']} (same values: not run again)"
             elif t["status"] == "pruned" and t.get("look"):
                 lk = t["look"]
-                status += f" (best {fmt(lk['best'])}, margin {fmt(lk['margin'])})"
+                crit = f", t {lk['t']:.2f} on {lk['df']} df" if lk.get("t") is not None else ""  # older records: none
+                status += f" (best {fmt(lk['best'])}, margin {fmt(lk['margin'])}{crit})"
             seeds = ", ".join(fmt(v) if v is not None else "failed" for v in t["values"])
             rows.append((f"`{label}`", t["trial"] if t["trial"] != a.best else f"**{t['trial']}** (best)", what,
                          seeds or "n/a", fmt(t["value"]), status))
