@@ -111,3 +111,80 @@ def test_checklist_from_the_study_files(tmp_path):
     assert f"| **all** | 6 | {cpu:.1f} |  | {wall:.1f} | {2 * wall:.1f} |" in md  # GPU s = wall x 2 GPUs
     assert "Test CPU 9000 (16 cores); GPUs: H200, H200" in md
     assert "| torch | 2.13.0 |" in md and "`abc123`" in md
+
+
+# ----------------------------------------------------------------------------- at a glance
+GLANCE = {  # arm: test/acc, test/f1_macro, test_ood/acc, test_ood/f1_macro, test/ece, test/ece_ts per seed; params
+    "adapters": ([0.90, 0.92, 0.91], [0.85, 0.86, 0.87], [0.70, 0.72, 0.74], [0.69, 0.70, 0.71],
+                 [0.05, 0.04, 0.06], [0.03, 0.03, 0.03], 58_442),
+    "probe": ([0.80, 0.80, 0.80], [0.70, 0.70, 0.70], [0.60, 0.60, 0.60], [0.55, 0.55, 0.55],
+              [0.02, 0.02, 0.02], [0.04, 0.04, 0.04], 385),
+    "last2": ([0.95, 0.93, 0.94], [0.88, 0.90, 0.89], [0.66, 0.64, 0.65], [0.60, 0.62, 0.64],
+              [0.06, 0.06, 0.09], [0.02, 0.03, 0.04], 3_700_000),
+}
+
+
+def _glance_sweep(root):
+    idx = 0
+    for arm, (acc, f1m, oacc, of1m, ece, ece_ts, params) in GLANCE.items():
+        for seed in range(3):
+            d = root / str(idx)
+            (d / ".hydra").mkdir(parents=True)
+            ov = [f"arm={arm}", f"seed={seed}"]
+            (d / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in ov))
+            res = {"schema_version": 1, "status": "ok", "task": "seq_cls", "seed": seed, "overrides": ov,
+                   "metrics": {"test/acc": acc[seed], "test/f1_macro": f1m[seed], "test_ood/acc": oacc[seed],
+                               "test_ood/f1_macro": of1m[seed], "test/ece": ece[seed], "test/ece_ts": ece_ts[seed]},
+                   "majority_rate": 0.6, "params": {"trainable": params}, "plan": {"trainable_bytes": 4 * params,
+                                                                                  "trainable_params": params},
+                   "extra": {"majority_label": "neg", "test_label_counts": {"neg": 60, "pos": 40},
+                             "test_ood_label_counts": {"neg": 30, "pos": 70}},
+                   "duration_s": 10.0, "cost": {"cpu_s": 100.0 * (idx + 1), "threads": 2}}
+            (d / "results.json").write_text(json.dumps(res))
+            idx += 1
+    return root
+
+
+def test_at_a_glance_puts_each_arms_scores_calibration_and_cost_side_by_side(tmp_path):
+    sweep = _glance_sweep(tmp_path / "sweep")
+    rp.build_report(sweep, metrics=["test/acc", "test/f1_macro"], n_boot=200, paired_boot=10)
+    md = (sweep / "report.md").read_text()
+    section = md.split("## At a glance", 1)[1].split("\n## ", 1)[0]
+    lines = [ln for ln in section.splitlines() if ln.startswith("| ")]
+    assert lines[0] == ("| group | runs | ID acc | OOD acc | ID macro F1 | OOD macro F1 | ECE → TS | trained params "
+                        "| bytes/task | CPU s/run |")
+
+    def cell(xs, bold=False):
+        sd = np.std(xs, ddof=1)
+        text = f"{np.mean(xs):.3f}" + (f" ± {sd:.3f}" if f"{sd:.3f}" != "0.000" else "")
+        return f"**{text}**" if bold else text
+
+    # best first by in-domain accuracy: last2 (0.94), adapters (0.91), probe (0.80); bold = best mean of a column
+    body = {ln.split(" | ")[0][2:]: ln for ln in lines[1:]}
+    assert list(body) == ["`arm=last2`", "`arm=adapters`", "`arm=probe`", "majority class"]
+    a, p, l2 = GLANCE["adapters"], GLANCE["probe"], GLANCE["last2"]
+    assert body["`arm=last2`"] == (
+        f"| `arm=last2` | 3 | {cell(l2[0], True)} | {cell(l2[2])} | {cell(l2[1], True)} | {cell(l2[3])} | "
+        f"{np.mean(l2[4]):.3f} → {np.mean(l2[5]):.3f} | 3,700,000 | 14.1 MB | {np.mean([700, 800, 900]):,.0f} |")
+    assert body["`arm=adapters`"] == (
+        f"| `arm=adapters` | 3 | {cell(a[0])} | {cell(a[2], True)} | {cell(a[1])} | {cell(a[3], True)} | "
+        f"0.050 → 0.030 | 58,442 | 228.3 kB | 200 |")
+    assert body["`arm=probe`"] == "| `arm=probe` | 3 | 0.800 | 0.600 | 0.700 | 0.550 | 0.020 → 0.040 | 385 | 1.5 kB | 500 |"
+    # majority class (label counts by hand): ID 60 % "neg": acc 0.6, macro F1 (2*0.6/1.6 + 0)/2 = 0.375;
+    # OOD 30 % "neg": acc 0.3, macro F1 (2*0.3/1.3 + 0)/2 = 0.231
+    assert body["majority class"] == "| majority class |  | 0.600 | 0.300 | 0.375 | 0.231 |  |  |  |  |"
+    # the same rows in tables.tex, first; and no such table where there is neither OOD nor calibration
+    rp.build_report(sweep, metrics=["test/acc", "test/f1_macro"], n_boot=200, paired_boot=10, latex=True)
+    tex_text = (sweep / "tables.tex").read_text()
+    assert tex_text.index("tab:tunelab-glance") < tex_text.index("tab:tunelab-test-acc")
+    assert (r"\texttt{arm=probe} & 3 & 0.800 & 0.600 & 0.700 & 0.550 & 0.020 $\to$ 0.040 & 385 & 1.5 kB & 500 \\"
+            in tex_text)
+    assert rf"\texttt{{arm=last2}} & 3 & \textbf{{0.940 $\pm$ 0.010}} & 0.650 $\pm$ 0.010 &" in tex_text
+    assert r"majority class &  & 0.600 & 0.300 & 0.375 & 0.231 &  &  &  &  \\" in tex_text
+    for f in sweep.glob("*/results.json"):
+        res = json.loads(f.read_text())
+        res["metrics"] = {k: v for k, v in res["metrics"].items() if k in ("test/acc", "test/f1_macro")}
+        f.write_text(json.dumps(res))
+    rp.build_report(sweep, metrics=["test/acc", "test/f1_macro"], n_boot=200, paired_boot=10, latex=True)
+    assert "## At a glance" not in (sweep / "report.md").read_text()
+    assert "tab:tunelab-glance" not in (sweep / "tables.tex").read_text()

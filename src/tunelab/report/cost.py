@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from tunelab.cost import run_wall_s
-from tunelab.report.formatting import fmt, md_table
+from tunelab.report.formatting import fmt, fmt_count, fmt_size, md_table
 
 
 @dataclass
@@ -89,7 +89,7 @@ def cost_section(costs: dict[str, ArmCost]) -> str:
     if not costs:
         return ""
     rows = [(f"`{g}`", c.n, fmt(c.wall_s_mean, 1), fmt(c.wall_s_total, 1), fmt(c.cpu_s_mean, 1),
-             fmt(c.samples_per_s_mean, 1), _count(c.trainable_params), _size(c.bytes_per_task),
+             fmt(c.samples_per_s_mean, 1), fmt_count(c.trainable_params), fmt_size(c.bytes_per_task),
              ", ".join(str(t) for t in c.threads) or "n/a")
             for g, c in costs.items()]
     return ("## Cost per arm\n\n"
@@ -99,16 +99,3 @@ def cost_section(costs: dict[str, ArmCost]) -> str:
             "and the bytes one task keeps beside the shared pretrained encoder come from each run's plan.\n\n"
             + md_table(["group", "runs", "mean wall s", "total wall s", "mean CPU s", "samples/s",
                         "trained params", "bytes/task", "threads"], rows) + "\n")
-
-
-def _count(x: float) -> str:
-    return "n/a" if x != x else f"{x:,.0f}"
-
-
-def _size(x: float) -> str:
-    if x != x:
-        return "n/a"
-    for unit, k in (("GB", 2**30), ("MB", 2**20), ("kB", 2**10)):
-        if x >= k:
-            return f"{x / k:.1f} {unit}"
-    return f"{x:.0f} B"

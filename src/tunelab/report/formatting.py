@@ -33,6 +33,21 @@ def fmt_pm(mean, sd) -> str:
     return f"{fmt(mean)} ± {fmt(sd)}" if fmt(sd) != "n/a" else fmt(mean)
 
 
+def fmt_count(x: float) -> str:
+    """A count with thousands separators (parameters, CPU seconds); n/a when unknown."""
+    return "n/a" if x != x else f"{x:,.0f}"
+
+
+def fmt_size(x: float) -> str:
+    """Bytes in the largest binary unit that keeps the number >= 1 (105.0 kB, 14.1 MB)."""
+    if x != x:
+        return "n/a"
+    for unit, k in (("GB", 2**30), ("MB", 2**20), ("kB", 2**10)):
+        if x >= k:
+            return f"{x / k:.1f} {unit}"
+    return f"{x:.0f} B"
+
+
 def fmt_ci(lo, hi) -> str:
     return "n/a" if fmt(lo) == "n/a" else f"[{fmt(lo)}, {fmt(hi)}]"
 

@@ -183,9 +183,49 @@ def tune_table(report: Report) -> str:
                   caption, "tab:tunelab-tuning")
 
 
+def glance_table(report: Report) -> str:
+    """One row per arm: ID/OOD scores, ECE before/after scaling, trained parameters, bytes per task
+    and CPU seconds per run (``tunelab.report.glance``); empty when the report has no score."""
+    from tunelab.report.formatting import fmt_count, fmt_size
+    from tunelab.report.glance import best_of, glance
+
+    t = glance(report)
+    if t is None:
+        return ""
+
+    def score(row, col):
+        if col not in row.scores:
+            return "--"
+        mean, sd = row.scores[col]
+        text = num(mean) + (f" $\\pm$ {num(sd)}" if math.isfinite(sd) and num(sd) != num(0.0) else "")
+        return rf"\textbf{{{text}}}" if mean == best_of(t, col) else text
+
+    header = ["Group", "$n$", *(tex(c).replace("acc", "acc.") for c in t.columns)]
+    header += ["ECE $\\to$ TS"] if t.calibration else []
+    header += ["Params", "Bytes/task", "CPU s/run"] if t.cost else []
+    rows = []
+    for r in t.rows:
+        cells = [r"\texttt{" + tex(r.group) + "}", str(r.n), *(score(r, c) for c in t.columns)]
+        if t.calibration:
+            cells.append(f"{num(r.ece)} $\\to$ {num(r.ece_ts)}")
+        if t.cost:
+            cells += [tex(fmt_count(r.params)), tex(fmt_size(r.bytes_per_task)), tex(fmt_count(r.cpu_s))]
+        rows.append(cells)
+    extra = (1 if t.calibration else 0) + (3 if t.cost else 0)
+    footer = [["majority class", "", *(num(t.baseline.get(c)) if c in t.baseline else "" for c in t.columns),
+               *[""] * extra]] if t.baseline else []
+    caption = ("At a glance: per arm, mean $\\pm$ sd over seeds of the in-domain (ID) and out-of-domain (OOD) "
+               "scores, ECE before and after temperature scaling, trained parameters, bytes kept per task and CPU "
+               "seconds per run; bold: the best mean of a column.")
+    return _table("lr" + "c" * (len(header) - 2), header, rows, footer, caption, "tab:tunelab-glance")
+
+
 def latex_tables(report: Report) -> str:
     """Every table, one after the other (a file to ``\\input``)."""
     parts = [f"% tunelab report of {tex(report.sweep_dir)} ({report.generated_at}); needs \\usepackage{{booktabs}}", ""]
+    glance = glance_table(report)
+    if glance:
+        parts.append(glance)
     for metric in report.metrics:
         parts.append(datasets_table(report, metric) if report.datasets else metric_table(report, metric))
     if report.calibration is not None:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from tunelab.report.cost import cost_section
+from tunelab.report.glance import glance_section
 from tunelab.report.pareto import pareto_section
 from tunelab.report.formatting import fmt, fmt_ci, fmt_p, md_table
 from tunelab.report.render_calibration import calibration_section
@@ -49,6 +50,7 @@ def render_markdown(report: Report) -> str:
         _problems_section(report),
         _degenerate_section(report),
         _baseline_section(report),
+        glance_section(report),
         adaptive_section(report.adaptive),
         tune_section(report.tune, plot="tune:expected_max" in report.files),
     ]
