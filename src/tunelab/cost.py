@@ -83,6 +83,15 @@ def job_cost() -> dict:
     return out
 
 
+def hms(seconds) -> str:
+    """Seconds as h:mm:ss (whole seconds, never negative); "-" when unknown. The one duration format
+    of the job table, the tuning progress and the batch progress lines."""
+    if seconds is None:
+        return "-"
+    s = max(int(seconds), 0)
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+
 def run_wall_s(result: dict):
     """A run's running wall seconds read from its results.json: ``cost.wall_s`` (every attempt of a
     resumed run, up to the checkpoint it resumed from) where recorded, else ``duration_s`` (its last

@@ -18,12 +18,9 @@ from typing import Any, Optional
 
 import lightning as L
 
+from tunelab.cost import hms
+
 log = logging.getLogger("tunelab")
-
-
-def _hms(seconds: float) -> str:
-    s = max(int(seconds), 0)
-    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
 
 
 def _batch_size(batch: Any) -> int:
@@ -74,7 +71,7 @@ class BatchProgress(L.Callback):
         elapsed = max(time.time() - (self._t0 or time.time()), 1e-9)
         done = step - self._step0
         total = self._total(trainer)
-        eta = f" ETA {_hms((total - step) * elapsed / done)}" if total and done > 0 else ""
+        eta = f" ETA {hms((total - step) * elapsed / done)}" if total and done > 0 else ""
         loss_text = f" loss {float(loss):.4f}" if loss is not None else ""
         log.info(f"[tunelab] progress: {self._where(trainer)}{loss_text} samples/s "
                  f"{self._samples / elapsed:.1f}{eta}")

@@ -28,7 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Optional, Sequence
 
-from tunelab.cost import run_wall_s
+from tunelab.cost import hms, run_wall_s
 from tunelab.ops.lock import pid_alive
 from tunelab.report.collect import Job, find_job_dirs, load_job, parse_overrides, swept_keys
 
@@ -189,18 +189,11 @@ def summary_line(rows: Sequence[JobRow]) -> str:
     return f"{len(rows)} jobs: " + ", ".join(parts) + (f"; not ok: {' '.join(bad)}" if bad else "")
 
 
-def _duration(s: Optional[float]) -> str:
-    if s is None:
-        return "-"
-    s = int(s)
-    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
-
-
 def format_table(rows: Sequence[JobRow], width: int = 60) -> str:
     """A plain-text table (no colours: it goes to logs and mails too)."""
     head = ("job", "state", "slurm", "duration", "swept", "error")
     body = [(r.name, r.state, f"{r.slurm_id} {r.slurm_state}" if r.slurm_state else (r.slurm_id or "-"),
-             _duration(r.duration_s), r.overrides or "-", (r.error or "")[:width]) for r in rows]
+             hms(r.duration_s), r.overrides or "-", (r.error or "")[:width]) for r in rows]
     widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
     lines = ["  ".join(str(x).ljust(w) for x, w in zip(line, widths)).rstrip() for line in (head, *body)]
     return "\n".join(lines)

@@ -14,8 +14,9 @@ arm's own mean wall time per finished job, so it is blank for an arm that has ru
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Sequence
 
+from tunelab.cost import hms
 from tunelab.sweep_state import read_state
 
 STATE_FILE = "tune.json"  # = tunelab.sweeps.tune.STATE_FILE (not imported: it pulls in the sampler)
@@ -69,13 +70,6 @@ def arm_progress(state: dict, rows_by_name: dict) -> list[dict]:
     return out
 
 
-def _hms(s: Optional[float]) -> str:
-    if s is None:
-        return "-"
-    s = int(round(s))
-    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
-
-
 def progress_lines(sweep: Path, rows: Sequence) -> list[str]:
     """The lines ``tunelab status`` prints below the job table; none for a dir without tune.json."""
     path = Path(sweep) / STATE_FILE
@@ -89,13 +83,13 @@ def progress_lines(sweep: Path, rows: Sequence) -> list[str]:
     unknown = [a["arm"] for a in arms if a["left"] and a["left_s"] is None]
     head = ("arm", "phase", "trials", "jobs", "wall", "per job", "jobs left (at most)", "time left (at most)")
     body = [(a["arm"], a["phase"], f"{a['finished']}/{a['budget']}" + (f", {a['pruned']} pruned" if a["pruned"] else ""),
-             str(a["jobs"]), _hms(a["wall_s"]), _hms(a["per_job_s"]),
-             str(a["left"]), _hms(a["left_s"]) if a["left"] else "-") for a in arms]
+             str(a["jobs"]), hms(a["wall_s"]), hms(a["per_job_s"]),
+             str(a["left"]), hms(a["left_s"]) if a["left"] else "-") for a in arms]
     widths = [max(len(x) for x in col) for col in zip(head, *body)]
     table = ["  ".join(x.ljust(w) for x, w in zip(line, widths)).rstrip() for line in (head, *body)]
     summary = (f"tune study ({path}): " + ", ".join(f"{k} {v}" for k, v in count.items() if v)
                + f" of {len(arms)} arms; at most {left} jobs left")
     if left:
-        summary += (f", at most {_hms(known)} at each arm's mean time per job so far"
+        summary += (f", at most {hms(known)} at each arm's mean time per job so far"
                     + (f" plus {len(unknown)} arm(s) not timed yet ({', '.join(unknown)})" if unknown else ""))
     return ["", summary, *table]
