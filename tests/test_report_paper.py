@@ -103,6 +103,13 @@ def test_checklist_from_the_study_files(tmp_path):
     rp.build_report(sweep, n_boot=200, paired_boot=10)
     md = (sweep / "checklist.md").read_text()
     assert "Optuna search (TPESampler, 20 trials, maximize" in md and "`optim.lr`: tag(log, interval(1e-5, 3e-4))" in md
+    # the command line replaced the config's search space for a key: the checklist says what ran
+    (sweep / "multirun.yaml").write_text(MULTIRUN + "  overrides:\n    task:\n    - optim.lr=tag(log, interval(1e-4, 1e-3))\n"
+                                         "    - freeze=none,all\n")
+    rp.build_report(sweep, n_boot=200, paired_boot=10)
+    md = (sweep / "checklist.md").read_text()
+    assert ("`optim.lr`: tag(log, interval(1e-4, 1e-3)) (the command line's; the config's sweeper params said "
+            "tag(log, interval(1e-5, 3e-4)))") in md
     assert re.search(r"\| `freeze=none` \| 3 \| 0 \| 0, 1, 2 \|", md)
     assert "| `freeze=all` | 1e-05, 3e-05, 0.0001 | 16 | all |" in md  # optim.lr, batch size, freeze.name
     for idx, acc in enumerate(ACC["all"] + ACC["none"]):

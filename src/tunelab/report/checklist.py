@@ -63,7 +63,11 @@ def _sweeper(source: str) -> list[str]:
     try:
         import yaml
 
-        sweeper = ((yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("hydra") or {}).get("sweeper") or {}
+        hydra = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("hydra") or {}
+        sweeper = hydra.get("sweeper") or {}
+        # the command line's overrides win over the sweeper's params for the same key (an experiment's
+        # `arm: a,b,c` with `arm=d,e` on the command line sweeps d, e)
+        given = dict(o.split("=", 1) for o in (hydra.get("overrides") or {}).get("task") or [] if "=" in o)
     except Exception as exc:  # a report must not die on one unreadable file
         return [f"`{source}`: multirun.yaml unreadable ({type(exc).__name__})"]
     kind = str(sweeper.get("_target_", "")).rsplit(".", 1)[-1] or "sweeper not recorded in multirun.yaml"
@@ -73,8 +77,10 @@ def _sweeper(source: str) -> list[str]:
         out[0] += (f" ({sampler or 'default sampler'}, {sweeper.get('n_trials')} trials, "
                    f"{sweeper.get('direction')} the value train.py returns: the monitored validation metric)")
     params = sweeper.get("params") or {}
-    if params:
-        out += [f"  - `{k}`: {v}" for k, v in params.items()]
+    for k, v in params.items():
+        mine = given.get(k, given.get(f"+{k}", given.get(f"++{k}")))
+        out.append(f"  - `{k}`: {v}" if mine is None or mine == str(v) else
+                   f"  - `{k}`: {mine} (the command line's; the config's sweeper params said {v})")
     return out
 
 
