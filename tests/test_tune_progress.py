@@ -63,7 +63,26 @@ def test_lines_name_every_arm_and_nothing_for_other_sweeps(tmp_path):
     sweep = tmp_path / "sweep"
     _sweep(tmp_path).run(FakeLauncher(sweep), say=lambda s: None)
     lines = progress_lines(sweep, sweep_rows(sweep, use_sacct=False))
-    assert "tested 2 of 2 arms; at most 0 jobs left" in lines[1]
+    assert lines[1].endswith("tested 2 of 2 arms; at most 0 jobs left")
     assert [ln.split()[0] for ln in lines[3:]] == ["arm=a", "arm=b"] and all(" tested " in ln for ln in lines[3:])
     (sweep / "tune.json").unlink()
     assert progress_lines(sweep, sweep_rows(sweep, use_sacct=False)) == []
+
+
+def test_time_left_is_said_only_for_arms_with_a_measured_job(tmp_path):
+    # arm a tuned part-way with timed jobs, arm b not started: a's time, and b named as not timed
+    sweep = tmp_path / "sweep"
+    with pytest.raises(KeyboardInterrupt):
+        _sweep(tmp_path, arm_order="in_turn").run(FakeLauncher(sweep, die_after=3), say=lambda s: None)
+    for f in sweep.glob("*/results.json"):
+        rec = json.loads(f.read_text())
+        if rec["status"] == "ok":
+            f.write_text(json.dumps({**rec, "cost": {"cpu_s": 1.0, "wall_s": 60.0}}))
+    rows = sweep_rows(sweep, use_sacct=False)
+    arms = {a["arm"]: a for a in arm_progress(json.loads((sweep / "tune.json").read_text()), {r.name: r for r in rows})}
+    a = arms["arm=a"]
+    assert a["jobs"] == 3 and a["per_job_s"] == 60.0 and a["left_s"] == 60.0 * a["left"]
+    summary = progress_lines(sweep, rows)[1]
+    h, m = divmod(int(a["left_s"]) // 60, 60)
+    assert f"at most {h}:{m:02d}:00 at each arm's mean time per job so far plus 1 arm(s) with jobs left not " \
+           f"timed yet (arm=b)" in summary

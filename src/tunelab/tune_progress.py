@@ -89,7 +89,11 @@ def progress_lines(sweep: Path, rows: Sequence) -> list[str]:
     table = ["  ".join(x.ljust(w) for x, w in zip(line, widths)).rstrip() for line in (head, *body)]
     summary = (f"tune study ({path}): " + ", ".join(f"{k} {v}" for k, v in count.items() if v)
                + f" of {len(arms)} arms; at most {left} jobs left")
-    if left:
-        summary += (f", at most {hms(known)} at each arm's mean time per job so far"
-                    + (f" plus {len(unknown)} arm(s) not timed yet ({', '.join(unknown)})" if unknown else ""))
+    parts = []
+    if any(a["left"] and a["left_s"] is not None for a in arms):
+        parts.append(f"at most {hms(known)} at each arm's mean time per job so far")
+    if unknown:
+        parts.append(f"{len(unknown)} arm(s) with jobs left not timed yet ({', '.join(unknown)})")
+    if parts:
+        summary += ", " + " plus ".join(parts)
     return ["", summary, *table]
