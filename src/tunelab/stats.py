@@ -188,10 +188,15 @@ def pooled_sd(samples: Iterable[Sequence[float]]) -> float | None:
     """The within-sample standard deviation pooled over samples (e.g. the seeds of each of several
     configurations): sqrt(sum of squared deviations from each sample's mean / sum of (n_i - 1));
     None without a degree of freedom (every sample has fewer than 2 values)."""
+    return pooled_sd_df(samples)[0]
+
+
+def pooled_sd_df(samples: Iterable[Sequence[float]]) -> tuple[float | None, int]:
+    """:func:`pooled_sd` and its degrees of freedom, sum of (n_i - 1)."""
     ss, df = 0.0, 0
     for xs in samples:
         x = np.asarray(list(xs), dtype=float)
         if x.size >= 2:
             ss += float(((x - x.mean()) ** 2).sum())
             df += x.size - 1
-    return math.sqrt(ss / df) if df else None
+    return (math.sqrt(ss / df) if df else None), df

@@ -43,7 +43,7 @@ from typing import Optional, Sequence
 from scipy.stats import norm as normal
 from scipy.stats import t as student_t
 
-from tunelab.stats import pooled_sd
+from tunelab.stats import pooled_sd_df
 
 
 @dataclass
@@ -69,12 +69,11 @@ def prune_look(partial: Sequence[float], reference: Sequence[Sequence[float]], n
     ``reference`` (each the ``n`` seed values of a finished trial) — the module's rule."""
     k = len(partial)
     mean = sum(partial) / k
-    sd = pooled_sd(reference)
+    sd, df = pooled_sd_df(reference)
     if not reference or sd is None or k >= n:
         return PruneLook(False, mean, k, sd=sd)
     means = [sum(xs) / len(xs) for xs in reference]
     best = max(means) if maximize else min(means)
-    df = sum(len(xs) - 1 for xs in reference if len(xs) >= 2)
     t = float(student_t.ppf(normal.cdf(z), df))
     margin = t * sd * math.sqrt(1.0 / k + 1.0 / n)
     worse_by = (best - mean) if maximize else (mean - best)
