@@ -38,7 +38,7 @@ def _finished_jobs() -> dict[tuple[str, str], tuple[Path, list, str]]:
     return jobs
 
 
-def test_every_finished_arm_of_the_tracked_study_keeps_its_identity(compose):
+def test_every_finished_arm_of_the_study_keeps_its_identity(compose):
     from tunelab.ops.identity import job_identity
 
     jobs = _finished_jobs()

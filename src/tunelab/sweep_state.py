@@ -11,6 +11,7 @@ from typing import Optional
 from tunelab.errors import ConfigError
 
 SCHEMA = "tunelab.sweep_state/1"
+TUNE_STATE = "tune.json"  # the tune sweeper's state file in its sweep dir (tunelab.sweeps.tune)
 
 
 def read_state(path: Path) -> Optional[dict]:

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Sequence
 
 from tunelab.cost import hms
-from tunelab.sweep_state import read_state
+from tunelab.sweep_state import TUNE_STATE, read_state
 
-STATE_FILE = "tune.json"  # = tunelab.sweeps.tune.STATE_FILE (not imported: it pulls in the sampler)
+STATE_FILE = TUNE_STATE
 DONE = ("ok", "skipped", "failed")  # a job that will not run again (a failed one fails its trial)
 FINISHED = ("complete", "pruned", "failed")
 

@@ -32,9 +32,9 @@ from tunelab.errors import TunelabError
 from tunelab.report import expected_max
 from tunelab.report.jobs import Job
 from tunelab.stats import pooled_sd, welch_ttest
-from tunelab.sweep_state import read_state
+from tunelab.sweep_state import TUNE_STATE, read_state
 
-STATE_FILE = "tune.json"  # = tunelab.sweeps.tune.STATE_FILE (not imported: it pulls in the sampler)
+STATE_FILE = TUNE_STATE
 PLOT = "expected_max_trials.png"
 
 PROTOCOL = ("per arm, trial 0 is its default recipe and trials 1.. are drawn by the {sampler} sampler (Optuna, "

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from tunelab.errors import ConfigError
+from tunelab.sweep_state import TUNE_STATE
 from tunelab.sweeps.jobs import JobSpec, Launch, first_free_num
 from tunelab.sweeps.prune import PruneLook, prune_look
 from tunelab.schemas.search import Dimension, override_value
@@ -42,7 +43,7 @@ from tunelab.sweeps.space import ArmSpec, SweepSpace
 from tunelab.sweeps.state import SweepState, finish_round
 
 log = logging.getLogger(__name__)
-STATE_FILE = "tune.json"
+STATE_FILE = TUNE_STATE
 _PENDING = object()  # a job planned in a round that has not come back yet
 # together: every wave holds the next jobs of every arm (fills a cluster's workers); in_turn: an arm
 # is tuned and tested before the next one (in the command's order) starts, so a study cut into
