@@ -70,3 +70,50 @@ def test_ensembles_and_agreement():
     assert paired.mean_probability(probs).tolist() == [2]
     mean_pair, all_agree = paired.agreement(preds)
     assert mean_pair == pytest.approx((3 / 4 + 0 + 1 / 4) / 3) and all_agree == 0.0
+
+
+def test_sign_flip_one_seed_pair_is_mcnemars_exact_test():
+    """One seed pair: the sign of each discordant example is a fair coin, so the test is the exact
+    binomial on b of b + c (scipy's binomtest), also far out in the tail."""
+    for b, c in [(3, 10), (0, 5), (7, 7), (41, 37), (858, 257)]:
+        ra = np.r_[np.ones(b), np.zeros(c), np.ones(20)].astype(bool)
+        rb = np.r_[np.zeros(b), np.ones(c), np.ones(20)].astype(bool)
+        r = paired.sign_flip(ra[None], rb[None])
+        assert (r.b, r.c) == (b, c) and r.method.startswith("sign-flip, exact")
+        assert r.p == pytest.approx(st.binomtest(b, b + c, 0.5).pvalue, rel=1e-9)
+
+
+def test_sign_flip_repeated_seed_pairs_add_no_evidence():
+    """Five seed pairs that are copies of one (two deterministic arms) are one comparison: the
+    p stays that of one pair, where summing the counts (McNemar on 5b vs 5c) would shrink it
+    from 0.73 to 0.34 (41 vs 37) and from 0.09 to 2e-5 (3 vs 10)."""
+    for b, c in [(41, 37), (3, 10)]:
+        ra = np.r_[np.ones(b), np.zeros(c)].astype(bool)
+        rb = ~ra
+        one = paired.sign_flip(ra[None], rb[None]).p
+        five = paired.sign_flip(np.tile(ra, (5, 1)), np.tile(rb, (5, 1)))
+        assert five.p == pytest.approx(one, rel=1e-9) and (five.b, five.c) == (5 * b, 5 * c)
+        assert paired.mcnemar(5 * b, 5 * c).p < 0.5 * one
+
+
+def test_sign_flip_matches_scipys_exact_permutation_test():
+    """Three seed pairs on 14 examples: every one of the 2^14 swaps of A and B per example
+    (scipy.stats.permutation_test, exact) against the convolution."""
+    rng = np.random.default_rng(7)
+    for trial in range(3):
+        a, b = rng.random((3, 14)) < 0.75, rng.random((3, 14)) < 0.45
+        x, y = a.sum(axis=0).astype(float), b.sum(axis=0).astype(float)
+        ref = st.permutation_test((x, y), lambda u, v, axis: np.sum(u - v, axis=axis),
+                                  permutation_type="samples", n_resamples=np.inf)
+        assert paired.sign_flip(a, b).p == pytest.approx(ref.pvalue, rel=1e-9), trial
+
+
+def test_sign_flip_normal_approximation_for_huge_test_sets():
+    """Past the work limit: z = (|sum s| - 1) / sqrt(sum s²), for one pair the chi-square McNemar
+    statistic with continuity correction by hand ((|30 - 15| - 1)² / 45)."""
+    ra = np.r_[np.ones(30), np.zeros(15)].astype(bool)
+    r = paired.sign_flip(ra[None], ~ra[None], max_work=1)
+    assert r.method.startswith("sign-flip, normal")
+    assert r.p == pytest.approx(st.chi2.sf(196 / 45, 1), rel=1e-9)
+    same = paired.sign_flip(ra[None], ra[None])
+    assert same.p == 1.0 and (same.b, same.c) == (0, 0)

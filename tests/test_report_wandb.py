@@ -65,4 +65,4 @@ def test_paired_table_from_predictions(tmp_path):
     assert len(rows) == 1 and rows[0][:3] == ["freeze=all", "freeze=none", "pooled (6 pairs)"]
     pooled = rep.examples.pairs[0]
     assert rows[0][cols.index("test/acc:diff")] == pooled.diffs["test/acc"]["diff"]
-    assert rows[0][cols.index("mcnemar_p")] == pooled.p
+    assert rows[0][cols.index("p")] == pooled.p

@@ -31,7 +31,7 @@ annotations only); no two import each other, not even inside a function:
   * ``analysis`` — metric choice, summaries, Welch + Holm + Hedges' g + seeds needed, ASO,
     and per group the expected-max curves (``expected_max``) and the init x order variance
     decomposition (``variance``);
-  * ``paired`` / ``examples`` — from the runs' predictions.npz: McNemar, paired bootstrap,
+  * ``paired`` / ``examples`` — from the runs' predictions.npz: McNemar, the sign-flip test, paired bootstrap,
     seed ensembles and agreement;
   * ``plots`` / ``render`` / ``render_study`` — figures and text; ``build`` — assembles and
     writes (``build_report``); ``wandb_run`` — the report as one W&B run;

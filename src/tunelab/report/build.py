@@ -55,8 +55,9 @@ def _methods(n_boot: int, aso: bool, aso_iterations: int, paired_boot: int) -> M
         diff_ci="Welch t interval of the difference of means",
         aso=(f"Almost Stochastic Order (deepsig.aso, {aso_iterations} bootstrap iterations, "
              f"Bonferroni over the pairs of a metric, seed 0)") if aso else None,
-        paired=(f"McNemar (exact binomial below {EXACT_BELOW} discordant examples, else continuity-corrected "
-                f"chi-square; pooled over seed pairs by summing counts) and a paired bootstrap over test "
+        paired=(f"McNemar for one seed pair (exact binomial below {EXACT_BELOW} discordant examples, else "
+                f"continuity-corrected chi-square), over several seed pairs the exact paired sign-flip test with "
+                f"the example as the unit, and a paired bootstrap over test "
                 f"examples ({paired_boot} resamples, seed 0); the same on the out-of-domain examples"),
     )
 

@@ -4,7 +4,9 @@ Reads every ok job's ``predictions.npz`` (``tunelab.predictions``) and, per arm 
 stacks the seeds' predictions on the shared test examples; the statistics themselves are
 ``tunelab.report.paired``. Seeds of two arms are paired by their ``(init_seed, order_seed)``
 (equal to ``(seed, seed)`` when the seed was not split), so "per seed pair" compares runs that
-saw the same initialisation and data order; the pooled row uses every shared seed pair.
+saw the same initialisation and data order; the pooled row uses every shared seed pair, with the
+example as its unit (``paired.sign_flip``: the seed pairs reuse the same examples, so their counts
+cannot be summed as if they were new evidence).
 
 Nothing is dropped silently: a job without a predictions file, with one that cannot be read,
 or whose test examples/gold labels differ from the others' (another split) is named in
@@ -23,7 +25,7 @@ from tunelab import predictions as P
 from tunelab import stats
 from tunelab.report.jobs import Job
 from tunelab.report.paired import (agreement, discordant, mcnemar, mean_probability, paired_bootstrap, scores,
-                                   vote)
+                                   sign_flip, vote)
 
 N_BOOT_PAIRED = 1000
 
@@ -48,8 +50,8 @@ class PairedRow:
     b: str
     seeds: str  # "pooled (k pairs)" or the seed pair's "init/order"
     n_pairs: int
-    a_right_b_wrong: int
-    a_wrong_b_right: int
+    a_right_b_wrong: float  # one seed pair: a count; pooled: the mean count per seed pair
+    a_wrong_b_right: float
     statistic: float
     p: float
     test: str
@@ -134,9 +136,15 @@ def _arm(preds: dict[tuple, P.Predictions], n_classes: int, pos: int) -> ArmExam
 
 
 def _row(a: str, b: str, label: str, gold, pa: np.ndarray, pb: np.ndarray, n_classes: int, pos: int,
-         n_boot: int, level: float) -> PairedRow:
-    bb, cc = discordant(gold, pa, pb)
-    m = mcnemar(bb, cc)
+         n_boot: int, level: float, pooled: bool = False) -> PairedRow:
+    """One seed pair: McNemar on its discordant counts. Pooled: the sign-flip test over examples
+    (the same examples in every seed pair), with the counts as a mean per seed pair."""
+    if pooled:
+        m = sign_flip(pa == gold, pb == gold)
+        bb, cc = m.b / len(pa), m.c / len(pa)
+    else:
+        bb, cc = discordant(gold, pa, pb)
+        m = mcnemar(bb, cc)
     boot = paired_bootstrap(gold, pa, pb, n_classes, pos, n_boot=n_boot, level=level)
     return PairedRow(a, b, label, len(pa), bb, cc, m.statistic, m.p, m.method,
                      {k: dataclasses.asdict(v) for k, v in boot.items()})
@@ -166,7 +174,8 @@ def example_level(groups: dict[str, list[Job]], positive_index: int = 1, *, leve
                 continue
             pa = np.stack([loaded[a][k].pred for k in shared])
             pb = np.stack([loaded[b][k].pred for k in shared])
-            pooled.append(_row(a, b, f"pooled ({len(shared)} pairs)", gold, pa, pb, n_classes, pos, n_boot, level))
+            pooled.append(_row(a, b, f"pooled ({len(shared)} pairs)", gold, pa, pb, n_classes, pos, n_boot, level,
+                               pooled=True))
             out.pairs.append(pooled[-1])
             for k, ra, rb in zip(shared, pa, pb):
                 out.pairs.append(_row(a, b, f"{k[0]}/{k[1]}", gold, ra[None], rb[None], n_classes, pos,

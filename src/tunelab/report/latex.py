@@ -154,8 +154,8 @@ def ood_table(report: Report) -> str:
         footer = [["majority class", "", num(b.get("acc_id")), num(b.get("acc_ood")), "",
                    num(b.get("f1_macro_id")), num(b.get("f1_macro_ood")), ""]]
     caption = ("In-domain (ID) and out-of-domain (OOD) accuracy and macro F1, and the drop ID $-$ OOD per run, "
-               "mean $\\pm$ sd over seeds ($n$ ok runs). Paired tests between arms on the OOD examples (McNemar, "
-               "paired bootstrap) are in the report.")
+               "mean $\\pm$ sd over seeds ($n$ ok runs). Paired tests between arms on the OOD examples (sign-flip "
+               "test over examples, paired bootstrap) are in the report.")
     return _table("lrcccccc", ["Group", "$n$", "ID acc.", "OOD acc.", "drop", "ID macro F1", "OOD macro F1", "drop"],
                   rows, footer, caption, "tab:tunelab-ood")
 

@@ -11,8 +11,8 @@ predictions.npz ``test_ood.*``) answer "what does each arm cost away from its tr
   the OOD label counts the runs record: ``extra.test_label_counts``, ``extra.test_ood_label_counts``).
 
 Between arms, the paired tests of the example-level section (:mod:`tunelab.report.examples`:
-McNemar on correctness, the paired bootstrap of the score differences, seeds paired by
-init/order seed, Holm over the pooled rows) on the *OOD* predictions: every arm is scored on the
+the sign-flip test with the example as the unit, the paired bootstrap of the score differences,
+seeds paired by init/order seed, Holm over the pooled rows) on the *OOD* predictions: every arm is scored on the
 same OOD examples, which the report checks (index and gold labels) before pairing. For a sweep
 over datasets they run within each dataset only, as every other test does. Welch tests of the
 OOD scores across seeds are the ``test_ood/*`` metric sections of the report.

@@ -9,8 +9,15 @@ for other metrics such as F1.
 * :func:`mcnemar`: only the discordant examples count — ``b`` = right in A and wrong in B,
   ``c`` = the reverse. Exact two-sided binomial test on b of b+c at 1/2 when b+c < 25, else the
   chi-square statistic with continuity correction, (|b-c| - 1)² / (b+c) on 1 df (Edwards 1948).
-  Pooling several seed pairs by summing their b and c is the Mantel–Haenszel test for matched
-  pairs stratified by seed pair, which reduces to McNemar on the summed counts.
+  One seed pair only: its examples are the units.
+* :func:`sign_flip`: several seed pairs on the *same* examples. Summing their b and c (as the
+  Mantel–Haenszel test would for strata of different subjects) counts each example once per seed
+  pair, so five copies of one comparison would look five times as sure (two deterministic arms: a
+  McNemar p of 0.002 became 1e-12). The unit stays the example: s_i = the sum over seed pairs of
+  right(A) − right(B), and under "A and B are exchangeable on each example" every s_i's sign is a
+  fair coin (the paired permutation or approximate randomization test, Noreen 1989; Riezler &
+  Maxwell 2005). The exact two-sided p of the sum is taken from its sign-flip distribution,
+  built by convolving one binomial per |s_i| value; for one seed pair it is McNemar's exact test.
 * :func:`paired_bootstrap`: resample test examples (the same draw for both arms and for every
   seed pair), recompute the scores with :mod:`tunelab.metrics`, and take the percentile CI of
   the mean over seed pairs of score(A) - score(B) (Koehn 2004; Berg-Kirkpatrick et al. 2012).
@@ -53,6 +60,41 @@ def mcnemar(b: int, c: int, exact: bool | None = None) -> McNemar:
         return McNemar(b, c, float(min(b, c)), p, "exact binomial")
     stat = (abs(b - c) - 1) ** 2 / n
     return McNemar(b, c, float(stat), float(_st.chi2.sf(stat, 1)), "chi-square, continuity-corrected")
+
+
+EXACT_WORK = 5e8  # multiply-adds the exact sign-flip distribution may take before the normal approximation
+
+
+def sign_flip(right_a: np.ndarray, right_b: np.ndarray, max_work: float = EXACT_WORK) -> McNemar:
+    """The paired sign-flip test with the example as the unit (see the module docstring).
+
+    ``right_a``/``right_b``: (seed pairs x examples) booleans, row k of A paired with row k of B.
+    ``b`` and ``c`` of the result are the discordant counts summed over the seed pairs (what the
+    summed test would have used); ``statistic`` is the standardised sum, sum(s) / sqrt(sum(s²)).
+    Exact unless the distribution would take more than ``max_work`` multiply-adds (tens of
+    thousands of examples), then the normal approximation with a continuity correction of 1 —
+    for one seed pair the chi-square McNemar statistic."""
+    ra, rb = np.atleast_2d(right_a).astype(np.int64), np.atleast_2d(right_b).astype(np.int64)
+    b, c = int(np.sum(ra & (1 - rb))), int(np.sum((1 - ra) & rb))
+    s = (ra - rb).sum(axis=0)
+    t_obs, s = abs(int(s.sum())), np.abs(s[s != 0])
+    if s.size == 0:
+        return McNemar(b, c, NAN, 1.0, "sign-flip: no discordant examples")
+    z = t_obs / float(np.sqrt(np.sum(s.astype(float) ** 2)))
+    mags, counts = np.unique(s, return_counts=True)
+    span = int(s.sum())  # the sum lies in [-span, span]
+    if (2 * span + 1) * float(np.sum(2 * mags * counts + 1)) > max_work:
+        zc = max(t_obs - 1, 0) / float(np.sqrt(np.sum(s.astype(float) ** 2)))
+        return McNemar(b, c, z, float(2 * _st.norm.sf(zc)), "sign-flip, normal approx. (examples as units)")
+    # Each magnitude j taken by m examples adds j * (2 * Binomial(m, 1/2) - m): a kernel with the
+    # binomial weights every 2j values. Index i of ``pmf`` is the value i - span.
+    pmf = np.ones(1)
+    for j, m in zip(mags.tolist(), counts.tolist()):
+        kernel = np.zeros(2 * j * m + 1)
+        kernel[::2 * j] = _st.binom.pmf(np.arange(m + 1), m, 0.5)
+        pmf = np.convolve(pmf, kernel)
+    values = np.abs(np.arange(pmf.size) - span)
+    return McNemar(b, c, z, min(1.0, float(pmf[values >= t_obs].sum())), "sign-flip, exact (examples as units)")
 
 
 def discordant(gold: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray) -> tuple[int, int]:

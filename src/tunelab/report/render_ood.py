@@ -37,7 +37,8 @@ def ood_section(report: Report) -> str:
     pooled = [r for r in sec.pairs if r.seeds.startswith("pooled")]
     if pooled:
         out += [f"Paired tests between arms on the same {sec.n_examples} out-of-domain examples (as in the "
-                "example-level section: McNemar on correctness, Holm over the pooled rows; Δ = A − B of the "
+                "example-level section: the sign-flip test with the example as the unit, counts as means per seed "
+                "pair, Holm over the pooled rows; Δ = A − B of the "
                 f"OOD scores with a {report.percent}% paired-bootstrap CI):", "",
                 paired_table(pooled, holm=True, keys=OOD_SCORES), ""]
     out += [f"- {n}" for n in sec.notes] + ([""] if sec.notes else [])

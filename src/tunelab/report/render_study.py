@@ -109,10 +109,12 @@ def examples_section(report: Report) -> str:
     pooled = [r for r in ex.pairs if r.seeds.startswith("pooled")]
     if pooled:
         out += ["### Paired tests between groups (same examples, seeds paired by init/order seed)", "",
-                "McNemar on correctness (exact binomial below 25 discordant examples, else χ² with continuity "
-                "correction; pooled = summed over seed pairs, the Mantel–Haenszel test for stratified pairs; "
-                "Holm over the pooled rows). Δ = A − B averaged over seed pairs, with a "
-                f"{report.percent}% paired-bootstrap CI (test examples resampled; {report.tests.paired}). "
+                "Pooled rows pair every shared seed pair and keep the example as the unit: the seed pairs reuse "
+                "the same examples, so their counts summed are not new evidence (each example's right(A) − "
+                "right(B) is summed over the seed pairs and its sign is a fair coin under no difference); "
+                "A✓B✗ and A✗B✓ are there the mean counts per seed pair; Holm over the pooled rows. Δ = A − B "
+                f"averaged over seed pairs, with a {report.percent}% paired-bootstrap CI (test examples "
+                f"resampled). Tests: {report.tests.paired}. "
                 "These tests hold the seeds "
                 "fixed and ask whether *these* runs differ on this test set; whether the arms differ across "
                 "seeds is the Welch test above.", "",
@@ -127,12 +129,17 @@ def examples_section(report: Report) -> str:
 
 def paired_table(rows, *, holm: bool, keys=SCORES) -> str:
     """The paired tests' table (``keys``: the score keys of the bootstrap differences, acc, F1, macro F1)."""
-    header = ["A", "B", "seeds", "A✓B✗", "A✗B✓", "McNemar p", *(["p (Holm)"] if holm else []),
+    header = ["A", "B", "seeds", "A✓B✗", "A✗B✓", "p", *(["p (Holm)"] if holm else []),
               "Δ acc [CI]", "Δ F1 [CI]", "Δ macro F1 [CI]", "test"]
     return md_table(header, [
-        (f"`{r.a}`", f"`{r.b}`", r.seeds, r.a_right_b_wrong, r.a_wrong_b_right, fmt_p(r.p),
+        (f"`{r.a}`", f"`{r.b}`", r.seeds, _count(r.a_right_b_wrong), _count(r.a_wrong_b_right), fmt_p(r.p),
          *([fmt_p(r.p_holm)] if holm else []), *(_diff_cell(r.diffs.get(m)) for m in keys), r.test)
         for r in rows])
+
+
+def _count(n: float) -> str:
+    """A discordant count: as is for one seed pair, one decimal for a mean over seed pairs."""
+    return str(int(n)) if float(n).is_integer() else f"{n:.1f}"
 
 
 def seeds_cell(n: float) -> str:

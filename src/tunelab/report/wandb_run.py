@@ -7,7 +7,7 @@ to its runs. Like every run of tunelab it is offline unless W&B is set up (``tun
 the files go to ``<report dir>/wandb`` and ``wandb sync`` uploads them later.
 
 Tables: ``summary`` (report.csv: one row per group x metric), ``tests`` (every Welch comparison
-with Hedges' g and seeds needed), ``paired`` (the pooled McNemar/bootstrap rows, when the runs
+with Hedges' g and seeds needed), ``paired`` (the pooled sign-flip/bootstrap rows, when the runs
 saved predictions). Images: every plot the report wrote.
 """
 
@@ -48,7 +48,7 @@ def tables(report: Report) -> dict[str, tuple[list[str], list[list]]]:
             tests += [[metric, family] + [_cell(getattr(row, k)) for k in TEST_COLUMNS[2:]] for row in comps]
     out["tests"] = (TEST_COLUMNS, tests)
     if report.examples and report.examples.pairs:
-        cols = ["a", "b", "seeds", "a_right_b_wrong", "a_wrong_b_right", "mcnemar_p", "p_holm", "test"]
+        cols = ["a", "b", "seeds", "a_right_b_wrong", "a_wrong_b_right", "p", "p_holm", "test"]
         parts = [(m, k) for m in sorted({m for r in report.examples.pairs for m in r.diffs})
                  for k in ("diff", "low", "high")]
         out["paired"] = (cols + [f"{m}:{k}" for m, k in parts], [
