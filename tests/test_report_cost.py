@@ -91,3 +91,25 @@ def test_trained_parameters_and_bytes_come_from_the_plan():
     assert trained(gradual) == (3_697_538.0, 4.0 * 3_697_538)
     p, b = trained({})
     assert p != p and b != b
+
+
+def test_pareto_front_out_of_domain_by_hand(tmp_path):
+    """Where runs scored an OOD split, the fronts are listed again for test_ood/acc: `none` is on
+    the in-domain front (best, dearest) and off the out-of-domain one (`last2` beats it there for
+    less), and the plot gets a second row of panels."""
+    from matplotlib.image import imread
+
+    sweep = tmp_path / "sweep"
+    arms = {"all": (10, 10.0, 0.85, 0.60), "last2": (300, 50.0, 0.88, 0.80), "none": (1000, 100.0, 0.90, 0.70)}
+    for i, (arm, (params, cpu, acc, ood)) in enumerate((a, v) for a, v in arms.items() for _ in range(2)):
+        res = _result(arm, i % 2, duration=cpu, cpu=cpu)
+        res.update(metrics={"test/acc": acc + (i % 2) / 1000, "test_ood/acc": ood}, params={"trainable": params})
+        _job(sweep, i, arm, i % 2, res)
+    build_report(sweep, metrics=["test/acc"])
+    md = (sweep / "report.md").read_text()
+    assert "- `test/acc` vs parameters trained per task: `freeze=all`, `freeze=last2`, `freeze=none`" in md
+    assert ("- `test_ood/acc` vs parameters trained per task (out of domain): `freeze=all`, `freeze=last2`\n"
+            in md)
+    assert "- `test_ood/acc` vs CPU seconds per run (out of domain): `freeze=all`, `freeze=last2`\n" in md
+    height, width = imread(sweep / "pareto_test_acc.png").shape[:2]
+    assert height > 0.8 * width  # two rows of two panels (one row: about 0.4)

@@ -6,7 +6,10 @@ front, so the report marks the arms that are *Pareto-optimal*: no other arm has 
 least as high with a price at most as low (and one of the two strictly better). Two prices:
 the parameters each task trains (what it costs to store one task beside the shared encoder) and
 the CPU seconds of a run (what it costs to train). ``pareto_<metric>.png`` draws both, with the
-front joined; the markdown lists the front.
+front joined; the markdown lists the front. Where the runs scored an out-of-domain split, the
+same fronts for the metric's OOD counterpart (``test/acc`` -> ``test_ood/acc``, from the report's
+OOD section) follow as a second row: a cheap arm can sit on the in-domain front and fall off the
+out-of-domain one (Kumar et al. 2022's question, priced).
 """
 
 from __future__ import annotations
@@ -35,16 +38,44 @@ def front(points: dict[str, tuple[float, float]]) -> list[str]:
     return sorted((g for g in ok if not dominated(g)), key=lambda g: (ok[g][1], -ok[g][0]))
 
 
+def ood_metric(report, metric: str) -> str | None:
+    """The out-of-domain counterpart of ``metric`` when the report has an OOD section, else None."""
+    from tunelab.report.ood import SCORES
+
+    if report.ood is None or not report.ood.arms:
+        return None
+    return next((ood for id_metric, ood in SCORES.values() if id_metric == metric), None)
+
+
+def _scores(report, metric: str) -> dict[str, tuple[float, float]]:
+    """Per group (mean, sd) over all ok runs: the metric's section, or for an OOD counterpart
+    that has none (not asked for with --metric) the OOD section's numbers, over the same runs."""
+    if metric in report.metrics:
+        return {g: (s.all.mean, s.all.sd) for g, s in report.metrics[metric].summary.items()}
+    from tunelab.report.ood import SCORES
+
+    key = next((k for k, (_, ood) in SCORES.items() if ood == metric), None)
+    if key is None or report.ood is None:
+        return {}
+    return {g: (a.mean.get(f"{key}_ood", math.nan), a.sd.get(f"{key}_ood", math.nan))
+            for g, a in report.ood.arms.items()}
+
+
 def points(report, metric: str) -> dict[str, dict[str, float]]:
-    """Per group: mean and sd of ``metric`` (non-degenerate runs' summary: all runs), trained
-    parameters and CPU seconds per run (``report.cost``)."""
+    """Per group: mean and sd of ``metric`` (all ok runs), trained parameters and CPU seconds per
+    run (``report.cost``)."""
     out = {}
-    for g, summ in report.metrics[metric].summary.items():
+    for g, (mean, sd) in _scores(report, metric).items():
         cost = report.cost.get(g)
         if cost is None:
             continue
-        out[g] = {"mean": summ.all.mean, "sd": summ.all.sd, "params": cost.trainable_params, "cpu_s": cost.cpu_s_mean}
+        out[g] = {"mean": mean, "sd": sd, "params": cost.trainable_params, "cpu_s": cost.cpu_s_mean}
     return out
+
+
+def _metrics(report, metric: str) -> list[str]:
+    """The metric, and its OOD counterpart where there is one."""
+    return [metric] + [m for m in [ood_metric(report, metric)] if m]
 
 
 def fronts(report, metric: str) -> dict[str, list[str]]:
@@ -59,15 +90,18 @@ def plot_pareto(path: Path, metric: str, report) -> bool:
 
     from tunelab.io import atomic_write
 
-    pts = points(report, metric)
-    fr = fronts(report, metric)
-    if sum(1 for p in pts.values() if not math.isnan(p["params"])) < 2:
+    from matplotlib.ticker import NullFormatter
+
+    if sum(1 for p in points(report, metric).values() if not math.isnan(p["params"])) < 2:
         return False
-    fig = Figure(figsize=(10.0, 4.2))
+    rows = _metrics(report, metric)
+    fig = Figure(figsize=(10.0, 4.2 * len(rows)))
     FigureCanvasAgg(fig)
-    for pos, (price, label) in enumerate((("params", "parameters trained per task"), ("cpu_s", "CPU seconds per run")),
-                                         start=1):
-        ax = fig.add_subplot(1, 2, pos)
+    panels = [(m, price, label) for m in rows
+              for price, label in (("params", "parameters trained per task"), ("cpu_s", "CPU seconds per run"))]
+    for pos, (metric, price, label) in enumerate(panels, start=1):
+        pts, fr = points(report, metric), fronts(report, metric)
+        ax = fig.add_subplot(len(rows), 2, pos)
         for g, p in pts.items():
             if math.isnan(p[price]) or math.isnan(p["mean"]):
                 continue
@@ -78,8 +112,9 @@ def plot_pareto(path: Path, metric: str, report) -> bool:
         line = [(max(pts[g][price], 1.0), pts[g]["mean"]) for g in fr[price]]
         if len(line) > 1:
             ax.plot(*zip(*line), color="tab:blue", linewidth=1, alpha=0.6, label="Pareto front")
-            ax.legend(loc="lower right", fontsize=7)
+            ax.legend(loc="best", fontsize=7)
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # a narrow range labels every minor tick, overlapping
         ax.set_xlabel(label + " (log)")
         ax.set_ylabel(f"{metric} (mean ± sd over seeds)")
         ax.set_title(f"{metric} vs {label}", fontsize=9)
@@ -98,8 +133,11 @@ def pareto_section(report, metric: str) -> str:
         return ""
     lines = [f"## Score vs price: the Pareto front ({metric})", "",
              "Arms no other arm beats on both the mean score and the price (cheapest first):", ""]
-    for price, label in (("params", "parameters trained per task"), ("cpu_s", "CPU seconds per run")):
-        lines.append(f"- {label}: " + (", ".join(f"`{g}`" for g in fr[price]) or "n/a"))
+    for m in _metrics(report, metric):
+        fr = fronts(report, m)
+        for price, label in (("params", "parameters trained per task"), ("cpu_s", "CPU seconds per run")):
+            where = " (out of domain)" if m != metric else ""
+            lines.append(f"- `{m}` vs {label}{where}: " + (", ".join(f"`{g}`" for g in fr[price]) or "n/a"))
     name = plot_name(metric)
     if name in {Path(f).name for f in report.files.values()}:
         lines += ["", f"![Pareto: {metric}]({name})"]
