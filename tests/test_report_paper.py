@@ -98,10 +98,17 @@ def test_checklist_from_the_study_files(tmp_path):
     for f in sweep.glob("*/results.json"):  # group by freeze; lr varies within a group
         res = json.loads(f.read_text())
         res["overrides"] = [o for o in res["overrides"] if not o.startswith("optim.lr")]
+        if "freeze=all" in res["overrides"]:  # a probe fitted by logistic regression: no block has an lr
+            res["plan"] = {"runner": "logreg", "fit": "logreg", "blocks": [{"block": "encoder", "lr": None},
+                                                                            {"block": "classifier", "lr": None}]}
+            res["extra"] = {"features": {"C": 0.1}}
         f.write_text(json.dumps(res))
         (f.parent / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in res["overrides"]))
     rp.build_report(sweep, n_boot=200, paired_boot=10)
     md = (sweep / "checklist.md").read_text()
+    # optim.lr, batch size, freeze.name, the probe's C: the probe's config carried an lr it never used
+    assert "| `freeze=all` | not used (logreg) | not used (logreg) | all | 0.1 |" in md
+    assert "| `freeze=none` | 1e-05, 3e-05, 0.0001 | 16 | none | not recorded |" in md
     assert "Optuna search (TPESampler, 20 trials, maximize" in md and "`optim.lr`: tag(log, interval(1e-5, 3e-4))" in md
     # the command line replaced the config's search space for a key: the checklist says what ran
     (sweep / "multirun.yaml").write_text(MULTIRUN + "  overrides:\n    task:\n    - optim.lr=tag(log, interval(1e-4, 1e-3))\n"
@@ -111,7 +118,6 @@ def test_checklist_from_the_study_files(tmp_path):
     assert ("`optim.lr`: tag(log, interval(1e-4, 1e-3)) (the command line's; the config's sweeper params said "
             "tag(log, interval(1e-5, 3e-4)))") in md
     assert re.search(r"\| `freeze=none` \| 3 \| 0 \| 0, 1, 2 \|", md)
-    assert "| `freeze=all` | 1e-05, 3e-05, 0.0001 | 16 | all |" in md  # optim.lr, batch size, freeze.name
     for idx, acc in enumerate(ACC["all"] + ACC["none"]):
         assert f"| `{idx}` |" in md and f"{acc - 0.05:.4f} / {acc:.4f}" in md
     cpu, wall = sum(20.0 + i for i in range(6)), sum(10.0 + i for i in range(6))

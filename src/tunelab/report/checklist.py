@@ -29,7 +29,9 @@ if TYPE_CHECKING:
 # Hyper-parameters shown per arm (dotted paths into results.json ``config``), where present.
 HP_KEYS = ("optim.lr", "optim.head_lr", "optim.layer_decay", "optim.batch_size", "optim.epochs", "optim.max_steps",
            "optim.warmup_ratio", "optim.weight_decay", "optim.grad_clip", "optim.early_stopping_patience",
-           "model.max_length", "model.dropout", "freeze.name", "method.name", "method.C", "method.classifier")
+           "model.max_length", "model.dropout", "freeze.name", "method.name", "method.C", "method.classifier",
+           "peft.r", "peft.reduction_factor", "freeze.probe.lr",
+           "extra.features.C")  # extra.*: read from results.json itself (the C a probe's CV chose)
 # Sweepers by the class their multirun.yaml names.
 SEARCHES = {"BasicSweeper": "grid: every combination of the listed values ran (all are reported)",
             "OptunaSweeper": "Optuna search",
@@ -43,6 +45,27 @@ def _get(cfg: Any, path: str):
             return None
         cfg = cfg[part]
     return cfg
+
+
+def _unused(result: dict) -> set[str]:
+    """The HP_KEYS a run's plan says it never read: no gradient training (a fitted probe, a bag of
+    words, zero-shot: no block of the plan has a learning rate) uses no optim.* key and no dropout;
+    a bag of words no model key. Without a plan: nothing is known to be unused."""
+    plan = result.get("plan") or {}
+    blocks = plan.get("blocks") or []
+    if not blocks or any(b.get("lr") is not None for b in blocks):
+        return set()
+    unused = {k for k in HP_KEYS if k.startswith("optim.")} | {"model.dropout"}
+    return unused | ({k for k in HP_KEYS if k.startswith("model.")} if plan.get("runner") == "sparse" else set())
+
+
+def _cell(results: list[dict], key: str) -> str:
+    """The values of ``key`` over the runs that used it; "not used (<fit>)" when none did."""
+    used = [r for r in results if key not in _unused(r)]
+    if results and not used:
+        fits = sorted({str((r.get("plan") or {}).get("fit")) for r in results})
+        return f"not used ({', '.join(fits)})"
+    return _distinct(_get(r if key.startswith("extra.") else r.get("config"), key) for r in used)
 
 
 def _distinct(values) -> str:
@@ -112,12 +135,14 @@ def _hp_section(report: Report, groups: dict[str, list[Job]]) -> list[str]:
             "every other value is the configuration's default (`config` in each results.json).", ""]
     rows = []
     for g, jobs in groups.items():
-        cfgs = [(j.result or {}).get("config") for j in jobs if j.state == "ok"]
-        rows.append((f"`{g}`", *(_distinct(_get(c, k) for c in cfgs) for k in HP_KEYS)))
-    keep = [i for i, k in enumerate(HP_KEYS) if any(r[i + 1] != "not recorded" for r in rows)]
+        results = [j.result or {} for j in jobs if j.state == "ok"]
+        rows.append((f"`{g}`", *(_cell(results, k) for k in HP_KEYS)))
+    keep = [i for i, k in enumerate(HP_KEYS)
+            if any(r[i + 1] != "not recorded" and not r[i + 1].startswith("not used") for r in rows)]
     if not keep:
         return out + ["The runs' results.json files hold no `config`: the values each arm used are not recorded.", ""]
-    out += ["Values each arm's ok runs used (from `config`; several values: they differ between runs):", "",
+    out += ["Values each arm's ok runs used (from `config`; several values: they differ between runs; not used: "
+            "the run's plan fitted its classifier without gradient steps, or read no encoder):", "",
             md_table(["arm", *(f"`{HP_KEYS[i]}`" for i in keep)], [(r[0], *(r[i + 1] for i in keep)) for r in rows]),
             ""]
     return out
