@@ -66,14 +66,18 @@ def tune_section(study: Optional[TuneStudy], plot: bool = False) -> str:
         delta = ("0 (the default recipe was chosen)" if _default_kept(a) else
                  f"{fmt(a.paired_diff)} {fmt_ci(a.paired_low, a.paired_high)}, p {fmt_p(a.paired_p)} ({a.paired_n})"
                  if a.paired_n else "n/a")
+        spread = ("same runs" if _default_kept(a) else
+                  f"{fmt(a.default.sd)} → {fmt(a.tuned.sd)}, p {fmt_p(a.spread_p)}"
+                  if a.tuned is not None and a.default is not None and a.tuned.n >= 2 and a.default.n >= 2 else "n/a")
         rows.append((rank_t.get(label, "–"), f"`{label}`", _scores(a.tuned), rank_d.get(label, "–"),
-                     _scores(a.default), delta, fmt(a.val_best), fmt(a.val_default)))
+                     _scores(a.default), delta, spread, fmt(a.val_best), fmt(a.val_default)))
     out += [f"### Default recipe vs tuned, on the test split ({tm})", "",
             f"Mean ± sd (n ok seeds) on the same fresh test seeds; Δ: tuned − default, paired by seed (t interval "
-            f"and test); validation: the trial's objective {m} (the best trial's is optimistic: it was chosen on it; "
-            f"its test score is not).", "",
+            f"and test); seed sd default → tuned with the Brown–Forsythe test of equal spread (a recipe can win by "
+            f"stability: few seeds rarely show it); validation: the trial's objective {m} (the best trial's is "
+            f"optimistic: it was chosen on it; its test score is not).", "",
             table(["rank tuned", "arm", "tuned", "rank default", "default recipe", "Δ tuned − default [CI], p",
-                   "val. best trial", "val. default"], rows), ""]
+                   "seed sd default → tuned, p", "val. best trial", "val. default"], rows), ""]
     if len(study.rank_tuned) >= 2:
         if study.changes:
             rows = [(f"`{c.a}` vs `{c.b}`", f"{fmt(c.default_diff)} (p {fmt_p(c.default_p)}): {c.default_says}",

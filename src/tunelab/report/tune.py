@@ -89,6 +89,7 @@ class TuneArm:
     paired_low: float = math.nan
     paired_high: float = math.nan
     paired_p: float = math.nan
+    spread_p: float = math.nan    # Brown–Forsythe: do the default's and the tuned recipe's test seeds spread alike?
     cpu_s_tune: float = 0.0
     cpu_s_test: float = 0.0
     searched: bool = True         # its trials are done and its tests planned: ``best`` is its choice, not a lead
@@ -260,6 +261,14 @@ def _paired(arm: TuneArm, level: float) -> None:
         return  # the default recipe was chosen: the same runs
     from scipy import stats as st
 
+    tuned, default = list(arm.tuned.values.values()), list(arm.default.values.values())
+    if np.ptp(tuned) > 0 or np.ptp(default) > 0:
+        # A tuned recipe can win by stability, not level (LoRA at a lower lr: none of 5 seeds
+        # collapsed where one had). Levene's test on deviations from the median (Brown & Forsythe
+        # 1974) keeps its level when seed scores are far from normal, as a collapsed seed makes
+        # them; one collapse in 5 seeds seldom reaches significance, and the reader should see so
+        # before calling a recipe more stable.
+        arm.spread_p = float(st.levene(tuned, default, center="median").pvalue)
     sd = float(d.std(ddof=1))
     if sd == 0:
         arm.paired_low = arm.paired_high = arm.paired_diff
