@@ -112,7 +112,7 @@ def examples_section(report: Report) -> str:
                 "Pooled rows pair every shared seed pair and keep the example as the unit: the seed pairs reuse "
                 "the same examples, so their counts summed are not new evidence (each example's right(A) − "
                 "right(B) is summed over the seed pairs and its sign is a fair coin under no difference); "
-                "A✓B✗ and A✗B✓ are there the mean counts per seed pair; Holm over the pooled rows. Δ = A − B "
+                "in them A✓B✗ and A✗B✓ are mean counts per seed pair; Holm over the pooled rows. Δ = A − B "
                 f"averaged over seed pairs, with a {report.percent}% paired-bootstrap CI (test examples "
                 f"resampled). Tests: {report.tests.paired}. "
                 "These tests hold the seeds "
