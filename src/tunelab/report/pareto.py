@@ -84,13 +84,13 @@ def fronts(report, metric: str) -> dict[str, list[str]]:
 
 
 def plot_pareto(path: Path, metric: str, report) -> bool:
-    """Both panels; False (nothing written) with fewer than two groups that have a price."""
+    """Both panels, and a second row for the OOD counterpart where there is one; False (nothing
+    written) with fewer than two groups that have a price."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import NullFormatter
 
     from tunelab.io import atomic_write
-
-    from matplotlib.ticker import NullFormatter
 
     if sum(1 for p in points(report, metric).values() if not math.isnan(p["params"])) < 2:
         return False
@@ -99,8 +99,8 @@ def plot_pareto(path: Path, metric: str, report) -> bool:
     FigureCanvasAgg(fig)
     panels = [(m, price, label) for m in rows
               for price, label in (("params", "parameters trained per task"), ("cpu_s", "CPU seconds per run"))]
-    for pos, (metric, price, label) in enumerate(panels, start=1):
-        pts, fr = points(report, metric), fronts(report, metric)
+    for pos, (m, price, label) in enumerate(panels, start=1):
+        pts, fr = points(report, m), fronts(report, m)
         ax = fig.add_subplot(len(rows), 2, pos)
         for g, p in pts.items():
             if math.isnan(p[price]) or math.isnan(p["mean"]):
@@ -116,8 +116,8 @@ def plot_pareto(path: Path, metric: str, report) -> bool:
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(NullFormatter())  # a narrow range labels every minor tick, overlapping
         ax.set_xlabel(label + " (log)")
-        ax.set_ylabel(f"{metric} (mean ± sd over seeds)")
-        ax.set_title(f"{metric} vs {label}", fontsize=9)
+        ax.set_ylabel(f"{m} (mean ± sd over seeds)")
+        ax.set_title(f"{m} vs {label}", fontsize=9)
     fig.tight_layout()
     atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110, bbox_inches="tight"), binary=True,
                  what="plot ")
