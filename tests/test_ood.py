@@ -280,4 +280,9 @@ def test_report_id_ood_table_and_paired_ood_tests(tmp_path):
     assert pooled[0]["diffs"]["test_ood/acc"]["diff"] == pytest.approx(diff)
     md = (sweep / "report.md").read_text()
     assert "## Out-of-domain tests" in md and "## `test_ood/acc` — out-of-domain accuracy" in md
-    assert "tab:tunelab-ood" in (sweep / "tables.tex").read_text()
+    tex = (sweep / "tables.tex").read_text()
+    assert "tab:tunelab-ood" in tex and "tab:tunelab-paired" in tex
+    # the OOD paired table: A - B accuracy by hand (sklearn), 3 seed pairs
+    row = next(line for line in tex.split("tab:tunelab-ood-paired")[0].splitlines()[::-1]
+               if line.startswith(r"\texttt{freeze="))
+    assert row.startswith(rf"\texttt{{freeze={a}}} & \texttt{{freeze={b}}} & 3 & {diff:.3f} [")

@@ -160,6 +160,36 @@ def ood_table(report: Report) -> str:
                   rows, footer, caption, "tab:tunelab-ood")
 
 
+def paired_tex_table(report: Report, ood: bool = False) -> str:
+    """The pooled paired tests between arms on the same test (or OOD) examples: Δ accuracy and Δ
+    macro F1 (A − B, mean over seed pairs) with their paired-bootstrap CIs, and the sign-flip
+    test's Holm-adjusted p with the report's marks; empty without pooled rows."""
+    sec = report.ood if ood else report.examples
+    pooled = [r for r in (sec.pairs if sec is not None else []) if r.seeds.startswith("pooled")]
+    if not pooled:
+        return ""
+    split = "test_ood" if ood else "test"
+
+    def diff(r, key: str) -> str:
+        d = r.diffs.get(f"{split}/{key}")
+        return "--" if not d else f"{num(d['diff'])} [{num(d['low'])}, {num(d['high'])}]"
+
+    def p_cell(p) -> str:
+        if p is None or not math.isfinite(p):
+            return "--"
+        return ("$<$0.001" if p < 0.001 else num(p)) + mark(p)
+
+    rows = [[r"\texttt{" + tex(r.a) + "}", r"\texttt{" + tex(r.b) + "}", str(r.n_pairs), diff(r, "acc"),
+             diff(r, "f1_macro"), p_cell(r.p_holm)] for r in pooled]
+    where = "out-of-domain" if ood else "in-domain test"
+    caption = (f"Paired comparisons on the same {where} examples: A $-$ B in accuracy and macro F1, the mean over "
+               f"the seed pairs with a {report.percent}\\% paired-bootstrap CI (examples resampled), and the "
+               "Holm-adjusted $p$ of the paired sign-flip test with the example as the unit "
+               "($^{*}$ $p<.05$, $^{**}$ $p<.01$, $^{***}$ $p<.001$).")
+    return _table("llcccc", ["A", "B", "seed pairs", "$\\Delta$ acc.", "$\\Delta$ macro F1", "$p$ (Holm)"], rows, [],
+                  caption, "tab:tunelab-ood-paired" if ood else "tab:tunelab-paired")
+
+
 def tune_table(report: Report) -> str:
     """A tuning study (hydra/sweeper=tune): per arm the bounds searched, the chosen values, and the
     test score tuned and at the default recipe (same fresh seeds)."""
@@ -230,8 +260,10 @@ def latex_tables(report: Report) -> str:
         parts.append(datasets_table(report, metric) if report.datasets else metric_table(report, metric))
     if report.calibration is not None:
         parts.append(calibration_table(report))
+    if report.examples is not None:
+        parts.append(paired_tex_table(report))
     if report.ood is not None:
-        parts.append(ood_table(report))
+        parts += [ood_table(report), paired_tex_table(report, ood=True)]
     if report.tune is not None:
         parts.append(tune_table(report))
     return "\n".join(parts)
