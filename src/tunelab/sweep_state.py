@@ -12,6 +12,7 @@ from tunelab.errors import ConfigError
 
 SCHEMA = "tunelab.sweep_state/1"
 TUNE_STATE = "tune.json"  # the tune sweeper's state file in its sweep dir (tunelab.sweeps.tune)
+ADAPTIVE_STATE = "adaptive.json"  # the adaptive seed sweeper's (tunelab.sweeps.adaptive)
 
 
 def read_state(path: Path) -> Optional[dict]:

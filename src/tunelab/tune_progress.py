@@ -19,7 +19,6 @@ from typing import Sequence
 from tunelab.cost import hms
 from tunelab.sweep_state import TUNE_STATE, read_state
 
-STATE_FILE = TUNE_STATE
 DONE = ("ok", "skipped", "failed")  # a job that will not run again (a failed one fails its trial)
 FINISHED = ("complete", "pruned", "failed")
 
@@ -72,7 +71,7 @@ def arm_progress(state: dict, rows_by_name: dict) -> list[dict]:
 
 def progress_lines(sweep: Path, rows: Sequence) -> list[str]:
     """The lines ``tunelab status`` prints below the job table; none for a dir without tune.json."""
-    path = Path(sweep) / STATE_FILE
+    path = Path(sweep) / TUNE_STATE
     state = read_state(path)
     if state is None or state.get("kind") != "tune":
         return []

@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
-from tunelab.sweep_state import read_state
+from tunelab.sweep_state import ADAPTIVE_STATE, read_state
 
-STATE_FILE = "adaptive.json"  # = tunelab.sweeps.adaptive.STATE_FILE (not imported: it pulls in the rule)
 
 METHOD = ("repeated confidence intervals (Jennison & Turnbull 1989, JRSS B 51:305; Jennison & Turnbull 2000, "
           "Group Sequential Methods, ch. 9) for the Welch difference of means: each look's nominal level is the "
@@ -91,7 +90,7 @@ def _contrast(c: dict) -> AdaptiveContrast:
 
 def adaptive_study(sweep_dirs: Sequence[Path]) -> Optional[AdaptiveStudy]:
     """The adaptive study of the first dir that holds one; None when none does."""
-    path = next((Path(d) / STATE_FILE for d in sweep_dirs if (Path(d) / STATE_FILE).is_file()), None)
+    path = next((Path(d) / ADAPTIVE_STATE for d in sweep_dirs if (Path(d) / ADAPTIVE_STATE).is_file()), None)
     data = read_state(path) if path is not None else None
     if data is None:
         return None

@@ -34,7 +34,6 @@ from tunelab.report.jobs import Job
 from tunelab.stats import pooled_sd, welch_ttest
 from tunelab.sweep_state import TUNE_STATE, read_state
 
-STATE_FILE = TUNE_STATE
 PLOT = "expected_max_trials.png"
 
 PROTOCOL = ("per arm, trial 0 is its default recipe and trials 1.. are drawn by the {sampler} sampler (Optuna, "
@@ -151,13 +150,13 @@ def _pruning(s: dict) -> str:
 def tune_view(dirs: Sequence[Path], jobs: list[Job], level: float = 0.95, n_boot: int = 2000) -> Optional[TuneView]:
     """The tuning study in the (single) sweep dir, or None when it holds none."""
     dirs = [Path(d) for d in dirs]
-    holding = [d for d in dirs if (d / STATE_FILE).is_file()]
+    holding = [d for d in dirs if (d / TUNE_STATE).is_file()]
     if not holding:
         return None
     if len(dirs) > 1:
-        raise TunelabError(f"{holding[0]} holds a tuning study ({STATE_FILE}): report it on its own (its tuning runs "
+        raise TunelabError(f"{holding[0]} holds a tuning study ({TUNE_STATE}): report it on its own (its tuning runs "
                            f"are selection, not results, and only its own state says which are which).")
-    data = read_state(holding[0] / STATE_FILE)
+    data = read_state(holding[0] / TUNE_STATE)
     setup, analysis = data.get("setup") or {}, data.get("analysis") or {}
     tags = {tuple(sorted(j["overrides"])): j["tags"] for r in data.get("rounds") or [] for j in r["jobs"]}
     runs: dict[tuple, list[Job]] = {}
@@ -168,7 +167,7 @@ def tune_view(dirs: Sequence[Path], jobs: list[Job], level: float = 0.95, n_boot
     metric = str(setup.get("metric", ""))
     s = {k: setup.get(k) for k in ("trials", "seeds_per_trial", "test_seeds", "tune_seeds", "prune_after", "prune_z",
                                    "sampler", "sampler_seed", "trials_per_wave", "test_default")}
-    study = TuneStudy(str(holding[0] / STATE_FILE), metric, str(setup.get("direction", "maximize")),
+    study = TuneStudy(str(holding[0] / TUNE_STATE), metric, str(setup.get("direction", "maximize")),
                       test_metric_of(metric), s,
                       PROTOCOL.format(sampler=s["sampler"], n=s["seeds_per_trial"], metric=f"`{metric}`",
                                       tune_seeds=", ".join(s["tune_seeds"] or []), pruning=_pruning(s),

@@ -24,12 +24,13 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from tunelab.sequential.rule import Design, Run, Study
+from tunelab.sweep_state import ADAPTIVE_STATE
 from tunelab.sweeps.jobs import JobSpec, Launch, first_free_num
 from tunelab.sweeps.space import SweepSpace
 from tunelab.sweeps.state import Round, SweepState, finish_round
 
 log = logging.getLogger(__name__)
-STATE_FILE = "adaptive.json"
+STATE_FILE = ADAPTIVE_STATE
 
 
 class AdaptiveSweep:
