@@ -59,11 +59,12 @@ def _unused(result: dict) -> set[str]:
     return unused | ({k for k in HP_KEYS if k.startswith("model.")} if plan.get("runner") == "sparse" else set())
 
 
-def _cell(results: list[dict], key: str) -> str:
-    """The values of ``key`` over the runs that used it; "not used (<fit>)" when none did."""
-    used = [r for r in results if key not in _unused(r)]
+def _cell(results: list[tuple[dict, set[str]]], key: str) -> str:
+    """The values of ``key`` over the runs that used it (``results``: each run's results.json and
+    its :func:`_unused` keys); "not used (<fit>)" when none did."""
+    used = [r for r, unused in results if key not in unused]
     if results and not used:
-        fits = sorted({str((r.get("plan") or {}).get("fit")) for r in results})
+        fits = sorted({str((r.get("plan") or {}).get("fit")) for r, _ in results})
         return f"not used ({', '.join(fits)})"
     return _distinct(_get(r if key.startswith("extra.") else r.get("config"), key) for r in used)
 
@@ -135,7 +136,7 @@ def _hp_section(report: Report, groups: dict[str, list[Job]]) -> list[str]:
             "every other value is the configuration's default (`config` in each results.json).", ""]
     rows = []
     for g, jobs in groups.items():
-        results = [j.result or {} for j in jobs if j.state == "ok"]
+        results = [(r, _unused(r)) for r in (j.result or {} for j in jobs if j.state == "ok")]
         rows.append((f"`{g}`", *(_cell(results, k) for k in HP_KEYS)))
     keep = [i for i, k in enumerate(HP_KEYS)
             if any(r[i + 1] != "not recorded" and not r[i + 1].startswith("not used") for r in rows)]

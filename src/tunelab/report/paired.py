@@ -80,12 +80,13 @@ def sign_flip(right_a: np.ndarray, right_b: np.ndarray, max_work: float = EXACT_
     t_obs, s = abs(int(s.sum())), np.abs(s[s != 0])
     if s.size == 0:
         return McNemar(b, c, NAN, 1.0, "sign-flip: no discordant examples")
-    z = t_obs / float(np.sqrt(np.sum(s.astype(float) ** 2)))
+    sd = float(np.sqrt(np.sum(s.astype(float) ** 2)))  # of the sum under the sign flips
+    z = t_obs / sd
     mags, counts = np.unique(s, return_counts=True)
     span = int(s.sum())  # the sum lies in [-span, span]
     if (2 * span + 1) * float(np.sum(2 * mags * counts + 1)) > max_work:
-        zc = max(t_obs - 1, 0) / float(np.sqrt(np.sum(s.astype(float) ** 2)))
-        return McNemar(b, c, z, float(2 * _st.norm.sf(zc)), "sign-flip, normal approx. (examples as units)")
+        return McNemar(b, c, z, float(2 * _st.norm.sf(max(t_obs - 1, 0) / sd)),
+                       "sign-flip, normal approx. (examples as units)")
     # Each magnitude j taken by m examples adds j * (2 * Binomial(m, 1/2) - m): a kernel with the
     # binomial weights every 2j values. Index i of ``pmf`` is the value i - span.
     pmf = np.ones(1)
