@@ -113,3 +113,42 @@ def test_pareto_front_out_of_domain_by_hand(tmp_path):
     assert "- `test_ood/acc` vs CPU seconds per run (out of domain): `freeze=all`, `freeze=last2`\n" in md
     height, width = imread(sweep / "pareto_test_acc.png").shape[:2]
     assert height > 0.8 * width  # two rows of two panels (one row: about 0.4)
+
+
+def test_pareto_labels_do_not_overlap():
+    """Seven arms within a factor 1.3 of CPU seconds and 0.01 of accuracy (the fine-tuning arms of
+    the fair fight): every label inside the axes, no two labels' boxes overlapping, none over a
+    marker; the shared `arm=` is left off the labels."""
+    import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.text import Text
+
+    from tunelab.report.pareto import place_labels, short_labels
+
+    rng = np.random.default_rng(0)
+    groups = [f"arm=bert_{n}" for n in ("none", "lpft", "last2", "gradual", "adapters", "lora", "layer_decay")]
+    names = short_labels(groups)
+    assert names["arm=bert_lora"] == "bert_lora"
+    assert short_labels(["arm=a,seed=1", "arm=b,seed=1"])["arm=a,seed=1"] == "arm=a,seed=1"
+    xs, ys = rng.uniform(500, 650, 7), rng.uniform(0.89, 0.90, 7)
+    fig = Figure(figsize=(5, 4))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.errorbar(xs, ys, yerr=0.002, fmt="o")
+    ax.set_xscale("log")
+    ax.margins(x=0.25, y=0.12)
+    fig.canvas.draw()
+    ax.set_xlim(ax.get_xlim()), ax.set_ylim(ax.get_ylim())
+    anns = place_labels(ax, [(x, y, 0.002, names[g]) for x, y, g in zip(xs, ys, groups)])
+    renderer = fig.canvas.get_renderer()
+    for a in anns:
+        a.update_positions(renderer)
+    boxes = [Text.get_window_extent(a, renderer) for a in anns]  # the text alone, not its leader line
+    assert sorted(a.get_text() for a in anns) == sorted(g.split("=")[1] for g in groups)
+    frame = ax.get_window_extent(renderer)
+    for i, box in enumerate(boxes):
+        assert frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
+        assert not any(box.overlaps(other) for other in boxes[i + 1:])
+        for mx, my in ax.transData.transform(np.c_[xs, ys]):
+            assert not box.contains(mx, my)

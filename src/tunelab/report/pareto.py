@@ -83,6 +83,68 @@ def fronts(report, metric: str) -> dict[str, list[str]]:
     return {price: front({g: (p["mean"], p[price]) for g, p in pts.items()}) for price in ("params", "cpu_s")}
 
 
+def short_labels(groups) -> dict[str, str]:
+    """Point labels: where every group is one ``key=value`` of the same key (``arm=bert_lora``),
+    the value alone; the key is in the title. Otherwise the group as it is."""
+    keys = {g.split("=", 1)[0] for g in groups if "=" in g and "," not in g}
+    if len(keys) != 1 or any("=" not in g or "," in g for g in groups):
+        return {g: g for g in groups}
+    return {g: g.split("=", 1)[1] for g in groups}
+
+
+# Where a label may go, in points from its marker (label centre), nearest first: the four corners,
+# then up and down the same side in steps of about a line, so a cluster of close arms (the
+# fine-tuning arms on the CPU-seconds axis) becomes a column of labels with a leader line each.
+_OFFSETS = [(dx, dy) for dx in (6, -6) for dy in (6, -6)] + [
+    (dx, sign * (6 + 9 * k)) for k in range(1, 9) for dx in (6, -6) for sign in (1, -1)]
+
+
+def _annotate(ax, text: str, xy, offset, fontsize: float, leader: bool):
+    return ax.annotate(text, xy, xytext=offset, textcoords="offset points", fontsize=fontsize,
+                       ha="left" if offset[0] > 0 else "right", va="center",
+                       arrowprops={"arrowstyle": "-", "color": "0.55", "linewidth": 0.6, "shrinkA": 1, "shrinkB": 3}
+                       if leader else None)
+
+
+def place_labels(ax, items: list[tuple[float, float, float, str]], fontsize: float = 7) -> list:
+    """Annotate each (x, y, sd, text) at the first offset whose box overlaps no label placed
+    before, no marker or error bar (y ± sd), not the legend, and stays inside the axes (highest point first); the axes' limits must be final.
+    A label moved off its marker's corners gets a thin leader line; one with nowhere free goes to
+    the first corner (overlapping beats missing). Returns the annotations."""
+    from matplotlib.text import Text
+
+    renderer = ax.figure.canvas.get_renderer()
+    inside = ax.get_window_extent(renderer)
+    r = 4.0 * ax.figure.dpi / 72  # a marker's half-width in pixels (errorbar's default 6 pt + edge)
+    marks = []  # (x0, x1, y0, y1) in pixels: each marker with its error bar and caps
+    for x, y, sd, _ in items:
+        (mx, lo), (_, hi) = ax.transData.transform([(x, y - (sd if sd == sd else 0)), (x, y + (sd if sd == sd else 0))])
+        my = ax.transData.transform((x, y))[1]
+        marks.append((mx - r, mx + r, min(lo, my - r), max(hi, my + r)))
+
+    def free(box) -> bool:
+        return (box.x0 >= inside.x0 and box.x1 <= inside.x1 and box.y0 >= inside.y0 and box.y1 <= inside.y1
+                and not any(box.overlaps(b) for b in taken)
+                and not any(box.x0 < x1 and box.x1 > x0 and box.y0 < y1 and box.y1 > y0 for x0, x1, y0, y1 in marks))
+
+    legend = ax.get_legend()
+    taken, out = ([legend.get_window_extent(renderer)] if legend else []), []
+    for x, y, _, text in sorted(items, key=lambda t: -t[1]):
+        ann, where = None, 0
+        for i, offset in enumerate(_OFFSETS):
+            probe = _annotate(ax, text, (x, y), offset, fontsize, leader=False)
+            ok = free(probe.get_window_extent(renderer))
+            probe.remove()
+            if ok:
+                where = i
+                break
+        ann = _annotate(ax, text, (x, y), _OFFSETS[where], fontsize, leader=where >= 4)
+        ann.update_positions(renderer)
+        taken.append(Text.get_window_extent(ann, renderer))  # the text's box, not its leader line's
+        out.append(ann)
+    return out
+
+
 def plot_pareto(path: Path, metric: str, report) -> bool:
     """Both panels, and a second row for the OOD counterpart where there is one; False (nothing
     written) with fewer than two groups that have a price."""
@@ -99,26 +161,37 @@ def plot_pareto(path: Path, metric: str, report) -> bool:
     FigureCanvasAgg(fig)
     panels = [(m, price, label) for m in rows
               for price, label in (("params", "parameters trained per task"), ("cpu_s", "CPU seconds per run"))]
+    labels_to_place = []
     for pos, (m, price, label) in enumerate(panels, start=1):
         pts, fr = points(report, m), fronts(report, m)
+        names = short_labels(list(pts))
+        key = next(iter(pts)).split("=", 1)[0] + ": " if names and any(names[g] != g for g in pts) else ""
         ax = fig.add_subplot(len(rows), 2, pos)
+        items = []
         for g, p in pts.items():
             if math.isnan(p[price]) or math.isnan(p["mean"]):
                 continue
             on = g in fr[price]
             ax.errorbar(max(p[price], 1.0), p["mean"], yerr=0 if math.isnan(p["sd"]) else p["sd"], fmt="o",
                         color="tab:blue" if on else "tab:gray", capsize=3)
-            ax.annotate(g, (max(p[price], 1.0), p["mean"]), fontsize=7, xytext=(4, 4), textcoords="offset points")
+            items.append((max(p[price], 1.0), p["mean"], p["sd"], names[g]))
         line = [(max(pts[g][price], 1.0), pts[g]["mean"]) for g in fr[price]]
         if len(line) > 1:
             ax.plot(*zip(*line), color="tab:blue", linewidth=1, alpha=0.6, label="Pareto front")
-            ax.legend(loc="best", fontsize=7)
+            ax.legend(loc="lower right", fontsize=7)
         ax.set_xscale("log")
+        ax.margins(x=0.25, y=0.12)  # room for the labels inside the axes
         ax.xaxis.set_minor_formatter(NullFormatter())  # a narrow range labels every minor tick, overlapping
         ax.set_xlabel(label + " (log)")
         ax.set_ylabel(f"{m} (mean ± sd over seeds)")
-        ax.set_title(f"{m} vs {label}", fontsize=9)
+        ax.set_title(f"{key}{m} vs {label}", fontsize=9)
+        labels_to_place.append((ax, items))
     fig.tight_layout()
+    fig.canvas.draw()  # limits and layout final before the labels look for free space
+    for ax, items in labels_to_place:
+        ax.set_xlim(ax.get_xlim())
+        ax.set_ylim(ax.get_ylim())
+        place_labels(ax, items)
     atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110, bbox_inches="tight"), binary=True,
                  what="plot ")
     return True
