@@ -232,6 +232,8 @@ PREFIX_CASES = {
     "storage dtype": ["trainer.feature_cache_dtype=bfloat16"],
     "max length": ["model.max_length=8"],
     "random-init seed": ["seed=1"],
+    # the weights are drawn under init_seed (tunelab.seeds), not seed
+    "random-init init_seed": ["init_seed=1"],
 }
 
 

@@ -87,6 +87,7 @@ def build_states(cfg: DictConfig, model, plan, report, dm, splits) -> tuple[dict
     """Each split's prefix states, from the store or computed now: (states, hits, seconds)."""
     from tunelab.caching import entry_name, tokenizer_identity, usable
     from tunelab.models.cache.features import model_identity, texts_digest
+    from tunelab.seeds import init_seed
 
     k = plan.route.prefix_layers
     dtype = str(cfg.trainer.get("feature_cache_dtype", "float32"))
@@ -97,7 +98,8 @@ def build_states(cfg: DictConfig, model, plan, report, dm, splits) -> tuple[dict
     seed_dependent = bool(cfg.model.random_init) or any(m in prefix_params for m in (report.missing if report else []))
     # As for the freeze=all cache: what else a seed-dependent draw could depend on.
     extra = {"num_labels": int(model.config.num_labels), "dropout": cfg.model.dropout} if seed_dependent else None
-    ident = model_identity(cfg.model, seed=int(cfg.seed), seed_dependent=seed_dependent, extra=extra)
+    # Drawn weights come from the global RNG seeded with init_seed (tunelab.seeds), not seed.
+    ident = model_identity(cfg.model, seed=init_seed(cfg), seed_dependent=seed_dependent, extra=extra)
     device = feature_device(cfg)
     tok = dm.tokenizer
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
