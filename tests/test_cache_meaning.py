@@ -208,6 +208,45 @@ def test_feature_cache_sees_weights_rewritten_in_place(tmp_path):
     np.testing.assert_array_equal(warm, _features(tmp_path / "cold", m)[0])
 
 
+def test_feature_cache_keys_weights_the_checkpoint_lacks_on_the_seed(tmp_path):
+    """A checkpoint without a pooler (saved from a masked-LM model, as RoBERTa's hub checkpoint
+    is): the pooler is drawn at load, so pooler features are those of the encoder drawn under the
+    seed, every split alike, and an entry of one seed is not served to another. A checkpoint with
+    every tensor still shares its entry across seeds."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer, BertForMaskedLM
+
+    from tunelab.models.cache.features import compute_features, model_config
+
+    src = tmp_path / "mlm"
+    torch.manual_seed(0)
+    BertForMaskedLM(_bert_config()).save_pretrained(src)
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt"):
+        shutil.copy(_packaged_folder() / name, src / name)
+    m = model_config(str(src))
+
+    def reference(seed):  # the encoder drawn under the seed, alone in a fresh process's RNG
+        torch.manual_seed(seed)
+        enc = AutoModel.from_pretrained(src).eval()
+        return compute_features(AutoTokenizer.from_pretrained(src), enc, TEXTS, pooling="pooler", max_length=32)
+
+    torch.manual_seed(123)  # the caller's RNG state is not the encoder's
+    base, _ = _features(tmp_path / "warm", m, pooling="pooler", seed=0)
+    np.testing.assert_allclose(base, reference(0), rtol=0, atol=1e-6)
+    warm, hit = _features(tmp_path / "warm", m, pooling="pooler", seed=1)
+    assert not hit
+    np.testing.assert_allclose(warm, reference(1), rtol=0, atol=1e-6)
+    assert not np.allclose(warm, base)
+    assert _features(tmp_path / "warm", m, pooling="pooler", seed=0)[1]  # still served to its seed
+    # every tensor in the checkpoint: one entry for all seeds
+    full = tmp_path / "full"
+    AutoModel.from_pretrained(src).save_pretrained(full)
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt"):
+        shutil.copy(_packaged_folder() / name, full / name)
+    _features(tmp_path / "warm", model_config(str(full)), pooling="pooler", seed=0)
+    assert _features(tmp_path / "warm", model_config(str(full)), pooling="pooler", seed=1)[1]
+
+
 def _bert_config():
     from transformers import BertConfig
 

@@ -200,22 +200,21 @@ def _check_pooling(pooling: str) -> None:
 # --------------------------------------------------------------------------- computing
 
 
-def load_encoder(model_cfg: Any, *, seed: int = 0):
-    """``(tokenizer, encoder)`` in eval mode; random-init weights are drawn under ``seed``."""
+def load_encoder(model_cfg: Any, *, seed: int = 0, with_report: bool = False):
+    """``(tokenizer, encoder)`` in eval mode (``with_report``: and the load report); weights not
+    read from a checkpoint (random_init, or tensors the checkpoint lacks, such as a masked-LM
+    checkpoint's pooler) are drawn under ``seed``."""
     import torch
 
     from tunelab.models.loading import load_model, load_tokenizer
 
     tok = load_tokenizer(model_cfg)
-    if _get(model_cfg, "random_init", False):
-        # Keep the caller's RNG stream untouched: the weights depend on `seed` only.
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(seed))
-            enc, _ = load_model(model_cfg, "encoder")
-    else:
-        enc, _ = load_model(model_cfg, "encoder")
+    # Keep the caller's RNG stream untouched: the weights depend on `seed` only.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        enc, report = load_model(model_cfg, "encoder")
     enc.eval()
-    return tok, enc
+    return (tok, enc, report) if with_report else (tok, enc)
 
 
 def _pool(out, attention_mask, pooling: str, model):
@@ -339,8 +338,19 @@ def cached_features_with_info(model_cfg: Any, texts: Sequence[str], *, pooling: 
                 return arr, True
             log.info(f"[tunelab] feature cache entry {path.name} unreadable; recomputing")
     if encoder is None:
-        tok, encoder = load_encoder(model_cfg, seed=seed)
+        tok, encoder, report = load_encoder(model_cfg, seed=seed, with_report=True)
         tokenizer = tokenizer if tokenizer is not None else tok
+        if path is not None and report.missing and seed_dependent is None and "seed" not in desc["model"]:
+            # Tensors the checkpoint lacks were drawn under the seed: the entry is the seed's
+            # (found only after loading; an entry without the seed is of a complete checkpoint).
+            missing = {**(extra_key or {}), "missing": sorted(report.missing)}
+            desc = feature_description(model_cfg, texts, pooling=pooling, max_length=max_length, tokenizer=tokenizer,
+                                       seed=seed, seed_dependent=True, extra=missing, attention=None)
+            path = Path(cache_dir) / "features" / f"{entry_name(pooling, desc)}.npy"
+            if usable(path, desc, "feature"):
+                arr = _load(path, len(texts))
+                if arr is not None:
+                    return arr, True
     elif tokenizer is None:
         tokenizer = load_tokenizer(model_cfg)
     arr = compute_features(tokenizer, encoder, texts, pooling=pooling, max_length=max_length,
