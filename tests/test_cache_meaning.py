@@ -247,6 +247,39 @@ def test_feature_cache_keys_weights_the_checkpoint_lacks_on_the_seed(tmp_path):
     assert _features(tmp_path / "warm", model_config(str(full)), pooling="pooler", seed=1)[1]
 
 
+def test_feature_cache_sees_a_new_snapshot_of_a_hub_model(tmp_path, monkeypatch):
+    """A hub id names a repo, not weights: after a push (the cache's ``main`` ref moves to another
+    snapshot) the features are the new snapshot's, not the old entry's."""
+    import huggingface_hub.constants
+    import torch
+    import transformers.utils.hub
+    from transformers import AutoModel
+
+    from tunelab.models.cache.features import model_config
+
+    hub = tmp_path / "hub"
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(hub))
+    monkeypatch.setattr(transformers.utils.hub, "TRANSFORMERS_CACHE", str(hub))
+    repo = hub / "models--tunelab-test--enc"
+
+    def push(rev: str, seed: int):  # what a download of the repo at commit `rev` leaves in the cache
+        torch.manual_seed(seed)
+        AutoModel.from_config(_bert_config()).save_pretrained(repo / "snapshots" / rev)
+        for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt"):
+            shutil.copy(_packaged_folder() / name, repo / "snapshots" / rev / name)
+        (repo / "refs").mkdir(parents=True, exist_ok=True)
+        (repo / "refs" / "main").write_text(rev)
+
+    m = model_config("tunelab-test/enc")
+    push("a" * 40, 0)
+    base_x, _ = _features(tmp_path / "warm", m)
+    assert _features(tmp_path / "warm", m)[1]  # the same snapshot is served from the cache
+    push("b" * 40, 1)
+    warm, hit = _features(tmp_path / "warm", m)
+    assert not hit and not np.array_equal(warm, base_x)
+    np.testing.assert_array_equal(warm, _features(tmp_path / "cold", m)[0])
+
+
 def _bert_config():
     from transformers import BertConfig
 

@@ -34,7 +34,8 @@ Public interface
 An entry stores, beside its array, the description of what it was built from
 (:mod:`tunelab.caching`; checked on every read, a difference is a miss): the model identity
 (resolved source: local folder + name/size/mtime of its weight files and the content of its
-config and tokenizer files, or the hub id; ``config_overrides``; torch and transformers
+config and tokenizer files, or the hub id and the same of its cached snapshot, whose commit it
+names; ``config_overrides``; torch and transformers
 versions), the tokenizer's content, the exact texts, ``max_length``, ``pooling`` and the
 attention implementation. Models whose weights are not fully read from a checkpoint
 (``random_init``, or base-model tensors reported missing at load) also include the seed, since
@@ -127,6 +128,18 @@ def _files_identity(path: Path) -> list:
     return out
 
 
+def _hub_snapshot(repo_id: str) -> Optional[Path]:
+    """The cached snapshot folder of a hub model that ``from_pretrained`` reads (its ``main``
+    ref), or None when the model is not in the local Hugging Face cache."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        found = try_to_load_from_cache(repo_id, "config.json")
+    except Exception:  # noqa: BLE001 - not a valid repo id, or no huggingface_hub: unknown
+        return None
+    return Path(found).parent if isinstance(found, str) else None
+
+
 def model_identity(model_cfg: Any, *, seed: int = 0, seed_dependent: Optional[bool] = None,
                    extra: Optional[dict] = None) -> dict:
     """What the encoder's outputs depend on (the model half of a cache entry's description):
@@ -145,6 +158,12 @@ def model_identity(model_cfg: Any, *, seed: int = 0, seed_dependent: Optional[bo
         "random_init": bool(_get(model_cfg, "random_init", False)),
         "versions": library_versions(),
     }
+    if local is None:
+        # A hub id: the snapshot its weights are read from (a push to the repo is another model).
+        # None (not cached yet): no entry is written under such a description.
+        snap = _hub_snapshot(src)
+        ident["files"] = _files_identity(snap) if snap is not None else None
+        ident["revision"] = snap.name if snap is not None else None
     if seed_dependent is None:
         seed_dependent = ident["random_init"]
     if seed_dependent:
@@ -355,7 +374,12 @@ def cached_features_with_info(model_cfg: Any, texts: Sequence[str], *, pooling: 
         tokenizer = load_tokenizer(model_cfg)
     arr = compute_features(tokenizer, encoder, texts, pooling=pooling, max_length=max_length,
                            batch_size=batch_size, base=base)
-    if path is not None:
+    if path is not None and desc["model"].get("revision", "") is None:
+        # a hub model first downloaded by this load: its snapshot is known now
+        desc = {**desc, "model": model_identity(model_cfg, seed=seed, seed_dependent="seed" in desc["model"],
+                                                extra=desc["model"].get("extra"))}
+        path = Path(cache_dir) / "features" / f"{entry_name(pooling, desc)}.npy"
+    if path is not None and desc["model"].get("revision", "") is not None:
         atomic_write(path, lambda f: np.save(f, arr), binary=True, what="feature cache entry ")
         write_description(path, desc)
     return arr, False
