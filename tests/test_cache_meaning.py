@@ -131,6 +131,22 @@ def test_a_tampered_entry_description_is_a_miss(compose, tmp_path):
     assert not hit and again == out
 
 
+def test_a_tokenizers_upgrade_is_a_miss(compose, tmp_path, monkeypatch):
+    """Token ids depend on the tokenizers library (its Rust core), not only on the tokenizer's
+    files: entries written under another version are not served (tokenised splits, features)."""
+    import tokenizers
+
+    from tunelab.models.cache.features import model_config
+
+    tokenized, _ = _tokenized(compose, tmp_path / "warm")
+    feats, _ = _features(tmp_path / "warm", model_config("tiny"))
+    monkeypatch.setattr(tokenizers, "__version__", "0.0.1-other")
+    assert _tokenized(compose, tmp_path / "warm") == (tokenized, False)
+    again, hit = _features(tmp_path / "warm", model_config("tiny"))
+    assert not hit
+    np.testing.assert_array_equal(again, feats)
+
+
 # ----------------------------------------------------------------------------- features
 
 

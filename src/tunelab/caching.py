@@ -121,9 +121,17 @@ def tokenizer_identity(tokenizer) -> dict:
             "truncation_side": getattr(tokenizer, "truncation_side", None), "options": options}
 
 
-def library_versions() -> dict:
-    """The numerical libraries an encoder's outputs depend on."""
-    import torch
+def tokenizer_versions() -> dict:
+    """The libraries token ids depend on besides the tokenizer's files: its Rust core and the
+    transformers code around it (special tokens, truncation, word ids)."""
+    import tokenizers
     import transformers
 
-    return {"torch": torch.__version__, "transformers": transformers.__version__}
+    return {"transformers": transformers.__version__, "tokenizers": tokenizers.__version__}
+
+
+def library_versions() -> dict:
+    """The libraries an encoder's outputs depend on: the numerics and the token ids."""
+    import torch
+
+    return {"torch": torch.__version__, **tokenizer_versions()}

@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
-from tunelab.caching import check, digest, entry_name, tokenizer_identity, usable, write_description
+from tunelab.caching import check, digest, entry_name, tokenizer_identity, tokenizer_versions, usable, write_description
 from tunelab.data.sampler import LengthGroupedBatchSampler
 from tunelab.data.sources import TOKEN_TASKS, UNLABELLED_TASKS, load_raw
 from tunelab.data.splits import Splits, make_splits
@@ -203,9 +203,11 @@ class TextDataModule(L.LightningDataModule):
 
     def cache_description(self, split: str, df: pd.DataFrame) -> dict:
         """What a tokenised split is a function of (tunelab.caching): the tokenizer's content, the
-        length limit, the task and its options, the label -> id list and the split's rows."""
+        length limit, the task and its options, the label -> id list, the split's rows and the
+        tokenising libraries' versions."""
         return {
             "kind": "tokenized", "split": split, "tokenizer": tokenizer_identity(self.tokenizer),
+            "versions": tokenizer_versions(),
             "max_length": int(self.max_length), "task": self.task,
             "label_all_tokens": bool(getattr(self.task_cfg, "label_all_tokens", False)),
             "label_names": list(self.label_names or []), "rows": len(df), "data": _frame_digest(df),
