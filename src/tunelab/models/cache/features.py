@@ -374,8 +374,8 @@ def cached_features_with_info(model_cfg: Any, texts: Sequence[str], *, pooling: 
         tokenizer = load_tokenizer(model_cfg)
     arr = compute_features(tokenizer, encoder, texts, pooling=pooling, max_length=max_length,
                            batch_size=batch_size, base=base)
-    if path is not None and desc["model"].get("revision", "") is None:
-        # a hub model first downloaded by this load: its snapshot is known now
+    if path is not None and "revision" in desc["model"]:
+        # A hub model: the snapshot this load read (first downloaded, or updated, by it) is the entry's.
         desc = {**desc, "model": model_identity(model_cfg, seed=seed, seed_dependent="seed" in desc["model"],
                                                 extra=desc["model"].get("extra"))}
         path = Path(cache_dir) / "features" / f"{entry_name(pooling, desc)}.npy"
