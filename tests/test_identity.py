@@ -45,6 +45,25 @@ def test_identity_is_the_hash_of_the_config_without_bookkeeping(compose):
         assert job_identity(compose([*FAST, *extra])) != ident, extra
 
 
+
+def test_the_feature_cache_is_part_of_the_identity_where_it_changes_the_numbers(compose):
+    """fp32 with a float32 store: the cached route computes the uncached route's numbers, so the
+    cache switch is bookkeeping. Under bf16-mixed, or with a bfloat16 store, the two routes give
+    other numbers (test loss 0.6919988 vs 0.6920102 measured on a tiny encoder): a finished run
+    with the cache on must not be skipped as ok for a request with it off."""
+    from tunelab.ops.identity import job_identity
+
+    def pair(*extra):
+        on, off = (job_identity(compose([*FAST, *extra, f"trainer.feature_cache={v}"])) for v in ("true", "false"))
+        return on, off
+
+    on, off = pair()
+    assert on == off
+    for extra in (["trainer.precision=bf16-mixed"], ["trainer.feature_cache_dtype=bfloat16"]):
+        on, off = pair(*extra)
+        assert on != off, extra
+
+
 @pytest.mark.long  # a sweep, a pip install or a kill in subprocesses (15-40 s): make test-long (CI)
 def test_a_changed_single_run_is_refused_and_its_dir_left_alone(tmp_path):
     run_dir = tmp_path / "job"

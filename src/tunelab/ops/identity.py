@@ -34,7 +34,8 @@ from omegaconf import DictConfig, OmegaConf
 # Dotted keys left out of the identity: they change where or how a job is recorded, not its
 # numbers. resume.* (the same job resumed is the same job), logger.* (W&B/CSV), cache_dir (a
 # cache gives identical inputs), notes, progress and checkpoint bookkeeping, and the frozen
-# feature cache (same metrics by construction: tunelab.models.cache.frozen); the tune sweeper's
+# feature cache where it computes the same numbers (tunelab.models.cache.frozen: fp32 and a
+# float32 store; see :func:`_cache_exact`, which keeps it in the identity otherwise); the tune sweeper's
 # search space and the job's phase in it (tunelab.schemas.study: read by no code that trains).
 BOOKKEEPING = ("resume", "logger", "cache_dir", "notes", "search", "study", "trainer.enable_progress_bar",
                "trainer.log_every_n_steps", "trainer.progress_every_n_steps", "trainer.keep_checkpoints",
@@ -57,6 +58,18 @@ RESOLVER_SUBDIR = "tunelab_job_subdir"
 RESOLVER_HYDRA_SUBDIR = "tunelab_hydra_subdir"
 
 
+def _cache_exact(trainer: Any) -> bool:
+    """Whether the frozen-feature cache's route computes exactly what the uncached route does:
+    only in full fp32 with a float32 store. Under mixed precision the cached route runs the frozen
+    part in fp32 outside autocast, and a bfloat16 store rounds the cached states: the same config
+    with the cache on and off then gives other numbers (test loss 0.6919988 vs 0.6920102 on a tiny
+    encoder), so ``trainer.feature_cache`` is part of the identity there."""
+    if not isinstance(trainer, dict):
+        return True
+    return (str(trainer.get("precision", "32-true")) in ("32-true", "32")
+            and str(trainer.get("feature_cache_dtype", "float32")) == "float32")
+
+
 def identity_payload(cfg: Any) -> dict:
     """The resolved config that is hashed: plain data, ``hydra`` and :data:`BOOKKEEPING` removed,
     and the version of the rules that turn a config into what trains (``plan_rules``:
@@ -66,6 +79,7 @@ def identity_payload(cfg: Any) -> dict:
                 for k in cfg if k != "hydra"}
     else:
         data = {k: v for k, v in dict(cfg).items() if k != "hydra"}
+    kept = {} if _cache_exact(data.get("trainer")) else {"feature_cache": data["trainer"].get("feature_cache")}
     for dotted in BOOKKEEPING:
         *parents, leaf = dotted.split(".")
         node = data
@@ -73,6 +87,8 @@ def identity_payload(cfg: Any) -> dict:
             node = node.get(p) if isinstance(node, dict) else None
         if isinstance(node, dict):
             node.pop(leaf, None)
+    if kept and isinstance(data.get("trainer"), dict):
+        data["trainer"].update(kept)
     data["plan_rules"] = PLAN_RULES
     return data
 
