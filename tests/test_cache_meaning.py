@@ -224,6 +224,23 @@ def test_feature_cache_sees_weights_rewritten_in_place(tmp_path):
     np.testing.assert_array_equal(warm, _features(tmp_path / "cold", m)[0])
 
 
+def test_model_identity_sees_remote_code_edited_in_place(tmp_path):
+    """A trust_remote_code folder's modelling code computes its outputs: an edit of the .py file
+    (same name, same size) is another model; a README edit is not."""
+    from tunelab.models.cache.features import model_config, model_identity
+
+    src = tmp_path / "model"
+    src.mkdir()
+    (src / "config.json").write_text('{"model_type": "custom"}')
+    (src / "modeling_custom.py").write_text("SCALE = 1.0\n")
+    (src / "README.md").write_text("v1")
+    before = model_identity(model_config(str(src)))
+    (src / "README.md").write_text("v2")
+    assert model_identity(model_config(str(src))) == before
+    (src / "modeling_custom.py").write_text("SCALE = 2.0\n")
+    assert model_identity(model_config(str(src))) != before
+
+
 def test_feature_cache_keys_weights_the_checkpoint_lacks_on_the_seed(tmp_path):
     """A checkpoint without a pooler (saved from a masked-LM model, as RoBERTa's hub checkpoint
     is): the pooler is drawn at load, so pooler features are those of the encoder drawn under the

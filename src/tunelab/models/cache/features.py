@@ -63,7 +63,8 @@ POOLINGS = ("cls", "mean", "concat_last4", "pooler")
 # Files up to this size (configs, vocabularies) are identified by content too, weights by size
 # and modification time (hashing hundreds of MB per run would cost seconds).
 _HASHED_BYTES = 8 * 2**20
-_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack", ".json", ".txt", ".model")
+# .py: a trust_remote_code model's modelling code is part of what computes its outputs
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack", ".json", ".txt", ".model", ".py")
 
 
 # --------------------------------------------------------------------------- model configs
