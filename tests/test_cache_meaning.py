@@ -200,13 +200,17 @@ def test_feature_cache_sees_architecture_and_tokenizer_edits(tmp_path, tok_folde
     np.testing.assert_array_equal(warm, _features(tmp_path / "cold2", base)[0])
 
 
-def test_feature_cache_sees_weights_rewritten_in_place(tmp_path):
-    """A local model folder whose weights file is rewritten (same name) gives other features."""
+def test_feature_cache_sees_weights_rewritten_in_place(tmp_path, monkeypatch):
+    """A local model folder whose weights file is rewritten (same name, same size, and the old
+    modification time put back, as ``cp -p`` does) gives other features."""
     import torch
     from transformers import AutoModel
 
     from tunelab.models.cache.features import model_config
 
+    import tunelab.models.cache.features as features
+
+    monkeypatch.setattr(features, "_HASHED_BYTES", 0)  # a real checkpoint (hundreds of MB) is not hashed
     src = tmp_path / "model"
     torch.manual_seed(0)
     enc = AutoModel.from_config(_bert_config())
@@ -215,10 +219,14 @@ def test_feature_cache_sees_weights_rewritten_in_place(tmp_path):
         shutil.copy(_packaged_folder() / name, src / name)
     m = model_config(str(src))
     base_x, _ = _features(tmp_path / "warm", m)
+    before = {f: f.stat() for f in (src / "model.safetensors", src / "config.json")}
     with torch.no_grad():
         for p in enc.parameters():
             p.add_(0.5)
     enc.save_pretrained(src)
+    for f, st in before.items():  # same sizes, the old modification times put back (as cp -p may leave them)
+        os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+        assert (f.stat().st_size, f.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
     warm, hit = _features(tmp_path / "warm", m)
     assert not hit and not np.array_equal(warm, base_x)
     np.testing.assert_array_equal(warm, _features(tmp_path / "cold", m)[0])

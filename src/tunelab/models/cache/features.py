@@ -33,7 +33,7 @@ Public interface
 
 An entry stores, beside its array, the description of what it was built from
 (:mod:`tunelab.caching`; checked on every read, a difference is a miss): the model identity
-(resolved source: local folder + name/size/mtime of its weight files and the content of its
+(resolved source: local folder + name/size/mtime/ctime of its weight files and the content of its
 config and tokenizer files, or the hub id and the same of its cached snapshot, whose commit it
 names; ``config_overrides``; torch and transformers
 versions), the tokenizer's content, the exact texts, ``max_length``, ``pooling`` and the
@@ -114,15 +114,17 @@ def _plain(value: Any) -> Any:
 
 
 def _files_identity(path: Path) -> list:
-    """The files that define a local model's weights and config: (name, size, mtime_ns) of each,
-    and the sha256 of the small ones (config, tokenizer files) whose content a copy may change
-    without changing the size."""
+    """The files that define a local model's weights and config: (name, size, mtime_ns, ctime_ns)
+    of each, and the sha256 of the small ones (config, tokenizer files) whose content a copy may
+    change without changing the size. ctime: ``cp -p`` and ``rsync -a`` rewrite a checkpoint and
+    set its mtime back (a fine-tuned copy of the same architecture has the same size); no one
+    can set the ctime, which every write moves (so a reinstall is a miss: the safe direction)."""
     files = [path] if path.is_file() else [p for p in sorted(path.iterdir())
                                            if p.is_file() and p.suffix in _WEIGHT_SUFFIXES]
     out = []
     for p in files:
         st = p.stat()
-        row = [p.name, st.st_size, st.st_mtime_ns]
+        row = [p.name, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
         if st.st_size <= _HASHED_BYTES:
             row.append(hashlib.sha256(p.read_bytes()).hexdigest())
         out.append(row)
