@@ -184,6 +184,26 @@ def check_data_files(cfg: Any) -> None:
             require_file(spec, f"data.{key}")
 
 
+def check_cache_dir(cfg: Any) -> None:
+    """``cache_dir`` (``$TUNELAB_CACHE`` when set) must be a folder that can be made and written:
+    a file in its place ended in a NotADirectoryError traceback at the first cache write."""
+    import os
+    from pathlib import Path
+
+    spec = cfg.get("cache_dir") if hasattr(cfg, "get") else None
+    if not spec:
+        return
+    key = "TUNELAB_CACHE" if os.environ.get("TUNELAB_CACHE") == str(spec) else "cache_dir"
+    probe = Path(os.path.expanduser(str(spec))).absolute()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent  # the nearest part of the path that exists: the folder would be made in it
+    why = (f"{probe} is a file" if not probe.is_dir() else
+           f"{probe} is not writable" if not os.access(probe, os.W_OK | os.X_OK) else None)
+    if why:
+        raise ConfigError(f"{key}={spec} cannot be the cache folder ({why}): point {key} at a folder that "
+                          f"can be created and written (e.g. {key}=$HOME/.cache/tunelab).")
+
+
 def validate(cfg: Any) -> None:
     """All config checks, cheapest first. Raises ConfigError naming the key and the fix."""
     check_config(cfg)
@@ -191,6 +211,7 @@ def validate(cfg: Any) -> None:
     check_combination(cfg)
     seeds.check(cfg, method_name(cfg))
     check_hardware(cfg)
+    check_cache_dir(cfg)
     if "model" in cfg:
         from tunelab.locate import check_model_folder
 
