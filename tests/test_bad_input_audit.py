@@ -28,3 +28,12 @@ def test_cache_dir_that_is_a_file_names_tunelab_cache(cli, tmp_path):
     msg = _one_sentence(cli(*FAST, f"cache_dir={blocker}"))
     assert f"cache_dir={blocker} cannot be the cache folder" in msg
     assert load_results(tmp_path / "run" / "results.json")["status"] == "failed"
+
+
+def test_ckpt_path_that_is_a_folder_says_which_file_to_give(cli, tmp_path):
+    job = tmp_path / "job"
+    (job / "checkpoints").mkdir(parents=True)
+    (job / "checkpoints" / "last.ckpt").write_bytes(b"")
+    msg = _one_sentence(cli(*FAST, f"ckpt_path={job}"))
+    assert f"ckpt_path={job} is a folder, not a checkpoint file (in it: {job}/checkpoints/last.ckpt)" in msg
+    assert "give the .ckpt file itself" in msg

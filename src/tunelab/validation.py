@@ -166,6 +166,9 @@ def check_masking(node: Any, prefix: str) -> None:
 def check_data_files(cfg: Any) -> None:
     """A data file that does not exist is said before torch and Lightning load (~10 s later):
     the files tunelab.data.sources reads with require_file, which says the same sentence later."""
+    ckpt = cfg.get("ckpt_path") if hasattr(cfg, "get") else None
+    if ckpt:
+        check_ckpt_path(str(ckpt))
     data = cfg.get("data") if hasattr(cfg, "get") else None
     if data is None:
         return
@@ -182,6 +185,20 @@ def check_data_files(cfg: Any) -> None:
         spec = data.get(key)
         if spec and isinstance(spec, str):
             require_file(spec, f"data.{key}")
+
+
+def check_ckpt_path(spec: str) -> None:
+    """``ckpt_path`` names a checkpoint file: a folder (a job dir, its checkpoints/) ended in an
+    IsADirectoryError traceback when Lightning opened it."""
+    from tunelab.errors import DataError
+    from tunelab.locate import require_file
+
+    p = require_file(spec, "ckpt_path")
+    if p.is_dir():
+        found = sorted(str(c) for c in p.rglob("*.ckpt"))[:3]
+        hint = f" (in it: {', '.join(found)})" if found else " (it holds no .ckpt file)"
+        raise DataError(f"ckpt_path={spec} is a folder, not a checkpoint file{hint}: give the .ckpt file itself, "
+                        f"e.g. ckpt_path=<job dir>/checkpoints/last.ckpt.")
 
 
 def check_cache_dir(cfg: Any) -> None:
