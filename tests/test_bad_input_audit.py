@@ -7,6 +7,8 @@ key and the fix, and no traceback. Most answer before torch is imported (seconds
 
 from __future__ import annotations
 
+import pytest
+
 from conftest import FAST, load_results
 
 
@@ -37,3 +39,18 @@ def test_ckpt_path_that_is_a_folder_says_which_file_to_give(cli, tmp_path):
     msg = _one_sentence(cli(*FAST, f"ckpt_path={job}"))
     assert f"ckpt_path={job} is a folder, not a checkpoint file (in it: {job}/checkpoints/last.ckpt)" in msg
     assert "give the .ckpt file itself" in msg
+
+
+@pytest.mark.parametrize("override, says", [
+    # ran "ok" with an untrained model (Lightning skips training on limit_train_batches=0)
+    ("trainer.limit_train_batches=0", "trainer.limit_train_batches=0.0 must be in (0, 1] (a fraction of the batches"),
+    # the rest ended in Lightning's or scikit-learn's traceback (exit 1) after the model had loaded
+    ("trainer.limit_val_batches=0", "trainer.limit_val_batches=0.0 must be in (0, 1]"),
+    ("trainer.limit_test_batches=5", "trainer.limit_test_batches=5.0 must be in (0, 1]"),
+    ("trainer.precision=17", "trainer.precision='17' is not one of ['16', '16-mixed',"),
+    ("trainer.accelerator=gpuu", "trainer.accelerator='gpuu' is not one of ['auto', 'cpu', 'cuda', 'gpu',"),
+    ("trainer.num_nodes=0", "trainer.num_nodes=0 must be >= 1."),
+    ("data.split_seed=-1", "data.split_seed=-1 must be in [0, 4294967295]."),
+])
+def test_trainer_and_split_values_out_of_range_stop_at_start_up(cli, override, says):
+    assert says in _one_sentence(cli(*FAST, override))

@@ -102,7 +102,7 @@ class DataConfig:
     # of a study sees the same held-out examples.
     val_size: float = bounded(0.1, 0, 1, hi_open=True)
     test_size: float = bounded(0.1, 0, 1, hi_open=True)
-    split_seed: int = 1234
+    split_seed: int = bounded(1234, 0, 2**32 - 1)
     max_train_samples: Optional[int] = bounded(None, 1, hint=" (or null for all)")
     max_eval_samples: Optional[int] = bounded(None, 1, hint=" (or null for all)")
     num_workers: int = bounded(0, 0)
@@ -171,11 +171,13 @@ class OptimConfig:
 class TrainerConfig:
     """Hardware only: where and how the loop runs, never what it learns."""
 
-    accelerator: str = "cpu"
+    # (the accelerators and precisions Lightning 2.x takes; a misspelt one failed after the model loaded)
+    accelerator: str = choice("cpu", "cpu", "gpu", "cuda", "mps", "tpu", "auto")
     devices: Any = 1
     strategy: str = "auto"
-    precision: str = "32-true"
-    num_nodes: int = 1
+    precision: str = choice("32-true", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true",
+                            "32", "16", "bf16", "64", "transformer-engine", "transformer-engine-float16")
+    num_nodes: int = bounded(1, 1)
     # Each run keeps its best checkpoint (and last, for resume); off saves disk in big sweeps.
     enable_checkpointing: bool = True
     # After a successful run keep: best | all (best + last) | none.
@@ -189,9 +191,9 @@ class TrainerConfig:
     # Threads for CPU runs (0 = torch default).
     num_threads: int = bounded(0, 0)
     # Limit batches, for smoke tests (1.0 = all).
-    limit_train_batches: float = 1.0
-    limit_val_batches: float = 1.0
-    limit_test_batches: float = 1.0
+    limit_train_batches: float = bounded(1.0, 0, 1, lo_open=True, hint=" (a fraction of the batches; 1.0 = all)")
+    limit_val_batches: float = bounded(1.0, 0, 1, lo_open=True, hint=" (a fraction of the batches; 1.0 = all)")
+    limit_test_batches: float = bounded(1.0, 0, 1, lo_open=True, hint=" (a fraction of the batches; 1.0 = all)")
     # freeze=all: compute the frozen encoder's output once per (model, data, max length) and
     # train only the head on the cached features (same metrics; tunelab.models.cache.frozen).
     # Frozen bottom layers (freeze=last_n|first_n): their output is cached likewise and only the
