@@ -54,3 +54,22 @@ def test_ckpt_path_that_is_a_folder_says_which_file_to_give(cli, tmp_path):
 ])
 def test_trainer_and_split_values_out_of_range_stop_at_start_up(cli, override, says):
     assert says in _one_sentence(cli(*FAST, override))
+
+
+def test_trainer_settings_lightning_refuses_are_one_sentence(cli, tmp_path):
+    """A strategy name, devices=0 or a package an accelerator needs are only known to Lightning
+    when it builds the Trainer: that ended in its traceback (exit 1)."""
+    from omegaconf import OmegaConf
+
+    from tunelab.training import trainer_refusal
+
+    msg = _one_sentence(cli(*FAST, "trainer.strategy=ddpp"))
+    assert "Lightning refused trainer.strategy=ddpp (You selected an invalid strategy name" in msg
+    assert "fix it, or choose a preset (trainer=cpu|cpu_bf16|gpu|ddp)" in msg
+    assert load_results(tmp_path / "run" / "results.json")["error"]["type"] == "ConfigError"
+    t = OmegaConf.create({"accelerator": "tpu", "devices": 0, "strategy": "auto", "precision": "32-true",
+                          "num_nodes": 1})
+    assert "trainer.devices=0 (`Trainer(devices=0)` value is not valid" in trainer_refusal(
+        t, ValueError("`Trainer(devices=0)` value is not valid"))
+    assert "trainer.accelerator=tpu" in trainer_refusal(t, ModuleNotFoundError("Requirement 'torch_xla' not met"))
+    assert trainer_refusal(t, TypeError("unsupported operand type(s) for +")) is None  # a bug keeps its traceback

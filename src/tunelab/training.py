@@ -105,6 +105,38 @@ def build_trainer(cfg: DictConfig, out_dir: Path, logger, *, monitor: Optional[s
 
         torch.set_num_threads(t.num_threads)
     warn_emulated_bf16(t.accelerator, str(t.precision), job=str(out_dir))
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    try:
+        return _trainer(L, t, o, out_dir, logger, callbacks, plugins, max_epochs)
+    except (ValueError, TypeError, ImportError, MisconfigurationException) as e:
+        msg = trainer_refusal(t, e)
+        if msg is None:
+            raise
+        from tunelab.errors import ConfigError
+
+        raise ConfigError(msg) from None
+
+
+# The trainer keys Lightning checks when the Trainer is built (schema choices catch the misspelt
+# accelerator or precision earlier; a strategy name, devices=0 or a missing package only here).
+HARDWARE_KEYS = ("accelerator", "devices", "strategy", "precision", "num_nodes")
+
+
+def trainer_refusal(t: Any, err: BaseException) -> Optional[str]:
+    """One sentence for Lightning's refusal of the ``trainer`` settings; None when the error names
+    none of them (then it is not the user's setting, and keeps its traceback)."""
+    text = str(err).strip().splitlines()[0].rstrip(".") if str(err).strip() else type(err).__name__
+    named = [k for k in HARDWARE_KEYS if k in text.lower().replace("num nodes", "num_nodes")]
+    if not named and not isinstance(err, ImportError):
+        return None
+    keys = named or list(HARDWARE_KEYS)  # a package the setting needs (tpu: torch_xla): any key may be it
+    values = ", ".join(f"trainer.{k}={t.get(k)}" for k in keys)
+    return (f"Lightning refused {values} ({text}): fix {'it' if len(keys) == 1 else 'them'}, or choose a "
+            f"preset (trainer=cpu|cpu_bf16|gpu|ddp).")
+
+
+def _trainer(L, t, o, out_dir: Path, logger, callbacks: list, plugins: list, max_epochs: Optional[int]):
     return L.Trainer(
         accelerator=t.accelerator, devices=t.devices, strategy=t.strategy, precision=t.precision,
         num_nodes=t.num_nodes, max_epochs=max_epochs or o.epochs, max_steps=o.max_steps,
