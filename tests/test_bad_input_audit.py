@@ -73,3 +73,16 @@ def test_trainer_settings_lightning_refuses_are_one_sentence(cli, tmp_path):
         t, ValueError("`Trainer(devices=0)` value is not valid"))
     assert "trainer.accelerator=tpu" in trainer_refusal(t, ModuleNotFoundError("Requirement 'torch_xla' not met"))
     assert trainer_refusal(t, TypeError("unsupported operand type(s) for +")) is None  # a bug keeps its traceback
+
+
+@pytest.mark.parametrize("overrides, says", [
+    # Lightning's "Early stopping conditioned on metric" traceback after the first epoch (exit 1)
+    (["task.monitor=val/accuracy"], "task.monitor=val/accuracy is not a metric task=seq_cls logs on validation "
+                                    "(did you mean task.monitor=val/acc?): choose one of val/acc, val/f1,"),
+    # ran "ok", keeping the checkpoint with the highest validation loss (seq_cls's monitor_mode is max)
+    (["task.monitor=val/loss"], "task.monitor=val/loss is lower-is-better but task.monitor_mode=max: the worst "
+                                "checkpoint would be kept; set task.monitor_mode=min."),
+    (["task=mlm", "task.monitor_mode=max"], "set task.monitor_mode=min"),
+])
+def test_monitor_that_is_not_logged_or_points_the_wrong_way(cli, overrides, says):
+    assert says in _one_sentence(cli(*FAST, *overrides))

@@ -42,6 +42,36 @@ def method_name(cfg: Any) -> str:
     return _name(cfg.get("method"), "finetune")
 
 
+# What each task's module logs on validation (tunelab.models.modules, tunelab.metrics): what
+# task.monitor may watch (early stopping, the best checkpoint, the sweepers' objective), and
+# whether higher is better.
+MONITORS = {"seq_cls": ("val/acc", "val/f1", "val/f1_macro", "val/loss"),
+            "token_cls": ("val/acc", "val/f1", "val/f1_macro", "val/precision", "val/recall", "val/loss"),
+            "mlm": ("val/loss", "val/perplexity")}
+LOWER_IS_BETTER = ("loss", "perplexity")
+
+
+def check_monitor(task: Any) -> None:
+    """A misspelt ``task.monitor`` ended in Lightning's traceback after the first epoch, and a
+    monitor whose direction contradicts ``task.monitor_mode`` (``task.monitor=val/loss`` under
+    seq_cls's max) kept the worst checkpoint and stopped early on improvement, silently."""
+    import difflib
+
+    monitor, mode = str(task.get("monitor") or ""), str(task.get("monitor_mode") or "")
+    allowed = MONITORS.get(str(task.name))
+    if not monitor or allowed is None:
+        return
+    if monitor not in allowed and not monitor.startswith("train/loss"):
+        close = difflib.get_close_matches(monitor, allowed, n=1, cutoff=0.6)
+        hint = f" (did you mean task.monitor={close[0]}?)" if close else ""
+        raise ConfigError(f"task.monitor={monitor} is not a metric task={task.name} logs on validation{hint}: "
+                          f"choose one of {', '.join(allowed)}.")
+    want = "min" if monitor.rsplit("/", 1)[-1].startswith(LOWER_IS_BETTER) else "max"
+    if mode and mode != want:
+        raise ConfigError(f"task.monitor={monitor} is {'lower' if want == 'min' else 'higher'}-is-better but "
+                          f"task.monitor_mode={mode}: the worst checkpoint would be kept; set task.monitor_mode={want}.")
+
+
 def check_fields(cfg: Any) -> None:
     """Relations between fields of one group."""
     d, o = cfg.data, cfg.optim
@@ -57,6 +87,7 @@ def check_fields(cfg: Any) -> None:
         from tunelab.schemas.methods import check_method
 
         check_method(cfg.method)
+    check_monitor(cfg.task)
     if cfg.task.name == "mlm":
         check_masking(cfg.task, "task")
     if cfg.get("search"):  # the tune sweeper's space: inert here, but a typo fails now, not at tuning
