@@ -86,3 +86,11 @@ def test_trainer_settings_lightning_refuses_are_one_sentence(cli, tmp_path):
 ])
 def test_monitor_that_is_not_logged_or_points_the_wrong_way(cli, overrides, says):
     assert says in _one_sentence(cli(*FAST, *overrides))
+
+
+def test_text_column_that_is_the_label_column(cli, tmp_path):
+    # ran "ok": the model read each row's label as its text
+    p = tmp_path / "d.csv"
+    p.write_text("text,label\n" + "".join(f"good day {i},pos\nbad day {i},neg\n" for i in range(40)))
+    msg = _one_sentence(cli(*FAST, "data=csv", f"data.path={p}", "data.text_column=label"))
+    assert "data.text_column and data.label_column are both 'label'" in msg and "set data.text_column=" in msg

@@ -77,6 +77,9 @@ def check_fields(cfg: Any) -> None:
     d, o = cfg.data, cfg.optim
     if d.val_size + d.test_size >= 1.0:
         raise ConfigError("data.val_size + data.test_size must leave some training data (< 1).")
+    if cfg.task.name == "seq_cls" and d.text_column == d.label_column:
+        raise ConfigError(f"data.text_column and data.label_column are both '{d.text_column}': the model would be "
+                          f"given its answer as the text; set data.text_column=<the column of texts>.")
     if o.epochs < 1 and o.max_steps < 1:
         raise ConfigError("optim.epochs must be >= 1 (or set optim.max_steps).")
     if cfg.get("augment") is not None:
