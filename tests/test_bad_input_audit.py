@@ -94,3 +94,14 @@ def test_text_column_that_is_the_label_column(cli, tmp_path):
     p.write_text("text,label\n" + "".join(f"good day {i},pos\nbad day {i},neg\n" for i in range(40)))
     msg = _one_sentence(cli(*FAST, "data=csv", f"data.path={p}", "data.text_column=label"))
     assert "data.text_column and data.label_column are both 'label'" in msg and "set data.text_column=" in msg
+
+
+def test_a_sweep_over_an_empty_range_is_refused(cli, tmp_path):
+    # launched 0 jobs, logged the report's traceback and exited 0
+    msg = _one_sentence(cli("-m", *FAST, "seed=range(-2)"))
+    assert "seed=range(-2) gives no value" in msg and "e.g. 'seed=range(3)'" in msg
+    assert not (tmp_path / "sweep").exists()
+    from tunelab.overrides import empty_sweep_error
+
+    assert "seed=range(5,2) gives no value" in empty_sweep_error(["freeze=none,all", "seed=range(5,2)"])
+    assert empty_sweep_error(["seed=range(2)", "optim.lr=tag(log, interval(1e-5, 1e-4))"]) is None

@@ -170,11 +170,35 @@ def arm_error(argv: Sequence[str]) -> Optional[str]:
     return None
 
 
+def empty_sweep_error(argv: Sequence[str]) -> Optional[str]:
+    """``'seed=range(-2)'`` (or ``range(0)``, ``range(5, 2)``) sweeps no value: the sweep launched
+    0 jobs, logged the report's traceback and exited 0 as if it had succeeded."""
+    if not any("range(" in a for a in argv):
+        return None
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import ValueType
+
+    parser = OverridesParser.create()
+    for arg in argv:
+        if "range(" not in arg:
+            continue
+        try:
+            o = parser.parse_override(arg)
+            empty = o.value_type == ValueType.RANGE_SWEEP and not list(o.sweep_string_iterator())
+        except Exception:  # noqa: BLE001 - a malformed override: Hydra says so itself
+            continue
+        if empty:
+            key = o.get_key_element()
+            return (f"{arg} gives no value (a range counts up from its start to before its stop), so the sweep "
+                    f"would run no job: give a range with values, e.g. '{key}=range(3)' for 0, 1, 2.")
+    return None
+
+
 def check_or_exit(argv: Sequence[str]) -> List[str]:
     """The arguments to give Hydra (rewritten for a multirun, see :func:`multirun_argv`), or exit 2
     with one sentence when a key is set inside a node that is null or a schema is chosen as a method."""
     args = [a for a in argv if not a.startswith("-")]
-    msg = schema_option_error(args) or arm_error(args)
+    msg = schema_option_error(args) or arm_error(args) or empty_sweep_error(args)
     if msg:
         print(f"error: {msg}", file=sys.stderr)
         sys.exit(2)
