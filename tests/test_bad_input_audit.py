@@ -105,3 +105,17 @@ def test_a_sweep_over_an_empty_range_is_refused(cli, tmp_path):
 
     assert "seed=range(5,2) gives no value" in empty_sweep_error(["freeze=none,all", "seed=range(5,2)"])
     assert empty_sweep_error(["seed=range(2)", "optim.lr=tag(log, interval(1e-5, 1e-4))"]) is None
+
+
+def test_ood_domains_that_take_out_every_training_row(compose, tmp_path):
+    # said "test split: 0 examples are too few to hold out 10%", naming neither key nor fix
+    from conftest import load_splits
+    from tunelab.errors import DataError
+
+    p = tmp_path / "d.csv"
+    p.write_text("text,label\n" + "".join(f"my iphone {i},pos\nmy ipad {i},neg\n" for i in range(40)))
+    with pytest.raises(DataError) as info:
+        load_splits(compose, "data=csv", f"data.path={p}", "data.ood_domains=[apple]")
+    assert str(info.value) == ("data.ood_domains=['apple'] takes every training row of data 'csv' out of domain, "
+                               "leaving nothing to train on; keep at least one topic in domain (rows per topic: "
+                               "apple 80).")

@@ -108,6 +108,11 @@ def take_out(raw: Any, cfg: Any, read: Callable[[str], pd.DataFrame]) -> None:
         raise DataError(f"data.ood_domains={domains}: no row of data '{cfg.name}' is in these topics, so there is "
                         f"nothing to test out of domain; choose topics that occur (rows per topic: "
                         + ", ".join(f"{k} {v:,}" for k, v in counts.items()) + ").")
+    if raw.train is not None and raw.train.empty:
+        counts = pd.concat(topics).value_counts()
+        raise DataError(f"data.ood_domains={domains} takes every training row of data '{cfg.name}' out of domain, "
+                        f"leaving nothing to train on; keep at least one topic in domain (rows per topic: "
+                        + ", ".join(f"{k} {v:,}" for k, v in counts.items()) + ").")
     raw.test_ood = ood
     raw.notes.append(f"data.ood_domains={domains}: {len(ood):,} rows in these topics held out of train, "
                      f"validation and test as the out-of-domain test split")
