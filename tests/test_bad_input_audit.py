@@ -119,3 +119,9 @@ def test_ood_domains_that_take_out_every_training_row(compose, tmp_path):
     assert str(info.value) == ("data.ood_domains=['apple'] takes every training row of data 'csv' out of domain, "
                                "leaving nothing to train on; keep at least one topic in domain (rows per topic: "
                                "apple 80).")
+
+
+def test_a_launcher_refusing_its_settings_says_why(cli):
+    # said only "Error in call to target '...ParallelLocalLauncher':", dropping the launcher's reason
+    msg = _one_sentence(cli("-m", "hydra/launcher=parallel", "hydra.launcher.jobs=0", *FAST, "seed=0,1"))
+    assert "ParallelLocalLauncher'; hydra.launcher.jobs=0: run at least one job at a time" in msg

@@ -49,6 +49,9 @@ def sentence(exc: BaseException) -> Optional[str]:
     if cause is None and isinstance(exc, OmegaConfBaseException):
         cause, head = exc, ""
     why = _first_line(str(cause)) if cause is not None else ""
+    if cause is None and exc.__cause__ is not None and head.endswith(":"):
+        # "Error in call to target 'X':" (a launcher or sweeper refusing its settings): the reason is the cause's
+        head, why = head.rstrip(":"), _first_line(str(exc.__cause__))
     text = "; ".join(p for p in (head, why) if p)
     hint = _close_fields(cause) if cause is not None else ""
     lines = [ln.strip() for ln in str(exc).splitlines()]
