@@ -125,3 +125,14 @@ def test_a_launcher_refusing_its_settings_says_why(cli):
     # said only "Error in call to target '...ParallelLocalLauncher':", dropping the launcher's reason
     msg = _one_sentence(cli("-m", "hydra/launcher=parallel", "hydra.launcher.jobs=0", *FAST, "seed=0,1"))
     assert "ParallelLocalLauncher'; hydra.launcher.jobs=0: run at least one job at a time" in msg
+
+
+def test_multirun_flag_after_an_override(cli):
+    # argparse: "unrecognized arguments: seed=0,1" (exit 2, no fix said): the flag means the same anywhere
+    from tunelab.overrides import multirun_flag_first
+
+    r = cli(*FAST, "-m", "optim.lr=-1,-2")  # two jobs that fail at start-up: a sweep, recorded
+    assert "unrecognized arguments" not in r.stderr and "2 jobs: 0 ok, 2 failed" in r.stdout, r.stderr[-2000:]
+    assert multirun_flag_first(["a=1", "--multirun", "b=1,2"]) == ["--multirun", "a=1", "b=1,2"]
+    assert multirun_flag_first(["-m", "a=1"]) == ["-m", "a=1"]
+    assert multirun_flag_first(["a=1"]) == ["a=1"]

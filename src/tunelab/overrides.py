@@ -194,9 +194,22 @@ def empty_sweep_error(argv: Sequence[str]) -> Optional[str]:
     return None
 
 
+def multirun_flag_first(argv: Sequence[str]) -> List[str]:
+    """``python train.py freeze=all -m 'seed=range(3)'``: Hydra's argparse takes the overrides as one
+    run of positional arguments, so a -m between them ended in "unrecognized arguments: seed=...".
+    The flag takes no value and means the same anywhere: it is moved to the front."""
+    argv = list(argv)
+    flags = [a for a in argv if a in ("-m", "--multirun")]
+    first_override = next((i for i, a in enumerate(argv) if not a.startswith("-")), len(argv))
+    if not flags or all(argv.index(f) < first_override for f in flags):
+        return argv
+    return flags[:1] + [a for a in argv if a not in ("-m", "--multirun")]
+
+
 def check_or_exit(argv: Sequence[str]) -> List[str]:
     """The arguments to give Hydra (rewritten for a multirun, see :func:`multirun_argv`), or exit 2
     with one sentence when a key is set inside a node that is null or a schema is chosen as a method."""
+    argv = multirun_flag_first(argv)
     args = [a for a in argv if not a.startswith("-")]
     msg = schema_option_error(args) or arm_error(args) or empty_sweep_error(args)
     if msg:
