@@ -136,3 +136,17 @@ def test_multirun_flag_after_an_override(cli):
     assert multirun_flag_first(["a=1", "--multirun", "b=1,2"]) == ["--multirun", "a=1", "b=1,2"]
     assert multirun_flag_first(["-m", "a=1"]) == ["-m", "a=1"]
     assert multirun_flag_first(["a=1"]) == ["a=1"]
+
+
+def test_drop_labels_that_leave_under_two_classes_name_the_key(compose, tmp_path):
+    # said "only one class ([])", naming neither data.drop_labels nor the fix
+    from conftest import load_splits
+    from tunelab.errors import DataError
+
+    p = tmp_path / "d.csv"
+    p.write_text("text,label\n" + "".join(f"good day {i},pos\nbad day {i},neg\n" for i in range(40)))
+    for drop, says in (("[pos,neg]", "no class ([])"), ("[pos]", "only one class (['neg'])")):
+        with pytest.raises(DataError) as info:
+            load_splits(compose, "data=csv", f"data.path={p}", f"data.drop_labels={drop}")
+        assert says in str(info.value) and "(after data.drop_labels=" in str(info.value)
+        assert "drop fewer labels" in str(info.value)

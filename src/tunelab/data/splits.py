@@ -76,7 +76,10 @@ def _apply_labels(raw: Raw, cfg: Any) -> list[str]:
                 f"Add them to data.labels, map them with data.label_map, or list them in data.drop_labels."
             )
     if len(names) < 2:
-        raise DataError(f"data '{cfg.name}': only one class ({names}); classification needs at least two.")
+        dropped = sorted(map(str, getattr(cfg, "drop_labels", None) or []))
+        fix = f" (after data.drop_labels={dropped}: drop fewer labels)" if dropped else ""
+        raise DataError(f"data '{cfg.name}': {'only one class' if names else 'no class'} ({names}); classification "
+                        f"needs at least two{fix}.")
     for split, df in frames.items():
         df["label"] = df["label"].map({n: i for i, n in enumerate(names)}).astype(int)
         setattr(raw, split, df)
