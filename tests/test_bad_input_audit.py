@@ -150,3 +150,11 @@ def test_drop_labels_that_leave_under_two_classes_name_the_key(compose, tmp_path
             load_splits(compose, "data=csv", f"data.path={p}", f"data.drop_labels={drop}")
         assert says in str(info.value) and "(after data.drop_labels=" in str(info.value)
         assert "drop fewer labels" in str(info.value)
+
+
+def test_a_model_path_that_does_not_exist_is_said_before_torch_loads(cli, tmp_path):
+    # was "model.name: '...' does not exist." after ~10 s of imports, with no fix
+    for key in ("model.name", "model.path"):
+        msg = _one_sentence(cli(*FAST, f"{key}=./no_such_model"))
+        assert f"{key}=./no_such_model: no such folder (relative paths are taken from {tmp_path})" in msg
+        assert "fix the path, or use the packaged model (model=minilm)" in msg

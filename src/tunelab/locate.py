@@ -98,8 +98,12 @@ def check_model_folder(model_cfg) -> None:
     key = "model.path" if model_cfg.path else "model.name"
     spec = model_cfg.path or model_cfg.name
     folder = resolve_local(spec)
+    if folder is None and (model_cfg.path or str(spec).startswith(("/", "./", "../", "~"))):
+        # a path, not a hub id: said here, before torch loads (it was "does not exist", and no fix)
+        raise ConfigError(f"{key}={spec}: no such folder (relative paths are taken from {original_cwd()}): fix "
+                          f"the path, or use the packaged model (model=minilm) or a hub id.")
     if folder is None or not folder.is_dir():
-        return  # a hub id, or a missing path: said where the model is loaded
+        return  # a hub id: said where the model is loaded
     have = {p.name for p in folder.iterdir()}
     missing = []
     if "config.json" not in have:
