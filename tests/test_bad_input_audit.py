@@ -158,3 +158,9 @@ def test_a_model_path_that_does_not_exist_is_said_before_torch_loads(cli, tmp_pa
         msg = _one_sentence(cli(*FAST, f"{key}=./no_such_model"))
         assert f"{key}=./no_such_model: no such folder (relative paths are taken from {tmp_path})" in msg
         assert "fix the path, or use the packaged model (model=minilm)" in msg
+
+
+def test_optuna_search_of_no_trials(cli):
+    # Optuna's "ValueError: No trials are completed yet." and exit 1
+    msg = _one_sentence(cli("-m", "hparams_search=optuna", "hydra.sweeper.n_trials=0", *FAST))
+    assert "hydra.sweeper.n_trials=0: the search needs at least 1 (e.g. hydra.sweeper.n_trials=20)." in msg

@@ -194,6 +194,21 @@ def empty_sweep_error(argv: Sequence[str]) -> Optional[str]:
     return None
 
 
+def optuna_count_error(argv: Sequence[str]) -> Optional[str]:
+    """``hydra.sweeper.n_trials=0`` (or ``n_jobs=0``) under hparams_search=optuna: Hydra's Optuna
+    sweeper ran no trial and stopped on Optuna's "ValueError: No trials are completed yet" (exit 1)."""
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if sep and key in ("hydra.sweeper.n_trials", "hydra.sweeper.n_jobs"):
+            try:
+                bad = int(value) < 1
+            except ValueError:
+                continue  # not a number: Hydra's type check says so
+            if bad:
+                return f"{arg}: the search needs at least 1 (e.g. {key}=20)."
+    return None
+
+
 def multirun_flag_first(argv: Sequence[str]) -> List[str]:
     """``python train.py freeze=all -m 'seed=range(3)'``: Hydra's argparse takes the overrides as one
     run of positional arguments, so a -m between them ended in "unrecognized arguments: seed=...".
@@ -211,7 +226,7 @@ def check_or_exit(argv: Sequence[str]) -> List[str]:
     with one sentence when a key is set inside a node that is null or a schema is chosen as a method."""
     argv = multirun_flag_first(argv)
     args = [a for a in argv if not a.startswith("-")]
-    msg = schema_option_error(args) or arm_error(args) or empty_sweep_error(args)
+    msg = schema_option_error(args) or arm_error(args) or empty_sweep_error(args) or optuna_count_error(args)
     if msg:
         print(f"error: {msg}", file=sys.stderr)
         sys.exit(2)
