@@ -164,3 +164,17 @@ def test_optuna_search_of_no_trials(cli):
     # Optuna's "ValueError: No trials are completed yet." and exit 1
     msg = _one_sentence(cli("-m", "hparams_search=optuna", "hydra.sweeper.n_trials=0", *FAST))
     assert "hydra.sweeper.n_trials=0: the search needs at least 1 (e.g. hydra.sweeper.n_trials=20)." in msg
+
+
+def test_a_listed_label_that_no_row_has(compose, tmp_path):
+    # the fixes offered were a larger validation split, more data or data.drop_labels, and the
+    # label was said to be "in under 5 rows": it is in none; the fix is data.labels itself
+    from conftest import load_splits
+    from tunelab.errors import DataError
+
+    p = tmp_path / "d.csv"
+    p.write_text("text,label\n" + "".join(f"good day {i},pos\nbad day {i},neg\n" for i in range(40)))
+    with pytest.raises(DataError) as info:
+        load_splits(compose, "data=csv", f"data.path={p}", "data.labels=[pos,neg,neutral]")
+    assert str(info.value) == ("data 'csv': data.labels lists 'neutral', which no row of the data has: remove it "
+                               "from data.labels (or check data.label_column=label).")

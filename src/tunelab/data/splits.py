@@ -193,6 +193,11 @@ def _check_measurable(df: pd.DataFrame, names: list[str], cfg: Any, split: str, 
     more = ("add examples of them to that file" if given else
             f"raise data.{size_key} (now {getattr(cfg, size_key)}) or data.max_eval_samples, or add data")
     totals = pd.concat([d["label"] for d in every if "label" in d]).value_counts() if every else None
+    absent = [] if totals is None else [n for n, _ in few if int(totals.get(names.index(n), 0)) == 0]
+    if absent:  # listed in data.labels, in no row: no setting of the split sizes helps
+        raise DataError(f"data '{cfg.name}': data.labels lists {', '.join(map(repr, absent))}, which no row of the data "
+                        f"has: remove {'it' if len(absent) == 1 else 'them'} from data.labels (or check "
+                        f"data.label_column={getattr(cfg, 'label_column', None)}).")
     typos = [] if totals is None else [n for n, _ in few if int(totals.get(names.index(n), 0)) < RARE_MIN]
     typo = (f"; {', '.join(repr(n) for n in typos)} {'is' if len(typos) == 1 else 'are'} in under {RARE_MIN} rows "
             f"of all the data, so a typo is likelier than a class: fix the data, or map it with "
