@@ -178,3 +178,15 @@ def test_a_listed_label_that_no_row_has(compose, tmp_path):
         load_splits(compose, "data=csv", f"data.path={p}", "data.labels=[pos,neg,neutral]")
     assert str(info.value) == ("data 'csv': data.labels lists 'neutral', which no row of the data has: remove it "
                                "from data.labels (or check data.label_column=label).")
+
+
+def test_test_size_zero_without_a_test_file(compose, tmp_path):
+    # the fix said was "lower data.test_size", which is already 0
+    from conftest import load_splits
+    from tunelab.errors import DataError
+
+    p = tmp_path / "d.csv"
+    p.write_text("text,label\n" + "".join(f"good day {i},pos\nbad day {i},neg\n" for i in range(40)))
+    with pytest.raises(DataError, match=r"the test split is empty; set data.test_size above 0 \(e.g. 0.1\) or give "
+                                        r"data.test_path\.$"):
+        load_splits(compose, "data=csv", f"data.path={p}", "data.test_size=0")

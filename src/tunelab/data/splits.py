@@ -166,7 +166,10 @@ def make_splits(raw: Raw, cfg: Any, task: str) -> Splits:
                             f"choose other data.ood_domains / data.ood_test_path.")
     for name, df in (("train", train), ("test", test)):
         if df.empty:
-            raise DataError(f"data '{cfg.name}': the {name} split is empty; lower data.test_size or add data.")
+            no_test = name == "test" and raw.test is None and not cfg.test_size  # data.test_size=0 asked for none
+            fix = ("set data.test_size above 0 (e.g. 0.1) or give data.test_path" if no_test else
+                   "lower data.test_size or add data")
+            raise DataError(f"data '{cfg.name}': the {name} split is empty; {fix}.")
     if stratify:  # one label per example
         every = (train, val, test)
         _check_measurable(val, label_names, cfg, "validation", "val_size", given=raw.val is not None, every=every)
