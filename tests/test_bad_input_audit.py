@@ -190,3 +190,10 @@ def test_test_size_zero_without_a_test_file(compose, tmp_path):
     with pytest.raises(DataError, match=r"the test split is empty; set data.test_size above 0 \(e.g. 0.1\) or give "
                                         r"data.test_path\.$"):
         load_splits(compose, "data=csv", f"data.path={p}", "data.test_size=0")
+
+
+def test_an_unquoted_value_the_grammar_reserves_gets_the_quoted_spelling(cli):
+    # "could not be parsed (LexerNoViableAltException: data.delimiter=;)" and nothing on how to write it
+    msg = _one_sentence(cli("--cfg", "job", "data.delimiter=;"))
+    assert "(quote a value with such characters: 'data.delimiter=\";\"')" in msg
+    assert "quote a value" not in _one_sentence(cli("--cfg", "job", "optim.lr=[1"))

@@ -67,5 +67,9 @@ def sentence(exc: BaseException) -> Optional[str]:
 
     if isinstance(exc, OverrideParseException):
         text = f"an override could not be parsed ({text})"
+        key, sep, value = str(getattr(exc, "override", "") or "").partition("=")
+        if sep and value and value[0] not in "[{'\"" and "(" not in value:
+            # data.delimiter=; : the grammar reserves such characters outside quotes
+            hint = f" (quote a value with such characters: '{key}=\"{value}\"')"
     return (f"{text}{hint}: fix the value on the command line or in the config "
             "(python train.py --cfg job shows the composed config; --help lists the groups).")
