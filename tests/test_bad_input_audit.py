@@ -197,3 +197,9 @@ def test_an_unquoted_value_the_grammar_reserves_gets_the_quoted_spelling(cli):
     msg = _one_sentence(cli("--cfg", "job", "data.delimiter=;"))
     assert "(quote a value with such characters: 'data.delimiter=\";\"')" in msg
     assert "quote a value" not in _one_sentence(cli("--cfg", "job", "optim.lr=[1"))
+
+
+def test_cfg_and_multirun_together(cli):
+    # Hydra's ValueError, reported as a crash (exit 1)
+    msg = _one_sentence(cli("--cfg", "job", "-m", "seed=0,1"))
+    assert "Only one of --run, --multirun, --cfg" in msg and "run the sweep with -m alone" in msg

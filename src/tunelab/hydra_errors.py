@@ -42,6 +42,10 @@ def sentence(exc: BaseException) -> Optional[str]:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
+    if isinstance(exc, ValueError) and str(exc).startswith("Only one of --run, --multirun"):
+        # Hydra's own check of its flags (--cfg job -m ...): a user's command, not a crash
+        return (f"{_first_line(str(exc))}: run the sweep with -m alone, or show one job's config with --cfg job "
+                "and no -m.")
     if not isinstance(exc, (HydraException, OmegaConfBaseException)):
         return None
     head = _first_line(str(exc))
