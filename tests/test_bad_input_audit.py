@@ -203,3 +203,14 @@ def test_cfg_and_multirun_together(cli):
     # Hydra's ValueError, reported as a crash (exit 1)
     msg = _one_sentence(cli("--cfg", "job", "-m", "seed=0,1"))
     assert "Only one of --run, --multirun, --cfg" in msg and "run the sweep with -m alone" in msg
+
+
+def test_status_of_a_path_that_is_not_a_dir(tmp_path, capsys):
+    # said "no job dirs in '...'" as for an empty sweep dir, whether the path did not exist or was a file
+    from tunelab import cli
+
+    (tmp_path / "afile").write_text("x")
+    for p in (tmp_path / "nope", tmp_path / "afile"):
+        assert cli.main(["status", str(p), "--no-sacct"]) == 2
+        err = capsys.readouterr().err
+        assert f"'{p}' is not a sweep dir (it does not exist or is a file): give the dir a sweep wrote" in err

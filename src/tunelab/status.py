@@ -212,8 +212,10 @@ def run(args: argparse.Namespace) -> int:
     if not rows:
         import sys
 
-        print(f"tunelab status: error: no job dirs in '{sweep}' (no results.json or .hydra/overrides.yaml "
-              f"below it)", file=sys.stderr)
+        why = ("no job dirs in '{}' (no results.json or .hydra/overrides.yaml below it)" if sweep.is_dir() else
+               "'{}' is not a sweep dir (it does not exist or is a file): give the dir a sweep wrote "
+               "(hydra.sweep.dir, e.g. multirun_outputs/<date>/<time>)")
+        print(f"tunelab status: error: {why.format(sweep)}", file=sys.stderr)
         return 2
     print(format_table(rows))
     print(summary_line(rows))
