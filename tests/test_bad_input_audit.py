@@ -1,8 +1,10 @@
 """Bad input found by acting as a careless new user (each used to end in a traceback, the wrong
 exit code, a message without the field and its fix, or a result that was silently wrong).
 
-Every case goes through the real CLI and asserts exit code 2, one ``error:`` sentence naming the
-key and the fix, and no traceback. Most answer before torch is imported (seconds each).
+Through the real CLI a case asserts exit code 2, one ``error:`` sentence naming the key and the
+fix, and no traceback (most answer before torch is imported: seconds each); a data file's case
+loads the splits in-process and asserts the DataError's sentence (train.py's exit 2 for any
+TunelabError is tested in tests/test_bad_input_suite.py).
 """
 
 from __future__ import annotations
