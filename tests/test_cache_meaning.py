@@ -206,11 +206,10 @@ def test_feature_cache_sees_weights_rewritten_in_place(tmp_path, monkeypatch):
     import torch
     from transformers import AutoModel
 
+    import tunelab.models.cache.model_identity as identity
     from tunelab.models.cache.features import model_config
 
-    import tunelab.models.cache.features as features
-
-    monkeypatch.setattr(features, "_HASHED_BYTES", 0)  # a real checkpoint (hundreds of MB) is not hashed
+    monkeypatch.setattr(identity, "_HASHED_BYTES", 0)  # a real checkpoint (hundreds of MB) is not hashed
     src = tmp_path / "model"
     torch.manual_seed(0)
     enc = AutoModel.from_config(_bert_config())
@@ -235,7 +234,8 @@ def test_feature_cache_sees_weights_rewritten_in_place(tmp_path, monkeypatch):
 def test_model_identity_sees_remote_code_edited_in_place(tmp_path):
     """A trust_remote_code folder's modelling code computes its outputs: an edit of the .py file
     (same name, same size) is another model; a README edit is not."""
-    from tunelab.models.cache.features import model_config, model_identity
+    from tunelab.models.cache.features import model_config
+    from tunelab.models.cache.model_identity import model_identity
 
     src = tmp_path / "model"
     src.mkdir()

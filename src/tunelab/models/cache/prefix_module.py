@@ -86,7 +86,7 @@ class PrefixDataModule(FeatureDataModule):
 def build_states(cfg: DictConfig, model, plan, report, dm, splits) -> tuple[dict, dict, float]:
     """Each split's prefix states, from the store or computed now: (states, hits, seconds)."""
     from tunelab.caching import entry_name, tokenizer_identity, usable
-    from tunelab.models.cache.features import model_identity, texts_digest
+    from tunelab.models.cache.model_identity import model_identity, texts_digest
     from tunelab.seeds import init_seed
 
     k = plan.route.prefix_layers

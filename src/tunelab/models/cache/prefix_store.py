@@ -15,7 +15,7 @@ sees half of one (the loser of the race uses the winner's entry).
 
 and ``description.json``: what the states were built from (:mod:`tunelab.caching`, checked on
 every read; the entry's name is its hash): the model as for the ``freeze=all`` feature cache
-(:func:`tunelab.models.cache.features.model_identity`: source files, config overrides, the seed
+(:func:`tunelab.models.cache.model_identity.model_identity`: source files, config overrides, the seed
 when weights are drawn at random, library versions), the tokenizer's content, ``max_length``,
 the exact texts, the depth ``k``, the attention implementation and the storage dtype.
 """
