@@ -232,6 +232,19 @@ def _load(path: Path, n: int) -> Optional[np.ndarray]:
     return arr
 
 
+def _lookup(cache_dir, pooling: str, desc: dict, n: int) -> tuple[Path, Optional[np.ndarray]]:
+    """The entry's path for ``desc``, and its array when the entry holds what ``desc`` describes."""
+    from tunelab.caching import entry_name, usable
+
+    path = Path(cache_dir) / "features" / f"{entry_name(pooling, desc)}.npy"
+    if not usable(path, desc, "feature"):
+        return path, None
+    arr = _load(path, n)
+    if arr is None:
+        log.info(f"[tunelab] feature cache entry {path.name} unreadable; recomputing")
+    return path, arr
+
+
 def cached_features_with_info(model_cfg: Any, texts: Sequence[str], *, pooling: str, max_length: int,
                               cache_dir: Optional[str | os.PathLike], batch_size: int = 64, seed: int = 0,
                               encoder=None, tokenizer=None, base=None,
@@ -244,7 +257,7 @@ def cached_features_with_info(model_cfg: Any, texts: Sequence[str], *, pooling: 
     the entry's description what such a model's weights depend on (:mod:`tunelab.caching`: a
     stored description that differs is a miss). Without ``cache_dir`` nothing is cached.
     """
-    from tunelab.caching import entry_name, usable, write_description
+    from tunelab.caching import entry_name, write_description
     from tunelab.models.loading import load_tokenizer
 
     model_cfg = model_config(model_cfg)
@@ -256,12 +269,9 @@ def cached_features_with_info(model_cfg: Any, texts: Sequence[str], *, pooling: 
         attention = encoder.config._attn_implementation if encoder is not None else None
         desc = feature_description(model_cfg, texts, pooling=pooling, max_length=max_length, tokenizer=tokenizer,
                                    seed=seed, seed_dependent=seed_dependent, extra=extra_key, attention=attention)
-        path = Path(cache_dir) / "features" / f"{entry_name(pooling, desc)}.npy"
-        if usable(path, desc, "feature"):
-            arr = _load(path, len(texts))
-            if arr is not None:
-                return arr, True
-            log.info(f"[tunelab] feature cache entry {path.name} unreadable; recomputing")
+        path, arr = _lookup(cache_dir, pooling, desc, len(texts))
+        if arr is not None:
+            return arr, True
     if encoder is None:
         tok, encoder, report = load_encoder(model_cfg, seed=seed, with_report=True)
         tokenizer = tokenizer if tokenizer is not None else tok
@@ -271,11 +281,9 @@ def cached_features_with_info(model_cfg: Any, texts: Sequence[str], *, pooling: 
             missing = {**(extra_key or {}), "missing": sorted(report.missing)}
             desc = feature_description(model_cfg, texts, pooling=pooling, max_length=max_length, tokenizer=tokenizer,
                                        seed=seed, seed_dependent=True, extra=missing, attention=None)
-            path = Path(cache_dir) / "features" / f"{entry_name(pooling, desc)}.npy"
-            if usable(path, desc, "feature"):
-                arr = _load(path, len(texts))
-                if arr is not None:
-                    return arr, True
+            path, arr = _lookup(cache_dir, pooling, desc, len(texts))
+            if arr is not None:
+                return arr, True
     elif tokenizer is None:
         tokenizer = load_tokenizer(model_cfg)
     arr = compute_features(tokenizer, encoder, texts, pooling=pooling, max_length=max_length,
