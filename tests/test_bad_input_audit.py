@@ -22,6 +22,18 @@ def _one_sentence(r) -> str:
     return errors[0]
 
 
+def _split_error(compose, tmp_path, *overrides, rows: str = "") -> str:
+    """The DataError a CSV of 40 'pos' and 40 'neg' tweets (or ``rows``) gets from the splits."""
+    from conftest import load_splits
+    from tunelab.errors import DataError
+
+    p = tmp_path / "d.csv"
+    p.write_text("text,label\n" + (rows or "".join(f"good day {i},pos\nbad day {i},neg\n" for i in range(40))))
+    with pytest.raises(DataError) as info:
+        load_splits(compose, "data=csv", f"data.path={p}", *overrides)
+    return str(info.value)
+
+
 def test_cache_dir_that_is_a_file_names_tunelab_cache(cli, tmp_path):
     blocker = tmp_path / "afile"
     blocker.write_text("x")
@@ -111,16 +123,10 @@ def test_a_sweep_over_an_empty_range_is_refused(cli, tmp_path):
 
 def test_ood_domains_that_take_out_every_training_row(compose, tmp_path):
     # said "test split: 0 examples are too few to hold out 10%", naming neither key nor fix
-    from conftest import load_splits
-    from tunelab.errors import DataError
-
-    p = tmp_path / "d.csv"
-    p.write_text("text,label\n" + "".join(f"my iphone {i},pos\nmy ipad {i},neg\n" for i in range(40)))
-    with pytest.raises(DataError) as info:
-        load_splits(compose, "data=csv", f"data.path={p}", "data.ood_domains=[apple]")
-    assert str(info.value) == ("data.ood_domains=['apple'] takes every training row of data 'csv' out of domain, "
-                               "leaving nothing to train on; keep at least one topic in domain (rows per topic: "
-                               "apple 80).")
+    rows = "".join(f"my iphone {i},pos\nmy ipad {i},neg\n" for i in range(40))
+    assert _split_error(compose, tmp_path, "data.ood_domains=[apple]", rows=rows) == (
+        "data.ood_domains=['apple'] takes every training row of data 'csv' out of domain, leaving nothing to train "
+        "on; keep at least one topic in domain (rows per topic: apple 80).")
 
 
 def test_a_launcher_refusing_its_settings_says_why(cli):
@@ -142,16 +148,10 @@ def test_multirun_flag_after_an_override(cli):
 
 def test_drop_labels_that_leave_under_two_classes_name_the_key(compose, tmp_path):
     # said "only one class ([])", naming neither data.drop_labels nor the fix
-    from conftest import load_splits
-    from tunelab.errors import DataError
-
-    p = tmp_path / "d.csv"
-    p.write_text("text,label\n" + "".join(f"good day {i},pos\nbad day {i},neg\n" for i in range(40)))
     for drop, says in (("[pos,neg]", "no class ([])"), ("[pos]", "only one class (['neg'])")):
-        with pytest.raises(DataError) as info:
-            load_splits(compose, "data=csv", f"data.path={p}", f"data.drop_labels={drop}")
-        assert says in str(info.value) and "(after data.drop_labels=" in str(info.value)
-        assert "drop fewer labels" in str(info.value)
+        msg = _split_error(compose, tmp_path, f"data.drop_labels={drop}")
+        assert says in msg and "(after data.drop_labels=" in msg
+        assert "drop fewer labels" in msg
 
 
 def test_a_model_path_that_does_not_exist_is_said_before_torch_loads(cli, tmp_path):
@@ -171,27 +171,15 @@ def test_optuna_search_of_no_trials(cli):
 def test_a_listed_label_that_no_row_has(compose, tmp_path):
     # the fixes offered were a larger validation split, more data or data.drop_labels, and the
     # label was said to be "in under 5 rows": it is in none; the fix is data.labels itself
-    from conftest import load_splits
-    from tunelab.errors import DataError
-
-    p = tmp_path / "d.csv"
-    p.write_text("text,label\n" + "".join(f"good day {i},pos\nbad day {i},neg\n" for i in range(40)))
-    with pytest.raises(DataError) as info:
-        load_splits(compose, "data=csv", f"data.path={p}", "data.labels=[pos,neg,neutral]")
-    assert str(info.value) == ("data 'csv': data.labels lists 'neutral', which no row of the data has: remove it "
-                               "from data.labels (or check data.label_column=label).")
+    assert _split_error(compose, tmp_path, "data.labels=[pos,neg,neutral]") == (
+        "data 'csv': data.labels lists 'neutral', which no row of the data has: remove it from data.labels (or "
+        "check data.label_column=label).")
 
 
 def test_test_size_zero_without_a_test_file(compose, tmp_path):
     # the fix said was "lower data.test_size", which is already 0
-    from conftest import load_splits
-    from tunelab.errors import DataError
-
-    p = tmp_path / "d.csv"
-    p.write_text("text,label\n" + "".join(f"good day {i},pos\nbad day {i},neg\n" for i in range(40)))
-    with pytest.raises(DataError, match=r"the test split is empty; set data.test_size above 0 \(e.g. 0.1\) or give "
-                                        r"data.test_path\.$"):
-        load_splits(compose, "data=csv", f"data.path={p}", "data.test_size=0")
+    assert _split_error(compose, tmp_path, "data.test_size=0").endswith(
+        "the test split is empty; set data.test_size above 0 (e.g. 0.1) or give data.test_path.")
 
 
 def test_an_unquoted_value_the_grammar_reserves_gets_the_quoted_spelling(cli):
