@@ -122,3 +122,23 @@ def test_report_of_two_dirs_equals_report_of_one(tmp_path):
     clash = rp.build_report([a, b], metrics=["test/acc"], paired_boot=50, write=False)
     assert clash.counts.jobs == len(CELLS)
     assert any(n.startswith("conflict: a/0 and b/99") for n in clash.notes)
+
+
+def test_paired_tests_refuse_arms_whose_gold_ids_name_other_labels(tmp_path):
+    """Equal example indices and gold ids are not the same test set when the ids index another
+    label order (data.labels=[pos,neg]): gold 0 is 'neg' in one arm and 'pos' in the other, so
+    these are different examples. No paired row; with the same order the rows are there."""
+    def sweep(root, names_all):
+        for idx, (freeze, names) in enumerate((f, n) for f, n in (("none", ["neg", "pos"]), ("all", names_all))
+                                              for _ in range(2)):
+            _write_job(root, idx, freeze, 0, idx % 2)
+            p = _pred(freeze, 0, idx % 2)
+            P.write(root / str(idx), P.for_classes(p.index, p.gold, p.pred, names, p.probs))
+        return root
+
+    same = rp.build_report(sweep(tmp_path / "same", ["neg", "pos"]), metrics=["test/acc"], paired_boot=20, write=False)
+    assert len([r for r in same.examples.pairs if r.seeds.startswith("pooled")]) == 1
+    other = rp.build_report(sweep(tmp_path / "other", ["pos", "neg"]), metrics=["test/acc"], paired_boot=20,
+                            write=False)
+    assert other.examples.pairs == []
+    assert sum("other examples or labels (or label order)" in n for n in other.examples.notes) == 2

@@ -82,6 +82,15 @@ class Predictions:
                            np.concatenate([[0], np.cumsum(lengths)]), self.split)
 
 
+def same_examples(a: Predictions, b: Predictions) -> bool:
+    """Whether two jobs' predictions are on the same examples with the same labels: equal example
+    indices, gold ids and label names (in order). The index is the row number in the split, so it
+    alone does not tell two test sets apart, and gold ids into two different label orders are
+    different labels: only all three together make two prediction vectors comparable row by row."""
+    return (list(a.label_names) == list(b.label_names) and np.array_equal(a.index, b.index)
+            and np.array_equal(a.gold, b.gold))
+
+
 def for_classes(index, gold, pred, label_names: Sequence[str], probs=None) -> Predictions:
     """Sequence-classification predictions, sorted by example index."""
     n = len(label_names)

@@ -112,9 +112,9 @@ def _load(groups: dict[str, list[Job]], notes: list[str], split: str = "test") -
                              f"classification only)")
                 continue
             ref = ref or p
-            if not (np.array_equal(p.index, ref.index) and np.array_equal(p.gold, ref.gold)):
-                notes.append(f"run {job.name} ({group}) was tested on other examples or labels than the "
-                             f"others: left out of the paired statistics")
+            if not P.same_examples(p, ref):
+                notes.append(f"run {job.name} ({group}) was tested on other examples or labels (or label "
+                             f"order) than the others: left out of the paired statistics")
                 continue
             out.setdefault(group, {})[seed_key(job)] = p
     # Seeds in a fixed order, whatever order the job dirs were found in (merged sweeps).
