@@ -163,3 +163,43 @@ def test_report_calibration_section(tmp_path):
     md = (sweep / "report.md").read_text()
     assert "## Calibration" in md and "](reliability_freeze_all.png)" in md
     assert report.calibration.arms["freeze=all"].n_ensemble == 3
+
+
+def test_report_ensemble_temperature_needs_the_seeds_on_one_validation_split(tmp_path):
+    """Seeds validated on other examples (their own split, equal row numbers) give no ensemble
+    temperature: the mean of their probabilities scored against the first seed's gold fits
+    nothing. The ensemble's test ECE stays (the test examples are shared), checked against
+    torchmetrics; with the validation split shared the temperature is there."""
+    from tunelab import report as rp
+
+    rng = np.random.default_rng(11)
+    gold = rng.integers(0, 2, 120)
+    shared_v = rng.integers(0, 2, 60)
+
+    def sweep(root, own_val):
+        kept = []
+        for seed in range(3):
+            d = root / str(seed)
+            d.mkdir(parents=True)
+            vg = rng.integers(0, 2, 60) if own_val else shared_v
+            pr, vpr = (np.clip(rng.normal(0.5 + 0.3 * (2 * g - 1), 0.2), 0.02, 0.98) for g in (gold, vg))
+            pr, vpr = np.stack([1 - pr, pr], 1), np.stack([1 - vpr, vpr], 1)
+            P.write(d, P.for_classes(np.arange(120), gold, pr.argmax(1), ["neg", "pos"], pr).with_split(
+                "val", P.for_classes(np.arange(60), vg, vpr.argmax(1), ["neg", "pos"], vpr)))
+            kept.append(P.read(d / "predictions.npz").probs.astype(np.float64))
+            res = {"schema_version": 1, "status": "ok", "task": "seq_cls", "seed": seed,
+                   "metrics": {"test/acc": float((pr.argmax(1) == gold).mean()), "test/ece": C.ece(pr, gold)},
+                   "overrides": ["freeze=none", f"seed={seed}"], "label_names": ["neg", "pos"]}
+            (d / "results.json").write_text(json.dumps(res))
+        return rp.build_report(root, n_boot=50, paired_boot=10, write=False).calibration, kept
+
+    cal, kept = sweep(tmp_path / "own", own_val=True)
+    arm = next(iter(cal.arms.values()))
+    assert "temperature" not in arm.ensemble and "ece_ts" not in arm.ensemble
+    assert any("validated on other examples" in n for n in cal.notes)
+    mean_p = np.mean(kept, axis=0)
+    mean_p /= mean_p.sum(1, keepdims=True)
+    assert arm.ensemble["ece"] == pytest.approx(float(multiclass_calibration_error(
+        torch.tensor(mean_p), torch.tensor(gold), num_classes=2, n_bins=15)), abs=1e-6)
+    shared, _ = sweep(tmp_path / "shared", own_val=False)
+    assert "temperature" in next(iter(shared.arms.values())).ensemble and not shared.notes

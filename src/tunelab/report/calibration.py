@@ -78,7 +78,7 @@ def _load(jobs: Sequence[Job], group: str, notes: list[str]) -> list[P.Predictio
         p = read_predictions(job, notes)
         if p is None or p.kind != "seq_cls" or p.probs is None:
             continue
-        if out and not (np.array_equal(p.index, out[0].index) and np.array_equal(p.gold, out[0].gold)):
+        if out and not P.same_examples(p, out[0]):
             notes.append(f"run {job.name} ({group}) was tested on other examples than its group's first run: "
                          f"left out of the ensemble")
             continue
@@ -86,16 +86,23 @@ def _load(jobs: Sequence[Job], group: str, notes: list[str]) -> list[P.Predictio
     return out
 
 
-def _ensemble(preds: list[P.Predictions]) -> tuple[dict[str, float], C.Reliability]:
+def _ensemble(preds: list[P.Predictions], group: str = "", notes: Optional[list[str]] = None
+              ) -> tuple[dict[str, float], C.Reliability]:
     probs = np.mean([p.probs.astype(np.float64) for p in preds], axis=0)
     probs /= probs.sum(axis=1, keepdims=True)
     gold = preds[0].gold
     out = {"ece": C.ece(probs, gold), "brier": C.brier(probs, gold), "nll": C.nll(probs, gold)}
     vals = [p.other.get("val") for p in preds]
-    if all(v is not None and v.probs is not None and len(v) for v in vals) and all(
-            np.array_equal(v.index, vals[0].index) for v in vals):
-        t = C.fit_temperature(np.mean([v.probs.astype(np.float64) for v in vals], axis=0), vals[0].gold)
-        out.update({"temperature": t, "ece_ts": C.ece(C.scaled(probs, t), gold)})
+    if all(v is not None and v.probs is not None and len(v) for v in vals):
+        # The mean of the seeds' validation probabilities is an ensemble only on shared examples:
+        # seeds with their own validation split (data.split_seed following the seed beside a fixed
+        # test file) have equal row numbers over other examples, and vals[0]'s gold fits none but its own.
+        if all(P.same_examples(v, vals[0]) for v in vals):
+            t = C.fit_temperature(np.mean([v.probs.astype(np.float64) for v in vals], axis=0), vals[0].gold)
+            out.update({"temperature": t, "ece_ts": C.ece(C.scaled(probs, t), gold)})
+        elif notes is not None:
+            notes.append(f"{group}: the seeds were validated on other examples or labels: no temperature for "
+                         f"the seed ensemble")
     return out, C.reliability(probs, gold)
 
 
@@ -111,7 +118,7 @@ def arm_calibration(jobs: Sequence[Job], group: str, notes: list[str]) -> Option
                          sd={k: s[1] for k, s in stats.items()})
     if preds:
         arm.n_ensemble = len(preds)
-        arm.ensemble, ens_bins = _ensemble(preds)
+        arm.ensemble, ens_bins = _ensemble(preds, group, notes)
         arm.ensemble_bins = Bins.of(ens_bins)
         pooled = C.reliability(np.concatenate([p.probs.astype(np.float64) for p in preds]),
                                np.concatenate([p.gold for p in preds]))
