@@ -27,7 +27,10 @@ from tunelab.report.jobs import Job, job_value, natural_key
 DATA_KEYS = ("data", "data.name", "data.path", "data.test_path", "data.val_path", "data.domain",
              "data.hf_name", "data.hf_config", "data.split_seed",
              # held-out topics leave the in-domain splits too (tunelab.data.ood)
-             "data.ood_domains", "data.ood_test_path")
+             "data.ood_domains", "data.ood_test_path",
+             # which rows and classes the test split keeps (tunelab.data.splits): another test set
+             "data.test_size", "data.max_eval_samples", "data.balance_classes", "data.drop_labels",
+             "data.label_map", "data.label_column", "trainer.limit_test_batches")
 # Metric names (last part) for which lower is better.
 LOWER_IS_BETTER = ("loss", "ece", "brier", "nll", "perplexity")
 
