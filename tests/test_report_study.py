@@ -142,3 +142,26 @@ def test_paired_tests_refuse_arms_whose_gold_ids_name_other_labels(tmp_path):
                             write=False)
     assert other.examples.pairs == []
     assert sum("other examples or labels (or label order)" in n for n in other.examples.notes) == 2
+
+
+def test_merged_sweeps_on_other_data_are_refused(tmp_path):
+    """Two sweeps with the same overrides whose configs chose other test rows (data.split_seed 1
+    in one, 2 in the other, set in a config file): merged, each group would pool scores on two test
+    sets. Refused, naming the key; with the same value in both the merge goes ahead."""
+    from tunelab.errors import TunelabError
+
+    def with_split_seed(root, cells, split_seed):
+        _sweep(root, cells)
+        for res_path in root.glob("*/results.json"):
+            res = json.loads(res_path.read_text())
+            res["config"] = {"data": {"name": "tweets_sentiment", "split_seed": split_seed}}
+            res_path.write_text(json.dumps(res))
+        return root
+
+    a = with_split_seed(tmp_path / "a", CELLS[:7], 1)
+    b = with_split_seed(tmp_path / "b", CELLS[7:], 2)
+    with pytest.raises(TunelabError, match=r"data\.split_seed: 1 in a, 2 in b"):
+        rp.build_report([a, b], metrics=["test/acc"], paired_boot=20, write=False)
+    c = with_split_seed(tmp_path / "c", CELLS[7:], 1)
+    merged = rp.build_report([a, c], metrics=["test/acc"], paired_boot=20, write=False)
+    assert sum(g.n_ok for g in merged.metrics["test/acc"].summary.values()) == len(CELLS)

@@ -22,7 +22,9 @@ import os
 from pathlib import Path
 from typing import Sequence
 
+from tunelab.errors import TunelabError
 from tunelab.report.collect import Job, find_job_dirs, group_jobs, load_job, natural_key, parse_overrides
+from tunelab.report.datasets import DATA_KEYS
 
 
 def _is_sweep(d: Path) -> bool:
@@ -99,18 +101,55 @@ def _dedupe(jobs: list[Job], notes: list[str]) -> list[Job]:
     return [chosen[x] if not isinstance(x, Job) else x for x in order]
 
 
+def _config_value(job: Job, key: str) -> str | None:
+    """A dotted key's value in the run's results.json ``config`` (``data`` is ``data.name``)."""
+    node = (job.result or {}).get("config")
+    for part in ("data.name" if key == "data" else key).split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return repr(node)
+
+
+def data_mismatch(per_dir: Sequence[tuple[str, list[Job]]], swept: Sequence[str]) -> str | None:
+    """Why the sweeps are not one study: a key that picks the examples (``DATA_KEYS``), not swept,
+    with one value in each sweep's config but another in another sweep's (an edited data config or
+    experiment between the sweeps). Merged, their groups would pool scores on other test sets."""
+    for key in (k for k in DATA_KEYS if k not in swept):
+        values = {}
+        for name, jobs in per_dir:
+            seen = {_config_value(j, key) for j in jobs if j.state == "ok"} - {None}
+            if len(seen) == 1:
+                values[name] = seen.pop()
+        if len(set(values.values())) > 1:
+            said = ", ".join(f"{v} in {n}" for n, v in values.items())
+            return (f"the sweeps ran on different data ({key}: {said}; not an override, so no group tells them "
+                    f"apart): their scores are on other examples and cannot be pooled or compared; report each "
+                    f"sweep on its own, or rerun with {key} set on the command line")
+    return None
+
+
+class MergeError(TunelabError):
+    """Sweep dirs that cannot be merged into one report."""
+
+
 def collect_dirs(dirs: Sequence[Path]) -> tuple[list[Job], dict[str, list[Job]], list[str], list[str]]:
     """(jobs, groups, swept keys, notes) of one or more sweep dirs, merged."""
     dirs = [Path(d) for d in dirs]
     if len(dirs) == 1:
         jobs, groups, keys = group_jobs([load_job(d, dirs[0]) for d in find_job_dirs(dirs[0])])
         return jobs, groups, keys, []
-    loaded = []
+    loaded, per_dir = [], []
     for prefix, sweep in zip(_prefixes(dirs), dirs):
+        per_dir.append((prefix, []))
         for d in find_job_dirs(sweep):
             job = load_job(d, sweep)
             job.name = f"{prefix}/{job.name}"
             loaded.append(job)
+            per_dir[-1][1].append(job)
     notes: list[str] = []
     jobs, groups, keys = group_jobs(_dedupe(loaded, notes))
+    mismatch = data_mismatch(per_dir, keys)
+    if mismatch:
+        raise MergeError(mismatch)
     return jobs, groups, keys, notes
