@@ -135,3 +135,34 @@ def test_arms_tested_on_other_test_sets_are_not_compared(tmp_path):
     assert comp.all_pairs == [] and comp.vs_reference == []
     assert report.datasets is not None and report.datasets.keys == ["data.max_eval_samples"]
     assert any("no test compares them" in n for n in report.datasets.notes)
+
+
+def test_paired_f1_of_each_dataset_is_of_its_own_positive_class(tmp_path):
+    """Two datasets whose positive label ('pos') is at index 1 in one and index 0 in the other:
+    each dataset's paired-bootstrap F1 difference is that of its own positive class (sklearn)."""
+    from sklearn.metrics import f1_score
+
+    from tunelab import predictions as P
+    from tunelab import report as rp
+
+    rng, sweep, want = np.random.default_rng(5), tmp_path / "sweep", {}
+    for data, names in (("a", ["neg", "pos"]), ("b", ["pos", "neg"])):
+        gold = rng.integers(0, 2, 100)
+        preds = {arm: np.where(rng.random(100) < acc, gold, 1 - gold) for arm, acc in (("all", .6), ("none", .9))}
+        pos = names.index("pos")
+        want[data] = f1_score(gold, preds["all"], pos_label=pos) - f1_score(gold, preds["none"], pos_label=pos)
+        for arm, pred in preds.items():
+            d = sweep / f"{data}_{arm}"
+            (d / ".hydra").mkdir(parents=True)
+            ov = [f"data={data}", f"freeze={arm}", "seed=0"]
+            (d / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in ov))
+            P.write(d, P.for_classes(np.arange(100), gold, pred, names))
+            res = {"schema_version": 1, "status": "ok", "task": "seq_cls", "seed": 0, "overrides": ov,
+                   "label_names": names, "config": {"data": {"name": data, "positive_label": "pos"}},
+                   "metrics": {"test/acc": float(np.mean(pred == gold))}, "majority_rate": 0.5}
+            (d / "results.json").write_text(json.dumps(res))
+    report = rp.build_report(sweep, n_boot=50, paired_boot=20, write=False)
+    for data in ("a", "b"):
+        row = next(r for r in report.datasets.examples[f"data={data}"].pairs if r.seeds.startswith("pooled"))
+        assert (row.a, row.b) == (f"data={data},freeze=all", f"data={data},freeze=none")
+        assert row.diffs["test/f1"]["diff"] == pytest.approx(want[data])

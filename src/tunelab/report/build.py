@@ -131,8 +131,10 @@ def build_report(sweep_dir, reference: str | None = None, metrics: Sequence[str]
     # A data sweep: tests within each dataset only (tunelab.report.claims).
     by_data = split_groups(groups, keys, alpha=1 - level)
     if by_data is not None:
-        by_data.examples = {d: example_level(by_data.groups_of(d, ok_groups), positive_index_of(jobs), level=level,
-                                             n_boot=paired_boot) for d in by_data.datasets}
+        # each dataset's own positive class: another dataset may order its labels otherwise
+        by_data.examples = {d: example_level(sub, positive_index_of([j for js in sub.values() for j in js]),
+                                             level=level, n_boot=paired_boot)
+                            for d, sub in ((d, by_data.groups_of(d, ok_groups)) for d in by_data.datasets)}
     report = Report(
         sweep_dir=str(sweep.resolve()),
         generated_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

@@ -26,7 +26,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from tunelab.report.examples import N_BOOT_PAIRED, PairedRow, example_level
+from tunelab.report.examples import N_BOOT_PAIRED, PairedRow, example_level, positive_index_of
 from tunelab.report.jobs import Job
 
 SPLIT = "test_ood"
@@ -105,7 +105,9 @@ def ood_section(groups: dict[str, list[Job]], positive_index: int = 1, *, level:
     for dataset, block in blocks.items():
         if not block:
             continue
-        ex = example_level(block, positive_index, level=level, n_boot=n_boot, split=SPLIT)
+        # per dataset, its own positive class (its labels may be in another order)
+        pos = positive_index_of([j for js in block.values() for j in js]) if dataset else positive_index
+        ex = example_level(block, pos, level=level, n_boot=n_boot, split=SPLIT)
         out.pairs += [_renamed(r) for r in ex.pairs]
         out.notes += [f"{dataset}: {n}" if dataset else n for n in ex.notes
                       if n != "no predictions files: no example-level statistics"]
