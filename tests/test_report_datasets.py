@@ -113,27 +113,31 @@ def test_data_sweep_tests_within_datasets_and_counts_claims(tmp_path):
     assert json.loads((sweep / "report.json").read_text())["datasets"]["claims"][0]["metric"] == "test/acc"
 
 
-def test_arms_tested_on_other_test_sets_are_not_compared(tmp_path):
-    """Sweeping data.max_eval_samples (or another key that picks the test rows) gives each value
-    its own test set: no Welch test across them (scipy's would say p < .05 here), only within."""
+@pytest.mark.parametrize("key, values", [("data.max_eval_samples", ("50", "200")),
+                                         ("data.positive_label", ("neg", "pos")),
+                                         ("data.labels", ("[neg,pos]", "[neg,pos,neutral]"))])
+def test_arms_tested_on_other_test_sets_are_not_compared(tmp_path, key, values):
+    """Sweeping data.max_eval_samples (or another key that picks the test rows, or the class
+    test/f1 scores) gives each value its own test set: no Welch test across them (scipy's would
+    say p < .05 here), only within."""
     from scipy import stats as st
 
     from tunelab import report as rp
 
-    sweep, acc = tmp_path / "sweep", {"50": [0.70, 0.72, 0.71], "200": [0.80, 0.81, 0.82]}
+    sweep, acc = tmp_path / "sweep", dict(zip(values, ([0.70, 0.72, 0.71], [0.80, 0.81, 0.82])))
     for idx, (cap, seed) in enumerate((c, s) for c in acc for s in range(3)):
         d = sweep / str(idx)
         (d / ".hydra").mkdir(parents=True)
-        ov = [f"data.max_eval_samples={cap}", f"seed={seed}"]
+        ov = [f"{key}={cap}", f"seed={seed}"]
         (d / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in ov))
         res = {"schema_version": 1, "status": "ok", "task": "seq_cls", "seed": seed, "overrides": ov,
                "metrics": {"test/acc": acc[cap][seed]}, "majority_rate": 0.5}
         (d / "results.json").write_text(json.dumps(res))
-    assert st.ttest_ind(acc["50"], acc["200"], equal_var=False).pvalue < 0.05
+    assert st.ttest_ind(*acc.values(), equal_var=False).pvalue < 0.05
     report = rp.build_report(sweep, n_boot=100, paired_boot=10, write=False)
     comp = report.metrics["test/acc"].comparisons
     assert comp.all_pairs == [] and comp.vs_reference == []
-    assert report.datasets is not None and report.datasets.keys == ["data.max_eval_samples"]
+    assert report.datasets is not None and report.datasets.keys == [key]
     assert any("no test compares them" in n for n in report.datasets.notes)
 
 

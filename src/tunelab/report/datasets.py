@@ -30,7 +30,9 @@ DATA_KEYS = ("data", "data.name", "data.path", "data.test_path", "data.val_path"
              "data.ood_domains", "data.ood_test_path",
              # which rows and classes the test split keeps (tunelab.data.splits): another test set
              "data.test_size", "data.max_eval_samples", "data.balance_classes", "data.drop_labels",
-             "data.label_map", "data.label_column", "trainer.limit_test_batches")
+             "data.label_map", "data.label_column", "data.labels", "trainer.limit_test_batches",
+             # which class test/f1 scores (binary): another metric, not another arm
+             "data.positive_label")
 # Metric names (last part) for which lower is better.
 LOWER_IS_BETTER = ("loss", "ece", "brier", "nll", "perplexity")
 
