@@ -17,6 +17,15 @@ from typing import Sequence
 
 import numpy as np
 
+# Metric names (last part) for which lower is better: the report's direction of every claim and
+# the direction task.monitor must be watched in (tunelab.validation).
+LOWER_IS_BETTER = ("loss", "ece", "brier", "nll", "perplexity")
+
+
+def higher_is_better(metric: str) -> bool:
+    last = metric.rsplit("/", 1)[-1]
+    return not (last.startswith(LOWER_IS_BETTER) or metric.startswith("params/"))
+
 
 def _labels_pair(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
     """Both label arrays as 1-d numpy arrays; refuse what scikit-learn refuses (empty, ragged)."""

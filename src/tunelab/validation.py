@@ -44,11 +44,10 @@ def method_name(cfg: Any) -> str:
 
 # What each task's module logs on validation (tunelab.models.modules, tunelab.metrics): what
 # task.monitor may watch (early stopping, the best checkpoint, the sweepers' objective), and
-# whether higher is better.
+# whether higher is better (tunelab.metrics.higher_is_better, as the report reads every metric).
 MONITORS = {"seq_cls": ("val/acc", "val/f1", "val/f1_macro", "val/loss"),
             "token_cls": ("val/acc", "val/f1", "val/f1_macro", "val/precision", "val/recall", "val/loss"),
             "mlm": ("val/loss", "val/perplexity")}
-LOWER_IS_BETTER = ("loss", "perplexity")
 
 
 def check_monitor(task: Any) -> None:
@@ -56,6 +55,8 @@ def check_monitor(task: Any) -> None:
     monitor whose direction contradicts ``task.monitor_mode`` (``task.monitor=val/loss`` under
     seq_cls's max) kept the worst checkpoint and stopped early on improvement, silently."""
     import difflib
+
+    from tunelab.metrics import higher_is_better
 
     monitor, mode = str(task.get("monitor") or ""), str(task.get("monitor_mode") or "")
     allowed = MONITORS.get(str(task.name))
@@ -66,7 +67,7 @@ def check_monitor(task: Any) -> None:
         hint = f" (did you mean task.monitor={close[0]}?)" if close else ""
         raise ConfigError(f"task.monitor={monitor} is not a metric task={task.name} logs on validation{hint}: "
                           f"choose one of {', '.join(allowed)}.")
-    want = "min" if monitor.rsplit("/", 1)[-1].startswith(LOWER_IS_BETTER) else "max"
+    want = "max" if higher_is_better(monitor) else "min"
     if mode and mode != want:
         raise ConfigError(f"task.monitor={monitor} is {'lower' if want == 'min' else 'higher'}-is-better but "
                           f"task.monitor_mode={mode}: the worst checkpoint would be kept; set task.monitor_mode={want}.")

@@ -12,8 +12,9 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from tunelab.metrics import higher_is_better
 from tunelab.report import analysis
-from tunelab.report.datasets import Claim, DatasetsSection, higher_is_better
+from tunelab.report.datasets import Claim, DatasetsSection
 from tunelab.report.friedman import Ranking, rank_arms
 from tunelab.report.jobs import Job, natural_key
 from tunelab.report.model import Comparisons

@@ -33,13 +33,6 @@ DATA_KEYS = ("data", "data.name", "data.path", "data.test_path", "data.val_path"
              "data.label_map", "data.label_column", "data.labels", "trainer.limit_test_batches",
              # which class test/f1 scores (binary): another metric, not another arm
              "data.positive_label")
-# Metric names (last part) for which lower is better.
-LOWER_IS_BETTER = ("loss", "ece", "brier", "nll", "perplexity")
-
-
-def higher_is_better(metric: str) -> bool:
-    last = metric.rsplit("/", 1)[-1]
-    return not (last.startswith(LOWER_IS_BETTER) or metric.startswith("params/"))
 
 
 def data_keys(swept: Sequence[str]) -> list[str]:
