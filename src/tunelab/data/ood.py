@@ -81,6 +81,11 @@ def check(cfg: Any, method: str) -> None:
                           f"data.text_column and data.label_column, and use data=csv or data=jsonl.")
 
 
+def _per_topic(topics: list) -> str:
+    """"rows per topic: airline 1,234, ..." over every split's topic column, for the refusals."""
+    return "rows per topic: " + ", ".join(f"{k} {v:,}" for k, v in pd.concat(topics).value_counts().items())
+
+
 def take_out(raw: Any, cfg: Any, read: Callable[[str], pd.DataFrame]) -> None:
     """Set ``raw.test_ood`` as the data config asks (``read``: the source's reader of one file),
     taking held-out topics out of ``raw``'s splits; nothing when no OOD split is asked for."""
@@ -104,15 +109,11 @@ def take_out(raw: Any, cfg: Any, read: Callable[[str], pd.DataFrame]) -> None:
         setattr(raw, split, df[~out].reset_index(drop=True))
     ood = pd.concat(held, ignore_index=True)
     if ood.empty:
-        counts = pd.concat(topics).value_counts()
         raise DataError(f"data.ood_domains={domains}: no row of data '{cfg.name}' is in these topics, so there is "
-                        f"nothing to test out of domain; choose topics that occur (rows per topic: "
-                        + ", ".join(f"{k} {v:,}" for k, v in counts.items()) + ").")
+                        f"nothing to test out of domain; choose topics that occur ({_per_topic(topics)}).")
     if raw.train is not None and raw.train.empty:
-        counts = pd.concat(topics).value_counts()
         raise DataError(f"data.ood_domains={domains} takes every training row of data '{cfg.name}' out of domain, "
-                        f"leaving nothing to train on; keep at least one topic in domain (rows per topic: "
-                        + ", ".join(f"{k} {v:,}" for k, v in counts.items()) + ").")
+                        f"leaving nothing to train on; keep at least one topic in domain ({_per_topic(topics)}).")
     raw.test_ood = ood
     raw.notes.append(f"data.ood_domains={domains}: {len(ood):,} rows in these topics held out of train, "
                      f"validation and test as the out-of-domain test split")
