@@ -54,6 +54,31 @@ def _uncase_off(folder: Path) -> None:
     (folder / "tokenizer_config.json").write_text(json.dumps(cfg))
 
 
+def _slow_bpe(folder: Path, merges: str):
+    """A Python (slow) GPT-2 tokenizer over one tiny vocabulary, with the given merges."""
+    from transformers import GPT2Tokenizer
+
+    folder.mkdir(exist_ok=True)
+    vocab = {"l": 0, "o": 1, "w": 2, "lo": 3, "ow": 4, "<|endoftext|>": 5}
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+    (folder / "merges.txt").write_text("#version: 0.2\n" + merges + "\n")
+    return GPT2Tokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"))
+
+
+def test_slow_tokenizer_identity_counts_its_merges(tmp_path):
+    """A slow tokenizer has no serialised state: one vocabulary with other merges splits words
+    otherwise, so the identity every cache keys on must differ (it was the vocabulary alone)."""
+    from tunelab.caching import tokenizer_identity
+
+    a = _slow_bpe(tmp_path / "a", "l o")
+    b = _slow_bpe(tmp_path / "b", "o w")
+    assert a.get_vocab() == b.get_vocab()
+    assert a("low")["input_ids"] == [3, 2] and b("low")["input_ids"] == [0, 4]  # the change matters
+    assert tokenizer_identity(a) != tokenizer_identity(b)
+    # The same files give the same identity (a cache still hits).
+    assert tokenizer_identity(a) == tokenizer_identity(_slow_bpe(tmp_path / "a2", "l o"))
+
+
 # ----------------------------------------------------------------------------- tokenisation
 
 

@@ -109,7 +109,7 @@ def tokenizer_identity(tokenizer) -> dict:
         state.pop("truncation", None), state.pop("padding", None)
         content = digest(state)
     else:
-        content = digest(sorted(tokenizer.get_vocab().items()))
+        content = digest(_slow_tokenizer_state(tokenizer))
     init = getattr(tokenizer, "init_kwargs", {}) or {}
     options = {k: init.get(k) for k in ("do_lower_case", "add_prefix_space", "strip_accents",
                                         "tokenize_chinese_chars", "model_max_length")}
@@ -119,6 +119,27 @@ def tokenizer_identity(tokenizer) -> dict:
             "special": {k: str(v) for k, v in sorted(tokenizer.special_tokens_map.items())},
             "padding_side": getattr(tokenizer, "padding_side", None),
             "truncation_side": getattr(tokenizer, "truncation_side", None), "options": options}
+
+
+def _slow_tokenizer_state(tokenizer) -> dict:
+    """A Python ("slow") tokenizer has no serialised state: its vocabulary alone misses the
+    rules that split words — BPE merges, a SentencePiece model's normaliser and pieces' scores —
+    so those and the bytes of every file it was loaded from count too. (Two GPT-2 tokenizers
+    with one vocabulary and other merges give other ids for the same text.)"""
+    state: dict = {"vocab": sorted(tokenizer.get_vocab().items())}
+    ranks = getattr(tokenizer, "bpe_ranks", None)
+    if ranks:
+        state["merges"] = sorted((" ".join(map(str, pair)), int(rank)) for pair, rank in ranks.items())
+    sp = getattr(tokenizer, "sp_model", None)
+    if sp is not None and hasattr(sp, "serialized_model_proto"):
+        state["sentencepiece"] = hashlib.sha256(sp.serialized_model_proto()).hexdigest()
+    files = {}
+    for attr in sorted(getattr(tokenizer, "vocab_files_names", None) or {}):
+        path = getattr(tokenizer, attr, None)
+        if isinstance(path, (str, Path)) and Path(path).is_file():
+            files[attr] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    state["files"] = files
+    return state
 
 
 def tokenizer_versions() -> dict:
