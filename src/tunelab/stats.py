@@ -135,17 +135,19 @@ def welch_ttest(a, b) -> WelchResult:
     """Two-sided Welch t-test (unequal variances), as ``scipy.stats.ttest_ind(equal_var=False)``.
 
     Seeds of two configurations rarely share a variance, so the pooled-variance test is wrong
-    here. With zero variance in both samples, t is ±inf (p=0) if the means differ and NaN if
-    they are equal (as scipy), and df is NaN.
+    here. With zero variance in both samples (two deterministic arms: a sparse baseline, a frozen
+    probe) t is ±inf if the means differ (as scipy) and NaN if they are equal, and df and p are NaN:
+    scipy's p = 0 there is no test result (the statistic has no null distribution when the seeds
+    change nothing), and a p of 0 would be printed, starred in the paper table and counted in Holm's
+    family as the strongest evidence of the study. Such arms differ beyond test-set noise or not
+    by the paired test on examples (``report.paired``), which the note points to.
     """
     parts, note = _welch_parts(a, b)
     if parts is None:
         return WelchResult(NAN, NAN, NAN, note=note)
     diff, se, df = parts
     if se == 0:
-        if diff == 0:
-            return WelchResult(NAN, NAN, NAN, note=note)
-        return WelchResult(math.copysign(math.inf, diff), NAN, 0.0, note=note)
+        return WelchResult(NAN if diff == 0 else math.copysign(math.inf, diff), NAN, NAN, note=note)
     t = diff / se
     p = float(2 * _st.t.sf(abs(t), df))
     return WelchResult(float(t), df, p, note="")

@@ -53,9 +53,10 @@ def k_hat(pvalues: Sequence[float], alpha: float = 0.05, method: str = "bonferro
 
 def one_sided_welch(a: Sequence[float], b: Sequence[float], higher_is_better: bool = True) -> float:
     """p of "a is better than b" (Welch, one-sided, scipy); NaN when a sample has < 2 values, or
-    both are constant and equal (constant and different: p = 0)."""
+    both are constant (scipy's p = 0 for two constant, different samples is no test: seeds that
+    change nothing say nothing about test-set noise, so the dataset counts as no evidence)."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    if len(a) < 2 or len(b) < 2:
+    if len(a) < 2 or len(b) < 2 or (np.ptp(a) == 0 and np.ptp(b) == 0):
         return math.nan
     res = st.ttest_ind(a, b, equal_var=False, alternative="greater" if higher_is_better else "less")
     return float(res.pvalue)

@@ -1,0 +1,74 @@
+"""The report's statistics at the edges a real study reaches, against independent references.
+
+Deterministic arms (a sparse baseline, a frozen probe: sd 0 over seeds), perfect agreement between
+datasets, two seeds per arm, lower-is-better metrics and p-values below what a double holds. Each
+reference is computed here from scipy or by enumeration, not by the code under test.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats as st
+
+from tunelab.report import analysis
+from tunelab.report.jobs import Job
+
+
+def _job(group: str, i: int, **metrics) -> Job:
+    return Job(f"{group}{i}", Path("."), "ok", [], result={"metrics": metrics, "seed": i}, group=group)
+
+
+def _groups(values: dict[str, list[float]], metric: str = "test/acc") -> dict[str, list[Job]]:
+    return {g: [_job(g, i, **{metric: v}) for i, v in enumerate(vs)] for g, vs in values.items()}
+
+
+def _holm_reference(p: list[float]) -> list[float]:
+    """Holm (1979) by its definition: sort, multiply the r-th smallest by m - r + 1, running max, cap 1."""
+    order = np.argsort(p, kind="stable")
+    out, running = [0.0] * len(p), 0.0
+    for r, i in enumerate(order):
+        running = max(running, min(1.0, (len(p) - r) * p[i]))
+        out[i] = running
+    return out
+
+
+def test_two_deterministic_arms_get_no_welch_p_and_leave_holms_family():
+    """Two arms with sd 0 (TF-IDF and a frozen probe: every seed the same run) have no Welch test:
+    scipy's p = 0 was printed as 0.0000 (p (Holm) 0.0000, three stars in tables.tex) and, counted as
+    a test, raised every other row's Holm multiplier. The family is the tests that exist."""
+    vals = {"probe": [0.883] * 5, "sparse": [0.849] * 5,
+            "lora": [0.900, 0.903, 0.896, 0.902, 0.899], "bitfit": [0.892, 0.900, 0.883, 0.895, 0.891]}
+    comp = analysis.compare_metric(_groups(vals), "test/acc", "probe", 0.95)
+    rows = {(r.a, r.b): r for r in comp.all_pairs}
+    none = rows[("probe", "sparse")]
+    assert math.isnan(none.p) and math.isnan(none.p_holm) and none.t == math.inf and "paired test" in none.note
+    assert none.diff == pytest.approx(0.034)
+    tested = [k for k in rows if k != ("probe", "sparse")]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref_p = [st.ttest_ind(vals[a], vals[b], equal_var=False).pvalue for a, b in tested]
+    assert [rows[k].p for k in tested] == pytest.approx(ref_p, rel=1e-9)
+    assert [rows[k].p_holm for k in tested] == pytest.approx(_holm_reference(ref_p), rel=1e-9)
+    vs_ref = {r.a: r for r in comp.vs_reference}
+    assert math.isnan(vs_ref["sparse"].p_holm)
+    ref_p = [st.ttest_ind(vals[g], vals["probe"], equal_var=False).pvalue for g in ("lora", "bitfit")]
+    assert [vs_ref[g].p_holm for g in ("lora", "bitfit")] == pytest.approx(_holm_reference(ref_p), rel=1e-9)
+
+
+def test_replicability_counts_no_dataset_for_two_deterministic_arms():
+    """"probe > sparse" on three datasets where both arms are deterministic: scipy's one-sided p = 0
+    on each made k̂ = 3 of 3 at family-wise α = 0.05 from seeds that change nothing."""
+    from tunelab.report.replicability import k_hat, one_sided_welch
+
+    const = [one_sided_welch([0.88] * 5, [0.85 + d] * 5) for d in (0.0, 0.01, 0.02)]
+    assert all(math.isnan(p) for p in const) and k_hat(const) == 0
+    a, b = [0.90, 0.91, 0.89], [0.85] * 3  # one arm varies: Welch is defined, one-sided as scipy
+    assert one_sided_welch(a, b) == pytest.approx(st.ttest_ind(a, b, equal_var=False, alternative="greater").pvalue)
+    assert one_sided_welch(a, b, higher_is_better=False) == pytest.approx(
+        st.ttest_ind(a, b, equal_var=False, alternative="less").pvalue)
