@@ -72,3 +72,21 @@ def test_replicability_counts_no_dataset_for_two_deterministic_arms():
     assert one_sided_welch(a, b) == pytest.approx(st.ttest_ind(a, b, equal_var=False, alternative="greater").pvalue)
     assert one_sided_welch(a, b, higher_is_better=False) == pytest.approx(
         st.ttest_ind(a, b, equal_var=False, alternative="less").pvalue)
+
+
+def test_aso_on_a_lower_is_better_metric_calls_the_lower_mean_better():
+    """deepsig's aso(A, B) asks whether A's scores are stochastically larger. On ECE (lower is
+    better) the arm with the higher ECE was reported as the almost stochastically *better* one."""
+    pytest.importorskip("deepsig")
+    from deepsig import aso
+
+    good, bad = [0.020, 0.025, 0.022, 0.018, 0.021], [0.060, 0.055, 0.070, 0.065, 0.058]
+    rows = analysis.aso_metric(_groups({"good": good, "bad": bad}, "test/ece"), "test/ece", aso, 200, 0.95)
+    assert (rows[0].better, rows[0].worse) == ("good", "bad")
+    # the reference: deepsig on the negated ECE (higher = better), called here directly
+    ref = aso([-x for x in good], [-x for x in bad], confidence_level=0.95, num_comparisons=1,
+              num_bootstrap_iterations=200, seed=0, show_progress=False)
+    assert rows[0].eps_min == pytest.approx(ref) and rows[0].eps_min < 0.5
+    acc = analysis.aso_metric(_groups({"good": [1 - x for x in good], "bad": [1 - x for x in bad]}), "test/acc",
+                              aso, 200, 0.95)
+    assert acc[0].better == "good" and acc[0].eps_min == pytest.approx(ref)  # the same data, higher is better

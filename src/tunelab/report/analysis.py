@@ -14,6 +14,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from tunelab import effect, stats
+from tunelab.metrics import higher_is_better
 from tunelab.report import expected_max
 from tunelab.report.collect import Job, natural_key
 from tunelab.report.variance import Decomposition, decompose
@@ -171,12 +172,16 @@ def load_aso() -> tuple[Callable | None, str]:
 
 
 def aso_metric(groups: Groups, metric: str, aso: Callable, iterations: int, level: float) -> list[AsoResult]:
-    """ASO for every pair, testing the group with the higher mean as the better one.
+    """ASO for every pair, testing the group with the better mean as the better one.
 
     ``eps_min`` < 0.5 means that group is almost stochastically better; deepsig applies a
-    Bonferroni correction for the number of pairs of this metric.
+    Bonferroni correction for the number of pairs of this metric. deepsig asks whether the first
+    sample is stochastically *larger*; for a metric where lower is better (loss, ECE, NLL, Brier:
+    ``tunelab.metrics.higher_is_better``) the better group is the lower mean and both samples are
+    negated, so "better" means what the metric means.
     """
-    vals = {g: group_values(jobs, metric) for g, jobs in groups.items()}
+    sign = 1.0 if higher_is_better(metric) else -1.0
+    vals = {g: [sign * v for v in group_values(jobs, metric)] for g, jobs in groups.items()}
     pairs = _pairs(list(groups))
     rows = []
     for a, b in pairs:

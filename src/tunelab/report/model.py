@@ -185,7 +185,8 @@ class Comparisons:
 
 @dataclass
 class AsoResult:
-    """ASO of one pair: ``eps_min`` of ``better`` (the higher mean) over ``worse``."""
+    """ASO of one pair: ``eps_min`` of ``better`` (the better mean: the lower one where lower is
+    better) over ``worse``."""
 
     a: str
     b: str
