@@ -40,8 +40,8 @@ def _holm_reference(p: list[float]) -> list[float]:
 
 def test_two_deterministic_arms_get_no_welch_p_and_leave_holms_family():
     """Two arms with sd 0 (TF-IDF and a frozen probe: every seed the same run) have no Welch test:
-    scipy's p = 0 was printed as 0.0000 (p (Holm) 0.0000, three stars in tables.tex) and, counted as
-    a test, raised every other row's Holm multiplier. The family is the tests that exist."""
+    scipy's p = 0 was printed as 0.0000 (p (Holm) 0.0000, three stars in tables.tex). The family is
+    the tests that exist (dropping a p of 0 leaves the other rows' Holm values as they were)."""
     vals = {"probe": [0.883] * 5, "sparse": [0.849] * 5,
             "lora": [0.900, 0.903, 0.896, 0.902, 0.899], "bitfit": [0.892, 0.900, 0.883, 0.895, 0.891]}
     comp = analysis.compare_metric(_groups(vals), "test/acc", "probe", 0.95)
@@ -90,3 +90,29 @@ def test_aso_on_a_lower_is_better_metric_calls_the_lower_mean_better():
     acc = analysis.aso_metric(_groups({"good": [1 - x for x in good], "bad": [1 - x for x in bad]}), "test/acc",
                               aso, 200, 0.95)
     assert acc[0].better == "good" and acc[0].eps_min == pytest.approx(ref)  # the same data, higher is better
+
+
+def _exact_friedman_p(ranks: np.ndarray) -> float:
+    """P(χ²_F >= observed) under "each dataset's ranks are a random ordering of themselves", by
+    enumerating every combination of orderings (the permutation distribution, Friedman 1937)."""
+    def stat(r):
+        return float(((r.sum(axis=0) - r.sum() / r.shape[1]) ** 2).sum())  # monotone in χ²_F for fixed ties
+    obs, rows = stat(ranks), [sorted(set(itertools.permutations(row))) for row in ranks]
+    hits = [stat(np.array(c)) >= obs - 1e-9 for c in itertools.product(*rows)]
+    return sum(hits) / len(hits)
+
+
+@pytest.mark.parametrize("scores", [
+    [[0.90, 0.80, 0.70], [0.85, 0.80, 0.60]],                          # 3 arms, 2 datasets: 1/6
+    [[0.90, 0.80, 0.70, 0.6], [0.85, 0.80, 0.60, 0.5], [0.7, 0.6, 0.5, 0.4]],  # 4 arms, 3 datasets: 1/576
+    [[0.90, 0.90, 0.70], [0.85, 0.85, 0.60], [0.8, 0.8, 0.1]],          # a tie shared by every dataset: 1/9
+])
+def test_iman_davenport_when_every_dataset_ranks_alike_is_the_exact_p_not_zero(scores):
+    """Perfect agreement makes χ²_F its maximum and F_F infinite; the F tail printed p = 0.0000 for
+    3 arms on 2 datasets, where chance alone gives that agreement one time in six."""
+    from tunelab.report.friedman import rank_arms
+
+    r = rank_arms(scores, [f"a{i}" for i in range(len(scores[0]))], [f"d{i}" for i in range(len(scores))])
+    ranks = np.array([st.rankdata([-v for v in row]) for row in scores])
+    assert r.iman_davenport_f == math.inf
+    assert r.iman_davenport_p == pytest.approx(_exact_friedman_p(ranks), rel=1e-12) and r.iman_davenport_p > 0

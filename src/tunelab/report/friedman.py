@@ -54,11 +54,19 @@ def critical_difference(k: int, n: int, alpha: float = 0.05) -> float:
     return nemenyi_q(k, alpha) * math.sqrt(k * (k + 1) / (6.0 * n))
 
 
-def iman_davenport(chi2: float, n: int, k: int) -> tuple[float, float]:
-    """F_F = (N − 1) χ² / (N (k − 1) − χ²) with (k − 1, (k − 1)(N − 1)) df, and its p-value."""
+def iman_davenport(chi2: float, n: int, k: int, arrangements: int | None = None) -> tuple[float, float]:
+    """F_F = (N − 1) χ² / (N (k − 1) − χ²) with (k − 1, (k − 1)(N − 1)) df, and its p-value.
+
+    χ² reaches its maximum N (k − 1) exactly when every dataset ranks the arms the same way; F_F is
+    then infinite and the F tail says p = 0, which no rank test can give: under "the arms are
+    exchangeable on each dataset" the N rankings all coincide with probability M^(1 − N), M the
+    number of distinct orderings of one dataset's ranks (``arrangements``: k! without ties), and
+    since F_F grows with χ² that is the exact p of the observed F_F (1/6 for 3 arms on 2 datasets,
+    where the F tail printed 0.0000)."""
     denom = n * (k - 1) - chi2
-    if denom <= 0:  # every dataset ranks the arms the same way
-        return math.inf, 0.0
+    if denom <= 1e-9 * n * (k - 1):  # every dataset ranks the arms the same way (up to rounding)
+        m = math.factorial(k) if arrangements is None else arrangements
+        return math.inf, float(m) ** (1 - n)
     f = (n - 1) * chi2 / denom
     return float(f), float(st.f.sf(f, k - 1, (k - 1) * (n - 1)))
 
@@ -85,7 +93,8 @@ def rank_arms(scores, arms: list[str], datasets: list[str], higher_is_better: bo
         raise ValueError(f"the Friedman test needs >= 3 arms and >= 2 datasets (got {k} arms, {n} datasets)")
     ranks = np.array([st.rankdata(-row if higher_is_better else row) for row in x])
     chi2, p = st.friedmanchisquare(*x.T)
-    f, fp = iman_davenport(float(chi2), n, k)
+    ties = np.unique(ranks[0], return_counts=True)[1]  # the orderings of a row: k! / prod(ties!)
+    f, fp = iman_davenport(float(chi2), n, k, math.factorial(k) // math.prod(math.factorial(int(t)) for t in ties))
     avg = {a: float(r) for a, r in zip(arms, ranks.mean(axis=0))}
     cd = critical_difference(k, n, alpha)
     return Ranking(arms=list(arms), datasets=list(datasets), scores=x.tolist(), higher_is_better=higher_is_better,
