@@ -116,3 +116,43 @@ def test_iman_davenport_when_every_dataset_ranks_alike_is_the_exact_p_not_zero(s
     ranks = np.array([st.rankdata([-v for v in row]) for row in scores])
     assert r.iman_davenport_f == math.inf
     assert r.iman_davenport_p == pytest.approx(_exact_friedman_p(ranks), rel=1e-12) and r.iman_davenport_p > 0
+
+
+def _tune_arm(tuned: list[float], default: list[float]):
+    from tunelab.report.tune import TestScores, TuneArm
+
+    return TuneArm(search={}, bounds={}, defaults={}, trials=[], best=2, chosen={}, val_default=None, val_best=None,
+                   tuned=TestScores(2, dict(enumerate(tuned))), default=TestScores(0, dict(enumerate(default))))
+
+
+def test_tuned_vs_default_of_a_deterministic_arm_has_no_p():
+    """A sparse arm whose tuned C differs: every test seed moves by the same 0.01. The paired t's
+    standard error is 0 (scipy: t = inf, p = 0): no null distribution, so no p; the report said
+    p = 0 (printed 0.0000), the same non-test as Welch on two deterministic arms."""
+    from tunelab.report.tune import _paired
+
+    arm = _tune_arm([0.734] * 5, [0.724] * 5)
+    _paired(arm, 0.95)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = st.ttest_rel([0.734] * 5, [0.724] * 5)
+    assert ref.statistic == math.inf and math.isnan(arm.paired_p)
+    assert arm.paired_diff == pytest.approx(0.01) and arm.paired_low == arm.paired_high == arm.paired_diff
+
+
+def test_brown_forsythe_needs_three_seeds_an_arm():
+    """With two seeds both deviations from the median are |x1 - x2| / 2: no within-arm spread, and
+    Brown-Forsythe's F is infinite in exact arithmetic (scipy: 6.6e29 from round-off, p = 1.5e-30),
+    so "seed sd 0.0707 → 0.0071, p 1.52e-30" claimed a change of spread from four runs."""
+    from tunelab.report.tune import _paired
+
+    tuned, default = [0.80, 0.90], [0.850, 0.860]
+    z = [np.abs(np.array(g) - np.median(g)) for g in (tuned, default)]
+    assert all(np.ptp(g) < 1e-15 for g in z)  # the reference: no within-arm variation but round-off
+    arm = _tune_arm(tuned, default)
+    _paired(arm, 0.95)
+    assert math.isnan(arm.spread_p)
+    three = _tune_arm([0.80, 0.90, 0.86], [0.850, 0.860, 0.855])
+    _paired(three, 0.95)
+    assert three.spread_p == pytest.approx(st.levene([0.80, 0.90, 0.86], [0.850, 0.860, 0.855],
+                                                     center="median").pvalue, rel=1e-12)

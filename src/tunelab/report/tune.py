@@ -261,17 +261,20 @@ def _paired(arm: TuneArm, level: float) -> None:
     from scipy import stats as st
 
     tuned, default = list(arm.tuned.values.values()), list(arm.default.values.values())
-    if np.ptp(tuned) > 0 or np.ptp(default) > 0:
+    # Two values sit equally far from their median, so a 2-seed arm has no spread of spreads: the
+    # test's within-arm term loses that arm, and with 2 seeds in both it is 0 (p 1e-30 from round-off).
+    if min(len(tuned), len(default)) >= 3 and (np.ptp(tuned) > 0 or np.ptp(default) > 0):
         # A tuned recipe can win by stability, not level (LoRA at a lower lr: none of 5 seeds
         # collapsed where one had). Levene's test on deviations from the median (Brown & Forsythe
         # 1974) keeps its level when seed scores are far from normal, as a collapsed seed makes
         # them; one collapse in 5 seeds seldom reaches significance, and the reader should see so
         # before calling a recipe more stable.
         arm.spread_p = float(st.levene(tuned, default, center="median").pvalue)
-    sd = float(d.std(ddof=1))
+    sd = float(d.std(ddof=1)) if np.ptp(d) > 0 else 0.0
     if sd == 0:
+        # Every seed moved by the same amount (a deterministic arm whose tuned recipe differs): the t
+        # statistic has no null distribution, so no p (it was 0, printed 0.0000), as Welch's note.
         arm.paired_low = arm.paired_high = arm.paired_diff
-        arm.paired_p = 0.0 if arm.paired_diff else 1.0
         return
     half = float(st.t.ppf(1 - (1 - level) / 2, len(d) - 1)) * sd / math.sqrt(len(d))
     arm.paired_low, arm.paired_high = arm.paired_diff - half, arm.paired_diff + half
