@@ -156,3 +156,16 @@ def test_brown_forsythe_needs_three_seeds_an_arm():
     _paired(three, 0.95)
     assert three.spread_p == pytest.approx(st.levene([0.80, 0.90, 0.86], [0.850, 0.860, 0.855],
                                                      center="median").pvalue, rel=1e-12)
+
+
+def test_a_p_value_below_the_smallest_double_is_not_printed_as_zero():
+    """2000 examples right in A and wrong in B, one seed pair: the exact p is 2 * 2^-2000 = 10^-601.7
+    and McNemar's χ² tail (scipy's logsf) 10^-435; both underflow to 0.0 and were printed 0.0000."""
+    from tunelab.report.formatting import fmt_p
+    from tunelab.report.paired import mcnemar, sign_flip
+
+    flip = sign_flip(np.ones((1, 2000), bool), np.zeros((1, 2000), bool))
+    chi = mcnemar(2000, 0)
+    assert (1 - 2000) * math.log10(2) < -300 and st.chi2.logsf(chi.statistic, 1) / math.log(10) < -300
+    assert fmt_p(flip.p) == fmt_p(chi.p) == "< 1e-300"
+    assert fmt_p(2.5e-308) == "2.50e-308" and fmt_p(float("nan")) == "n/a" and fmt_p(0.0512) == "0.0512"

@@ -20,9 +20,17 @@ def fmt(x, digits: int = 4) -> str:
 
 
 def fmt_p(p) -> str:
-    """p-values: 4 decimals, scientific below 1e-4."""
+    """p-values: 4 decimals, scientific below 1e-4; "< 1e-300" for a p that underflowed to 0.
+
+    No test of the report gives p = 0 as a result (a statistic without a null distribution, such as
+    Welch on two deterministic arms, gives NaN: "n/a"), but a tail below the smallest double does:
+    McNemar's χ² or the sign-flip test over thousands of discordant examples (2000 to 0 is 2^-1999).
+    Printed as 0.0000 it read as "impossible under the null"; every value that rounds to 0 is below
+    1e-300 (the smallest normal double is 2.2e-308)."""
     if p is None or not math.isfinite(p):
         return "n/a"
+    if p == 0:
+        return "< 1e-300"
     return f"{p:.2e}" if 0 < p < 1e-4 else f"{p:.4f}"
 
 
