@@ -169,3 +169,21 @@ def test_a_p_value_below_the_smallest_double_is_not_printed_as_zero():
     assert (1 - 2000) * math.log10(2) < -300 and st.chi2.logsf(chi.statistic, 1) / math.log(10) < -300
     assert fmt_p(flip.p) == fmt_p(chi.p) == "< 1e-300"
     assert fmt_p(2.5e-308) == "2.50e-308" and fmt_p(float("nan")) == "n/a" and fmt_p(0.0512) == "0.0512"
+
+
+def test_expected_best_of_n_runs_of_a_lower_is_better_metric_is_the_minimum():
+    """``--metrics test/ece``: the curve was E[max of n] — the expected *worst* ECE of n runs, ending
+    at the worst run where the text says "n = N the observed best". Reference: the mean over every
+    n-subset of the runs (Tang et al.'s estimator is that average) of its minimum."""
+    ece = [0.031, 0.024, 0.045, 0.028, 0.052]
+    groups = _groups({"a": ece}, "test/ece")
+    val = [0.030, 0.025, 0.041, 0.028, 0.035]
+    for j, v in zip(groups["a"], val):
+        j.result["metrics"]["val/ece"] = v
+    c = analysis.expected_max_metric(groups, "test/ece", 0.95, 200)["a"]
+    want = [np.mean([min(s) for s in itertools.combinations(ece, n)]) for n in range(1, 6)]
+    assert c["test"].mean == pytest.approx(want, rel=1e-12) and c["test"].mean[-1] == min(ece)
+    assert c["val"].metric == "val/ece" and c["val"].mean[-1] == min(val)
+    assert all(lo <= m <= hi for lo, m, hi in zip(c["test"].low, c["test"].mean, c["test"].high))
+    acc = analysis.expected_max_metric(_groups({"a": ece}), "test/acc", 0.95, 200)["a"]["test"].mean
+    assert acc == pytest.approx([np.mean([max(s) for s in itertools.combinations(ece, n)]) for n in range(1, 6)])

@@ -137,13 +137,17 @@ def compare_metric(groups: Groups, metric: str, reference: str, level: float) ->
 
 def expected_max_metric(groups: Groups, metric: str, level: float, n_boot: int) -> dict[str, dict]:
     """Per group: the expected best test score of n runs and, where the runs have it, the
-    expected best validation score (the monitored ``val/x_best``) — Dodge et al. 2019."""
+    expected best validation score (the monitored ``val/x_best``) — Dodge et al. 2019. Best is
+    the maximum, or the minimum where lower is better (``--metrics test/ece``: the expected
+    maximum ECE of n runs is the worst, not the best)."""
     out = {}
     for g, jobs in groups.items():
-        curves = {"test": expected_max.curve(metric, group_values(jobs, metric), level, n_boot)}
+        curves = {"test": expected_max.best_curve(metric, group_values(jobs, metric), higher_is_better(metric),
+                                                  level, n_boot)}
         val = expected_max.val_metric_of(metric, {m for j in jobs for m in j.metrics})
         if val:
-            curves["val"] = expected_max.curve(val, group_values(jobs, val), level, n_boot)
+            curves["val"] = expected_max.best_curve(val, group_values(jobs, val), higher_is_better(val), level,
+                                                    n_boot)
         out[g] = curves
     return out
 

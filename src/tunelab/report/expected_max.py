@@ -82,6 +82,16 @@ def curve(metric: str, values, level: float, n_boot: int) -> Curve:
     return Curve(metric, list(range(1, len(mean) + 1)), mean, low, high)
 
 
+def best_curve(metric: str, values, maximize: bool, level: float, n_boot: int) -> Curve:
+    """Expected best of n runs (n = 1..N): the maximum, or where lower is better (loss, ECE, NLL:
+    ``tunelab.metrics.higher_is_better``) the minimum — the expected maximum of the negated values,
+    negated back; its band's ends swap."""
+    if maximize:
+        return curve(metric, values, level, n_boot)
+    c = curve(metric, [-v for v in values], level, n_boot)
+    return Curve(c.metric, c.n, [-x for x in c.mean], [-x for x in c.high], [-x for x in c.low])
+
+
 def val_metric_of(metric: str, available) -> str | None:
     """The validation counterpart of a test metric: the monitored best (``val/x_best``) if the
     runs have it, else the last epoch's ``val/x``."""

@@ -239,11 +239,8 @@ def _arm(label: str, a: dict, setup: dict, runs: dict, metric: str, maximize: bo
 
 def best_curve(metric: str, values: Sequence[float], maximize: bool, level: float, n_boot: int) -> expected_max.Curve:
     """Expected best of n trials (n = 1..N): the maximum, or for a minimised objective the minimum
-    (the expected maximum of the negated values, negated back; its band's ends swap)."""
-    if maximize:
-        return expected_max.curve(metric, values, level, n_boot)
-    c = expected_max.curve(metric, [-v for v in values], level, n_boot)
-    return expected_max.Curve(c.metric, c.n, [-x for x in c.mean], [-x for x in c.high], [-x for x in c.low])
+    (:func:`tunelab.report.expected_max.best_curve`)."""
+    return expected_max.best_curve(metric, values, maximize, level, n_boot)
 
 
 def _paired(arm: TuneArm, level: float) -> None:
