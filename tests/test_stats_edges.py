@@ -187,3 +187,19 @@ def test_expected_best_of_n_runs_of_a_lower_is_better_metric_is_the_minimum():
     assert all(lo <= m <= hi for lo, m, hi in zip(c["test"].low, c["test"].mean, c["test"].high))
     acc = analysis.expected_max_metric(_groups({"a": ece}), "test/acc", 0.95, 200)["a"]["test"].mean
     assert acc == pytest.approx([np.mean([max(s) for s in itertools.combinations(ece, n)]) for n in range(1, 6)])
+
+
+def test_pareto_front_of_a_lower_is_better_metric_keeps_the_lowest_scores():
+    """By hand: ``cheap`` (ECE 0.02, 10 params) beats ``mid`` (0.05, 100) and ``big`` (0.03, 1000)
+    on both, so it alone is on the ECE front; read as accuracy (higher is better) the same numbers
+    put ``cheap`` and ``mid`` on the front (``mid`` dominates ``big``)."""
+    from types import SimpleNamespace as NS
+
+    from tunelab.report.pareto import fronts
+
+    vals = {"cheap": (0.02, 10), "mid": (0.05, 100), "big": (0.03, 1000)}
+    summary = {g: NS(all=NS(mean=v, sd=0.0)) for g, (v, _) in vals.items()}
+    cost = {g: NS(trainable_params=p, cpu_s_mean=p) for g, (_, p) in vals.items()}
+    report = NS(metrics={"test/ece": NS(summary=summary), "test/acc": NS(summary=summary)}, cost=cost, ood=None)
+    assert fronts(report, "test/ece") == {"params": ["cheap"], "cpu_s": ["cheap"]}
+    assert fronts(report, "test/acc") == {"params": ["cheap", "mid"], "cpu_s": ["cheap", "mid"]}

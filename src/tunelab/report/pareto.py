@@ -79,8 +79,13 @@ def _metrics(report, metric: str) -> list[str]:
 
 
 def fronts(report, metric: str) -> dict[str, list[str]]:
+    """Both prices' fronts; the score is negated where lower is better (``--metrics test/ece`` first:
+    the front kept the arms with the *highest* ECE)."""
+    from tunelab.metrics import higher_is_better
+
+    sign = 1.0 if higher_is_better(metric) else -1.0
     pts = points(report, metric)
-    return {price: front({g: (p["mean"], p[price]) for g, p in pts.items()}) for price in ("params", "cpu_s")}
+    return {price: front({g: (sign * p["mean"], p[price]) for g, p in pts.items()}) for price in ("params", "cpu_s")}
 
 
 def short_labels(groups) -> dict[str, str]:
