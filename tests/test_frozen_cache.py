@@ -69,3 +69,28 @@ def test_pretrained_features_shared_across_seeds(compose, tmp_path, monkeypatch)
     b, _ = _run(compose, tmp_path, "s2", *extra, "seed=2")
     assert set(a["extra"]["feature_cache"]["hits"].values()) == {False}
     assert set(b["extra"]["feature_cache"]["hits"].values()) == {True}
+
+
+@pytest.mark.parametrize("blocker", [["trainer.feature_cache=false"], ["task=token_cls", "data=wnut_ner"],
+                                     ["augment=eda"], ["ckpt_path=/nonexistent.ckpt"]],
+                         ids=["no_cache", "token_cls", "augment", "ckpt_path"])
+def test_a_probe_pooling_no_cache_can_compute_is_refused(compose, blocker):
+    """fit=head with pooling=mean|cls|pooler trains the head on that pooled vector, which only the
+    feature cache computes; the full forward pass feeds the head what the HF model hands it (BERT:
+    the pooler). Without a cache the run used to take the full pass anyway and record pooling=mean
+    while training on the pooler (its metrics were pooling=head's to the last digit, and
+    trainer.feature_cache is not part of the identity): refused at start-up instead, also before
+    an adaptation's MLM stage."""
+    from tunelab.errors import ConfigError
+    from tunelab.methods import adapt
+    from tunelab.models.plan import route_of
+
+    probe = ["freeze=all", "freeze.probe.fit=head", "freeze.probe.epochs=1"]
+    for pooling in ("mean", "cls", "pooler"):
+        with pytest.raises(ConfigError, match=rf"freeze.probe.pooling={pooling} .*use freeze.probe.pooling=head"):
+            route_of(compose(FAST + probe + [f"freeze.probe.pooling={pooling}"] + blocker))
+    with pytest.raises(ConfigError, match="use freeze.probe.pooling=head"):
+        adapt.run(compose(FAST + probe + ["adapt=tapt"] + blocker), None)
+    # What the head reads itself needs no cache; with the cache every pooling is computed.
+    assert route_of(compose(FAST + probe + ["freeze.probe.pooling=head"] + blocker)).runner == "encoder"
+    assert route_of(compose(FAST + probe + ["freeze.probe.pooling=mean"])).runner == "features"

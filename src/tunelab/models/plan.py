@@ -127,6 +127,13 @@ def route_of_probe(base: Route, blocker: Optional[str], mtype: Optional[str]) ->
     # pooling None: what the model's own head reads (fit=paper, or fit=head with pooling=head).
     pooling = probe.pooling if base.policy.fit == "head" and probe.pooling != "head" else None
     why = blocker or heads.unsupported(mtype)
+    if why is not None and pooling is not None:
+        # The full forward pass feeds the head what the HF model hands it (BERT: the pooler), so
+        # another pooling would be recorded but not trained on (trainer.feature_cache is no part of
+        # a job's identity: the two routes must compute the same thing).
+        raise ConfigError(f"freeze.probe.pooling={pooling} trains the head on {pooling}-pooled encoder outputs, "
+                          f"which only the feature cache computes, and none serves this run ({why}): use "
+                          f"freeze.probe.pooling=head (what the model's own head reads).")
     frozen = replace(base, policy=replace(base.policy, mode="all"))
     if why is None:
         return replace(frozen, runner="features", cache="features", pooling=pooling, optim=optim,

@@ -53,13 +53,14 @@ log = logging.getLogger("tunelab")
 def run(cfg: DictConfig, ctx) -> dict:
     """Stage 1 (MLM adaptation) then stage 2 (fine-tuning the adapted encoder)."""
     from tunelab.models.loading import load_tokenizer
-    from tunelab.models.plan import check_depth
+    from tunelab.models.plan import check_depth, route_of
 
     from .corpus import corpus_texts, norm, original_texts, prepare_corpus, task_splits, texts_of
     from .mlm import mlm_datamodule
 
     a = cfg.adapt
     check_depth(cfg)  # stage 2's freeze policy against the encoder, before stage 1 runs
+    route_of(cfg)  # and stage 2's route (a refusal there too), from the source's config
     tokenizer = load_tokenizer(cfg.model)
     # -- corpus (never the task's val/test texts); a bad dapt corpus fails before the task data load
     texts, source = corpus_texts(cfg) if a.name == "dapt" else (None, None)
