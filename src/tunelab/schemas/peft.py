@@ -7,7 +7,7 @@ one task; a curriculum gives every task its own with ``strategy=lora|adapters`` 
 
 * ``lora`` (Hu et al. 2022): low-rank updates ``B·A`` (rank ``r``, scale ``alpha / r``) beside
   the target linear layers; ``target_modules: null`` takes PEFT's choice for the model's family.
-* ``adapters`` (Houlsby et al. 2019 / Pfeiffer): a bottleneck after each layer's feed-forward
+* ``adapters`` (Pfeiffer et al. 2020): a bottleneck after each layer's feed-forward
   block, ``hidden / reduction_factor`` units (the ``adapters`` library's SeqBn).
 * ``ia3`` (Liu et al. 2022): learned vectors rescaling keys, values and the feed-forward
   activations; ``target_modules``/``feedforward_modules: null`` take PEFT's choice.
