@@ -87,3 +87,16 @@ def test_test_texts_seen_in_training_are_counted(compose, tmp_path):
     assert expected > 0
     note = next(n for n in s.notes if "also occur in the training split" in n)
     assert re.search(rf"{expected} of {len(s.test)} test texts", note), note
+
+
+def test_out_of_domain_texts_seen_in_training_are_counted(compose, tmp_path):
+    """An OOD file (data.ood_test_path) that shares texts with the training data scores them
+    optimistically, as the in-domain test does: counted in the notes, by a set lookup here."""
+    p = _csv(tmp_path, [(f"t {i}", "ab"[i % 2]) for i in range(200)])
+    ood = _csv(tmp_path, [(f"t {i}", "ab"[i % 2]) for i in range(0, 60, 3)] + [(f"o {i}", "ab"[i % 2]) for i in range(20)],
+               name="ood.csv")
+    s = load_splits(compose, "data=csv", f"data.path={p}", f"data.ood_test_path={ood}")
+    expected = sum(t in set(s.train["text"]) for t in s.test_ood["text"])
+    assert 0 < expected < 20
+    note = next(n for n in s.notes if "out-of-domain test texts also occur" in n)
+    assert re.search(rf"{expected} of {len(s.test_ood)} out-of-domain test texts", note), note

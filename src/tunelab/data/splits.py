@@ -175,6 +175,8 @@ def make_splits(raw: Raw, cfg: Any, task: str) -> Splits:
         _check_measurable(val, label_names, cfg, "validation", "val_size", given=raw.val is not None, every=every)
         _check_measurable(test, label_names, cfg, "test", "test_size", given=raw.test is not None, every=every)
     _note_overlap(train, test, task, cfg, notes)
+    if test_ood is not None:  # data.ood_test_path: another file may share tweets with the training data
+        _note_overlap(train, test_ood, task, cfg, notes, "out-of-domain test")
     return Splits(train=train, val=val, test=test, label_names=label_names,
                   dropped=dict(raw.dropped), notes=notes, test_ood=test_ood)
 
@@ -214,12 +216,13 @@ def _texts(df: pd.DataFrame, task: str) -> pd.Series:
     return df["tokens"].map(" ".join) if task in TOKEN_TASKS else df["text"].astype(str)
 
 
-def _note_overlap(train: pd.DataFrame, test: pd.DataFrame, task: str, cfg: Any, notes: list[str]) -> None:
-    """Count the test examples whose text is also a training text (exact match, whitespace-trimmed)."""
+def _note_overlap(train: pd.DataFrame, test: pd.DataFrame, task: str, cfg: Any, notes: list[str],
+                  what: str = "test") -> None:
+    """Count the ``what`` examples whose text is also a training text (exact match, whitespace-trimmed)."""
     seen = set(_texts(train, task).str.strip())
     n = int(_texts(test, task).str.strip().isin(seen).sum())
     if n:
-        msg = (f"data '{cfg.name}': {n} of {len(test):,} test texts also occur in the training split (exact "
+        msg = (f"data '{cfg.name}': {n} of {len(test):,} {what} texts also occur in the training split (exact "
                f"duplicates): scores on them are optimistic")
         log.warning(f"[tunelab] {msg}")
         notes.append(msg)
