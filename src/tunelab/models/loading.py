@@ -76,8 +76,46 @@ def load_tokenizer(model_cfg: Any):
     src = resolve_source(spec, "model.tokenizer") if spec else model_source(model_cfg)
     try:
         return AutoTokenizer.from_pretrained(src, trust_remote_code=model_cfg.trust_remote_code)
-    except (OSError, ValueError) as e:
+    except OSError as e:
         raise _hub_error(src, e, "tokenizer") from None
+    except Exception as e:  # noqa: BLE001 - only the converter's missing libraries are turned into a sentence
+        missing = converter_libraries_missing(e)
+        if missing:
+            raise ConfigError(
+                f"the tokenizer of '{src}' has no tokenizer.json, only its original files (a SentencePiece "
+                f"model such as spm.model or spiece.model), and transformers needs {' and '.join(missing)} "
+                f"to convert them: pip install sentencepiece protobuf.") from None
+        if isinstance(e, ValueError):
+            raise _hub_error(src, e, "tokenizer") from None
+        raise
+
+
+# What transformers needs to build a fast tokenizer from a SentencePiece model when a checkpoint
+# ships no tokenizer.json (microsoft/deberta-v3-*, mDeBERTa: spm.model only). Both are tunelab
+# dependencies (pyproject.toml); an environment without them fails inside transformers 4.57 with
+# "AttributeError: 'NoneType' object has no attribute 'endswith'" (convert_slow_tokenizer), a
+# ValueError ("Couldn't instantiate the backend tokenizer") or an ImportError naming protobuf.
+CONVERTER_LIBRARIES = ("sentencepiece", "protobuf")
+
+
+def converter_libraries_missing(err: BaseException) -> list[str]:
+    """The converter's libraries absent from this environment, when ``err`` came from converting a
+    tokenizer's original files (the slow→fast converter in its traceback, or a message naming a
+    library); else ``[]``, so that an unrelated error keeps its own message."""
+    from transformers.utils import is_protobuf_available, is_sentencepiece_available
+
+    available = {"sentencepiece": is_sentencepiece_available(), "protobuf": is_protobuf_available()}
+    missing = [name for name in CONVERTER_LIBRARIES if not available[name]]
+    if not missing:
+        return []
+    frames, tb = [], err.__traceback__
+    while tb is not None:
+        frames.append(tb.tb_frame.f_globals.get("__name__", ""))
+        tb = tb.tb_next
+    text = str(err).lower()
+    if "transformers.convert_slow_tokenizer" in frames or any(w in text for w in (*CONVERTER_LIBRARIES, "tiktoken")):
+        return missing
+    return []
 
 
 # Config keys that hold a dropout probability, whatever the family calls them: BERT's
