@@ -175,6 +175,26 @@ def test_a_run_on_each_hub_folder_finishes_with_finite_metrics(compose, hub_dirs
     assert metric in rec["metrics"] and all(math.isfinite(v) for v in rec["metrics"].values()), rec["metrics"]
 
 
+def test_the_hub_layout_runs_as_the_same_checkpoint_saved_by_save_pretrained(compose, hub_dirs, tmp_path):
+    """DeBERTa-v3 from spm.model + pytorch_model.bin, and the same tokenizer and weights re-saved with
+    ``save_pretrained`` (tokenizer.json, model.safetensors: the layout tests/families.py uses): one
+    job on each gives the same metrics, so nothing in the hub layout's path trains differently."""
+    from transformers import AutoModel
+
+    from tunelab.run import RunContext, run
+
+    saved = tmp_path / "resaved"
+    _tokenizer(compose, hub_dirs, "deberta_v3").save_pretrained(str(saved))
+    AutoModel.from_pretrained(str(hub_dirs["deberta_v3"].path)).save_pretrained(str(saved), safe_serialization=True)
+    assert (saved / "tokenizer.json").exists() and (saved / "model.safetensors").exists()
+    recs = {}
+    for name, folder in (("hub", hub_dirs["deberta_v3"]), ("resaved", hub_formats.HubFolder("deberta_v3", saved))):
+        cfg = config(compose, {"deberta_v3": folder}, "deberta_v3", *RUN)
+        cfg.cache_dir = str(tmp_path / f"cache_{name}")
+        recs[name] = run(cfg, RunContext(out_dir=tmp_path / name))
+    assert recs["hub"]["metrics"] == pytest.approx(recs["resaved"]["metrics"], abs=1e-6)
+
+
 def test_tokenizer_identity_tells_two_sentencepiece_models_apart(compose, hub_dirs, tmp_path):
     """Two DeBERTa-v3 folders that differ only in ``spm.model`` (trained on other tweets, as many
     pieces) key their tokenised splits apart; the same files give the same key. Fast (the converted
