@@ -57,7 +57,17 @@ def test_bootstrap_ci_and_p_against_a_sklearn_loop():
     lo, hi = np.percentile(d, [2.5, 97.5])
     got = res["test/f1_macro"]
     assert got.low == pytest.approx(lo, abs=1e-12) and got.high == pytest.approx(hi, abs=1e-12)
-    assert got.p == pytest.approx(min(1.0, 2 * min(np.mean(d <= 0), np.mean(d >= 0))))
+    k = min(np.sum(d <= 0), np.sum(d >= 0))
+    assert got.p == pytest.approx(min(1.0, 2 * (k + 1) / 301))
+
+
+def test_bootstrap_p_is_never_zero():
+    """A right on every example, B wrong on every one: no resample crosses zero, and 200 resamples
+    can only say p <= 2 / 201 (North et al. 2002), not p = 0."""
+    gold = np.arange(40) % 2
+    res = paired.paired_bootstrap(gold, gold[None, :], 1 - gold[None, :], 2, 1, n_boot=200)
+    assert res["test/acc"].diff == 1.0
+    assert res["test/acc"].p == pytest.approx(2 / 201)
 
 
 def test_ensembles_and_agreement():

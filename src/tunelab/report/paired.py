@@ -122,7 +122,9 @@ class BootDiff:
 def paired_bootstrap(gold: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, n_classes: int, pos: int,
                      n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict[str, BootDiff]:
     """Per metric: the observed mean difference, the percentile CI and a two-sided bootstrap p
-    (twice the share of resampled differences on the other side of zero, at most 1).
+    (twice the share of resampled differences on the other side of zero, at most 1), counted as
+    (k + 1) / (B + 1) (North, Curtis & Sham 2002): B resamples cannot show a p below 1 / (B + 1),
+    so none on the other side means p ≤ 2 / (B + 1), not p = 0.
 
     ``pred_a``/``pred_b`` are (seed pairs x examples); row k of A is paired with row k of B.
     """
@@ -148,7 +150,8 @@ def paired_bootstrap(gold: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, n
     for key, obs in observed.items():
         d = boot[key]
         lo, hi = np.percentile(d, [100 * a, 100 * (1 - a)])
-        p = min(1.0, 2 * min(np.mean(d <= 0), np.mean(d >= 0))) if obs != 0 else 1.0
+        k = min(int(np.sum(d <= 0)), int(np.sum(d >= 0)))
+        p = min(1.0, 2 * (k + 1) / (d.size + 1)) if obs != 0 else 1.0
         out[key] = BootDiff(obs, float(lo), float(hi), float(p))
     return out
 
