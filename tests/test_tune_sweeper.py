@@ -17,7 +17,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from conftest import CONF, FAST, load_results, run_cli
 from tunelab.errors import ConfigError
-from tunelab.report.tune import best_curve
+from tunelab.report.expected_max import best_curve
 from tunelab.schemas.search import check_search, default_value, override_value, parse_dimension, parse_search
 from tunelab.sweeps.prune import prune_look
 from tunelab.sweeps.sampler import Finished, propose, trial_seed

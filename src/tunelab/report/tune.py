@@ -212,7 +212,7 @@ def _arm(label: str, a: dict, setup: dict, runs: dict, metric: str, maximize: bo
     arm.drawn_failed = sum(t["value"] is None for t in drawn)
     values = [t["value"] for t in drawn if t["value"] is not None]
     if values:
-        arm.curve = best_curve(metric, values, maximize, level, n_boot)
+        arm.curve = expected_max.best_curve(metric, values, maximize, level, n_boot)
     tested = (a.get("tests") or {}).get("trials") or []
     for trial in tested:
         scores = TestScores(trial)
@@ -235,12 +235,6 @@ def _arm(label: str, a: dict, setup: dict, runs: dict, metric: str, maximize: bo
             else:
                 arm.cpu_s_test += cpu
     return arm
-
-
-def best_curve(metric: str, values: Sequence[float], maximize: bool, level: float, n_boot: int) -> expected_max.Curve:
-    """Expected best of n trials (n = 1..N): the maximum, or for a minimised objective the minimum
-    (:func:`tunelab.report.expected_max.best_curve`)."""
-    return expected_max.best_curve(metric, values, maximize, level, n_boot)
 
 
 def _paired(arm: TuneArm, level: float) -> None:
