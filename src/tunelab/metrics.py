@@ -27,6 +27,11 @@ def higher_is_better(metric: str) -> bool:
     return not (last.startswith(LOWER_IS_BETTER) or metric.startswith("params/"))
 
 
+def best_mode(metric: str) -> str:
+    """"max" or "min": what the best value of ``metric`` is (Lightning's monitor mode, "best of n runs")."""
+    return "max" if higher_is_better(metric) else "min"
+
+
 def _labels_pair(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
     """Both label arrays as 1-d numpy arrays; refuse what scikit-learn refuses (empty, ragged)."""
     t = np.asarray(y_true).ravel()

@@ -56,7 +56,7 @@ def check_monitor(task: Any) -> None:
     seq_cls's max) kept the worst checkpoint and stopped early on improvement, silently."""
     import difflib
 
-    from tunelab.metrics import higher_is_better
+    from tunelab.metrics import best_mode
 
     monitor, mode = str(task.get("monitor") or ""), str(task.get("monitor_mode") or "")
     allowed = MONITORS.get(str(task.name))
@@ -67,7 +67,7 @@ def check_monitor(task: Any) -> None:
         hint = f" (did you mean task.monitor={close[0]}?)" if close else ""
         raise ConfigError(f"task.monitor={monitor} is not a metric task={task.name} logs on validation{hint}: "
                           f"choose one of {', '.join(allowed)}.")
-    want = "max" if higher_is_better(monitor) else "min"
+    want = best_mode(monitor)
     if mode and mode != want:
         raise ConfigError(f"task.monitor={monitor} is {'lower' if want == 'min' else 'higher'}-is-better but "
                           f"task.monitor_mode={mode}: the worst checkpoint would be kept; set task.monitor_mode={want}.")

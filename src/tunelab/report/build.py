@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Sequence
 
 from tunelab.errors import TunelabError
-from tunelab.metrics import higher_is_better
+from tunelab.metrics import best_mode
 from tunelab.io import atomic_write, write_json
 from tunelab.report import analysis, claims
 from tunelab.report.adaptive import adaptive_study
@@ -188,7 +188,7 @@ def write_report(sweep: Path, report: Report, groups: dict[str, list[Job]], *, l
         report.files[f"plot:{metric}"] = str(sweep / plot_name(metric))
         if report.metrics[metric].expected_max:
             plot_expected_max(sweep / expected_max_plot_name(metric), metric, report.metrics[metric].expected_max,
-                              no_result(groups, metric), best="max" if higher_is_better(metric) else "min")
+                              no_result(groups, metric), best=best_mode(metric))
             report.files[f"expected_max:{metric}"] = str(sweep / expected_max_plot_name(metric))
     primary = next(iter(report.metrics), None)
     if primary is not None and report.cost and plot_pareto(sweep / pareto_plot_name(primary), primary, report):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from tunelab.metrics import higher_is_better
+from tunelab.metrics import best_mode
 from tunelab.report.formatting import fmt, fmt_p, md_table
 from tunelab.report.plots import expected_max_plot_name
 
@@ -61,18 +61,13 @@ def variance_section(entry: MetricSection) -> list[str]:
                     "component init", "component order", "component rest", "note"], rows), ""]
 
 
-def _best(metric: str) -> str:
-    """What "best of n runs" is for this metric (``tunelab.metrics.higher_is_better``)."""
-    return "max" if higher_is_better(metric) else "min"
-
-
 def expected_max_section(metric: str, entry: MetricSection) -> list[str]:
     if not entry.expected_max:
         return []
     groups = list(entry.expected_max)
     n_max = max((len(c["test"].n) for c in entry.expected_max.values()), default=0)
     out = ["### Expected best score vs. number of runs", "",
-           f"E[{_best(metric)} of n runs] with Tang et al.'s (2020) unbiased estimator (n = 1 is the mean, n = N "
+           f"E[{best_mode(metric)} of n runs] with Tang et al.'s (2020) unbiased estimator (n = 1 is the mean, n = N "
            "the observed best), [95% percentile bootstrap band]. Test score; the validation curve is in the plot.",
            ""]
     rows = []
