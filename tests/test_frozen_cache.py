@@ -94,3 +94,37 @@ def test_a_probe_pooling_no_cache_can_compute_is_refused(compose, blocker):
     # What the head reads itself needs no cache; with the cache every pooling is computed.
     assert route_of(compose(FAST + probe + ["freeze.probe.pooling=head"] + blocker)).runner == "encoder"
     assert route_of(compose(FAST + probe + ["freeze.probe.pooling=mean"])).runner == "features"
+
+
+def test_a_taggers_frozen_probe_is_recorded_as_the_head_it_trains(compose, tmp_path, caplog):
+    """freeze=all's default probe is logistic regression on one pooled vector per text; a tagger
+    predicts at every token, so its own head trains (Lightning, freeze.probe.lr/epochs). The plan
+    used to record fit=logreg for that run, and the degenerate-run advice then named optim.lr and
+    optim.epochs (the task's 2e-4 and 6) though the head trained at the probe's 1e-3 for 1 epoch."""
+    import json
+    import logging
+
+    from tunelab.models.plan import route_of
+    from tunelab.run import RunContext, run
+
+    tagger = FAST + ["task=token_cls", "data=wnut_ner", "freeze=all", "freeze.probe.epochs=1",
+                     "freeze.probe.lr=1e-7"]  # a step no head can learn from: the advice must show
+    route = route_of(compose(tagger))
+    assert (route.runner, route.policy.fit, route.pooling) == ("encoder", "head", None)
+    assert route.optim == {"lr": 1e-7, "head_lr": 1e-7, "epochs": 1}
+    assert "freeze.probe.fit=logreg" in route.why and "task=token_cls" in route.why
+    # Sequence classification keeps its logistic regression.
+    assert route_of(compose(FAST + ["freeze=all"])).runner == "logreg"
+
+    caplog.set_level(logging.WARNING, logger="tunelab")
+    res = run(compose(tagger), RunContext(out_dir=tmp_path / "tagger"))
+    plan = json.loads((tmp_path / "tagger" / "results.json").read_text())["plan"]
+    assert (plan["fit"], plan["runner"], plan["optim"]["lr"]) == ("head", "encoder", 1e-7)
+    # Only the token head trains: hidden x labels + labels, counted here by hand.
+    labels = len(res["label_names"])
+    hidden = compose(FAST).model.config_overrides.hidden_size
+    assert plan["trainable_params"] == hidden * labels + labels
+    assert res["degenerate"], res["metrics"]
+    line = next(r.getMessage() for r in caplog.records if "learned nothing usable" in r.getMessage())
+    assert "lr 1e-07 for 1 epochs" in line and "freeze.probe.lr" in line, line
+    assert "optim.lr" not in line and "fit=logreg" not in line, line

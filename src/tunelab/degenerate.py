@@ -57,7 +57,14 @@ def likely_cause(cfg: Any, plan: Optional[dict] = None) -> str:
     the run's recorded plan (results.json ``plan``: what trained, and at which optim.* keys)."""
     plan = plan or {}
     if plan.get("mode") == "all" and plan.get("fit") in ("paper", "head"):
-        lr = (plan.get("optim") or {}).get("lr", cfg.optim.lr)
+        o = plan.get("optim") or {}
+        lr = o.get("lr", cfg.optim.lr)
+        # Logistic regression fits one vector per text: no probe for a tagger (tunelab.models.plan).
+        if str((cfg.get("task") or {}).get("name", "seq_cls")) != "seq_cls":
+            knob = ("freeze.probe.fit=head (its own lr and epochs)" if plan["fit"] == "paper"
+                    else "a larger freeze.probe.lr or more freeze.probe.epochs")
+            return (f"a frozen encoder's head trained at lr {lr:g} for {o.get('epochs', cfg.optim.epochs)} epochs "
+                    f"stays at the class prior: use {knob}")
         return (f"a frozen encoder's head trained at lr {lr:g} stays at the class prior: use "
                 f"freeze.probe.fit=logreg (the default) or a larger freeze.probe.lr")
     o = cfg.get("optim")

@@ -166,6 +166,15 @@ def route_of(cfg: Any) -> Route:
             return replace(base, runner="logreg", cache="features" if cached else "none", pooling=probe.pooling,
                            why=f"freeze.probe.fit=logreg: logistic regression on {probe.pooling}-pooled features "
                                + ("read from the feature cache" if cached else "(trainer.feature_cache=false)"))
+        if policy.fit == "logreg":
+            # Logistic regression fits one vector per text; a tagger (or the MLM head) predicts at
+            # every token, so what trains is the model's own head at the probe's lr and epochs.
+            # The plan says so (fit=head), not the fit asked for, and the degenerate-run advice
+            # then names the knobs that were used.
+            head = replace(policy, probe=replace(probe, fit="head", pooling="head"))
+            route = route_of_probe(replace(base, policy=head), blocker, mtype)
+            return replace(route, why=f"freeze.probe.fit=logreg fits one vector per text and task={task} predicts "
+                                      f"at every token, so the model's own head trains instead (fit=head); {route.why}")
         return route_of_probe(base, blocker, mtype)
     k = policy.prefix_layers(n_layers) if n_layers else None
     if k is None:
