@@ -10,6 +10,8 @@ are used in practice (SentEval, linear probes of representation papers):
   stratified k-fold CV on the training split (``C: null``; a number fixes it). Convex, so seeds
   change only the CV folds. The very code of ``method=features`` with the same pooling and C:
   ``freeze=all`` and ``method=features method.pooling=mean`` give the same numbers (tested).
+  Sequence classification only: a tagger predicts at every token, so there ``freeze=all`` trains
+  the model's own token head as ``fit: head`` does, and its plan records ``fit: head``.
 * ``fit: head``: the Hugging Face model's own head (dropout + classifier) trained by Lightning on
   the cached features with its own learning rate and epochs (``lr``, ``epochs``); batches,
   dropout and checkpoints as in fine-tuning, seconds per run from the cache.
