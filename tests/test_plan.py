@@ -100,6 +100,48 @@ def test_a_checkpoint_of_another_plan_is_not_resumed():
     cb.load_state_dict({"identity": "abc", "plan": "1111", "rng": {}})  # the same plan resumes
 
 
+def test_a_reworded_reason_does_not_block_a_resume_and_what_trains_does(compose):
+    """The digest a checkpoint carries covers what trains, not ``cache_why`` (prose for the reader):
+    rewording that sentence in a new tunelab used to make every in-flight job refuse to resume.
+    Checkpoints written before carry the hash of the whole record and still resume."""
+    import dataclasses
+    import hashlib
+    import json
+    from types import SimpleNamespace
+
+    from transformers import AutoModelForSequenceClassification
+
+    from tunelab.errors import ConfigError
+    from tunelab.models.loading import load_config
+    from tunelab.models.plan import make_plan, route_of
+    from tunelab.ops.resume import ResumeStateCallback
+
+    cfg = compose(FAST + ["freeze=embeddings"])
+    route = route_of(cfg)
+
+    def plan_of(route, lr=None):
+        model = AutoModelForSequenceClassification.from_config(load_config(cfg.model))
+        plan = make_plan(route, model, cfg.optim)
+        if lr is not None:
+            plan.lrs = {k: lr for k in plan.lrs}
+        return plan
+
+    plan = plan_of(route)
+    reworded = plan_of(dataclasses.replace(route, why="said another way"))
+    assert reworded.record()["cache_why"] != plan.record()["cache_why"]
+    assert reworded.digest == plan.digest
+    assert plan_of(route, lr=1.0).digest != plan.digest          # another learning rate trains otherwise
+    before = hashlib.sha256(json.dumps(plan.record(), sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    cb = ResumeStateCallback(identity="abc")
+    cb.setup(None, SimpleNamespace(plan=reworded), "fit")
+    cb.load_state_dict({"identity": "abc", "plan": plan.digest, "rng": {}})
+    cb.setup(None, SimpleNamespace(plan=plan), "fit")
+    cb.load_state_dict({"identity": "abc", "plan": before, "rng": {}})  # written by an older tunelab
+    with pytest.raises(ConfigError, match="another plan"):
+        cb.load_state_dict({"identity": "abc", "plan": plan_of(route, lr=1.0).digest, "rng": {}})
+
+
 def test_plan_rules_are_part_of_the_identity(compose, monkeypatch):
     import tunelab.ops.identity as identity
 

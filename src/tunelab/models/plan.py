@@ -234,9 +234,15 @@ class Plan:
 
     @property
     def digest(self) -> str:
-        """A short hash of what trains (checked when a checkpoint is resumed)."""
-        blob = json.dumps(self.record(), sort_keys=True, default=str).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
+        """A short hash of what trains (checked when a checkpoint is resumed): the record without
+        ``cache_why``, a sentence for the reader, so rewording it never blocks a resume."""
+        return _short_hash({k: v for k, v in self.record().items() if k != "cache_why"})
+
+    @property
+    def legacy_digest(self) -> str:
+        """The digest checkpoints carried before ``cache_why`` was left out (the whole record): a
+        job checkpointed by an older tunelab still resumes while its sentence reads the same."""
+        return _short_hash(self.record())
 
     def record(self) -> dict:
         """``results.json``'s ``plan``."""
@@ -261,6 +267,10 @@ class Plan:
         tr, tot = self.trainable_params, self.total_params
         lines.append(f"trainable params: {tr:,} || all params: {tot:,} || trainable%: {100 * tr / max(tot, 1):.4f}")
         return lines
+
+
+def _short_hash(record: dict) -> str:
+    return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def plan_for(cfg: Any, model, *, task: Optional[str] = None) -> Plan:

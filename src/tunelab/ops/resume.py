@@ -66,6 +66,7 @@ class ResumeStateCallback(L.Callback):
         # And the digest of the job's plan (tunelab.models.plan: what trains), read from the
         # module at setup: a checkpoint of another plan is refused too.
         self.plan: Optional[str] = None
+        self._plan_as_before: Optional[str] = None  # the digest an older tunelab wrote (Plan.legacy_digest)
         self._pending: Optional[dict] = None
         self._trainer = None
 
@@ -77,6 +78,7 @@ class ResumeStateCallback(L.Callback):
         self._trainer = trainer
         plan = getattr(pl_module, "plan", None)
         self.plan = getattr(plan, "digest", None)
+        self._plan_as_before = getattr(plan, "legacy_digest", None)
 
     def state_dict(self) -> dict:
         from tunelab.cost import job_cpu_so_far, job_wall_so_far
@@ -98,7 +100,7 @@ class ResumeStateCallback(L.Callback):
                               f"(identity {saved[:12]}, this job {self.identity[:12]}): refusing to continue "
                               f"it; delete the job dir's checkpoints/ or choose another resume.name.")
         plan = state.get("plan")
-        if plan and self.plan and plan != self.plan:
+        if plan and self.plan and plan not in (self.plan, self._plan_as_before):
             from tunelab.errors import ConfigError
 
             raise ConfigError(f"the checkpoint being resumed was trained under another plan (what trains: "
