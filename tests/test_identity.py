@@ -79,7 +79,7 @@ def test_a_changed_single_run_is_refused_and_its_dir_left_alone(tmp_path):
 
     env = first["environment"]
     assert env["python"] == platform.python_version() and env["cpu"] and env["cpu_count"] == os.cpu_count()
-    for lib in ("torch", "transformers", "lightning", "hydra-core"):
+    for lib in ("torch", "transformers", "tokenizers", "sentencepiece", "peft", "lightning", "hydra-core"):
         assert env["libraries"][lib] == version(lib), lib
     assert env["gpu"]["count"] == len(env["gpu"]["names"]) and env["git"]["dirty"] in (True, False, None)
     assert first["git_commit"] is None or first["git_commit"].startswith(env["git"]["commit"])

@@ -17,8 +17,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Optional
 
-LIBRARIES = ("tunelab", "torch", "transformers", "lightning", "hydra-core", "omegaconf", "datasets", "numpy",
-             "scipy", "scikit-learn", "wandb", "submitit")
+# tokenizers, sentencepiece and protobuf make the token ids (a SentencePiece-only checkpoint's fast
+# tokenizer is converted at load time); peft and adapters the modules of the PEFT arms.
+LIBRARIES = ("tunelab", "torch", "transformers", "tokenizers", "sentencepiece", "protobuf", "peft", "adapters",
+             "lightning", "torchmetrics", "seqeval", "hydra-core", "omegaconf", "datasets", "numpy", "scipy",
+             "scikit-learn", "wandb", "submitit")
 SLURM_VARS = ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_RESTART_COUNT")
 
 
