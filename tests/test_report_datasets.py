@@ -170,3 +170,49 @@ def test_paired_f1_of_each_dataset_is_of_its_own_positive_class(tmp_path):
         row = next(r for r in report.datasets.examples[f"data={data}"].pairs if r.seeds.startswith("pooled"))
         assert (row.a, row.b) == (f"data={data},freeze=all", f"data={data},freeze=none")
         assert row.diffs["test/f1"]["diff"] == pytest.approx(want[data])
+
+
+def _experiment_job(sweep, idx, ov, data, acc, **config):
+    d = sweep / str(idx)
+    (d / ".hydra").mkdir(parents=True)
+    (d / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in ov))
+    res = {"schema_version": 1, "status": "ok", "task": "seq_cls", "seed": int(ov[-1].split("=")[1]),
+           "overrides": ov, "choices": {"data": data}, "config": {"data": {"name": data, **config}},
+           "metrics": {"test/acc": acc}, "majority_rate": 0.5}
+    (d / "results.json").write_text(json.dumps(res))
+
+
+def test_arms_whose_own_configs_pick_other_data_are_not_compared(tmp_path):
+    """``-m experiment=a,b,c`` where c's experiment trains and tests on other data: no override
+    says so, and the report used to run Welch tests between a and c (scipy: p < .05 here). Now the
+    configs' data is the dataset: a vs b is tested, c stands alone; a per-seed split is no dataset."""
+    from scipy import stats as st
+
+    from tunelab import report as rp
+
+    acc = {"a": ("tweets", [0.80, 0.81, 0.82]), "b": ("tweets", [0.79, 0.83, 0.80]), "c": ("bbc", [0.95, 0.96, 0.97])}
+    sweep = tmp_path / "sweep"
+    for idx, (exp, seed) in enumerate((e, s) for e in acc for s in range(3)):
+        data, scores = acc[exp]
+        _experiment_job(sweep, idx, [f"experiment={exp}", f"seed={seed}"], data, scores[seed], split_seed=seed)
+    assert st.ttest_ind(acc["a"][1], acc["c"][1], equal_var=False).pvalue < 0.05
+    report = rp.build_report(sweep, n_boot=100, paired_boot=10, write=False)
+    pairs = [(c.a, c.b) for c in report.metrics["test/acc"].comparisons.all_pairs]
+    assert pairs == [("experiment=a,data=tweets", "experiment=b,data=tweets")], pairs
+    assert report.datasets is not None and report.datasets.keys == ["data"]
+    assert any(n.startswith("data is not swept, but the groups' configs set it otherwise") for n in report.notes)
+    # data.split_seed differs from seed to seed inside every group: not a dataset of the report
+    assert not any("data.split_seed" in n for n in report.notes)
+
+
+def test_merged_sweeps_pooling_one_arm_over_two_datasets_are_refused(tmp_path):
+    """The same overrides in two sweeps whose configs ran on other data: one group would pool two
+    test sets, which no split can undo: refused, naming the key and the fix."""
+    from tunelab.report.merge import MergeError, collect_dirs
+
+    for name, data in (("s1", "tweets"), ("s2", "bbc")):
+        for seed in range(2):
+            _experiment_job(tmp_path / name, seed, ["freeze=none", f"seed={seed + (2 if name == 's2' else 0)}"],
+                            data, 0.8)
+    with pytest.raises(MergeError, match=r"the sweeps ran on different data \(data: tweets in s1, bbc in s2"):
+        collect_dirs([tmp_path / "s1", tmp_path / "s2"])

@@ -29,6 +29,10 @@ class Job:
     problem: str = ""
     group: str = ""
     degenerate: list[str] = field(default_factory=list)
+    # Values of keys that pick the examples, which no override set but the job's config gives
+    # and other groups' configs give otherwise (an experiment's or arm's own data): grouped as
+    # if swept (tunelab.report.merge.implied_data_keys).
+    implied: dict[str, str] = field(default_factory=dict)
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -74,11 +78,14 @@ def parse_overrides(overrides: Iterable[str]) -> dict[str, str]:
 
 
 def job_value(job: Job, key: str, parsed: dict | None = None):
-    """A key's value for a job: its override, else (a key some other job overrode, e.g. in
-    another sweep of a merged report) the group option it ran with (``choices``), else None."""
+    """A key's value for a job: its override, else a data key its config implied (``implied``),
+    else (a key some other job overrode, e.g. in another sweep of a merged report) the group
+    option it ran with (``choices``), else None."""
     parsed = parse_overrides(job.overrides or []) if parsed is None else parsed
     if key in parsed:
         return parsed[key]
+    if key in job.implied:
+        return job.implied[key]
     choices = (job.result or {}).get("choices")
     value = choices.get(key) if isinstance(choices, dict) else None
     return None if value is None else str(value)

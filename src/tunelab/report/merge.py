@@ -18,12 +18,13 @@ it came from; with one dir they are unchanged.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Sequence
 
 from tunelab.errors import TunelabError
-from tunelab.report.collect import Job, find_job_dirs, group_jobs, load_job, natural_key, parse_overrides
+from tunelab.report.collect import Job, find_job_dirs, group_jobs, job_value, load_job, natural_key, parse_overrides
 from tunelab.report.datasets import DATA_KEYS
 
 
@@ -101,16 +102,6 @@ def _dedupe(jobs: list[Job], notes: list[str]) -> list[Job]:
     return [chosen[x] if not isinstance(x, Job) else x for x in order]
 
 
-def _config_value(job: Job, key: str) -> str | None:
-    """A dotted key's value in the run's results.json ``config`` (``data`` is ``data.name``)."""
-    node = (job.result or {}).get("config")
-    for part in ("data.name" if key == "data" else key).split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return repr(node)
-
-
 def data_mismatch(per_dir: Sequence[tuple[str, list[Job]]], swept: Sequence[str]) -> str | None:
     """Why the sweeps are not one study: a key that picks the examples (``DATA_KEYS``), not swept,
     with one value in each sweep's config but another in another sweep's (an edited data config or
@@ -118,7 +109,7 @@ def data_mismatch(per_dir: Sequence[tuple[str, list[Job]]], swept: Sequence[str]
     for key in (k for k in DATA_KEYS if k not in swept):
         values = {}
         for name, jobs in per_dir:
-            seen = {_config_value(j, key) for j in jobs if j.state == "ok"} - {None}
+            seen = {_config_text(j, key) for j in jobs if j.state == "ok"} - {None}
             if len(seen) == 1:
                 values[name] = seen.pop()
         if len(set(values.values())) > 1:
@@ -127,6 +118,62 @@ def data_mismatch(per_dir: Sequence[tuple[str, list[Job]]], swept: Sequence[str]
                     f"apart): their scores are on other examples and cannot be pooled or compared; report each "
                     f"sweep on its own, or rerun with {key} set on the command line")
     return None
+
+
+def _config_text(job: Job, key: str) -> str | None:
+    """A data key's value as the job's config gives it, written as an override would be (``data``:
+    the group option it ran with, else ``data.name``)."""
+    if key == "data":
+        choice = ((job.result or {}).get("choices") or {}).get("data")
+        if choice is not None:
+            return str(choice)
+    node = (job.result or {}).get("config")
+    for part in ("data.name" if key == "data" else key).split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    if isinstance(node, str):
+        return node
+    return json.dumps(node, separators=(",", ":"), sort_keys=True).replace('"', "")
+
+
+def implied_data_keys(groups: dict[str, list[Job]], swept: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Keys that pick the examples (``DATA_KEYS``) which no override sets but the groups' own
+    configs set otherwise: ``-m experiment=a,b`` where the two experiments train on other data, or
+    arms whose YAML caps the test set. Their runs are on other test sets, so each value is made a
+    dataset of the report (``Job.implied``: grouped as if swept), and arms are tested only where it
+    is the same. A key that varies *within* a group (a split drawn per seed) is not a dataset.
+    Returns the keys and one note for each."""
+    from tunelab.report.datasets import data_keys
+
+    implied: list[str] = []
+    notes: list[str] = []
+    for key in DATA_KEYS:
+        if key in swept or (key == "data.name" and "data" in list(swept) + implied):
+            continue
+        per_group: dict[str, str] = {}
+        for g, js in groups.items():
+            values = {_config_text(j, key) for j in js} - {None}
+            if len(values) > 1:
+                per_group = {}
+                break
+            if values:
+                per_group[g] = values.pop()
+        datasets: dict[tuple, set] = {}
+        for g, v in per_group.items():
+            where = tuple(job_value(groups[g][0], k) for k in data_keys(swept) + implied)
+            datasets.setdefault(where, set()).add(v)
+        if all(len(v) == 1 for v in datasets.values()):
+            continue
+        implied.append(key)
+        for g, v in per_group.items():
+            for job in groups[g]:
+                job.implied[key] = v
+        said = "; ".join(f"{g}: {v}" for g, v in list(per_group.items())[:4]) + ("; ..." if len(per_group) > 4 else "")
+        notes.append(f"{key} is not swept, but the groups' configs set it otherwise ({said}): their runs are on "
+                     f"other examples, so each value is a dataset of this report and arms are compared only "
+                     f"within one")
+    return implied, notes
 
 
 class MergeError(TunelabError):
@@ -138,7 +185,7 @@ def collect_dirs(dirs: Sequence[Path]) -> tuple[list[Job], dict[str, list[Job]],
     dirs = [Path(d) for d in dirs]
     if len(dirs) == 1:
         jobs, groups, keys = group_jobs([load_job(d, dirs[0]) for d in find_job_dirs(dirs[0])])
-        return jobs, groups, keys, []
+        return _with_implied_data(jobs, groups, keys, [])
     loaded, per_dir = [], []
     for prefix, sweep in zip(_prefixes(dirs), dirs):
         per_dir.append((prefix, []))
@@ -148,8 +195,15 @@ def collect_dirs(dirs: Sequence[Path]) -> tuple[list[Job], dict[str, list[Job]],
             loaded.append(job)
             per_dir[-1][1].append(job)
     notes: list[str] = []
-    jobs, groups, keys = group_jobs(_dedupe(loaded, notes))
+    jobs, groups, keys, notes = _with_implied_data(*group_jobs(_dedupe(loaded, notes)), notes)
     mismatch = data_mismatch(per_dir, keys)
     if mismatch:
         raise MergeError(mismatch)
     return jobs, groups, keys, notes
+
+
+def _with_implied_data(jobs: list[Job], groups: dict[str, list[Job]], keys: list[str], notes: list[str]):
+    implied, said = implied_data_keys(groups, keys)
+    if not implied:
+        return jobs, groups, keys, notes
+    return (*group_jobs(jobs, keys=list(keys) + implied), notes + said)
