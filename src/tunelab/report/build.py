@@ -30,7 +30,7 @@ from tunelab.report.examples import N_BOOT_PAIRED, example_level, positive_index
 from tunelab.report.header import make_header
 from tunelab.report.ood import ood_section
 from tunelab.report.latex import latex_tables
-from tunelab.report.merge import collect_dirs, several_sweeps_message
+from tunelab.report.merge import collect_dirs, several_sweeps_message, with_implied_data
 from tunelab.report.paired import EXACT_BELOW
 from tunelab.report.model import Comparisons, Counts, Group, MetricSection, Methods, Report, Run
 from tunelab.report.plots import (PLOT_GLOB, expected_max_plot_name, no_result, plot_expected_max, plot_metric,
@@ -99,8 +99,9 @@ def build_report(sweep_dir, reference: str | None = None, metrics: Sequence[str]
     jobs, groups, keys, merge_notes = collect_dirs(dirs)
     tuned = tune_view(dirs, jobs, level)  # hydra/sweeper=tune: the rest is each arm's tuned test runs
     if tuned is not None:
-        jobs, groups, keys = group_jobs(tuned.jobs, keys=tuned.keys, single=tuned.single)
-        merge_notes = merge_notes + tuned.notes
+        # Arms only (their trials' values are no groups), split again where their configs' data differs.
+        jobs, groups, keys, said = with_implied_data(*group_jobs(tuned.jobs, keys=tuned.keys, single=tuned.single), [])
+        merge_notes = [n for n in merge_notes if n not in said] + said + tuned.notes
     if not jobs:
         raise ReportError(f"no runs in '{', '.join(map(str, dirs))}': no dir below it has results.json or "
                           f".hydra/overrides.yaml")

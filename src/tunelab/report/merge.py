@@ -185,7 +185,7 @@ def collect_dirs(dirs: Sequence[Path]) -> tuple[list[Job], dict[str, list[Job]],
     dirs = [Path(d) for d in dirs]
     if len(dirs) == 1:
         jobs, groups, keys = group_jobs([load_job(d, dirs[0]) for d in find_job_dirs(dirs[0])])
-        return _with_implied_data(jobs, groups, keys, [])
+        return with_implied_data(jobs, groups, keys, [])
     loaded, per_dir = [], []
     for prefix, sweep in zip(_prefixes(dirs), dirs):
         per_dir.append((prefix, []))
@@ -195,14 +195,15 @@ def collect_dirs(dirs: Sequence[Path]) -> tuple[list[Job], dict[str, list[Job]],
             loaded.append(job)
             per_dir[-1][1].append(job)
     notes: list[str] = []
-    jobs, groups, keys, notes = _with_implied_data(*group_jobs(_dedupe(loaded, notes)), notes)
+    jobs, groups, keys, notes = with_implied_data(*group_jobs(_dedupe(loaded, notes)), notes)
     mismatch = data_mismatch(per_dir, keys)
     if mismatch:
         raise MergeError(mismatch)
     return jobs, groups, keys, notes
 
 
-def _with_implied_data(jobs: list[Job], groups: dict[str, list[Job]], keys: list[str], notes: list[str]):
+def with_implied_data(jobs: list[Job], groups: dict[str, list[Job]], keys: list[str], notes: list[str]):
+    """The grouping with :func:`implied_data_keys` added to the swept keys, and their notes."""
     implied, said = implied_data_keys(groups, keys)
     if not implied:
         return jobs, groups, keys, notes
