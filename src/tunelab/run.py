@@ -22,6 +22,7 @@ report (``tunelab.report``).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -38,6 +39,7 @@ from tunelab.cost import attempt_wall_s, begin_job, job_cost
 from tunelab.environment import environment_record, library_versions
 from tunelab.errors import ConfigError, TunelabError
 from tunelab.io import scrub_secrets
+from tunelab.ops import inputs
 from tunelab.ops.ddp import is_rank_zero
 from tunelab.results import SCHEMA_VERSION, git_commit, utcnow, write_results
 from tunelab.validation import check_data_files, method_name, validate
@@ -88,6 +90,25 @@ def base_record(cfg: DictConfig, ctx: RunContext) -> dict:
     }
 
 
+def _check_same_inputs(cfg: DictConfig, out_dir: Path, now: dict) -> None:
+    """A job dir whose record was made from other file contents (same config) is neither skipped
+    as ok nor continued from its checkpoints (tunelab.ops.inputs)."""
+    try:
+        rec = json.loads((Path(out_dir) / "results.json").read_text())
+    except (OSError, ValueError):
+        return
+    moved = inputs.changed(rec.get("inputs") if isinstance(rec, dict) else None, now)
+    if not moved:
+        return
+    what = inputs.say(moved, inputs.values(cfg))
+    if rec.get("status") == "ok":
+        raise ConfigError(f"{out_dir}/results.json says ok, but {what} changed since that run (file content): its "
+                          f"results are of the old files; delete {out_dir} to run the job again on these.")
+    if any(Path(out_dir).rglob("*.ckpt")):
+        raise ConfigError(f"the checkpoints in {out_dir} were trained while {what} held other content: refusing to "
+                          f"continue them on the new; delete {out_dir}/checkpoints to start the job over.")
+
+
 def run(cfg: DictConfig, ctx: RunContext) -> dict:
     """Run one job and write its results.json; raises what went wrong after recording it.
 
@@ -120,16 +141,19 @@ def _run_locked(cfg: DictConfig, ctx: RunContext) -> dict:
     from tunelab.ops.identity import job_already_ok, mismatch_message, recorded_identity
 
     resume = cfg.get("resume")
+    now = inputs.fingerprint(cfg)  # the files the config names, by content
     if resume is not None and resume.get("mode") == "auto":
         # Only the same job is skipped or resumed; another config's dir is never written to.
         exists, recorded = recorded_identity(ctx.out_dir)
         if exists and recorded != ctx.identity:
             raise ConfigError(mismatch_message(ctx.out_dir, recorded, ctx.identity))
+        _check_same_inputs(cfg, ctx.out_dir, now)
         done = job_already_ok(ctx.out_dir)
         if done is not None:
             log.info(f"[tunelab] resume=auto: {ctx.out_dir / 'results.json'} already says ok; skipping the job")
             return done
     record = base_record(cfg, ctx)
+    record["inputs"] = now
     if is_rank_zero():
         write_results(ctx.out_dir, record)
     if is_rank_zero() and "trainer" in cfg and ddp.is_multiprocess_strategy(cfg.trainer):

@@ -1,0 +1,108 @@
+"""The files a job reads besides its config, by content: so a skip or a resume never serves a
+result of other inputs.
+
+A job's identity (:mod:`tunelab.ops.identity`) is its config. ``resume=auto`` skips a job whose
+results.json says ok and continues one from its checkpoint; but the config names files
+(``data.path=mine.csv``, a local model folder, a curriculum stage's data), and a file edited
+between two runs of the same command (labels fixed, a model re-adapted into the same folder)
+leaves the config, so the identity, as it was. Skipping then hands back the result of the old
+file, and resuming trains on the new one from weights fitted to the old.
+
+So every results.json records ``inputs``: for each config value (bookkeeping aside) that names a
+local file or a model folder — ``pkg://`` specs included — the sha256 of its content (a model
+folder: of each weight, config and tokenizer file in it). Content, not times: a ``touch`` or a
+fresh checkout changes nothing. ``resume=auto`` compares the record with the files as they are
+now and refuses, in one sentence, to skip or resume a job whose inputs changed
+(:func:`changed`). Hub ids and hub datasets are not files here and are not fingerprinted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+# Files of a model folder that decide its outputs (weights, config, tokenizer); others (a README,
+# training logs) are not inputs.
+MODEL_FILES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack", ".json", ".txt", ".model", ".py")
+
+
+def _leaves(node: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from _leaves(v, f"{prefix}.{k}" if prefix else str(k))
+    elif isinstance(node, (list, tuple)):
+        for i, v in enumerate(node):
+            yield from _leaves(v, f"{prefix}.{i}")
+    elif isinstance(node, str) and node:
+        yield prefix, node
+
+
+@lru_cache(maxsize=256)
+def _sha(path: str, size: int, mtime_ns: int, ctime_ns: int) -> str:
+    """Content hash, computed once per process for a file that was not written since (a sweep
+    in one process skips or runs many jobs over the same data)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def _file_sha(p: Path) -> str:
+    st = p.stat()
+    return _sha(str(p), st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _local(spec: str) -> Optional[Path]:
+    from tunelab.errors import DataError
+    from tunelab.locate import resolve_local
+
+    if "\n" in spec or len(spec) > 4096:
+        return None
+    try:
+        return resolve_local(spec)
+    except (DataError, OSError, ValueError):  # a pkg:// spec of a package not installed: said elsewhere
+        return None
+
+
+def fingerprint(cfg: Any) -> dict[str, Any]:
+    """``{config key: sha256 of the file}`` (a model folder: ``{file name: sha256}``) for every
+    config value that names an existing local file or a folder holding ``config.json``."""
+    from tunelab.ops.identity import identity_payload
+
+    out: dict[str, Any] = {}
+    for key, value in _leaves(identity_payload(cfg)):
+        p = _local(value)
+        if p is None:
+            continue
+        if p.is_file():
+            out[key] = _file_sha(p)
+        elif p.is_dir() and (p / "config.json").is_file():
+            out[key] = {f.name: _file_sha(f) for f in sorted(p.iterdir())
+                        if f.is_file() and f.suffix in MODEL_FILES}
+    return out
+
+
+def changed(recorded: Any, now: dict[str, Any]) -> list[str]:
+    """Keys of a job's record whose file differs now, or is gone. Only what the record holds: one
+    written before tunelab kept ``inputs`` cannot tell (none), nor a file a newer tunelab names
+    that an older one did not."""
+    if not isinstance(recorded, dict):
+        return []
+    return sorted(k for k in recorded if recorded[k] != now.get(k))
+
+
+def say(keys: list[str], cfg_values: dict[str, str]) -> str:
+    """``data.path (mine.csv)``, for the refusal's sentence."""
+    shown = [f"{k} ({os.path.basename(str(cfg_values.get(k, '')).rstrip('/')) or '?'})" for k in keys[:3]]
+    return ", ".join(shown) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+
+
+def values(cfg: Any) -> dict[str, str]:
+    """The config's string leaves by dotted key (for :func:`say`)."""
+    from tunelab.ops.identity import identity_payload
+
+    return dict(_leaves(identity_payload(cfg)))

@@ -1,0 +1,94 @@
+"""resume=auto never serves a result, nor continues a checkpoint, made from other file contents.
+
+The config (so the job's identity) names files; editing one between two runs of the same command
+used to leave the job "already ok" with the old file's results. The references here are
+hashlib over the files' bytes and hand-made records, not the code's own fingerprint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from conftest import FAST
+
+
+def _csv(path: Path, flip: bool = False) -> Path:
+    words = ["great", "awful", "flight", "delay", "crew", "bag", "seat", "late"]
+    rows = ["text,label"] + [f"{words[i % 8]} {words[(i * 3) % 8]} text {i},"
+                             f"{'positive' if (i % 3 == 0) != (flip and i == 5) else 'negative'}" for i in range(80)]
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def _cfg(compose, csv: Path, *extra):
+    return compose(FAST + ["data=csv", f"data.path={csv}", "data.labels=[negative,positive]", "resume=auto",
+                           *extra])
+
+
+def _sha(p: Path) -> str:
+    return hashlib.sha256(p.read_bytes()).hexdigest()[:16]
+
+
+def test_the_record_holds_each_named_file_by_content(compose, tmp_path):
+    from tunelab.locate import resolve_local
+    from tunelab.ops.inputs import fingerprint
+
+    csv = _csv(tmp_path / "a.csv")
+    fp = fingerprint(_cfg(compose, csv, "model=minilm"))
+    assert fp["data.path"] == _sha(csv)
+    folder = resolve_local(compose(["model=minilm"]).model.name)
+    assert fp["model.name"]["config.json"] == _sha(folder / "config.json")
+    assert set(fp["model.name"]) >= {"config.json", "vocab.txt"}
+    # a touch, or a copy with other times, is the same content
+    os.utime(csv, (1, 1))
+    assert fingerprint(_cfg(compose, csv, "model=minilm"))["data.path"] == fp["data.path"]
+
+
+def test_an_ok_job_whose_data_file_changed_is_not_skipped(compose, tmp_path):
+    from tunelab.errors import ConfigError
+    from tunelab.run import RunContext, run
+
+    csv, out = _csv(tmp_path / "a.csv"), tmp_path / "job"
+    first = run(_cfg(compose, csv), RunContext(out_dir=out))
+    # model=tiny: random weights from the packaged folder's config.json, which counts too
+    assert first["status"] == "ok" and set(first["inputs"]) == {"data.path", "model.name"}
+    assert first["inputs"]["data.path"] == _sha(csv)
+    again = run(_cfg(compose, csv), RunContext(out_dir=out))  # the same files: skipped
+    assert again["started_at"] == first["started_at"]
+    _csv(csv, flip=True)  # one label fixed: the same config, another data set
+    with pytest.raises(ConfigError, match=r"says ok, but data.path \(a.csv\) changed since that run .* delete "):
+        run(_cfg(compose, csv), RunContext(out_dir=out))
+    assert json.loads((out / "results.json").read_text())["started_at"] == first["started_at"]  # left as it was
+
+
+def test_a_checkpoint_of_other_data_is_not_continued(compose, tmp_path):
+    from tunelab.errors import ConfigError
+    from tunelab.ops.inputs import fingerprint
+    from tunelab.run import RunContext, run
+
+    csv, out = _csv(tmp_path / "a.csv"), tmp_path / "job"
+    cfg = _cfg(compose, csv)
+    # An interrupted job's record and checkpoint, made while the file held other rows.
+    (out / "checkpoints").mkdir(parents=True)
+    (out / "checkpoints" / "last.ckpt").write_bytes(b"weights")
+    from tunelab.ops.identity import job_identity
+
+    old = {"status": "interrupted", "identity": job_identity(cfg), "inputs": {"data.path": "0" * 16}}
+    (out / "results.json").write_text(json.dumps(old))
+    with pytest.raises(ConfigError, match=r"checkpoints in .* were trained while data.path \(a.csv\) held other"):
+        run(cfg, RunContext(out_dir=out))
+    # Without a checkpoint there is nothing of the old file to continue: the job runs.
+    (out / "checkpoints" / "last.ckpt").unlink()
+    assert run(cfg, RunContext(out_dir=out))["status"] == "ok"
+    # A record from before tunelab kept inputs cannot tell: skipped as ok, as it always was.
+    rec = json.loads((out / "results.json").read_text())
+    assert rec["inputs"] == fingerprint(cfg)
+    del rec["inputs"]
+    (out / "results.json").write_text(json.dumps(rec))
+    _csv(csv, flip=True)
+    assert run(cfg, RunContext(out_dir=out))["started_at"] == rec["started_at"]
