@@ -40,10 +40,10 @@ def test_the_record_holds_each_named_file_by_content(compose, tmp_path):
 
     csv = _csv(tmp_path / "a.csv")
     fp = fingerprint(_cfg(compose, csv, "model=minilm"))
-    assert fp["data.path"] == _sha(csv)
+    assert fp["data.path"] == {"path": str(csv), "sha256": _sha(csv)}
     folder = resolve_local(compose(["model=minilm"]).model.name)
-    assert fp["model.name"]["config.json"] == _sha(folder / "config.json")
-    assert set(fp["model.name"]) >= {"config.json", "vocab.txt"}
+    assert fp["model.name"]["files"]["config.json"] == _sha(folder / "config.json")
+    assert set(fp["model.name"]["files"]) >= {"config.json", "vocab.txt"}
     # a touch, or a copy with other times, is the same content
     os.utime(csv, (1, 1))
     assert fingerprint(_cfg(compose, csv, "model=minilm"))["data.path"] == fp["data.path"]
@@ -57,7 +57,7 @@ def test_an_ok_job_whose_data_file_changed_is_not_skipped(compose, tmp_path):
     first = run(_cfg(compose, csv), RunContext(out_dir=out))
     # model=tiny: random weights from the packaged folder's config.json, which counts too
     assert first["status"] == "ok" and set(first["inputs"]) == {"data.path", "model.name"}
-    assert first["inputs"]["data.path"] == _sha(csv)
+    assert first["inputs"]["data.path"]["sha256"] == _sha(csv)
     again = run(_cfg(compose, csv), RunContext(out_dir=out))  # the same files: skipped
     assert again["started_at"] == first["started_at"]
     _csv(csv, flip=True)  # one label fixed: the same config, another data set
@@ -78,7 +78,7 @@ def test_a_checkpoint_of_other_data_is_not_continued(compose, tmp_path):
     (out / "checkpoints" / "last.ckpt").write_bytes(b"weights")
     from tunelab.ops.identity import job_identity
 
-    old = {"status": "interrupted", "identity": job_identity(cfg), "inputs": {"data.path": "0" * 16}}
+    old = {"status": "interrupted", "identity": job_identity(cfg), "inputs": {"data.path": {"path": str(csv), "sha256": "0" * 16}}}
     (out / "results.json").write_text(json.dumps(old))
     with pytest.raises(ConfigError, match=r"checkpoints in .* were trained while data.path \(a.csv\) held other"):
         run(cfg, RunContext(out_dir=out))
@@ -92,3 +92,24 @@ def test_a_checkpoint_of_other_data_is_not_continued(compose, tmp_path):
     (out / "results.json").write_text(json.dumps(rec))
     _csv(csv, flip=True)
     assert run(cfg, RunContext(out_dir=out))["started_at"] == rec["started_at"]
+
+
+def test_a_sweeper_does_not_read_a_finished_job_of_other_files(tmp_path):
+    """The adaptive and tune sweepers read finished jobs rather than relaunching them: one made
+    from the file's old content stops the sweep (it would decide from two data sets as one)."""
+    from tunelab.errors import ConfigError
+    from tunelab.sweeps.jobs import JobSpec, run_wave
+
+    csv, sweep = _csv(tmp_path / "a.csv"), tmp_path / "sweep"
+    (sweep / "0").mkdir(parents=True)
+    rec = {"status": "ok", "overrides": ["seed=0"], "metrics": {"val/acc": 0.8},
+           "inputs": {"data.path": {"path": str(csv), "sha256": _sha(csv)}}}
+    (sweep / "0" / "results.json").write_text(json.dumps(rec))
+    launched = []
+    specs = [JobSpec("s0", 0, ["seed=0"]), JobSpec("s1", 1, ["seed=1"])]
+    run_wave(lambda batch, num: launched.append((num, batch)), sweep, specs)
+    assert launched == [(1, [["seed=1"]])]  # the same file: job 0 is read, job 1 launched
+    _csv(csv, flip=True)
+    with pytest.raises(ConfigError, match=r"job .*sweep/0 finished ok while data.path \(a.csv\) held other content"):
+        run_wave(lambda batch, num: launched.append((num, batch)), sweep, specs)
+    assert len(launched) == 1

@@ -100,7 +100,7 @@ def _check_same_inputs(cfg: DictConfig, out_dir: Path, now: dict) -> None:
     moved = inputs.changed(rec.get("inputs") if isinstance(rec, dict) else None, now)
     if not moved:
         return
-    what = inputs.say(moved, inputs.values(cfg))
+    what = inputs.say(moved, rec["inputs"])
     if rec.get("status") == "ok":
         raise ConfigError(f"{out_dir}/results.json says ok, but {what} changed since that run (file content): its "
                           f"results are of the old files; delete {out_dir} to run the job again on these.")

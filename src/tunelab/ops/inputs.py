@@ -9,11 +9,13 @@ leaves the config, so the identity, as it was. Skipping then hands back the resu
 file, and resuming trains on the new one from weights fitted to the old.
 
 So every results.json records ``inputs``: for each config value (bookkeeping aside) that names a
-local file or a model folder — ``pkg://`` specs included — the sha256 of its content (a model
-folder: of each weight, config and tokenizer file in it). Content, not times: a ``touch`` or a
-fresh checkout changes nothing. ``resume=auto`` compares the record with the files as they are
-now and refuses, in one sentence, to skip or resume a job whose inputs changed
-(:func:`changed`). Hub ids and hub datasets are not files here and are not fingerprinted.
+local file or a model folder — ``pkg://`` specs included — its path and the sha256 of its content
+(a model folder: of each weight, config and tokenizer file in it). Content, not times: a ``touch``
+or a fresh checkout changes nothing. ``resume=auto`` compares the record with the files as they
+are now and refuses, in one sentence, to skip or resume a job whose inputs changed
+(:func:`changed`); tunelab's own sweepers, which read finished jobs instead of relaunching them,
+check each record against its paths (:func:`stale`). Hub ids and hub datasets are not files here
+and are not fingerprinted.
 """
 
 from __future__ import annotations
@@ -68,41 +70,56 @@ def _local(spec: str) -> Optional[Path]:
         return None
 
 
-def fingerprint(cfg: Any) -> dict[str, Any]:
-    """``{config key: sha256 of the file}`` (a model folder: ``{file name: sha256}``) for every
-    config value that names an existing local file or a folder holding ``config.json``."""
+def _describe(p: Path) -> Optional[dict]:
+    """A file's or a model folder's content (None: neither, or gone)."""
+    if p.is_file():
+        return {"path": str(p), "sha256": _file_sha(p)}
+    if p.is_dir() and (p / "config.json").is_file():
+        return {"path": str(p), "files": {f.name: _file_sha(f) for f in sorted(p.iterdir())
+                                          if f.is_file() and f.suffix in MODEL_FILES}}
+    return None
+
+
+def _content(entry: Any) -> Any:
+    return (entry.get("sha256") or entry.get("files")) if isinstance(entry, dict) else entry
+
+
+def fingerprint(cfg: Any) -> dict[str, dict]:
+    """``{config key: {"path", "sha256"}}`` (a model folder: ``{"path", "files": {name: sha256}}``)
+    for every config value that names an existing local file or a folder holding ``config.json``."""
     from tunelab.ops.identity import identity_payload
 
-    out: dict[str, Any] = {}
+    out: dict[str, dict] = {}
     for key, value in _leaves(identity_payload(cfg)):
         p = _local(value)
-        if p is None:
-            continue
-        if p.is_file():
-            out[key] = _file_sha(p)
-        elif p.is_dir() and (p / "config.json").is_file():
-            out[key] = {f.name: _file_sha(f) for f in sorted(p.iterdir())
-                        if f.is_file() and f.suffix in MODEL_FILES}
+        entry = _describe(p) if p is not None else None
+        if entry is not None:
+            out[key] = entry
     return out
 
 
-def changed(recorded: Any, now: dict[str, Any]) -> list[str]:
+def changed(recorded: Any, now: dict[str, dict]) -> list[str]:
     """Keys of a job's record whose file differs now, or is gone. Only what the record holds: one
     written before tunelab kept ``inputs`` cannot tell (none), nor a file a newer tunelab names
-    that an older one did not."""
+    that an older one did not. Content only: the path may differ (another machine's site-packages)."""
     if not isinstance(recorded, dict):
         return []
-    return sorted(k for k in recorded if recorded[k] != now.get(k))
+    return sorted(k for k in recorded if _content(recorded[k]) != _content(now.get(k)))
 
 
-def say(keys: list[str], cfg_values: dict[str, str]) -> str:
-    """``data.path (mine.csv)``, for the refusal's sentence."""
-    shown = [f"{k} ({os.path.basename(str(cfg_values.get(k, '')).rstrip('/')) or '?'})" for k in keys[:3]]
-    return ", ".join(shown) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+def stale(record: Any) -> list[str]:
+    """Keys of a results.json whose recorded file, at its recorded path, now holds other content
+    (for a sweeper that reads finished jobs without their configs)."""
+    rec = (record or {}).get("inputs") if isinstance(record, dict) else None
+    if not isinstance(rec, dict):
+        return []
+    now = {k: _describe(Path(v["path"])) for k, v in rec.items() if isinstance(v, dict) and v.get("path")}
+    return changed({k: v for k, v in rec.items() if k in now}, {k: v for k, v in now.items() if v is not None})
 
 
-def values(cfg: Any) -> dict[str, str]:
-    """The config's string leaves by dotted key (for :func:`say`)."""
-    from tunelab.ops.identity import identity_payload
-
-    return dict(_leaves(identity_payload(cfg)))
+def say(keys: list[str], recorded: dict) -> str:
+    """``data.path (mine.csv)``, for a refusal's sentence."""
+    def name(k):
+        entry = recorded.get(k)
+        return os.path.basename(str(entry.get("path", "")).rstrip("/")) if isinstance(entry, dict) else "?"
+    return ", ".join(f"{k} ({name(k)})" for k in keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")

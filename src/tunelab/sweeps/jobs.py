@@ -133,6 +133,7 @@ def run_wave(launch: Launch, sweep_dir: Path, specs: Sequence[JobSpec],
     read every spec's outcome. ``validate``: composes the jobs first (the sweeper's
     ``validate_batch_is_legal``), so a bad override stops the sweep before anything runs."""
     before = read_outcomes(sweep_dir, specs)
+    _refuse_stale(sweep_dir, before.values())
     todo = [s for s in specs if before[s.key].status not in FINISHED]
     for part in consecutive_runs(todo):
         batch = [list(s.overrides) for s in part]
@@ -140,6 +141,20 @@ def run_wave(launch: Launch, sweep_dir: Path, specs: Sequence[JobSpec],
             validate(batch)
         launch(batch, part[0].num)
     return read_outcomes(sweep_dir, specs) if todo else before
+
+
+def _refuse_stale(sweep_dir: Path, outcomes) -> None:
+    """A finished job is read, not relaunched: if a file it was made from now holds other content
+    (tunelab.ops.inputs), the sweep would decide from, and report, two data sets as one."""
+    from tunelab.errors import ConfigError
+    from tunelab.ops import inputs
+
+    for o in outcomes:
+        if o.status == "ok" and (moved := inputs.stale(o.result)):
+            raise ConfigError(f"job {Path(sweep_dir) / str(o.dir)} finished ok while "
+                              f"{inputs.say(moved, o.result['inputs'])} held other content: continuing would mix "
+                              f"two data sets in one sweep; start it in a new dir (another resume.name), or "
+                              f"delete the job dirs made from the old files.")
 
 
 def first_free_num(sweep_dir: Path) -> int:
