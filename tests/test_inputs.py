@@ -113,3 +113,8 @@ def test_a_sweeper_does_not_read_a_finished_job_of_other_files(tmp_path):
     with pytest.raises(ConfigError, match=r"job .*sweep/0 finished ok while data.path \(a.csv\) held other content"):
         run_wave(lambda batch, num: launched.append((num, batch)), sweep, specs)
     assert len(launched) == 1
+    # A study moved to another machine (its files elsewhere) cannot tell, and goes on.
+    rec["inputs"]["data.path"]["path"] = str(tmp_path / "elsewhere.csv")
+    (sweep / "0" / "results.json").write_text(json.dumps(rec))
+    run_wave(lambda batch, num: launched.append((num, batch)), sweep, specs)
+    assert launched[-1] == (1, [["seed=1"]])

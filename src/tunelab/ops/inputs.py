@@ -109,12 +109,14 @@ def changed(recorded: Any, now: dict[str, dict]) -> list[str]:
 
 def stale(record: Any) -> list[str]:
     """Keys of a results.json whose recorded file, at its recorded path, now holds other content
-    (for a sweeper that reads finished jobs without their configs)."""
+    (for a sweeper that reads finished jobs without their configs). A path that is gone cannot
+    tell: a study moved to another machine has its packages elsewhere."""
     rec = (record or {}).get("inputs") if isinstance(record, dict) else None
     if not isinstance(rec, dict):
         return []
     now = {k: _describe(Path(v["path"])) for k, v in rec.items() if isinstance(v, dict) and v.get("path")}
-    return changed({k: v for k, v in rec.items() if k in now}, {k: v for k, v in now.items() if v is not None})
+    now = {k: v for k, v in now.items() if v is not None}
+    return changed({k: v for k, v in rec.items() if k in now}, now)
 
 
 def say(keys: list[str], recorded: dict) -> str:
