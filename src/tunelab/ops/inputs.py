@@ -26,8 +26,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
-# Files of a model folder that decide its outputs (weights, config, tokenizer); others (a README,
-# training logs) are not inputs.
+# Files of a model folder that decide its outputs (weights, config, tokenizer; .py: a
+# trust_remote_code model's modelling code); others (a README, training logs) are not inputs.
+# The feature caches' model keys read the same list (tunelab.models.cache.model_identity).
 MODEL_FILES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack", ".json", ".txt", ".model", ".py")
 
 

@@ -15,11 +15,11 @@ import hashlib
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from tunelab.ops.inputs import MODEL_FILES
+
 # Files up to this size (configs, vocabularies) are identified by content too, weights by size
 # and modification time (hashing hundreds of MB per run would cost seconds).
 _HASHED_BYTES = 8 * 2**20
-# .py: a trust_remote_code model's modelling code is part of what computes its outputs
-_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack", ".json", ".txt", ".model", ".py")
 
 
 def _get(node: Any, key: str, default=None):
@@ -49,7 +49,7 @@ def _files_identity(path: Path) -> list:
     set its mtime back (a fine-tuned copy of the same architecture has the same size); no one
     can set the ctime, which every write moves (so a reinstall is a miss: the safe direction)."""
     files = [path] if path.is_file() else [p for p in sorted(path.iterdir())
-                                           if p.is_file() and p.suffix in _WEIGHT_SUFFIXES]
+                                           if p.is_file() and p.suffix in MODEL_FILES]
     out = []
     for p in files:
         st = p.stat()
