@@ -32,11 +32,10 @@ one sentence, before any training.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Optional
 
+from tunelab import caching
 from tunelab.errors import ConfigError
 from tunelab.models.policy import Policy, policy_of
 # The version of these rules: part of every job's identity (a resumed or skipped job never
@@ -236,13 +235,13 @@ class Plan:
     def digest(self) -> str:
         """A short hash of what trains (checked when a checkpoint is resumed): the record without
         ``cache_why``, a sentence for the reader, so rewording it never blocks a resume."""
-        return _short_hash({k: v for k, v in self.record().items() if k != "cache_why"})
+        return caching.digest({k: v for k, v in self.record().items() if k != "cache_why"})[:16]
 
     @property
     def legacy_digest(self) -> str:
         """The digest checkpoints carried before ``cache_why`` was left out (the whole record): a
         job checkpointed by an older tunelab still resumes while its sentence reads the same."""
-        return _short_hash(self.record())
+        return caching.digest(self.record())[:16]
 
     def record(self) -> dict:
         """``results.json``'s ``plan``."""
@@ -267,10 +266,6 @@ class Plan:
         tr, tot = self.trainable_params, self.total_params
         lines.append(f"trainable params: {tr:,} || all params: {tot:,} || trainable%: {100 * tr / max(tot, 1):.4f}")
         return lines
-
-
-def _short_hash(record: dict) -> str:
-    return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def plan_for(cfg: Any, model, *, task: Optional[str] = None) -> Plan:

@@ -25,7 +25,7 @@ from typing import Sequence
 
 from tunelab.errors import TunelabError
 from tunelab.report.collect import Job, find_job_dirs, group_jobs, job_value, load_job, natural_key, parse_overrides
-from tunelab.report.datasets import DATA_KEYS
+from tunelab.report.datasets import DATA_KEYS, data_keys
 
 
 def _is_sweep(d: Path) -> bool:
@@ -144,8 +144,6 @@ def implied_data_keys(groups: dict[str, list[Job]], swept: Sequence[str]) -> tup
     dataset of the report (``Job.implied``: grouped as if swept), and arms are tested only where it
     is the same. A key that varies *within* a group (a split drawn per seed) is not a dataset.
     Returns the keys and one note for each."""
-    from tunelab.report.datasets import data_keys
-
     implied: list[str] = []
     notes: list[str] = []
     for key in DATA_KEYS:
