@@ -118,3 +118,61 @@ def test_a_sweeper_does_not_read_a_finished_job_of_other_files(tmp_path):
     (sweep / "0" / "results.json").write_text(json.dumps(rec))
     run_wave(lambda batch, num: launched.append((num, batch)), sweep, specs)
     assert launched[-1] == (1, [["seed=1"]])
+
+
+def _hub_cache(root: Path, repo: str, commit: str) -> Path:
+    """The Hugging Face cache's layout for one model (huggingface_hub's cache docs): a ``main`` ref
+    naming the commit, and that commit's snapshot folder."""
+    folder = root / f"models--{repo.replace('/', '--')}"
+    (folder / "refs").mkdir(parents=True, exist_ok=True)
+    (folder / "refs" / "main").write_text(commit)
+    (folder / "snapshots" / commit).mkdir(parents=True, exist_ok=True)
+    (folder / "snapshots" / commit / "config.json").write_text("{}")
+    return folder
+
+
+def test_a_hub_model_is_recorded_by_its_commit_and_a_push_is_seen(compose, tmp_path, monkeypatch):
+    """A hub id is another model after a push to main: the record keeps the commit that loaded,
+    and resume=auto refuses to skip the job once the cache (or the hub) holds another one."""
+    from huggingface_hub import constants
+
+    from tunelab.errors import ConfigError
+    from tunelab.ops import inputs
+    from tunelab.ops.identity import job_identity
+    from tunelab.run import RunContext, run
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    repo = "someone/encoder"
+    cfg = compose(FAST + ["resume=auto", f"model.name={repo}"])
+    assert "model.name" not in inputs.fingerprint(cfg)  # not cached: nothing to say yet
+    folder = _hub_cache(tmp_path / "hub", repo, "a" * 40)
+    assert inputs.fingerprint(cfg)["model.name"] == {"hub": repo, "revision": "a" * 40}
+    assert inputs.hub_entries(cfg) == {"model.name": {"hub": repo, "revision": "a" * 40}}
+    # An ok record made from commit a...: the same commit now is skipped without loading anything.
+    out = tmp_path / "job"
+    out.mkdir()
+    rec = {"status": "ok", "identity": job_identity(cfg), "started_at": "then", "metrics": {"test/acc": 0.9},
+           "inputs": {"model.name": {"hub": repo, "revision": "a" * 40}}}
+    (out / "results.json").write_text(json.dumps(rec))
+    assert run(cfg, RunContext(out_dir=out))["started_at"] == "then"
+    # A push: the cache's main names commit b...; the old result is not served.
+    _hub_cache(tmp_path / "hub", repo, "b" * 40)
+    with pytest.raises(ConfigError, match=r"says ok, but model.name \(hub model someone/encoder\) changed"):
+        run(cfg, RunContext(out_dir=out))
+    assert inputs.stale(rec) == ["model.name"]
+    # Online, the hub's main is asked (the cache is only updated by the next load).
+    (folder / "refs" / "main").write_text("a" * 40)
+    assert inputs.stale(rec) == []
+
+    class Info:
+        sha = "c" * 40
+    monkeypatch.setattr(inputs, "_offline", lambda: False)
+    monkeypatch.setattr("huggingface_hub.HfApi.model_info", lambda self, repo_id, timeout=None: Info())
+    with pytest.raises(ConfigError, match=r"model.name \(hub model someone/encoder\) changed"):
+        run(cfg, RunContext(out_dir=out))
+    # No network and no cache (a study moved to another machine) cannot tell, and skips as before.
+    monkeypatch.setattr("huggingface_hub.HfApi.model_info", lambda *a, **k: (_ for _ in ()).throw(OSError("offline")))
+    import shutil
+    shutil.rmtree(folder)
+    assert inputs.changed(rec["inputs"], inputs.fingerprint(cfg, ask_hub=True)) == []
+    assert run(cfg, RunContext(out_dir=out))["started_at"] == "then"

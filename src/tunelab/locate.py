@@ -116,3 +116,15 @@ def check_model_folder(model_cfg) -> None:
         raise ConfigError(f"{key}={spec} is a folder but not a whole Hugging Face model: it has no "
                           f"{', no '.join(missing)}; point {key} at a folder written by save_pretrained (e.g. a job's "
                           f"adapted_encoder/), or use model=minilm.")
+
+
+def hub_snapshot(repo_id: str) -> Path | None:
+    """The cached snapshot folder of a hub model that ``from_pretrained`` reads (its ``main`` ref;
+    the folder's name is the commit), or None: not a repo id, or not in the local Hugging Face cache."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        found = try_to_load_from_cache(repo_id, "config.json")
+    except Exception:  # noqa: BLE001 - not a valid repo id, or no huggingface_hub: unknown
+        return None
+    return Path(found).parent if isinstance(found, str) else None

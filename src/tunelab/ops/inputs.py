@@ -14,8 +14,13 @@ local file or a model folder — ``pkg://`` specs included — its path and the 
 or a fresh checkout changes nothing. ``resume=auto`` compares the record with the files as they
 are now and refuses, in one sentence, to skip or resume a job whose inputs changed
 (:func:`changed`); tunelab's own sweepers, which read finished jobs instead of relaunching them,
-check each record against its paths (:func:`stale`). Hub ids and hub datasets are not files here
-and are not fingerprinted.
+check each record against its paths (:func:`stale`).
+
+A hub model id is the same question for a repo: a push to ``main`` makes the same config another
+model. Its entry is the commit ``from_pretrained`` reads (``{"hub", "revision"}``: the cached
+snapshot's, or, online, the hub's ``main``), recorded again when the job ends (a first run
+downloads it). A hub id not cached here and not reachable cannot tell and is not refused. Hub
+datasets are not fingerprinted.
 """
 
 from __future__ import annotations
@@ -71,6 +76,36 @@ def _local(spec: str) -> Optional[Path]:
         return None
 
 
+def _offline() -> bool:
+    try:
+        from huggingface_hub import constants
+    except ImportError:
+        return True
+    return bool(constants.HF_HUB_OFFLINE)
+
+
+def _hub(spec: str, *, ask: bool = False) -> Optional[dict]:
+    """A hub model id's entry: the commit of its cached snapshot; with ``ask`` and network, the
+    commit the hub's ``main`` has now (what the next ``from_pretrained`` would download). None: not
+    a hub model this machine knows of."""
+    from tunelab.locate import hub_snapshot
+
+    if spec.startswith((".", "/", "~")) or "://" in spec or len(spec) > 200:
+        return None  # a path, or a package spec: files, described above
+    snap = hub_snapshot(spec)
+    if snap is None:
+        return None
+    revision = snap.name
+    if ask and not _offline():
+        try:
+            from huggingface_hub import HfApi
+
+            revision = HfApi().model_info(spec, timeout=10).sha or revision
+        except Exception:  # noqa: BLE001 - no network, or the hub refused: the cached commit is what loads
+            pass
+    return {"hub": spec, "revision": revision}
+
+
 def _describe(p: Path) -> Optional[dict]:
     """A file's or a model folder's content (None: neither, or gone)."""
     if p.is_file():
@@ -82,40 +117,55 @@ def _describe(p: Path) -> Optional[dict]:
 
 
 def _content(entry: Any) -> Any:
-    return (entry.get("sha256") or entry.get("files")) if isinstance(entry, dict) else entry
+    return (entry.get("sha256") or entry.get("files") or entry.get("revision")) if isinstance(entry, dict) else entry
 
 
-def fingerprint(cfg: Any) -> dict[str, dict]:
+def _is_hub(entry: Any) -> bool:
+    return isinstance(entry, dict) and "hub" in entry
+
+
+def fingerprint(cfg: Any, *, ask_hub: bool = False) -> dict[str, dict]:
     """``{config key: {"path", "sha256"}}`` (a model folder: ``{"path", "files": {name: sha256}}``)
-    for every config value that names an existing local file or a folder holding ``config.json``."""
+    for every config value that names an existing local file or a folder holding ``config.json``,
+    and ``{"hub", "revision"}`` for each that names a hub model in the local cache (``ask_hub``:
+    the hub's current ``main`` when online)."""
     from tunelab.ops.identity import identity_payload
 
     out: dict[str, dict] = {}
     for key, value in _leaves(identity_payload(cfg)):
         p = _local(value)
-        entry = _describe(p) if p is not None else None
+        entry = _describe(p) if p is not None else _hub(value, ask=ask_hub)
         if entry is not None:
             out[key] = entry
     return out
 
 
+def hub_entries(cfg: Any) -> dict[str, dict]:
+    """The hub models' entries as the cache holds them now: at a job's end, the commits its loads read."""
+    return {k: v for k, v in fingerprint(cfg).items() if _is_hub(v)}
+
+
 def changed(recorded: Any, now: dict[str, dict]) -> list[str]:
-    """Keys of a job's record whose file differs now, or is gone. Only what the record holds: one
-    written before tunelab kept ``inputs`` cannot tell (none), nor a file a newer tunelab names
-    that an older one did not. Content only: the path may differ (another machine's site-packages)."""
+    """Keys of a job's record whose file differs now, or is gone, or whose hub model has another
+    commit. Only what the record holds: one written before tunelab kept ``inputs`` cannot tell
+    (none), nor a file a newer tunelab names that an older one did not, nor a hub model neither
+    cached nor reachable now. Content only: the path may differ (another machine's site-packages)."""
     if not isinstance(recorded, dict):
         return []
-    return sorted(k for k in recorded if _content(recorded[k]) != _content(now.get(k)))
+    return sorted(k for k in recorded if _content(recorded[k]) != _content(now.get(k))
+                  and not (_is_hub(recorded[k]) and k not in now))
 
 
 def stale(record: Any) -> list[str]:
     """Keys of a results.json whose recorded file, at its recorded path, now holds other content
-    (for a sweeper that reads finished jobs without their configs). A path that is gone cannot
-    tell: a study moved to another machine has its packages elsewhere."""
+    (for a sweeper that reads finished jobs without their configs), or whose hub model's cached
+    commit is another. A path that is gone cannot tell: a study moved to another machine has its
+    packages elsewhere (nor a hub model not cached here)."""
     rec = (record or {}).get("inputs") if isinstance(record, dict) else None
     if not isinstance(rec, dict):
         return []
-    now = {k: _describe(Path(v["path"])) for k, v in rec.items() if isinstance(v, dict) and v.get("path")}
+    now = {k: _describe(Path(v["path"])) if v.get("path") else _hub(str(v["hub"]))
+           for k, v in rec.items() if isinstance(v, dict) and (v.get("path") or v.get("hub"))}
     now = {k: v for k, v in now.items() if v is not None}
     return changed({k: v for k, v in rec.items() if k in now}, now)
 
@@ -124,5 +174,7 @@ def say(keys: list[str], recorded: dict) -> str:
     """``data.path (mine.csv)``, for a refusal's sentence."""
     def name(k):
         entry = recorded.get(k)
+        if _is_hub(entry):
+            return f"hub model {entry['hub']}"
         return os.path.basename(str(entry.get("path", "")).rstrip("/")) if isinstance(entry, dict) else "?"
     return ", ".join(f"{k} ({name(k)})" for k in keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")

@@ -60,24 +60,12 @@ def _files_identity(path: Path) -> list:
     return out
 
 
-def _hub_snapshot(repo_id: str) -> Optional[Path]:
-    """The cached snapshot folder of a hub model that ``from_pretrained`` reads (its ``main``
-    ref), or None when the model is not in the local Hugging Face cache."""
-    try:
-        from huggingface_hub import try_to_load_from_cache
-
-        found = try_to_load_from_cache(repo_id, "config.json")
-    except Exception:  # noqa: BLE001 - not a valid repo id, or no huggingface_hub: unknown
-        return None
-    return Path(found).parent if isinstance(found, str) else None
-
-
 def model_identity(model_cfg: Any, *, seed: int = 0, seed_dependent: Optional[bool] = None,
                    extra: Optional[dict] = None) -> dict:
     """What the encoder's outputs depend on (the model half of a cache entry's description):
     its files, config overrides, the seed when weights are drawn at random, the libraries."""
     from tunelab.caching import library_versions
-    from tunelab.locate import resolve_local
+    from tunelab.locate import hub_snapshot, resolve_local
     from tunelab.models.loading import model_source
 
     src = model_source(model_cfg)
@@ -93,7 +81,7 @@ def model_identity(model_cfg: Any, *, seed: int = 0, seed_dependent: Optional[bo
     if local is None:
         # A hub id: the snapshot its weights are read from (a push to the repo is another model).
         # None (not cached yet): no entry is written under such a description.
-        snap = _hub_snapshot(src)
+        snap = hub_snapshot(src)
         ident["files"] = _files_identity(snap) if snap is not None else None
         ident["revision"] = snap.name if snap is not None else None
     if seed_dependent is None:
