@@ -147,3 +147,36 @@ def test_module_starts_in_train_mode_except_frozen_blocks(compose):
     assert all(m.training for m in by_name["layer.5"].modules)
     assert all(not m.training for m in by_name["layer.0"].modules)
     assert model.classifier.training and model.dropout.training
+
+
+def test_ia3_vectors_are_not_weight_decayed_and_lora_matrices_are(compose):
+    """IA3 rescales activations by learned vectors that start at 1; AdamW's decay would shrink them
+    toward 0. PEFT keeps them as (d, 1) / (1, d) matrices, so a rank rule alone decays them."""
+    from types import SimpleNamespace
+
+    from tunelab.methods.shared.encoder import build_module
+    from tunelab.models.plan import Route
+    from tunelab.models.policy import policy_of
+
+    decays, shapes = {}, {}
+    for peft in ("ia3", "lora"):
+        cfg = compose(["model=tiny", f"peft={peft}", "optim.weight_decay=0.05"])
+        module, _ = build_module(cfg, SimpleNamespace(label_names=["negative", "positive"]),
+                                 Route.direct(policy_of(cfg), "seq_cls"))
+        # the groups configure_optimizers hands to AdamW
+        groups = freezing.param_groups(module.blocks, module.optim_cfg, named=freezing.named_ids(module.model))
+        wd = {id(p): g["weight_decay"] for g in groups for p in g["params"]}
+        decays[peft] = {n: wd[id(p)] for n, p in module.model.named_parameters() if p.requires_grad}
+        shapes[peft] = {n: tuple(p.shape) for n, p in module.model.named_parameters() if p.requires_grad}
+    ia3 = {n: d for n, d in decays["ia3"].items() if ".ia3_l." in n}
+    assert ia3 and set(ia3.values()) == {0.0} and all(len(shapes["ia3"][n]) == 2 for n in ia3)
+    lora = {n: d for n, d in decays["lora"].items() if ".lora_" in n}
+    assert lora and set(lora.values()) == {0.05}
+    # The rest that trains under IA3 (the head) decays as before: its weight matrix.
+    head = {n: d for n, d in decays["ia3"].items() if ".ia3_l." not in n and len(shapes["ia3"][n]) == 2}
+    assert head and set(head.values()) == {0.05}
+    # IA3's jobs are other jobs than before this rule (their numbers changed); LoRA's are not.
+    ia3_cfg, lora_cfg = compose(["model=tiny", "peft=ia3"]), compose(["model=tiny", "peft=lora"])
+    from tunelab.ops import identity
+    assert identity.identity_payload(ia3_cfg)["peft_rules"] == 2
+    assert "peft_rules" not in identity.identity_payload(lora_cfg)

@@ -25,6 +25,10 @@ from torch import nn
 from tunelab.errors import ConfigError
 
 NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "LayerNorm.bias", "norm.weight")
+# IA3's learned vectors rescale activations from 1 (the pretrained model): weight decay, like a
+# LayerNorm gain's, would pull them toward 0 — switching paths off — not toward the pretrained
+# model. PEFT stores them as (d, 1) or (1, d) matrices, so ``ndim < 2`` does not catch them.
+NO_DECAY_PARTS = (".ia3_l.",)
 
 
 @dataclass
@@ -239,7 +243,8 @@ def param_groups(blocks: list[Block], optim_cfg: Any, *, only: Optional[set[str]
             if not p.requires_grad:
                 continue
             name = named.get(id(p), "")
-            (no_decay if (p.ndim < 2 or name.endswith(NO_DECAY)) else decay).append(p)
+            exempt = p.ndim < 2 or name.endswith(NO_DECAY) or any(part in name for part in NO_DECAY_PARTS)
+            (no_decay if exempt else decay).append(p)
         for params, wd in ((decay, optim_cfg.weight_decay), (no_decay, 0.0)):
             if params:
                 groups.append({"params": params, "lr": lrs[b.name], "weight_decay": wd, "block": b.name})

@@ -54,6 +54,10 @@ def is_bookkeeping(key: str) -> bool:
 # includes it, so a job planned under other rules is never skipped or resumed as this one.
 # 3: base weights outside the layers belong to the lowest block that uses them (models.freezing).
 PLAN_RULES = 3
+# The same for one ``peft`` method, where a change alters only what that method trains: its jobs
+# become other jobs and every other job keeps its identity (so a long study of other arms goes on).
+# ia3 2: its scaling vectors get no weight decay (tunelab.models.freezing.NO_DECAY_PARTS).
+PEFT_RULES = {"ia3": 2}
 RESOLVER_SUBDIR = "tunelab_job_subdir"
 RESOLVER_HYDRA_SUBDIR = "tunelab_hydra_subdir"
 
@@ -73,7 +77,8 @@ def _cache_exact(trainer: Any) -> bool:
 def identity_payload(cfg: Any) -> dict:
     """The resolved config that is hashed: plain data, ``hydra`` and :data:`BOOKKEEPING` removed,
     and the version of the rules that turn a config into what trains (``plan_rules``:
-    :data:`PLAN_RULES`), so a job planned under other rules is another job."""
+    :data:`PLAN_RULES`; ``peft_rules``: :data:`PEFT_RULES` of its peft method, if any), so a job
+    planned under other rules is another job."""
     if isinstance(cfg, DictConfig):
         data = {k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
                 for k in cfg if k != "hydra"}
@@ -90,6 +95,9 @@ def identity_payload(cfg: Any) -> dict:
     if kept and isinstance(data.get("trainer"), dict):
         data["trainer"].update(kept)
     data["plan_rules"] = PLAN_RULES
+    peft = data.get("peft")
+    if isinstance(peft, dict) and peft.get("name") in PEFT_RULES:
+        data["peft_rules"] = PEFT_RULES[peft["name"]]
     return data
 
 
