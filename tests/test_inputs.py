@@ -174,5 +174,5 @@ def test_a_hub_model_is_recorded_by_its_commit_and_a_push_is_seen(compose, tmp_p
     monkeypatch.setattr("huggingface_hub.HfApi.model_info", lambda *a, **k: (_ for _ in ()).throw(OSError("offline")))
     import shutil
     shutil.rmtree(folder)
-    assert inputs.changed(rec["inputs"], inputs.fingerprint(cfg, ask_hub=True)) == []
+    assert inputs.changed(rec["inputs"], inputs.asked(rec["inputs"], inputs.fingerprint(cfg))) == []
     assert run(cfg, RunContext(out_dir=out))["started_at"] == "then"

@@ -97,7 +97,8 @@ def _check_same_inputs(cfg: DictConfig, out_dir: Path, now: dict) -> None:
         rec = json.loads((Path(out_dir) / "results.json").read_text())
     except (OSError, ValueError):
         return
-    moved = inputs.changed(rec.get("inputs") if isinstance(rec, dict) else None, now)
+    recorded = rec.get("inputs") if isinstance(rec, dict) else None
+    moved = inputs.changed(recorded, inputs.asked(recorded, now))
     if not moved:
         return
     what = inputs.say(moved, rec["inputs"])
@@ -141,11 +142,8 @@ def _run_locked(cfg: DictConfig, ctx: RunContext) -> dict:
     from tunelab.ops.identity import job_already_ok, mismatch_message, recorded_identity
 
     resume = cfg.get("resume")
-    auto = resume is not None and resume.get("mode") == "auto"
-    # The files the config names, by content; a hub model by its commit (resume=auto: the hub's
-    # main now, when online, since a skip must not serve a result of the repo before a push).
-    now = inputs.fingerprint(cfg, ask_hub=auto)
-    if auto:
+    now = inputs.fingerprint(cfg)  # the files the config names, by content; a hub model by its commit
+    if resume is not None and resume.get("mode") == "auto":
         # Only the same job is skipped or resumed; another config's dir is never written to.
         exists, recorded = recorded_identity(ctx.out_dir)
         if exists and recorded != ctx.identity:

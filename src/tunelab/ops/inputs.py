@@ -124,20 +124,28 @@ def _is_hub(entry: Any) -> bool:
     return isinstance(entry, dict) and "hub" in entry
 
 
-def fingerprint(cfg: Any, *, ask_hub: bool = False) -> dict[str, dict]:
+def fingerprint(cfg: Any) -> dict[str, dict]:
     """``{config key: {"path", "sha256"}}`` (a model folder: ``{"path", "files": {name: sha256}}``)
     for every config value that names an existing local file or a folder holding ``config.json``,
-    and ``{"hub", "revision"}`` for each that names a hub model in the local cache (``ask_hub``:
-    the hub's current ``main`` when online)."""
+    and ``{"hub", "revision"}`` for each that names a hub model in the local cache."""
     from tunelab.ops.identity import identity_payload
 
     out: dict[str, dict] = {}
     for key, value in _leaves(identity_payload(cfg)):
         p = _local(value)
-        entry = _describe(p) if p is not None else _hub(value, ask=ask_hub)
+        entry = _describe(p) if p is not None else _hub(value)
         if entry is not None:
             out[key] = entry
     return out
+
+
+def asked(recorded: Any, now: dict[str, dict]) -> dict[str, dict]:
+    """``now``, with each cached hub model a record holds asked of the hub (online): the commit
+    the next load would download, not the cache's, which only that load updates. Only where a
+    record is compared: a job without one makes no request."""
+    if not isinstance(recorded, dict):
+        return now
+    return {**now, **{k: _hub(v["hub"], ask=True) or now[k] for k, v in recorded.items() if _is_hub(v) and k in now}}
 
 
 def hub_entries(cfg: Any) -> dict[str, dict]:
