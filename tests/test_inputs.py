@@ -176,3 +176,45 @@ def test_a_hub_model_is_recorded_by_its_commit_and_a_push_is_seen(compose, tmp_p
     shutil.rmtree(folder)
     assert inputs.changed(rec["inputs"], inputs.asked(rec["inputs"], inputs.fingerprint(cfg))) == []
     assert run(cfg, RunContext(out_dir=out))["started_at"] == "then"
+
+
+def test_a_hub_dataset_is_recorded_by_its_commit_and_a_push_is_seen(compose, tmp_path, monkeypatch):
+    """data.hf_name=org/name is other data after a push to the dataset's main: load_dataset reads
+    the card at main (writing refs/main in the HF cache) and the data files at that commit. The
+    record keeps the commit; resume=auto refuses to serve the old result once main moved."""
+    from huggingface_hub import constants
+
+    from tunelab.errors import ConfigError
+    from tunelab.ops import inputs
+    from tunelab.ops.identity import job_identity
+    from tunelab.run import RunContext, run
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    repo = "someone/tweets"
+    cfg = compose(FAST + ["resume=auto", "data=hf", f"data.hf_name={repo}", "data.text_column=sentence"])
+    assert "data.hf_name" not in inputs.fingerprint(cfg)  # never loaded here: nothing to say yet
+    refs = tmp_path / "hub" / f"datasets--{repo.replace('/', '--')}" / "refs"  # huggingface_hub's cache layout
+    refs.mkdir(parents=True)
+    (refs / "main").write_text("a" * 40)
+    # a model of the same name is another repo: the key says which kind of repo a value names
+    assert inputs.fingerprint(cfg)["data.hf_name"] == {"hub": repo, "type": "dataset", "revision": "a" * 40}
+    out = tmp_path / "job"
+    out.mkdir()
+    rec = {"status": "ok", "identity": job_identity(cfg), "started_at": "then", "metrics": {"test/acc": 0.9},
+           "inputs": {"data.hf_name": {"hub": repo, "type": "dataset", "revision": "a" * 40}}}
+    (out / "results.json").write_text(json.dumps(rec))
+    assert run(cfg, RunContext(out_dir=out))["started_at"] == "then"  # same commit: skipped, nothing loaded
+    (refs / "main").write_text("b" * 40)  # an online load after a push moved main
+    with pytest.raises(ConfigError, match=r"says ok, but data.hf_name \(hub dataset someone/tweets\) changed"):
+        run(cfg, RunContext(out_dir=out))
+    assert inputs.stale(rec) == ["data.hf_name"]
+    # Online, the hub's main is asked, through the datasets API (not the models')
+    (refs / "main").write_text("a" * 40)
+
+    class Info:
+        sha = "c" * 40
+    monkeypatch.setattr(inputs, "_offline", lambda: False)
+    monkeypatch.setattr("huggingface_hub.HfApi.model_info", lambda *a, **k: pytest.fail("asked the models API"))
+    monkeypatch.setattr("huggingface_hub.HfApi.dataset_info", lambda self, repo_id, timeout=None: Info())
+    with pytest.raises(ConfigError, match=r"data.hf_name \(hub dataset someone/tweets\) changed"):
+        run(cfg, RunContext(out_dir=out))

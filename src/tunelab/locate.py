@@ -128,3 +128,20 @@ def hub_snapshot(repo_id: str) -> Path | None:
     except Exception:  # noqa: BLE001 - not a valid repo id, or no huggingface_hub: unknown
         return None
     return Path(found).parent if isinstance(found, str) else None
+
+
+def hub_dataset_commit(repo_id: str) -> str | None:
+    """The commit a hub dataset's ``main`` names in the local Hugging Face cache (``datasets`` reads
+    its card at ``main`` on every online load, which writes ``refs/main``; its data files at that
+    commit), or None: not in the cache. The cache's layout is huggingface_hub's documented one."""
+    try:
+        from huggingface_hub import constants
+    except ImportError:
+        return None
+    if not repo_id or len(repo_id) > 200 or repo_id.count("/") > 1 or repo_id.startswith((".", "/", "~")):
+        return None
+    ref = Path(constants.HF_HUB_CACHE) / f"datasets--{repo_id.replace('/', '--')}" / "refs" / "main"
+    try:
+        return ref.read_text().strip() or None
+    except OSError:
+        return None

@@ -103,7 +103,7 @@ def _check_same_inputs(cfg: DictConfig, out_dir: Path, now: dict) -> None:
         return
     what = inputs.say(moved, rec["inputs"])
     if rec.get("status") == "ok":
-        raise ConfigError(f"{out_dir}/results.json says ok, but {what} changed since that run (file content, or a hub model's commit): its "
+        raise ConfigError(f"{out_dir}/results.json says ok, but {what} changed since that run (file content, or a hub model's or dataset's commit): its "
                           f"results are of the old files; delete {out_dir} to run the job again on these.")
     if any(Path(out_dir).rglob("*.ckpt")):
         raise ConfigError(f"the checkpoints in {out_dir} were trained while {what} held other content: refusing to "
@@ -142,7 +142,7 @@ def _run_locked(cfg: DictConfig, ctx: RunContext) -> dict:
     from tunelab.ops.identity import job_already_ok, mismatch_message, recorded_identity
 
     resume = cfg.get("resume")
-    now = inputs.fingerprint(cfg)  # the files the config names, by content; a hub model by its commit
+    now = inputs.fingerprint(cfg)  # the files the config names, by content; a hub model or dataset by its commit
     if resume is not None and resume.get("mode") == "auto":
         # Only the same job is skipped or resumed; another config's dir is never written to.
         exists, recorded = recorded_identity(ctx.out_dir)
@@ -201,7 +201,7 @@ def _run_locked(cfg: DictConfig, ctx: RunContext) -> dict:
         record["duration_s"] = round(attempt_wall_s(), 3)  # this attempt; cost.wall_s: every attempt
         record["cost"] = job_cost()
         record["finished_at"] = utcnow()
-        record["inputs"].update(inputs.hub_entries(cfg))  # the commit a hub model's first load downloaded
+        record["inputs"].update(inputs.hub_entries(cfg))  # the commit a hub repo's first load downloaded
         if record["environment"].get("gpu") is None:  # known once torch is loaded (environment.py)
             record["environment"] = environment_record()
         if ctx.logger is not None:

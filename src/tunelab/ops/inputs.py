@@ -19,8 +19,9 @@ check each record against its paths (:func:`stale`).
 A hub model id is the same question for a repo: a push to ``main`` makes the same config another
 model. Its entry is the commit ``from_pretrained`` reads (``{"hub", "revision"}``: the cached
 snapshot's, or, online, the hub's ``main``), recorded again when the job ends (a first run
-downloads it). A hub id not cached here and not reachable cannot tell and is not refused. Hub
-datasets are not fingerprinted.
+downloads it). A hub dataset (``data.hf_name``, any ``*.hf_name``) is the same, with
+``"type": "dataset"``: ``load_dataset`` reads the card at ``main`` and the data at its commit. A hub
+id not cached here and not reachable cannot tell and is not refused.
 """
 
 from __future__ import annotations
@@ -84,26 +85,35 @@ def _offline() -> bool:
     return bool(constants.HF_HUB_OFFLINE)
 
 
-def _hub(spec: str, *, ask: bool = False) -> Optional[dict]:
-    """A hub model id's entry: the commit of its cached snapshot; with ``ask`` and network, the
-    commit the hub's ``main`` has now (what the next ``from_pretrained`` would download). None: not
-    a hub model this machine knows of."""
-    from tunelab.locate import hub_snapshot
+def _hub(spec: str, *, ask: bool = False, dataset: bool = False) -> Optional[dict]:
+    """A hub model's (or dataset's) entry: the commit its cache's ``main`` names; with ``ask`` and
+    network, the commit the hub's ``main`` has now (what the next load would download). None: not
+    a hub repo this machine knows of."""
+    from tunelab.locate import hub_dataset_commit, hub_snapshot
 
     if spec.startswith((".", "/", "~")) or "://" in spec or len(spec) > 200:
         return None  # a path, or a package spec: files, described above
-    snap = hub_snapshot(spec)
-    if snap is None:
+    if dataset:
+        revision = hub_dataset_commit(spec)
+    else:
+        snap = hub_snapshot(spec)
+        revision = None if snap is None else snap.name
+    if revision is None:
         return None
-    revision = snap.name
     if ask and not _offline():
         try:
             from huggingface_hub import HfApi
 
-            revision = HfApi().model_info(spec, timeout=10).sha or revision
+            info = HfApi().dataset_info if dataset else HfApi().model_info
+            revision = info(spec, timeout=10).sha or revision
         except Exception:  # noqa: BLE001 - no network, or the hub refused: the cached commit is what loads
             pass
-    return {"hub": spec, "revision": revision}
+    return {"hub": spec, "type": "dataset", "revision": revision} if dataset else {"hub": spec, "revision": revision}
+
+
+def _is_dataset_key(key: str) -> bool:
+    """``data.hf_name`` (and a stage's ``*.hf_name``): a ``load_dataset`` name, not a model id."""
+    return key.rsplit(".", 1)[-1] == "hf_name"
 
 
 def _describe(p: Path) -> Optional[dict]:
@@ -127,13 +137,14 @@ def _is_hub(entry: Any) -> bool:
 def fingerprint(cfg: Any) -> dict[str, dict]:
     """``{config key: {"path", "sha256"}}`` (a model folder: ``{"path", "files": {name: sha256}}``)
     for every config value that names an existing local file or a folder holding ``config.json``,
-    and ``{"hub", "revision"}`` for each that names a hub model in the local cache."""
+    and ``{"hub", "revision"}`` for each that names a hub model in the local cache (a hub dataset:
+    ``{"hub", "type": "dataset", "revision"}``)."""
     from tunelab.ops.identity import identity_payload
 
     out: dict[str, dict] = {}
     for key, value in _leaves(identity_payload(cfg)):
         p = _local(value)
-        entry = _describe(p) if p is not None else _hub(value)
+        entry = _describe(p) if p is not None else _hub(value, dataset=_is_dataset_key(key))
         if entry is not None:
             out[key] = entry
     return out
@@ -145,11 +156,12 @@ def asked(recorded: Any, now: dict[str, dict]) -> dict[str, dict]:
     record is compared: a job without one makes no request."""
     if not isinstance(recorded, dict):
         return now
-    return {**now, **{k: _hub(v["hub"], ask=True) or now[k] for k, v in recorded.items() if _is_hub(v) and k in now}}
+    return {**now, **{k: _hub(v["hub"], ask=True, dataset=v.get("type") == "dataset") or now[k]
+                      for k, v in recorded.items() if _is_hub(v) and k in now}}
 
 
 def hub_entries(cfg: Any) -> dict[str, dict]:
-    """The hub models' entries as the cache holds them now: at a job's end, the commits its loads read."""
+    """The hub repos' entries as the cache holds them now: at a job's end, the commits its loads read."""
     return {k: v for k, v in fingerprint(cfg).items() if _is_hub(v)}
 
 
@@ -172,7 +184,7 @@ def stale(record: Any) -> list[str]:
     rec = (record or {}).get("inputs") if isinstance(record, dict) else None
     if not isinstance(rec, dict):
         return []
-    now = {k: _describe(Path(v["path"])) if v.get("path") else _hub(str(v["hub"]))
+    now = {k: _describe(Path(v["path"])) if v.get("path") else _hub(str(v["hub"]), dataset=v.get("type") == "dataset")
            for k, v in rec.items() if isinstance(v, dict) and (v.get("path") or v.get("hub"))}
     now = {k: v for k, v in now.items() if v is not None}
     return changed({k: v for k, v in rec.items() if k in now}, now)
@@ -183,6 +195,6 @@ def say(keys: list[str], recorded: dict) -> str:
     def name(k):
         entry = recorded.get(k)
         if _is_hub(entry):
-            return f"hub model {entry['hub']}"
+            return f"hub {entry.get('type', 'model')} {entry['hub']}"
         return os.path.basename(str(entry.get("path", "")).rstrip("/")) if isinstance(entry, dict) else "?"
     return ", ".join(f"{k} ({name(k)})" for k in keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
