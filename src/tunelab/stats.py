@@ -24,6 +24,7 @@ __all__ = [
     "DiffCI",
     "holm",
     "pooled_sd",
+    "configs_differ_p",
     "summarize",
 ]
 
@@ -202,3 +203,28 @@ def pooled_sd_df(samples: Iterable[Sequence[float]]) -> tuple[float | None, int]
             ss += float(((x - x.mean()) ** 2).sum())
             df += x.size - 1
     return (math.sqrt(ss / df) if df else None), df
+
+
+def configs_differ_p(samples: Iterable[Sequence[float]]) -> float:
+    """Do several configurations differ beyond seed noise? The one-way ANOVA F test (Fisher) over
+    each configuration's seed scores: F = (between-configuration mean square) / (pooled seed
+    variance) on (k - 1, sum of (n_i - 1)) degrees of freedom, the p the F distribution's upper tail.
+
+    This is the question "was the search able to tell its configurations apart on validation at
+    all?": a pick among configurations that do not differ beyond their seeds is a pick of noise.
+    (Comparing the sd across configuration means with the seed sd, as the report once did, flags
+    at ratio < 1 though the means of n seeds spread only 1/sqrt(n) of a seed sd when nothing
+    differs.) NaN without two configurations or a degree of freedom within; every seed of each
+    configuration identical (a deterministic arm): 0 when the means differ, NaN when not."""
+    groups = [x[np.isfinite(x)] for x in (np.asarray(list(xs), dtype=float) for xs in samples)]
+    groups = [x for x in groups if x.size]
+    n = sum(x.size for x in groups)
+    k = len(groups)
+    if k < 2 or n - k < 1:
+        return NAN
+    grand = np.concatenate(groups).mean()
+    between = sum(x.size * (x.mean() - grand) ** 2 for x in groups)
+    within = sum(float(((x - x.mean()) ** 2).sum()) for x in groups)
+    if within == 0:
+        return 0.0 if between > 0 else NAN
+    return float(_st.f.sf((between / (k - 1)) / (within / (n - k)), k - 1, n - k))

@@ -34,17 +34,18 @@ def _default_kept(a: TuneArm) -> bool:
     return a.tuned is not None and a.default is not None and a.tuned.trial == a.default.trial
 
 
-def _moved(label: str, a: TuneArm) -> str:
+def _moved(label: str, a: TuneArm, alpha: float) -> str:
     """How one arm of a pair moved under tuning: its tuned − default on the test seeds, and whether its
-    search could tell its configurations apart at all. A conclusion that changes because an arm whose
-    configurations differ by less than a seed does got a worse pick on test is selection noise, not
-    the effect of tuning (the fair fight's adapters vs last2)."""
+    search could tell its configurations apart at all (the one-way ANOVA over the complete trials'
+    seeds, ``TuneArm.configs_p``). A conclusion that changes because an arm whose configurations do
+    not differ beyond their seeds got a worse pick on test is selection noise, not the effect of
+    tuning (the fair fight's adapters vs last2)."""
     if _default_kept(a):
         return f"`{label}`: default kept"
     said = f"`{label}`: {fmt(a.paired_diff)} (p {fmt_p(a.paired_p)})" if a.paired_n else f"`{label}`: n/a"
-    ratio = _spread_ratio(a)
-    if math.isfinite(ratio) and ratio < 1:
-        said += f", its configurations spread {fmt(ratio, 2)}x the seed sd: a pick within seed noise"
+    if math.isfinite(a.configs_p) and a.configs_p >= alpha:
+        said += (f", its configurations do not differ beyond seed noise on validation (ANOVA p "
+                 f"{fmt_p(a.configs_p)}): a pick within seed noise")
     return said
 
 
@@ -82,10 +83,10 @@ def tune_section(study: Optional[TuneStudy], plot: bool = False) -> str:
         if study.changes:
             rows = [(f"`{c.a}` vs `{c.b}`", f"{fmt(c.default_diff)} (p {fmt_p(c.default_p)}): {c.default_says}",
                      f"{fmt(c.tuned_diff)} (p {fmt_p(c.tuned_p)}): {c.tuned_says}",
-                     "; ".join(_moved(x, study.arms[x]) for x in (c.a, c.b))) for c in study.changes]
+                     "; ".join(_moved(x, study.arms[x], 1 - study.level) for x in (c.a, c.b))) for c in study.changes]
             out += ["Where tuning changed a conclusion (Welch, two-sided; A is the first arm of the pair), and what "
                     "moved: each arm's tuned − default on the test seeds (paired), flagged where its configurations "
-                    "spread less than the seed does on validation:", "",
+                    "do not differ beyond seed noise on validation (one-way ANOVA over the complete trials' seeds):", "",
                     table(["pair (A vs B)", "default recipe: Δ (p)", "tuned: Δ (p)", "what moved"], rows), ""]
         else:
             out += ["Tuning changed no conclusion between two arms (Welch, two-sided).", ""]
@@ -103,13 +104,16 @@ def tune_section(study: Optional[TuneStudy], plot: bool = False) -> str:
     for label, a in study.arms.items():
         ratio = _spread_ratio(a)
         rows.append((f"`{label}`", a.spread_n, fmt(a.spread_sd), f"{fmt(a.spread_min)} .. {fmt(a.spread_max)}",
-                     fmt(a.seed_sd), fmt(ratio, 2), fmt(a.cpu_s_tune, 1), fmt(a.cpu_s_test, 1)))
+                     fmt(a.seed_sd), fmt(ratio, 2), fmt_p(a.configs_p), fmt(a.cpu_s_tune, 1), fmt(a.cpu_s_test, 1)))
     out += ["### Spread due to the choice of hyper-parameters", "",
             f"Over each arm's distinct configurations with an objective (pruned ones at the mean of the seeds they "
             f"ran): sd and range of {m}, beside the seed sd within a configuration (pooled over complete trials). "
-            "A ratio well above 1: the choice of hyper-parameters moves the score more than the seed does.", "",
-            table(["arm", "configurations", "sd across them", "range", "seed sd", "ratio", "CPU s tuning",
-                   "CPU s test"], rows), ""]
+            "A ratio well above 1: the choice of hyper-parameters moves the score more than the seed does (with "
+            f"nothing to choose, means of {study.settings.get('seeds_per_trial')} seed(s) spread 1/sqrt of that many "
+            "seed sds). *Differ, p*: the one-way ANOVA F test over the complete trials' seeds — whether the search "
+            "could tell its configurations apart at all; a large p makes the pick noise.", "",
+            table(["arm", "configurations", "sd across them", "range", "seed sd", "ratio", "differ, p (ANOVA)",
+                   "CPU s tuning", "CPU s test"], rows), ""]
     # ------------------------------------------------------------------ expected best vs trials
     curves = {label: a.curve for label, a in study.arms.items() if a.curve is not None}
     if curves:

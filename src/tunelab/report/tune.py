@@ -11,7 +11,8 @@ because the tuning runs were used for selection and their test scores are not re
   seeds), and every pair of arms whose conclusion (Welch, two-sided, at 1 − level) tuning changed;
 * **chosen values** per arm, with the bounds searched and the default;
 * **spread due to the hyper-parameters**: the sd and range of the objective across the arm's
-  trials (distinct configurations), beside the seed sd within trials (pooled);
+  trials (distinct configurations), beside the seed sd within trials (pooled), and whether the
+  complete trials differ beyond seed noise at all (one-way ANOVA over their seeds);
 * **expected best validation score vs number of trials** (Dodge et al. 2019, "Show your work",
   with the unbiased estimator of Tang et al. 2020: ``tunelab.report.expected_max``) over the drawn
   trials (trial 1 on: i.i.d. draws under random search; trial 0, the default recipe, is a fixed
@@ -31,7 +32,7 @@ import numpy as np
 from tunelab.errors import TunelabError
 from tunelab.report import expected_max
 from tunelab.report.jobs import Job
-from tunelab.stats import pooled_sd, welch_ttest
+from tunelab.stats import configs_differ_p, pooled_sd, welch_ttest
 from tunelab.sweep_state import TUNE_STATE, read_state
 
 PLOT = "expected_max_trials.png"
@@ -79,6 +80,7 @@ class TuneArm:
     spread_min: float = math.nan
     spread_max: float = math.nan
     seed_sd: Optional[float] = None  # pooled over the complete trials' seeds
+    configs_p: float = math.nan   # one-way ANOVA over the complete trials' seeds: do the configurations differ?
     drawn_failed: int = 0
     curve: Optional[expected_max.Curve] = None  # expected best objective of n drawn trials
     tuned: Optional[TestScores] = None
@@ -120,6 +122,7 @@ class TuneStudy:
     rank_default: list[str] = field(default_factory=list)
     changes: list[PairChange] = field(default_factory=list)  # pairs whose conclusion tuning changed
     flipped: int = 0             # pairs whose order of means tuning reversed
+    level: float = 0.95          # of every test and interval in the section
 
 
 @dataclass
@@ -172,7 +175,7 @@ def tune_view(dirs: Sequence[Path], jobs: list[Job], level: float = 0.95, n_boot
                       PROTOCOL.format(sampler=s["sampler"], n=s["seeds_per_trial"], metric=f"`{metric}`",
                                       tune_seeds=", ".join(s["tune_seeds"] or []), pruning=_pruning(s),
                                       t=len(s["test_seeds"] or []), test_seeds=", ".join(s["test_seeds"] or [])),
-                      bool(analysis.get("done")))
+                      bool(analysis.get("done")), level=level)
     maximize = study.direction == "maximize"
     for label, a in (analysis.get("arms") or {}).items():
         study.arms[label] = _arm(label, a, (setup.get("arms") or {}).get(label, {}), runs, metric, maximize, level,
@@ -207,7 +210,12 @@ def _arm(label: str, a: dict, setup: dict, runs: dict, metric: str, maximize: bo
     if distinct:
         arm.spread_min, arm.spread_max = float(min(distinct)), float(max(distinct))
         arm.spread_sd = float(np.std(distinct, ddof=1)) if len(distinct) >= 2 else math.nan
-    arm.seed_sd = pooled_sd(t["values"] for t in trials if t["status"] == "complete" and t.get("repeat_of") is None)
+    complete = [[v for v in t["values"] if v is not None] for t in trials
+                if t["status"] == "complete" and t.get("repeat_of") is None]
+    arm.seed_sd = pooled_sd(complete)
+    # Complete trials only: a pruned one stopped because its first seeds were low (a data-dependent
+    # group size the F test does not allow for), and its one seed adds no degree of freedom within.
+    arm.configs_p = configs_differ_p(complete)
     drawn = [t for t in trials if t["trial"] >= 1 and t["status"] in ("complete", "pruned", "failed")]
     arm.drawn_failed = sum(t["value"] is None for t in drawn)
     values = [t["value"] for t in drawn if t["value"] is not None]
