@@ -94,7 +94,7 @@ def test_report_files_rows_and_values(sweep):
     assert list(rep.groups) == ["freeze=all", "freeze=last2", "freeze=none"]
     assert rep.reference == "freeze=all"
     assert rep.to_dict()["counts"] == {"jobs": 12, "ok": 9, "failed": 1, "interrupted": 0, "missing": 1,
-                                         "corrupt": 1, "degenerate": 1}
+                                         "corrupt": 1, "degenerate": 1, "running": 0}
 
     rows = _csv_rows(sweep / "report.csv")
     assert len(rows) == 3 * 3  # groups x default metrics; test/loss is not a default
@@ -341,6 +341,33 @@ def test_a_job_left_running_by_a_kill_is_interrupted_not_corrupt(sweep):
     assert run["state"] == "interrupted" and "still says running" in run["problem"]
     assert "Interrupted runs (stopped by Ctrl-C/SIGTERM, or killed: results.json still says running): 1" in (
         sweep / "report.md").read_text()
+
+
+def test_a_job_still_running_is_neither_a_result_nor_a_failure(sweep):
+    """A report read while the sweep goes on: a job whose process runs on this host (here: this
+    very process, which started before the record said so) is counted running, not failed or
+    interrupted; a record naming a live pid that started after it was written is another process
+    (the pid was reused), and the job was killed."""
+    import datetime as dt
+    import os
+    import socket
+
+    now = dt.datetime.now(dt.timezone.utc).isoformat()
+    here = {"host": socket.gethostname(), "pid": os.getpid()}
+    r = _result("none", 7, 0, 0, 0, status="running", metrics={}, started_at=now, environment=here)
+    _job(sweep, 12, r["overrides"], r)
+    rep = rp.build_report(sweep)
+    c = rep.to_dict()["counts"]
+    assert (c["running"], c["interrupted"], c["failed"]) == (1, 0, 1)  # job 9's failure stays the only one
+    assert rep.to_dict()["groups"]["freeze=none"]["running"] == 1
+    text = (sweep / "report.md").read_text()
+    assert "**still running 1**" in text and "Interrupted runs (stopped by Ctrl-C/SIGTERM, or killed: results.json " \
+        "still says running): 0" in text
+    # the same pid in a record written before this process started: a reused pid, the job was killed
+    r["started_at"] = "2020-01-01T00:00:00+00:00"
+    (sweep / "12" / "results.json").write_text(json.dumps(r))
+    c = rp.build_report(sweep).to_dict()["counts"]
+    assert (c["running"], c["interrupted"]) == (0, 1)
 
 
 def test_report_files_honour_the_umask(sweep):

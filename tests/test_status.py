@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 from tunelab import cli
@@ -34,7 +35,8 @@ def test_status_table_tells_running_from_killed(tmp_path, capsys):
     sweep = tmp_path / "sweep"
     _job(sweep, "0", "ok")
     _job(sweep, "1", "failed", error={"type": "ConfigError", "message": "optim.lr=-1 is below 0"})
-    _job(sweep, "2", "running", pid=os.getpid())  # this very process: alive
+    # this very process: alive (its record written after it started, as a job's is)
+    _job(sweep, "2", "running", pid=os.getpid(), started_at=datetime.now(timezone.utc).isoformat())
     _job(sweep, "3", "running", pid=_dead_pid())  # gone: killed before it finished
     _job(sweep, "4")  # died before results.json
     assert cli.main(["status", str(sweep), "--no-sacct"]) == 1

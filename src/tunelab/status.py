@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from tunelab.cost import hms, run_wall_s
-from tunelab.ops.lock import pid_alive
+from tunelab.ops.lock import recorded_process_alive
 from tunelab.report.collect import Job, find_job_dirs, load_job, parse_overrides, swept_keys
 
 # SLURM states in which a job still runs (or will again: requeued, pending).
@@ -93,10 +92,7 @@ def _still_running(record: dict, slurm_state: Optional[str]) -> Optional[bool]:
     """True/False when it can be known, None when not (another host, no sacct)."""
     if slurm_state:
         return slurm_state in SLURM_ACTIVE
-    env = (record or {}).get("environment") or {}
-    if env.get("host") == socket.gethostname() and env.get("pid"):
-        return pid_alive(int(env["pid"]))
-    return None
+    return recorded_process_alive(record)
 
 
 def _seconds_since(iso: Optional[str]) -> Optional[float]:
@@ -133,12 +129,14 @@ def sweep_rows(sweep_dir: Path, *, since: Optional[float] = None, use_sacct: boo
                      " ".join(f"{k}={shown[k]}" for k in keys if k in shown), j.problem)
         if j.state == "missing" and row.slurm_state in SLURM_ACTIVE:
             row.state, row.error = "starting", ""  # the SLURM job runs, results.json comes soon
-        if j.state == "interrupted" and rec.get("status") == "running":
+        if j.state in ("interrupted", "running") and rec.get("status") == "running":
             alive = _still_running(rec, row.slurm_state)
             row.duration_s = _seconds_since(rec.get("started_at"))
             if alive is not False:
                 row.state = "running"
                 row.error = "" if alive else "running? (started on another host; no sacct to ask)"
+            elif j.state == "running":  # SLURM says the job ended, though its pid is alive here (reused)
+                row.state, row.error = "interrupted", "results.json still says running: killed before it finished"
         if j.state == "ok" and since is not None:
             done = rec.get("finished_at")
             try:

@@ -55,6 +55,39 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def process_started_at(pid: int) -> Optional[float]:
+    """When a process started, in epoch seconds (Linux: /proc), None where it cannot be read."""
+    try:
+        # field 22 (starttime, clock ticks after boot); the name (field 2) may hold spaces and ')'
+        ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
+def recorded_process_alive(record: dict) -> Optional[bool]:
+    """Whether the process a results.json that says ``running`` names (``environment.host`` and
+    ``.pid``) still runs: None when it cannot be known here (another host, no pid). A pid is
+    reused once its process is gone, so a process that started after the record did is another."""
+    from datetime import datetime
+
+    env = (record or {}).get("environment") or {}
+    if env.get("host") != socket.gethostname() or not env.get("pid"):
+        return None
+    pid = int(env["pid"])
+    if not pid_alive(pid):
+        return False
+    started = process_started_at(pid)
+    try:
+        written = datetime.fromisoformat(str(record.get("started_at"))).timestamp()
+    except (TypeError, ValueError):
+        written = None
+    # 2 s: /proc's boot time is whole seconds
+    return not (started is not None and written is not None and started > written + 2)
+
+
 def _busy(job_dir: Path, holder: dict) -> JobDirBusy:
     who = f"pid {holder.get('pid', '?')} on host {holder.get('host', '?')}"
     since = f" since {holder['started_at']}" if holder.get("started_at") else ""

@@ -97,7 +97,7 @@ def summarize_metric(groups: Groups, metric: str, level: float, n_boot: int) -> 
 
     return {label: GroupSummary(
         n_ok=len(group_values(jobs, metric)),
-        n_failed=sum(j.state != "ok" for j in jobs),
+        n_failed=sum(j.state not in ("ok", "running") for j in jobs),
         n_degenerate=sum(bool(j.degenerate) for j in jobs if j.state == "ok"),
         all=summary(group_values(jobs, metric)),
         non_degenerate=summary(group_values(jobs, metric, True)),

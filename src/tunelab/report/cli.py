@@ -62,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     c = report.counts
     print(f"read {len(args.sweep_dir)} sweep dir(s): {', '.join(args.sweep_dir)}")
-    print(f"{c.jobs} job dirs: {c.ok} ok, {c.failed} failed, {c.interrupted} interrupted, "
+    print(f"{c.jobs} job dirs: {c.ok} ok, " + (f"{c.running} still running, " if c.running else "")
+          + f"{c.failed} failed, {c.interrupted} interrupted, "
           f"{c.missing} without results.json, "
           f"{c.corrupt} corrupt, {c.degenerate} degenerate; {len(report.groups)} group(s)")
     print(report.files["md"])

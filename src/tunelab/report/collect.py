@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from tunelab.ops.identity import is_bookkeeping
+from tunelab.ops.lock import recorded_process_alive
 from tunelab.report.baseline import degenerate_reasons
 # The job record and its override helpers live below collect and baseline (``jobs``); importers
 # of collect still find them here.
@@ -70,11 +71,18 @@ def load_job(job_dir: Path, sweep_dir: Path) -> Job:
         return Job(name, job_dir, "corrupt", hydra_overrides,
                    problem=f"results.json unreadable: {type(exc).__name__}: {exc}")
     if isinstance(data, dict) and data.get("status") == "running":
-        # A kill (SIGKILL, OOM, node loss, scancel) leaves the record a job writes at its start.
-        # Whether it is in fact still running is for ``tunelab status`` to find out.
+        # A kill (SIGKILL, OOM, node loss, scancel) leaves the record a job writes at its start. A
+        # job whose process still runs on this host is no problem, only not a result yet (a report
+        # read while the sweep goes on); one on another host cannot be told here (``tunelab status``
+        # asks SLURM).
+        alive = recorded_process_alive(data)
+        if alive:
+            return Job(name, job_dir, "running", _overrides_of(data, hydra_overrides), result=data,
+                       problem=f"still running (started {data.get('started_at')}): not a result yet")
         return Job(name, job_dir, "interrupted", _overrides_of(data, hydra_overrides), result=data,
                    problem=f"results.json still says running (started {data.get('started_at')}): the job "
-                           f"was killed before it finished, or is still running")
+                           + ("was killed before it finished (its process is gone)" if alive is False else
+                              "was killed before it finished, or is still running on another host"))
     if not isinstance(data, dict) or data.get("status") not in ("ok", "failed", "interrupted"):
         return Job(name, job_dir, "corrupt", hydra_overrides,
                    problem="results.json has no status 'ok', 'failed' or 'interrupted'")

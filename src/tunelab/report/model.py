@@ -27,7 +27,9 @@ if TYPE_CHECKING:  # annotations only, and none of these imports this module
     from tunelab.report.ood import OodSection
     from tunelab.report.variance import Decomposition
 
-STATES = ("ok", "failed", "interrupted", "missing", "corrupt")
+# "running": a job whose process still runs on this host (a report read mid-sweep): neither a
+# result nor a failure.
+STATES = ("ok", "failed", "interrupted", "missing", "corrupt", "running")
 
 # metric key -> field of the majority-class baseline that scores the same way
 BASELINE_OF = {"test/acc": "acc", "test/f1": "f1", "test/f1_macro": "f1_macro"}
@@ -86,6 +88,7 @@ class Group:
     interrupted: int
     missing: int
     corrupt: int
+    running: int = 0
 
     @classmethod
     def from_jobs(cls, jobs: Sequence[Job]) -> Group:
@@ -108,6 +111,7 @@ class Counts:
     missing: int
     corrupt: int
     degenerate: int
+    running: int = 0
 
     @classmethod
     def from_jobs(cls, jobs: Sequence[Job]) -> Counts:

@@ -37,9 +37,11 @@ def no_result(groups: Groups, metric: str) -> dict[str, str]:
     did. Every plot shows it, so a failed group is never an empty column or a missing line."""
     marks = {}
     for g, jobs in groups.items():
-        n_bad = len(jobs) - len(group_values(jobs, metric))
-        if n_bad:
-            marks[g] = f"{n_bad} failed" if group_values(jobs, metric) else f"no result ({n_bad} failed)"
+        running = sum(j.state == "running" for j in jobs)
+        n_bad = len(jobs) - len(group_values(jobs, metric)) - running
+        said = ", ".join(x for x in (f"{n_bad} failed" if n_bad else "", f"{running} running" if running else "") if x)
+        if said:
+            marks[g] = said if group_values(jobs, metric) else f"no result ({said})"
     return marks
 
 

@@ -38,7 +38,9 @@ def render_markdown(report: Report) -> str:
         "",
         f"- Sweep dir: `{report.sweep_dir}`",
         f"- Generated: {report.generated_at} by `tunelab.report`",
-        f"- Job dirs found: {c.jobs} — ok {c.ok}, failed {c.failed}, interrupted {c.interrupted}, "
+        f"- Job dirs found: {c.jobs} — ok {c.ok}, "
+        + (f"**still running {c.running}** (not results yet: run the report again when they end), " if c.running else "")
+        + f"failed {c.failed}, interrupted {c.interrupted}, "
         f"without results.json {c.missing}, corrupt results.json {c.corrupt}; degenerate ok runs {c.degenerate}",
         f"- Grouped by: {keys} (every override key whose value differs between jobs, except the seeds "
         f"`seed`, `init_seed`, `order_seed`)",
