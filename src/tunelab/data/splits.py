@@ -21,6 +21,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from tunelab.data.labels import RARE_MIN, class_names, tag_names
+from tunelab.config import FILE_SOURCES
 from tunelab.data.sources import Raw, TOKEN_TASKS, UNLABELLED_TASKS
 from tunelab.errors import DataError
 
@@ -67,8 +68,11 @@ def _apply_labels(raw: Raw, cfg: Any) -> list[str]:
         if unknown.any():
             i = int(unknown.to_numpy().nonzero()[0][0])
             bad = sorted(set(df.loc[unknown, "label"]))[:5]
-            path = getattr(cfg, "ood_test_path", None)
+            # the file the split was read from, where one was (data.path=mine.csv), else the dataset
+            key = {"train": "path", "val": "val_path", "test": "test_path", "test_ood": "ood_test_path"}[split]
+            path = getattr(cfg, key, None)
             where = (f"data.ood_test_path={path}" if split == "test_ood" and path
+                     else f"data.{key}={path} ({split} split)" if path and getattr(cfg, "source", None) in FILE_SOURCES
                      else f"data '{cfg.name}' ({split} split)")
             raise DataError(
                 f"{where}: example {i} has label "
