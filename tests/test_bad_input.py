@@ -20,7 +20,7 @@ CASES = {
                        r"no column 'text' \(asked for by data.text_column\).*Columns in the file: \['txt', 'label'\]"),
     "unknown label": (lambda t: _csv(t, "text,label\n" + "good day,pos\nbad day,neg\n" * 10 + "meh,maybe\n"),
                       ["data.labels=[neg,pos]"],
-                      r"data.path=\S*d.csv \(train split\): example 20 has label 'maybe', not in data.labels=\['neg', 'pos'\]"),
+                      r"data.path=\S*d.csv \(train split\): example 20 \('meh'\) has label 'maybe', not in data.labels=\['neg', 'pos'\]"),
     "empty text": (lambda t: _csv(t, "text,label\n" + "good,pos\n" * 5 + ",neg\n"), [],
                    r"row 7: empty text in column 'text'"),
     "wrong encoding": (lambda t: _csv(t, "text,label\n" + "café,pos\nbad,neg\n" * 5, encoding="latin-1"), [],

@@ -74,8 +74,11 @@ def _apply_labels(raw: Raw, cfg: Any) -> list[str]:
             where = (f"data.ood_test_path={path}" if split == "test_ood" and path
                      else f"data.{key}={path} ({split} split)" if path and getattr(cfg, "source", None) in FILE_SOURCES
                      else f"data '{cfg.name}' ({split} split)")
+            text = str(df["text"].iloc[i]) if "text" in df else ""
+            shown = text if len(text) <= 60 else text[:60] + "..."
+            quoted = f" ({shown!r})" if text else ""  # its text: what finds the row in the file
             raise DataError(
-                f"{where}: example {i} has label "
+                f"{where}: example {i}{quoted} has label "
                 f"{df['label'].iloc[i]!r}, not in data.labels={names}. Unknown labels: {bad}. "
                 f"Add them to data.labels, map them with data.label_map, or list them in data.drop_labels."
             )
