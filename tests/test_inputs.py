@@ -218,3 +218,48 @@ def test_a_hub_dataset_is_recorded_by_its_commit_and_a_push_is_seen(compose, tmp
     monkeypatch.setattr("huggingface_hub.HfApi.dataset_info", lambda self, repo_id, timeout=None: Info())
     with pytest.raises(ConfigError, match=r"data.hf_name \(hub dataset someone/tweets\) changed"):
         run(cfg, RunContext(out_dir=out))
+
+
+def test_a_data_folder_is_recorded_by_every_file_in_it(compose, tmp_path):
+    """data.source=bbc_dir reads one folder per class: a folder, not a file, and its articles were
+    in no record — editing one left resume=auto skipping the job with the old data's result."""
+    from tunelab.errors import ConfigError
+    from tunelab.ops import inputs
+    from tunelab.ops.identity import job_identity
+    from tunelab.run import RunContext, run
+
+    root = tmp_path / "news"
+    for cls, words in (("sport", "match goal team"), ("tech", "chip phone code")):
+        (root / cls).mkdir(parents=True)
+        for i in range(3):
+            (root / cls / f"{i}.txt").write_text(f"{words} {i}\n")
+    (root / ".DS_Store").write_text("not data")  # hidden: not an input
+    cfg = compose(FAST + ["resume=auto", "data=bbc_news", f"data.path={root}"])
+    want = {f"{c}/{i}.txt": _sha(root / c / f"{i}.txt") for c in ("sport", "tech") for i in range(3)}
+    assert inputs.fingerprint(cfg)["data.path"] == {"path": str(root), "files": want}
+    out = tmp_path / "job"
+    out.mkdir()
+    rec = {"status": "ok", "identity": job_identity(cfg), "started_at": "then", "metrics": {"test/acc": 0.9},
+           "inputs": {"data.path": {"path": str(root), "files": want}}}
+    (out / "results.json").write_text(json.dumps(rec))
+    assert run(cfg, RunContext(out_dir=out))["started_at"] == "then"  # same files: skipped
+    (root / ".DS_Store").write_text("still not data")
+    assert run(cfg, RunContext(out_dir=out))["started_at"] == "then"
+    (root / "tech" / "2.txt").write_text("match goal team 2\n")  # an article relabelled by moving its words
+    with pytest.raises(ConfigError, match=r"says ok, but data.path \(news\) changed"):
+        run(cfg, RunContext(out_dir=out))
+    assert inputs.stale(rec) == ["data.path"]
+
+
+def test_a_tokenizer_folder_is_recorded_by_its_files(compose, tmp_path):
+    """model.tokenizer=<folder>: a tokenizer folder holds no config.json, so it was in no record."""
+    from tunelab.ops import inputs
+
+    tok = tmp_path / "tok"
+    tok.mkdir()
+    (tok / "vocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nhello\n")
+    (tok / "tokenizer_config.json").write_text('{"do_lower_case": true}')
+    (tok / "README.md").write_text("notes")  # not a tokenizer file
+    fp = inputs.fingerprint(compose(FAST + [f"model.tokenizer={tok}"]))
+    assert fp["model.tokenizer"] == {"path": str(tok), "files": {"tokenizer_config.json": _sha(tok / "tokenizer_config.json"),
+                                                                  "vocab.txt": _sha(tok / "vocab.txt")}}

@@ -10,7 +10,8 @@ file, and resuming trains on the new one from weights fitted to the old.
 
 So every results.json records ``inputs``: for each config value (bookkeeping aside) that names a
 local file or a model folder — ``pkg://`` specs included — its path and the sha256 of its content
-(a model folder: of each weight, config and tokenizer file in it). Content, not times: a ``touch``
+(a model folder: of each weight, config and tokenizer file in it, as of a ``model.tokenizer``
+folder; a data folder, such as ``data=bbc_news``'s one folder per class: of every file in it). Content, not times: a ``touch``
 or a fresh checkout changes nothing. ``resume=auto`` compares the record with the files as they
 are now and refuses, in one sentence, to skip or resume a job whose inputs changed
 (:func:`changed`); tunelab's own sweepers, which read finished jobs instead of relaunching them,
@@ -49,7 +50,7 @@ def _leaves(node: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
         yield prefix, node
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=16384)  # a data folder (BBC: 2,225 files) fits
 def _sha(path: str, size: int, mtime_ns: int, ctime_ns: int) -> str:
     """Content hash, computed once per process for a file that was not written since (a sweep
     in one process skips or runs many jobs over the same data)."""
@@ -116,13 +117,30 @@ def _is_dataset_key(key: str) -> bool:
     return key.rsplit(".", 1)[-1] == "hf_name"
 
 
-def _describe(p: Path) -> Optional[dict]:
-    """A file's or a model folder's content (None: neither, or gone)."""
+# Keys whose value may name a folder of data (data.source=bbc_dir's class folders, a folder for
+# load_dataset): every file in it, by content. Other folders a config names (outputs, caches) are
+# not inputs, and a model folder (one holding config.json) is described by its model files.
+DATA_KEYS = ("path", "val_path", "test_path", "ood_test_path", "hf_name")
+
+
+def _kind(key: str) -> Optional[str]:
+    """What a folder named by this key is: ``data`` (every file counts), ``tokenizer`` (a tokenizer
+    folder has no config.json: its model files count), or None (only a model folder counts)."""
+    leaf = key.rsplit(".", 1)[-1]
+    return "data" if leaf in DATA_KEYS else "tokenizer" if leaf == "tokenizer" else None
+
+
+def _describe(p: Path, kind: Optional[str] = None) -> Optional[dict]:
+    """A file's, a model (or ``tokenizer``) folder's or a ``data`` folder's content (None: none, or gone)."""
     if p.is_file():
         return {"path": str(p), "sha256": _file_sha(p)}
-    if p.is_dir() and (p / "config.json").is_file():
+    if p.is_dir() and ((p / "config.json").is_file() or kind == "tokenizer"):
         return {"path": str(p), "files": {f.name: _file_sha(f) for f in sorted(p.iterdir())
                                           if f.is_file() and f.suffix in MODEL_FILES}}
+    if kind == "data" and p.is_dir():
+        files = {f.relative_to(p).as_posix(): _file_sha(f) for f in sorted(p.rglob("*"))
+                 if f.is_file() and not any(part.startswith(".") for part in f.relative_to(p).parts)}
+        return {"path": str(p), "files": files} if files else None
     return None
 
 
@@ -144,7 +162,7 @@ def fingerprint(cfg: Any) -> dict[str, dict]:
     out: dict[str, dict] = {}
     for key, value in _leaves(identity_payload(cfg)):
         p = _local(value)
-        entry = _describe(p) if p is not None else _hub(value, dataset=_is_dataset_key(key))
+        entry = _describe(p, _kind(key)) if p is not None else _hub(value, dataset=_is_dataset_key(key))
         if entry is not None:
             out[key] = entry
     return out
@@ -184,7 +202,8 @@ def stale(record: Any) -> list[str]:
     rec = (record or {}).get("inputs") if isinstance(record, dict) else None
     if not isinstance(rec, dict):
         return []
-    now = {k: _describe(Path(v["path"])) if v.get("path") else _hub(str(v["hub"]), dataset=v.get("type") == "dataset")
+    now = {k: _describe(Path(v["path"]), _kind(k)) if v.get("path")
+           else _hub(str(v["hub"]), dataset=v.get("type") == "dataset")
            for k, v in rec.items() if isinstance(v, dict) and (v.get("path") or v.get("hub"))}
     now = {k: v for k, v in now.items() if v is not None}
     return changed({k: v for k, v in rec.items() if k in now}, now)
