@@ -263,3 +263,25 @@ def test_a_tokenizer_folder_is_recorded_by_its_files(compose, tmp_path):
     fp = inputs.fingerprint(compose(FAST + [f"model.tokenizer={tok}"]))
     assert fp["model.tokenizer"] == {"path": str(tok), "files": {"tokenizer_config.json": _sha(tok / "tokenizer_config.json"),
                                                                   "vocab.txt": _sha(tok / "vocab.txt")}}
+
+
+def test_a_data_config_named_by_a_stage_or_a_corpus_is_recorded_by_its_files(compose):
+    """curriculum stages and adapt.corpus name data configs (tweets_sentiment, bbc_news), whose
+    files are in no leaf of the job's config: they are composed and recorded under <key>:data.path."""
+    from tunelab.locate import resolve_local
+    from tunelab.ops import inputs
+    from tunelab.run import job_inputs  # what run() records
+
+    tweets = resolve_local(compose(["data=tweets_sentiment"]).data.path)
+    fp = job_inputs(compose(FAST + ["curriculum=related"]))
+    stage_keys = sorted(k for k in fp if k.startswith("curriculum.stages."))
+    assert stage_keys == [f"curriculum.stages.{i}.data:data.path" for i in range(4)]
+    assert {fp[k]["sha256"] for k in stage_keys} == {_sha(tweets)}
+    news = resolve_local(compose(["data=bbc_news"]).data.path)
+    fp = job_inputs(compose(FAST + ["adapt=dapt", "adapt.corpus=bbc_news"]))
+    files = fp["adapt.corpus:data.path"]["files"]
+    assert len(files) == 2225 and files["tech/001.txt"] == _sha(news / "tech" / "001.txt")
+    # a file given as the corpus stays a file entry of its own key
+    fp = job_inputs(compose(FAST + ["adapt=dapt", f"adapt.corpus={tweets}"]))
+    assert "adapt.corpus:data.path" not in fp and fp["adapt.corpus"]["sha256"] == _sha(tweets)
+    assert not any(":" in k for k in inputs.fingerprint(compose(FAST + ["curriculum=related"])))  # nothing composed

@@ -90,6 +90,16 @@ def base_record(cfg: DictConfig, ctx: RunContext) -> dict:
     }
 
 
+def job_inputs(cfg: DictConfig) -> dict:
+    """What a job's results.json keeps as ``inputs`` (tunelab.ops.inputs), the data configs its
+    curriculum stages or adaptation corpus name included (composed on the run's search path)."""
+    from functools import partial
+
+    from tunelab.config import compose_option
+
+    return inputs.fingerprint(cfg, options=partial(compose_option, "data"))
+
+
 def _check_same_inputs(cfg: DictConfig, out_dir: Path, now: dict) -> None:
     """A job dir whose record was made from other file contents (same config) is neither skipped
     as ok nor continued from its checkpoints (tunelab.ops.inputs)."""
@@ -142,7 +152,7 @@ def _run_locked(cfg: DictConfig, ctx: RunContext) -> dict:
     from tunelab.ops.identity import job_already_ok, mismatch_message, recorded_identity
 
     resume = cfg.get("resume")
-    now = inputs.fingerprint(cfg)  # the files the config names, by content; a hub model or dataset by its commit
+    now = job_inputs(cfg)  # the files the config names, by content; a hub model or dataset by its commit
     if resume is not None and resume.get("mode") == "auto":
         # Only the same job is skipped or resumed; another config's dir is never written to.
         exists, recorded = recorded_identity(ctx.out_dir)

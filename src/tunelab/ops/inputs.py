@@ -11,7 +11,9 @@ file, and resuming trains on the new one from weights fitted to the old.
 So every results.json records ``inputs``: for each config value (bookkeeping aside) that names a
 local file or a model folder — ``pkg://`` specs included — its path and the sha256 of its content
 (a model folder: of each weight, config and tokenizer file in it, as of a ``model.tokenizer``
-folder; a data folder, such as ``data=bbc_news``'s one folder per class: of every file in it). Content, not times: a ``touch``
+folder; a data folder, such as ``data=bbc_news``'s one folder per class: of every file in it).
+A data config named by a curriculum stage or ``adapt.corpus``/``adapt.eval_original`` is composed
+and its files recorded under ``<key>:data.path``. Content, not times: a ``touch``
 or a fresh checkout changes nothing. ``resume=auto`` compares the record with the files as they
 are now and refuses, in one sentence, to skip or resume a job whose inputs changed
 (:func:`changed`); tunelab's own sweepers, which read finished jobs instead of relaunching them,
@@ -31,7 +33,7 @@ import hashlib
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 # Files of a model folder that decide its outputs (weights, config, tokenizer; .py: a
 # trust_remote_code model's modelling code); others (a README, training logs) are not inputs.
@@ -152,20 +154,55 @@ def _is_hub(entry: Any) -> bool:
     return isinstance(entry, dict) and "hub" in entry
 
 
-def fingerprint(cfg: Any) -> dict[str, dict]:
+def fingerprint(cfg: Any, options: Optional[Callable[[str], Any]] = None) -> dict[str, dict]:
     """``{config key: {"path", "sha256"}}`` (a model folder: ``{"path", "files": {name: sha256}}``)
     for every config value that names an existing local file or a folder holding ``config.json``,
     and ``{"hub", "revision"}`` for each that names a hub model in the local cache (a hub dataset:
-    ``{"hub", "type": "dataset", "revision"}``)."""
+    ``{"hub", "type": "dataset", "revision"}``). ``options``: composes a data config by name (the
+    run's ``compose_option("data", name)``; this layer sits below the configs), so the files of a
+    data config a curriculum stage or ``adapt.corpus`` names are recorded too."""
     from tunelab.ops.identity import identity_payload
 
     out: dict[str, dict] = {}
+    composed: dict[str, list] = {}
     for key, value in _leaves(identity_payload(cfg)):
         p = _local(value)
         entry = _describe(p, _kind(key)) if p is not None else _hub(value, dataset=_is_dataset_key(key))
         if entry is not None:
             out[key] = entry
+        elif options is not None and _names_data_option(key):
+            if value not in composed:
+                composed[value] = _option_files(value, options)
+            out.update({f"{key}:{sub}": e for sub, e in composed[value]})
     return out
+
+
+def _names_data_option(key: str) -> bool:
+    """A key whose value may be a data config's name (``conf/data/<name>.yaml``), not a file: a
+    curriculum stage's ``data``, ``adapt.corpus``, ``adapt.eval_original``. The files that option
+    reads are in no leaf of the job's config."""
+    parts = key.split(".")
+    return key in ("adapt.corpus", "adapt.eval_original") or (
+        len(parts) == 4 and parts[0] == "curriculum" and parts[1] == "stages" and parts[3] == "data")
+
+
+def _option_files(name: str, options: Callable[[str], Any]) -> list[tuple[str, dict]]:
+    """``[(data.path, entry), ...]`` for the files and folders the data option ``name`` names,
+    composed as the job composes it (the run's search path). Not a data option: none (said where
+    the job reads it)."""
+    try:
+        node = options(name)
+    except Exception:  # noqa: BLE001 - a name that is no option: the job's own check says so
+        return []
+    from omegaconf import OmegaConf
+
+    found = []
+    for key, value in _leaves(OmegaConf.to_container(node, resolve=True)):
+        p = _local(value) if key in DATA_KEYS else None
+        entry = _describe(p, "data") if p is not None else None
+        if entry is not None:
+            found.append((f"data.{key}", entry))
+    return found
 
 
 def asked(recorded: Any, now: dict[str, dict]) -> dict[str, dict]:
