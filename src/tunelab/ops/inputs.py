@@ -216,8 +216,15 @@ def asked(recorded: Any, now: dict[str, dict]) -> dict[str, dict]:
 
 
 def hub_entries(cfg: Any) -> dict[str, dict]:
-    """The hub repos' entries as the cache holds them now: at a job's end, the commits its loads read."""
-    return {k: v for k, v in fingerprint(cfg).items() if _is_hub(v)}
+    """The hub repos' entries as the cache holds them now: at a job's end, the commits its loads read.
+    The values :func:`fingerprint` asks the hub for, without describing every file again."""
+    from tunelab.ops.identity import identity_payload
+
+    out: dict[str, dict] = {}
+    for key, value in _leaves(identity_payload(cfg)):
+        if _local(value) is None and (entry := _hub(value, dataset=_is_dataset_key(key))) is not None:
+            out[key] = entry
+    return out
 
 
 def changed(recorded: Any, now: dict[str, dict]) -> list[str]:
