@@ -285,3 +285,30 @@ def test_a_data_config_named_by_a_stage_or_a_corpus_is_recorded_by_its_files(com
     fp = job_inputs(compose(FAST + ["adapt=dapt", f"adapt.corpus={tweets}"]))
     assert "adapt.corpus:data.path" not in fp and fp["adapt.corpus"]["sha256"] == _sha(tweets)
     assert not any(":" in k for k in inputs.fingerprint(compose(FAST + ["curriculum=related"])))  # nothing composed
+
+
+def test_the_wordnet_an_eda_job_reads_is_recorded_by_its_files(compose, tmp_path, monkeypatch):
+    """EDA's synonyms come from the WordNet directory the environment names ($TUNELAB_WORDNET), in
+    no config value: another WordNet gives other training copies, so it is an input like the data."""
+    from tunelab.ops import inputs
+    from tunelab.run import job_inputs
+
+    wn = tmp_path / "dict"
+    wn.mkdir()
+    for kind in ("index", "data"):
+        for pos in ("noun", "verb", "adj", "adv"):
+            (wn / f"{kind}.{pos}").write_text(f"{kind} {pos} 1\n")
+    monkeypatch.setenv("TUNELAB_WORDNET", str(wn))
+    csv = _csv(tmp_path / "a.csv")
+    fp = job_inputs(_cfg(compose, csv, "augment=eda"))
+    assert fp["augment.wordnet"]["files"]["data.noun"] == _sha(wn / "data.noun")
+    assert len(fp["augment.wordnet"]["files"]) == 8
+    # swap and deletion alone read no WordNet; nor does augment=none
+    assert "augment.wordnet" not in job_inputs(_cfg(compose, csv, "augment=eda", "augment.alpha_sr=0",
+                                                    "augment.alpha_ri=0"))
+    assert "augment.wordnet" not in job_inputs(_cfg(compose, csv, "augment=none"))
+    (wn / "data.noun").write_text("data noun 2\n")  # another WordNet in the same place
+    now = job_inputs(_cfg(compose, csv, "augment=eda"))
+    assert inputs.changed(fp, now) == ["augment.wordnet"]
+    assert inputs.stale({"inputs": fp}) == ["augment.wordnet"]  # a sweeper reading the record sees it too
+    assert inputs.say(["augment.wordnet"], fp) == "augment.wordnet (dict)"

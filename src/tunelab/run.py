@@ -92,12 +92,16 @@ def base_record(cfg: DictConfig, ctx: RunContext) -> dict:
 
 def job_inputs(cfg: DictConfig) -> dict:
     """What a job's results.json keeps as ``inputs`` (tunelab.ops.inputs), the data configs its
-    curriculum stages or adaptation corpus name included (composed on the run's search path)."""
+    curriculum stages or adaptation corpus name included (composed on the run's search path), and
+    the WordNet its EDA copies are drawn from."""
     from functools import partial
 
+    from tunelab.augment.transform import wordnet_read
     from tunelab.config import compose_option
 
-    return inputs.fingerprint(cfg, options=partial(compose_option, "data"))
+    found = inputs.fingerprint(cfg, options=partial(compose_option, "data"))
+    wn = wordnet_read(cfg.get("augment"))
+    return {**found, **inputs.wordnet(wn)} if wn is not None else found
 
 
 def _check_same_inputs(cfg: DictConfig, out_dir: Path, now: dict) -> None:

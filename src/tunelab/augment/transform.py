@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 from tunelab.augment.eda import eda
-from tunelab.augment.wordnet import WordNetMissingError, load_wordnet
+from tunelab.augment.wordnet import WordNetMissingError, load_wordnet, wordnet_dir
 from tunelab.errors import ConfigError
 from tunelab.schemas.adaptation import as_augment_config, check_augment
 
-__all__ = ["augment_examples", "example_rng", "train_transform"]
+__all__ = ["augment_examples", "example_rng", "train_transform", "wordnet_read"]
 
 L = TypeVar("L")
 
@@ -73,6 +74,25 @@ def augment_examples(
     return out_texts, out_labels
 
 
+def _reads_wordnet(cfg: Any) -> bool:
+    """Synonym replacement and random insertion look words up in WordNet; swap and deletion do not."""
+    return cfg.name != "none" and (cfg.alpha_sr > 0 or cfg.alpha_ri > 0)
+
+
+def wordnet_read(aug_cfg: Any) -> Path | None:
+    """The WordNet directory a job with this ``augment`` config reads (None: it reads none, or
+    none is installed, which the job itself reports). An input like the data file: another
+    WordNet gives other synonyms, so other training copies (:mod:`tunelab.ops.inputs`)."""
+    if aug_cfg is None:
+        return None
+    try:
+        check_augment(aug_cfg)
+        cfg = as_augment_config(aug_cfg)
+        return wordnet_dir() if _reads_wordnet(cfg) else None
+    except (ConfigError, WordNetMissingError):  # said when the job builds its transform
+        return None
+
+
 def train_transform(aug_cfg: Any) -> Callable[[Any, int], Any] | None:
     """The training-split transform for ``run.train_transform_of``: ``fn(train_df, seed) -> df``.
 
@@ -91,7 +111,7 @@ def train_transform(aug_cfg: Any) -> Callable[[Any, int], Any] | None:
     if cfg.name == "none":
         return None
     wordnet = None
-    if cfg.alpha_sr > 0 or cfg.alpha_ri > 0:
+    if _reads_wordnet(cfg):
         try:
             wordnet = load_wordnet()
         except WordNetMissingError as e:

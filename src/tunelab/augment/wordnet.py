@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-__all__ = ["WordNetMissingError", "get_synonyms", "load_wordnet"]
+__all__ = ["WordNetMissingError", "get_synonyms", "load_wordnet", "wordnet_dir"]
 
 #: Environment variable naming a WordNet dict directory; overrides the Debian default.
 WORDNET_ENV = "TUNELAB_WORDNET"
@@ -59,6 +59,11 @@ def _find_wordnet_dir(path: str | os.PathLike[str] | None) -> Path:
             f"{INSTALL_HINT}."
         )
     return where.resolve()
+
+
+def wordnet_dir(path: str | os.PathLike[str] | None = None) -> Path:
+    """The dict directory :func:`load_wordnet` reads (same rule; raises the same error)."""
+    return _find_wordnet_dir(path)
 
 
 def load_wordnet(path: str | os.PathLike[str] | None = None) -> Any:

@@ -13,7 +13,8 @@ local file or a model folder — ``pkg://`` specs included — its path and the 
 (a model folder: of each weight, config and tokenizer file in it, as of a ``model.tokenizer``
 folder; a data folder, such as ``data=bbc_news``'s one folder per class: of every file in it).
 A data config named by a curriculum stage or ``adapt.corpus``/``adapt.eval_original`` is composed
-and its files recorded under ``<key>:data.path``. Content, not times: a ``touch``
+and its files recorded under ``<key>:data.path``; the WordNet an EDA job reads (found through the
+environment, not the config) under ``augment.wordnet``. Content, not times: a ``touch``
 or a fresh checkout changes nothing. ``resume=auto`` compares the record with the files as they
 are now and refuses, in one sentence, to skip or resume a job whose inputs changed
 (:func:`changed`); tunelab's own sweepers, which read finished jobs instead of relaunching them,
@@ -125,11 +126,22 @@ def _is_dataset_key(key: str) -> bool:
 DATA_KEYS = ("path", "val_path", "test_path", "ood_test_path", "hf_name")
 
 
+# The WordNet dict directory an EDA job reads (synonyms: another WordNet, other training copies).
+# Not a config value: where it is comes from the environment (tunelab.augment.wordnet).
+WORDNET_KEY = "augment.wordnet"
+
+
 def _kind(key: str) -> Optional[str]:
     """What a folder named by this key is: ``data`` (every file counts), ``tokenizer`` (a tokenizer
     folder has no config.json: its model files count), or None (only a model folder counts)."""
     leaf = key.rsplit(".", 1)[-1]
-    return "data" if leaf in DATA_KEYS else "tokenizer" if leaf == "tokenizer" else None
+    return "data" if leaf in DATA_KEYS or key == WORDNET_KEY else "tokenizer" if leaf == "tokenizer" else None
+
+
+def wordnet(path: Path) -> dict[str, dict]:
+    """``{augment.wordnet: entry}``: the WordNet directory a job reads, by every file's content."""
+    entry = _describe(Path(path), _kind(WORDNET_KEY))
+    return {WORDNET_KEY: entry} if entry is not None else {}
 
 
 def _describe(p: Path, kind: Optional[str] = None) -> Optional[dict]:
