@@ -88,11 +88,13 @@ def sacct_states(job_ids: Sequence[str], *, queue: bool = False) -> dict[str, st
     return out
 
 
-def _still_running(record: dict, slurm_state: Optional[str]) -> Optional[bool]:
-    """True/False when it can be known, None when not (another host, no sacct)."""
+def _still_running(job: Job, slurm_state: Optional[str]) -> Optional[bool]:
+    """True/False when it can be known, None when not (another host, no sacct). SLURM's word
+    first; else the process on this host, which :func:`load_job` already found alive for a job
+    it calls running."""
     if slurm_state:
         return slurm_state in SLURM_ACTIVE
-    return recorded_process_alive(record)
+    return True if job.state == "running" else recorded_process_alive(job.result or {})
 
 
 def _seconds_since(iso: Optional[str]) -> Optional[float]:
@@ -130,7 +132,7 @@ def sweep_rows(sweep_dir: Path, *, since: Optional[float] = None, use_sacct: boo
         if j.state == "missing" and row.slurm_state in SLURM_ACTIVE:
             row.state, row.error = "starting", ""  # the SLURM job runs, results.json comes soon
         if j.state in ("interrupted", "running") and rec.get("status") == "running":
-            alive = _still_running(rec, row.slurm_state)
+            alive = _still_running(j, row.slurm_state)
             row.duration_s = _seconds_since(rec.get("started_at"))
             if alive is not False:
                 row.state = "running"

@@ -18,7 +18,7 @@ from tunelab.metrics import higher_is_better
 from tunelab.report import expected_max
 from tunelab.report.collect import Job, natural_key
 from tunelab.report.variance import Decomposition, decompose
-from tunelab.report.model import AsoResult, Comparison, Comparisons, GroupSummary, Summary
+from tunelab.report.model import NO_RESULT, AsoResult, Comparison, Comparisons, GroupSummary, Summary
 
 # Shown when present: classification metrics, then curriculum (forgetting) metrics and the
 # cost of a continual-learning strategy.
@@ -97,7 +97,7 @@ def summarize_metric(groups: Groups, metric: str, level: float, n_boot: int) -> 
 
     return {label: GroupSummary(
         n_ok=len(group_values(jobs, metric)),
-        n_failed=sum(j.state not in ("ok", "running") for j in jobs),
+        n_failed=sum(j.state in NO_RESULT for j in jobs),
         n_degenerate=sum(bool(j.degenerate) for j in jobs if j.state == "ok"),
         all=summary(group_values(jobs, metric)),
         non_degenerate=summary(group_values(jobs, metric, True)),

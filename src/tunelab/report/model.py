@@ -30,6 +30,8 @@ if TYPE_CHECKING:  # annotations only, and none of these imports this module
 # "running": a job whose process still runs on this host (a report read mid-sweep): neither a
 # result nor a failure.
 STATES = ("ok", "failed", "interrupted", "missing", "corrupt", "running")
+# The states of a job that gave no result: counted as failures in every table and plot.
+NO_RESULT = ("failed", "interrupted", "missing", "corrupt")
 
 # metric key -> field of the majority-class baseline that scores the same way
 BASELINE_OF = {"test/acc": "acc", "test/f1": "f1", "test/f1_macro": "f1_macro"}
@@ -97,7 +99,7 @@ class Group:
     @property
     def n_not_ok(self) -> int:
         """Jobs that gave no result: failed, died without results.json, or left an unreadable one."""
-        return self.failed + self.interrupted + self.missing + self.corrupt
+        return sum(getattr(self, s) for s in NO_RESULT)
 
 
 @dataclass
