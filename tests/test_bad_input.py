@@ -20,7 +20,12 @@ CASES = {
                        r"no column 'text' \(asked for by data.text_column\).*Columns in the file: \['txt', 'label'\]"),
     "unknown label": (lambda t: _csv(t, "text,label\n" + "good day,pos\nbad day,neg\n" * 10 + "meh,maybe\n"),
                       ["data.labels=[neg,pos]"],
-                      r"data.path=\S*d.csv \(train split\): example 20 \('meh'\) has label 'maybe', not in data.labels=\['neg', 'pos'\]"),
+                      r"data.path=\S*d.csv \(train split\): row 22 \('meh'\) has label 'maybe', not in data.labels=\['neg', 'pos'\]"),
+    # rows left out before the check (a dropped label, a held-out topic) leave the file's row right:
+    # 'meh' is line 24 of the file, the 20th example once the two 'junk' rows are dropped
+    "unknown label after a drop": (lambda t: _csv(t, "text,label\nx,junk\ny,junk\n" + "good day,pos\nbad day,neg\n" * 10
+                                                  + "meh,maybe\n"), ["data.labels=[neg,pos]", "data.drop_labels=[junk]"],
+                                   r"d.csv \(train split\): row 24 \('meh'\) has label 'maybe'"),
     "empty text": (lambda t: _csv(t, "text,label\n" + "good,pos\n" * 5 + ",neg\n"), [],
                    r"row 7: empty text in column 'text'"),
     "wrong encoding": (lambda t: _csv(t, "text,label\n" + "café,pos\nbad,neg\n" * 5, encoding="latin-1"), [],

@@ -140,7 +140,7 @@ def test_refused_when_the_data_load(compose, tmp_path):
     odd = tmp_path / "odd.csv"
     pd.DataFrame({"text": ["x", "y"], "sentiment": ["positive", "mixed"]}).to_csv(odd, index=False)
     cfg = compose([*FAST, f"data.ood_test_path={odd}"])
-    with pytest.raises(DataError, match=rf"data.ood_test_path={odd}: example 1 \('y'\) has label 'mixed'"):
+    with pytest.raises(DataError, match=rf"data.ood_test_path={odd}: row 3 \('y'\) has label 'mixed'"):
         run(cfg, RunContext(out_dir=tmp_path / "job"))
     assert json.loads((tmp_path / "job" / "results.json").read_text())["status"] == "failed"
     neutral = tmp_path / "neutral.csv"

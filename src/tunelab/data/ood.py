@@ -41,6 +41,7 @@ from typing import Any, Callable, Optional
 
 import pandas as pd
 
+from tunelab.data.shape import SOURCE_ROW
 from tunelab.data.topics import TOPICS, tweet_domain
 from tunelab.errors import ConfigError, DataError
 
@@ -107,7 +108,8 @@ def take_out(raw: Any, cfg: Any, read: Callable[[str], pd.DataFrame]) -> None:
         held.append(df[out])
         topics.append(topic)
         setattr(raw, split, df[~out].reset_index(drop=True))
-    ood = pd.concat(held, ignore_index=True)
+    # rows of several files (train, val, test): a row number alone would not say which
+    ood = pd.concat(held, ignore_index=True).drop(columns=SOURCE_ROW, errors="ignore")
     if ood.empty:
         raise DataError(f"data.ood_domains={domains}: no row of data '{cfg.name}' is in these topics, so there is "
                         f"nothing to test out of domain; choose topics that occur ({_per_topic(topics)}).")

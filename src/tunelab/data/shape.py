@@ -19,6 +19,11 @@ import pandas as pd
 
 from tunelab.errors import DataError
 
+# The column a file loader adds to each example: its row in the file (a CSV's line, the header
+# being line 1), so an error found after rows were filtered out (an unknown label, checked once the
+# label options are applied) still names where to fix it. make_splits drops it before anything else.
+SOURCE_ROW = "_row"
+
 # Separators a one-column header may really hold: name, and how to write it as data.delimiter.
 SEPARATORS = {"\t": ("tab", "\\t"), ";": ("semicolon", ";"), "|": ("pipe", "|"), ",": ("comma", ",")}
 

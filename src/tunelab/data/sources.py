@@ -91,8 +91,10 @@ def _require_columns(df: pd.DataFrame, path: Path, wanted: dict[str, str]) -> No
             )
 
 
-def _as_text_label(df: pd.DataFrame, path: Path, cfg: Any, task: str, raw_offset: int = 2) -> pd.DataFrame:
-    """Select/rename the text and label columns and check every text is present."""
+def _as_text_label(df: pd.DataFrame, path: Path, cfg: Any, task: str, raw_offset: int = 2,
+                   rows: bool = False) -> pd.DataFrame:
+    """Select/rename the text and label columns and check every text is present; ``rows``: keep
+    each example's row in the file (``shape.SOURCE_ROW``, row = index + ``raw_offset``)."""
     need_label = task not in UNLABELLED_TASKS
     wanted = {"data.text_column": cfg.text_column}
     if need_label:
@@ -117,6 +119,8 @@ def _as_text_label(df: pd.DataFrame, path: Path, cfg: Any, task: str, raw_offset
             f"({int(empty.sum())} empty rows in all). Remove them or fix the column."
         )
     out["text"] = out["text"].astype(str)
+    if rows:
+        out[shape.SOURCE_ROW] = range(raw_offset, raw_offset + len(out))
     return out.reset_index(drop=True)
 
 
@@ -140,7 +144,7 @@ def _load_csv_file(path: Path, cfg: Any, task: str) -> pd.DataFrame:
                         f"`data.delimiter=` if the file uses another separator.") from None
     if df.empty:
         raise DataError(f"{path}: the file has a header but no rows.")
-    return _as_text_label(df, path, cfg, task)
+    return _as_text_label(df, path, cfg, task, rows=True)
 
 
 def _load_jsonl_file(path: Path, cfg: Any, task: str) -> pd.DataFrame:
@@ -163,7 +167,7 @@ def _load_jsonl_file(path: Path, cfg: Any, task: str) -> pd.DataFrame:
         out = pd.DataFrame({"tokens": df[cfg.tokens_column], "tags": df[cfg.tags_column]})
         _check_token_rows(out, path, line_of=lambda i: i + 1)
         return out
-    return _as_text_label(df, path, cfg, task, raw_offset=1)
+    return _as_text_label(df, path, cfg, task, raw_offset=1, rows=True)
 
 
 def _check_token_rows(df: pd.DataFrame, path: Path, line_of) -> None:

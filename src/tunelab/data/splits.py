@@ -21,6 +21,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from tunelab.data.labels import RARE_MIN, class_names, tag_names
+from tunelab.data.shape import SOURCE_ROW
 from tunelab.config import FILE_SOURCES
 from tunelab.data.sources import Raw, TOKEN_TASKS, UNLABELLED_TASKS
 from tunelab.errors import DataError
@@ -76,9 +77,11 @@ def _apply_labels(raw: Raw, cfg: Any) -> list[str]:
                      else f"data '{cfg.name}' ({split} split)")
             text = str(df["text"].iloc[i]) if "text" in df else ""
             shown = text if len(text) <= 60 else text[:60] + "..."
-            quoted = f" ({shown!r})" if text else ""  # its text: what finds the row in the file
+            quoted = f" ({shown!r})" if text else ""  # and its text
+            # its row in the file where it came from one (filters have left out rows before it)
+            at = f"row {int(df[SOURCE_ROW].iloc[i])}" if SOURCE_ROW in df else f"example {i}"
             raise DataError(
-                f"{where}: example {i}{quoted} has label "
+                f"{where}: {at}{quoted} has label "
                 f"{df['label'].iloc[i]!r}, not in data.labels={names}. Unknown labels: {bad}. "
                 f"Add them to data.labels, map them with data.label_map, or list them in data.drop_labels."
             )
@@ -143,6 +146,10 @@ def make_splits(raw: Raw, cfg: Any, task: str) -> Splits:
         label_names, stratify = None, False
     else:
         label_names, stratify = _apply_labels(raw, cfg), True
+    for s in ("train", "val", "test", "test_ood"):  # the file rows served the checks above
+        df = getattr(raw, s, None)
+        if df is not None and SOURCE_ROW in df:
+            setattr(raw, s, df.drop(columns=SOURCE_ROW))
     notes = list(raw.notes)
     seed = cfg.split_seed
     if getattr(cfg, "balance_classes", False):
