@@ -334,6 +334,31 @@ def test_a_signal_during_an_import_waits_for_the_import(tmp_path, monkeypatch):
     sys.modules.pop("probe_mod", None)
 
 
+def test_a_signal_whose_exception_was_swallowed_is_delivered_again(tmp_path):
+    """CI once saw a Ctrl-C land while ``tokenizers`` called back into Python: the Interrupted
+    became "Exception ignored in: ..." and the sweep ran on to exit 0. A ``__del__`` swallows an
+    exception the same way (through sys.unraisablehook); the signal must still stop the process."""
+    script = tmp_path / "swallow.py"
+    script.write_text(
+        "import os, signal, time\n"
+        "from tunelab.ops import interrupt\n"
+        "interrupt.install()\n"
+        "class Swallows:\n"
+        "    def __del__(self):\n"
+        "        os.kill(os.getpid(), signal.SIGINT)\n"
+        "        for _ in range(10**6): pass  # the handler raises here, where nothing can catch it\n"
+        "try:\n"
+        "    Swallows()\n"
+        "    time.sleep(20)\n"
+        "    print('ran on')\n"
+        "except interrupt.Interrupted as e:\n"
+        "    print('stopped by', interrupt.received())\n")
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60,
+                       env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    assert r.stdout.strip() == "stopped by SIGINT", (r.stdout, r.stderr[-2000:])
+    assert "Exception ignored" not in r.stderr
+
+
 def test_an_arm_without_its_experiment_is_one_sentence():
     from tunelab.overrides import arm_error
 

@@ -18,11 +18,20 @@ graceful shutdown, DataLoader workers exit quietly). Under SLURM, submitit owns 
 handler bypasses the SIGTERM that comes with a requeue), so it is left alone there; the
 requeue itself is :mod:`tunelab.ops.preempt`'s, and a requeued job is not interrupted: it
 stays ``running`` (:func:`requeued`).
+
+A signal can land where its exception cannot propagate: inside a callback that C or Rust code
+made into Python (``tokenizers`` converting a token while the tokenizer loads), or in a
+``__del__``. Python then prints "Exception ignored in: ..." and carries on, so a Ctrl-C at the
+wrong moment was lost: the sweep ran to its end and exited 0. Such exceptions reach
+``sys.unraisablehook``; :func:`install` adds a hook that delivers the signal again a moment
+later, where it can stop the job (as for a signal that lands inside an ``import``).
 """
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
 import threading
 from typing import Optional
 
@@ -51,6 +60,10 @@ def _in_import(frame) -> bool:
     return False
 
 
+def _deliver_again(signum: int) -> None:
+    threading.Timer(0.05, os.kill, (os.getpid(), signum)).start()
+
+
 def _raise(signum, frame) -> None:
     global _received
     _received = signum
@@ -58,11 +71,20 @@ def _raise(signum, frame) -> None:
         # An exception raised half-way through importing a module (numpy's lazy attributes,
         # scipy's submodules) leaves it broken in sys.modules, and the job's own clean-up then
         # fails on it. So the signal is delivered again a moment later, after the import.
-        import os
-
-        threading.Timer(0.05, os.kill, (os.getpid(), signum)).start()
+        _deliver_again(signum)
         return
     raise Interrupted(signum)
+
+
+def _unraisable(args) -> None:
+    """``sys.unraisablehook``: an :class:`Interrupted` that was swallowed is delivered again."""
+    if isinstance(args.exc_value, Interrupted):
+        _deliver_again(args.exc_value.signum)
+        return
+    _previous_hook(args)
+
+
+_previous_hook = sys.__unraisablehook__  # what any other unraisable exception goes to (install)
 
 
 def _owned_by_submitit(handler) -> bool:
@@ -75,6 +97,9 @@ def install() -> None:
     stays submitit's where submitit handles it)."""
     if threading.current_thread() is not threading.main_thread():
         return
+    global _previous_hook
+    if sys.unraisablehook is not _unraisable:
+        _previous_hook, sys.unraisablehook = sys.unraisablehook, _unraisable
     for sig in SIGNALS:
         if sig == signal.SIGTERM and _owned_by_submitit(signal.getsignal(sig)):
             continue
