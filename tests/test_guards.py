@@ -351,7 +351,7 @@ def test_a_signal_whose_exception_was_swallowed_is_delivered_again(tmp_path):
         "    Swallows()\n"
         "    time.sleep(20)\n"
         "    print('ran on')\n"
-        "except interrupt.Interrupted as e:\n"
+        "except interrupt.Interrupted:\n"
         "    print('stopped by', interrupt.received())\n")
     r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60,
                        env={**os.environ, "PYTHONPATH": str(ROOT / "src")})

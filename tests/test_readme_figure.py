@@ -56,7 +56,8 @@ def test_the_pareto_script_holds_the_readme_tables_numbers():
 def test_the_fronts_are_the_hand_checked_ones():
     from tunelab.report.pareto import fronts
 
-    report = _script().table_report(_script().TABLE)
+    mod = _script()
+    report = mod.table_report(mod.TABLE)
     assert fronts(report, "test/acc") == {
         "params": ["probe", "BitFit", "adapters", "LoRA", "full FT"],
         "cpu_s": ["TF-IDF", "probe", "last2", "LoRA", "layer-wise decay", "full FT"]}
