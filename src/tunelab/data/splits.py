@@ -52,10 +52,15 @@ class Splits:
         return {name: len(getattr(self, name)) for name in self.names}
 
 
+def _frames(raw: Raw, names: tuple = ("train", "val", "test", "test_ood")) -> dict[str, pd.DataFrame]:
+    """The splits among ``names`` that the source gave, by name."""
+    return {s: getattr(raw, s) for s in names if getattr(raw, s, None) is not None}
+
+
 def _apply_labels(raw: Raw, cfg: Any) -> list[str]:
     """Map, merge, drop and check labels in every split (tunelab.data.labels); return class
     names in index order."""
-    frames = {s: getattr(raw, s) for s in ("train", "val", "test", "test_ood") if getattr(raw, s, None) is not None}
+    frames = _frames(raw)
     names = class_names(frames, cfg, raw.notes)
     drop = set(map(str, cfg.drop_labels))
     if drop:
@@ -135,8 +140,7 @@ def _balance(df: Optional[pd.DataFrame], seed: int, what: str, notes: list[str])
 def make_splits(raw: Raw, cfg: Any, task: str) -> Splits:
     """Labels -> ids, then hold out test and val (stratified) unless the source provides them."""
     if task in TOKEN_TASKS:
-        label_names = tag_names({s: getattr(raw, s) for s in ("train", "val", "test") if getattr(raw, s) is not None},
-                                cfg)
+        label_names = tag_names(_frames(raw, ("train", "val", "test")), cfg)
         for s in ("train", "val", "test"):
             df = getattr(raw, s)
             if df is not None:
@@ -146,9 +150,8 @@ def make_splits(raw: Raw, cfg: Any, task: str) -> Splits:
         label_names, stratify = None, False
     else:
         label_names, stratify = _apply_labels(raw, cfg), True
-    for s in ("train", "val", "test", "test_ood"):  # the file rows served the checks above
-        df = getattr(raw, s, None)
-        if df is not None and SOURCE_ROW in df:
+    for s, df in _frames(raw).items():  # the file rows served the checks above
+        if SOURCE_ROW in df:
             setattr(raw, s, df.drop(columns=SOURCE_ROW))
     notes = list(raw.notes)
     seed = cfg.split_seed
