@@ -2,33 +2,57 @@
 
 The fair fight's job files were lost with the machines they ran on (README, *At real size, in
 pieces*): its rows come from three records of the same command on the same machine. So this
-script feeds the table's means, sds, trained parameters and CPU seconds per run to the report's
-own plot (``tunelab.report.pareto.plot_pareto``), through the few attributes it reads. Run it
-from the repository root after editing the table: ``python docs/figures/fair_fight_pareto.py``.
+script reads the table's means, sds, trained parameters and CPU seconds per run from README.md
+and feeds them to the report's own plot (``tunelab.report.pareto.plot_pareto``), through the few
+attributes it reads. Run it from the repository root after editing the table:
+``python docs/figures/fair_fight_pareto.py``.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
 from tunelab.report.pareto import plot_pareto
 
-NAN = math.nan
-# arm: (ID acc mean, sd), (OOD acc mean, sd), trained parameters, CPU s per run -- the README's table.
-TABLE = {
-    "full FT": ((0.910, 0.006), (0.809, 0.025), 22.7e6, 741),
-    "layer-wise decay": ((0.901, 0.005), (0.789, 0.029), 22.7e6, 680),
-    "LoRA": ((0.900, 0.003), (0.783, 0.016), 74_498, 623),
-    "gradual": ((0.900, 0.006), (0.721, 0.026), 22.7e6, 884),
-    "last2": ((0.899, 0.004), (0.749, 0.016), 3.7e6, 269),
-    "adapters": ((0.898, 0.006), (0.788, 0.027), 58_442, 634),
-    "LP-FT": ((0.897, 0.005), (0.756, 0.018), 22.7e6, 754),
-    "BitFit": ((0.892, 0.007), (0.757, 0.017), 26_882, 556),
-    "probe": ((0.883, NAN), (0.600, NAN), 385, 18),
-    "TF-IDF": ((0.849, NAN), (0.448, NAN), 13_569, 13),
-}
+README = Path(__file__).resolve().parents[2] / "README.md"
+HEADER = "| arm (chosen values) | ID acc | OOD acc"
+# The figure's arm label -> the start of its row in the table.
+ROWS = {"full FT": "| full fine-tuning", "layer-wise decay": "| layer-wise lr decay", "LoRA": "| LoRA",
+        "gradual": "| gradual unfreezing, in stages", "last2": "| `last2`", "adapters": "| adapters",
+        "LP-FT": "| LP-FT", "BitFit": "| BitFit", "probe": "| frozen probe", "TF-IDF": "| TF-IDF"}
+
+
+def _score(cell: str) -> tuple[float, float]:
+    """'**0.910 ± 0.006**' -> (0.910, 0.006); '0.883' -> (0.883, nan)."""
+    m = re.match(r"\*{0,2}([0-9.]+)(?: ± ([0-9.]+))?", cell.strip())
+    return float(m.group(1)), float(m.group(2)) if m.group(2) else math.nan
+
+
+def _params(cell: str) -> float:
+    """'22.7 M' -> 22.7e6; '74,498' -> 74498."""
+    cell = cell.strip()
+    return float(cell[:-2]) * 1e6 if cell.endswith(" M") else float(cell.replace(",", ""))
+
+
+def read_table(text: str) -> dict:
+    """arm -> ((ID acc mean, sd), (OOD acc mean, sd), trained parameters, CPU s per run), from the
+    README's fair-fight table; every arm of ROWS must have exactly one row."""
+    lines = text.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith(HEADER))
+    end = first + next(i for i, line in enumerate(lines[first:]) if not line.startswith("|"))
+    rows = lines[first + 2:end]  # the table without its header and rule
+    out = {}
+    for arm, start in ROWS.items():
+        found = [line for line in rows if line.startswith(start)]
+        if len(found) != 1:
+            raise SystemExit(f"README.md's fair-fight table has {len(found)} rows starting {start!r}, not 1")
+        cells = found[0].split("|")[2:]  # ID acc, OOD acc, ID F1, OOD F1, ECE, params, bytes, CPU s, jobs
+        cpu = int(re.match(r"\s*([0-9,]+)", cells[7]).group(1).replace(",", ""))
+        out[arm] = (_score(cells[0]), _score(cells[1]), _params(cells[5]), cpu)
+    return out
 
 
 def table_report(table: dict) -> SimpleNamespace:
@@ -43,5 +67,5 @@ def table_report(table: dict) -> SimpleNamespace:
 
 if __name__ == "__main__":
     out = Path(__file__).with_name("fair_fight_pareto.png")
-    plot_pareto(out, "test/acc", table_report(TABLE))
+    plot_pareto(out, "test/acc", table_report(read_table(README.read_text())))
     print(f"wrote {out}")
